@@ -1,0 +1,5 @@
+"""``python -m clonequeue`` runs the CLI."""
+
+from clonequeue.cli.main import run
+
+run()

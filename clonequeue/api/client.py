@@ -1,0 +1,131 @@
+"""The JimmyAI SoundClone API client: three calls, one connection pool per process.
+
+Built on urllib3's connection pool directly rather than ``requests.Session`` on top
+of it: a keep-alive GET costs about half the client CPU (measured in
+``bench/http_client.py``), and polls are the hot path of every worker. The pool is
+thread-safe; make one client per process and share it between threads.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlsplit
+
+import urllib3
+
+from clonequeue._version import __version__
+from clonequeue.api.models import AudioRequest, CloneRequest, RemoteTask
+from clonequeue.api.responses import network_error, parse_response
+from clonequeue.constants import AUDIO_PATH, CLONE_PATH, TASK_PATH_PREFIX
+from clonequeue.metrics import API_CALLS, API_SECONDS, outcome_of
+
+if TYPE_CHECKING:
+    from pydantic import SecretStr
+
+    from clonequeue.config import Settings
+
+
+class ApiClient:
+    """Calls the API and returns :class:`RemoteTask` or raises an :class:`ApiError`.
+
+    Requests are validated by their models before they get here; this class adds
+    authentication, timeouts, envelope checks and error translation.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        token: SecretStr,
+        *,
+        connect_timeout_s: float = 5.0,
+        read_timeout_s: float = 30.0,
+        max_connections: int = 64,
+    ) -> None:
+        parts = urlsplit(base_url)
+        self._prefix = parts.path.rstrip("/")
+        self._pool = urllib3.connection_from_url(
+            f"{parts.scheme}://{parts.netloc}",
+            maxsize=max_connections,
+            block=False,
+            retries=False,
+            timeout=urllib3.Timeout(connect=connect_timeout_s, read=read_timeout_s),
+        )
+        self._headers = {
+            "Authorization": f"Bearer {token.get_secret_value()}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "User-Agent": f"clonequeue/{__version__}",
+        }
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, max_connections: int | None = None) -> ApiClient:
+        """A client for the configured API; raises ConfigError when no token is set."""
+        return cls(
+            settings.api_base_url,
+            settings.require_token(),
+            connect_timeout_s=settings.http_connect_timeout_s,
+            read_timeout_s=settings.http_read_timeout_s,
+            max_connections=max_connections or settings.worker_concurrency,
+        )
+
+    def __repr__(self) -> str:  # never show the headers: they hold the token
+        return f"ApiClient({self._pool.scheme}://{self._pool.host}:{self._pool.port}{self._prefix})"
+
+    def create_clone(self, request: CloneRequest) -> RemoteTask:
+        """Start a clone (preview) task. Its answer carries the remote task id."""
+        return self._send("POST", CLONE_PATH, request.to_body())
+
+    def create_audio(self, request: AudioRequest) -> RemoteTask:
+        """Start a production audio task with a cloned voice."""
+        return self._send("POST", AUDIO_PATH, request.to_body())
+
+    def get_task(self, task_id: str) -> RemoteTask:
+        """Query a clone or audio task by id."""
+        return self._send("GET", TASK_PATH_PREFIX + quote(task_id, safe=""), None)
+
+    def close(self) -> None:
+        self._pool.close()
+
+    def __enter__(self) -> ApiClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _send(self, method: str, path: str, body: dict[str, Any] | None) -> RemoteTask:
+        label = path.rsplit("/", 1)[-1] if method == "POST" else "task"
+        started = time.perf_counter()
+        error: BaseException | None = None
+        try:
+            return self._exchange(method, path, body)
+        except Exception as exc:
+            error = exc
+            raise
+        finally:
+            API_SECONDS.labels(label).observe(time.perf_counter() - started)
+            API_CALLS.labels(label, outcome_of(error)).inc()
+
+    def _exchange(self, method: str, path: str, body: dict[str, Any] | None) -> RemoteTask:
+        endpoint = f"{method} {path}"
+        is_create = method == "POST"
+        payload = None if body is None else json.dumps(body, ensure_ascii=False).encode()
+        try:
+            response = self._pool.urlopen(
+                method,
+                self._prefix + path,
+                body=payload,
+                headers=self._headers,
+                redirect=False,
+                retries=False,
+            )
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise network_error(exc, endpoint=endpoint, is_create=is_create) from exc
+        return parse_response(
+            status=response.status,
+            body=response.data,
+            retry_after=response.headers.get("Retry-After"),
+            endpoint=endpoint,
+            is_create=is_create,
+        )

@@ -1,0 +1,249 @@
+"""Turn what came back (or failed to) into a :class:`RemoteTask` or one of our errors.
+
+This is the one boundary where urllib3's exceptions and the provider's envelope are
+translated. Error codes are not documented, so classification is defensive:
+
+* a create whose request may have reached the server but got no readable answer
+  is :class:`OutcomeUnknownError` (never re-sent);
+* network failures before anything was sent, 5xx and 429 are transient (the
+  provider is assumed to reject before creating — see README, Assumptions);
+* 401/403 and balance problems block the whole fleet;
+* every other non-20000 answer is a permanent rejection, ``code``/``msg`` verbatim.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import http.client
+import json
+import time
+from enum import Enum
+from typing import Any, NoReturn
+
+import urllib3.exceptions as u3
+
+from clonequeue.api.models import RemoteTask
+from clonequeue.constants import SUCCESS_CODE
+from clonequeue.errors import (
+    ApiError,
+    ApiUnavailableError,
+    AuthenticationError,
+    ConfigError,
+    InsufficientBalanceError,
+    OutcomeUnknownError,
+    RateLimitedError,
+    RejectedError,
+)
+
+MAX_RETRY_AFTER_S = 600.0
+_BALANCE_WORDS = ("balance", "insufficient", "余额", "欠费", "arrears")
+_AUTH_WORDS = ("unauthorized", "unauthorised", "invalid token", "token invalid", "forbidden")
+_RATE_WORDS = ("rate limit", "too many requests", "频繁", "限流")
+
+
+class Delivery(Enum):
+    """How far a failed request got, which decides whether a create may be re-sent."""
+
+    NOT_SENT = "not sent"  # nothing reached the server: safe to send again
+    MAYBE_SENT = "maybe sent"  # the server may have acted on it: a create's outcome is unknown
+    BAD_SETUP = "bad setup"  # our configuration is wrong: no retry will help
+
+
+# Every urllib3 exception class, most specific first where they inherit from each other.
+# tests/unit/test_api_responses.py checks that each class in urllib3.exceptions is listed.
+NETWORK_ERRORS: dict[type[BaseException], Delivery] = {
+    u3.NameResolutionError: Delivery.NOT_SENT,
+    u3.NewConnectionError: Delivery.NOT_SENT,
+    u3.ConnectTimeoutError: Delivery.NOT_SENT,
+    u3.ProxyError: Delivery.NOT_SENT,
+    u3.SSLError: Delivery.NOT_SENT,  # raised by the handshake, before the request is written
+    u3.EmptyPoolError: Delivery.NOT_SENT,
+    u3.ClosedPoolError: Delivery.NOT_SENT,
+    u3.FullPoolError: Delivery.NOT_SENT,
+    u3.PoolError: Delivery.NOT_SENT,
+    u3.ReadTimeoutError: Delivery.MAYBE_SENT,
+    u3.TimeoutError: Delivery.MAYBE_SENT,
+    u3.ProtocolError: Delivery.MAYBE_SENT,  # connection reset or closed mid-exchange
+    u3.IncompleteRead: Delivery.MAYBE_SENT,
+    u3.InvalidChunkLength: Delivery.MAYBE_SENT,
+    u3.ResponseNotChunked: Delivery.MAYBE_SENT,
+    u3.DecodeError: Delivery.MAYBE_SENT,
+    u3.InvalidHeader: Delivery.MAYBE_SENT,
+    u3.BodyNotHttplibCompatible: Delivery.BAD_SETUP,
+    u3.HeaderParsingError: Delivery.MAYBE_SENT,
+    u3.ResponseError: Delivery.MAYBE_SENT,
+    u3.MaxRetryError: Delivery.MAYBE_SENT,
+    u3.UnrewindableBodyError: Delivery.BAD_SETUP,
+    u3.TimeoutStateError: Delivery.BAD_SETUP,
+    u3.HostChangedError: Delivery.BAD_SETUP,
+    u3.ProxySchemeUnsupported: Delivery.BAD_SETUP,
+    u3.ProxySchemeUnknown: Delivery.BAD_SETUP,
+    u3.URLSchemeUnknown: Delivery.BAD_SETUP,
+    u3.LocationParseError: Delivery.BAD_SETUP,
+    u3.LocationValueError: Delivery.BAD_SETUP,
+    u3.RequestError: Delivery.MAYBE_SENT,
+    u3.HTTPError: Delivery.MAYBE_SENT,
+    http.client.HTTPException: Delivery.MAYBE_SENT,  # e.g. IncompleteRead, let through
+    ConnectionRefusedError: Delivery.NOT_SENT,
+    OSError: Delivery.MAYBE_SENT,  # a socket error urllib3 let through
+}
+
+
+def delivery_of(exc: BaseException) -> Delivery:
+    """How far the request got before ``exc``; MRO order picks the most specific entry."""
+    for cls in type(exc).__mro__:
+        if cls in NETWORK_ERRORS:
+            return NETWORK_ERRORS[cls]
+    return Delivery.MAYBE_SENT
+
+
+def network_error(exc: BaseException, *, endpoint: str, is_create: bool) -> ApiError | ConfigError:
+    """Our error for a request that raised ``exc`` instead of returning a response."""
+    delivery = delivery_of(exc)
+    reason = _short_reason(exc)
+    if delivery is Delivery.BAD_SETUP:
+        return ConfigError(
+            f"{endpoint}: cannot send the request ({reason}); check CLONEQUEUE_API_BASE_URL"
+        )
+    if delivery is Delivery.MAYBE_SENT and is_create:
+        return OutcomeUnknownError(
+            f"the request was sent but no answer came back ({reason}); the task may exist "
+            "and be billed, so it is not sent again automatically",
+            endpoint=endpoint,
+        )
+    return ApiUnavailableError(f"the API could not be reached ({reason})", endpoint=endpoint)
+
+
+def _short_reason(exc: BaseException) -> str:
+    name = type(exc).__name__
+    if isinstance(exc, u3.ReadTimeoutError):
+        return "read timeout"
+    if isinstance(exc, u3.ConnectTimeoutError) and not isinstance(exc, u3.NewConnectionError):
+        return "connect timeout"
+    if isinstance(exc, u3.NewConnectionError):
+        return "connection refused or host unreachable"
+    cause = exc.__context__ or exc.__cause__
+    detail = f": {type(cause).__name__}" if cause is not None else ""
+    return f"{name}{detail}"
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)
+
+
+def parse_response(
+    *,
+    status: int,
+    body: bytes,
+    retry_after: str | None,
+    endpoint: str,
+    is_create: bool,
+) -> RemoteTask:
+    """The task in a successful answer, or raise the error the answer means."""
+    envelope = _decode(body)
+    code = _int_or_none(envelope.get("code")) if envelope is not None else None
+    msg = str(envelope.get("msg", "")) if envelope is not None else ""
+    if 200 <= status < 300 and code == SUCCESS_CODE and envelope is not None:
+        try:
+            return RemoteTask.model_validate(envelope.get("data"))
+        except ValueError:
+            _unreadable(status, endpoint, is_create, "its data has no task id")
+    if envelope is None or (code is None and 200 <= status < 300):
+        if status >= 400:
+            raise classify(
+                status=status,
+                code=None,
+                msg=_snippet(body),
+                endpoint=endpoint,
+                retry_after=retry_after,
+                is_create=is_create,
+            )
+        _unreadable(status, endpoint, is_create, "it is not the API's JSON envelope")
+    raise classify(
+        status=status,
+        code=code,
+        msg=msg or _snippet(body),
+        endpoint=endpoint,
+        retry_after=retry_after,
+        is_create=is_create,
+    )
+
+
+def classify(
+    *,
+    status: int,
+    code: int | None,
+    msg: str,
+    endpoint: str,
+    retry_after: str | None,
+    is_create: bool,
+) -> ApiError:
+    """The error an answer with ``status``/``code``/``msg`` stands for."""
+    lowered = msg.lower()
+    where: dict[str, Any] = {"endpoint": endpoint, "http_status": status, "code": code}
+    code_family = code // 100 if code is not None and code >= 10000 else None
+    if status == 429 or code_family == 429 or any(w in lowered for w in _RATE_WORDS):
+        return RateLimitedError(
+            msg or "too many requests", retry_after_s=parse_retry_after(retry_after), **where
+        )
+    if status in (401, 403) or code_family in (401, 403) or any(w in lowered for w in _AUTH_WORDS):
+        return AuthenticationError(f"{msg or 'unauthorized'} — check CLONEQUEUE_API_TOKEN", **where)
+    if status == 402 or code_family == 402 or any(w in lowered for w in _BALANCE_WORDS):
+        return InsufficientBalanceError(msg or "insufficient balance", **where)
+    if status == 504 and is_create:
+        # A gateway timed out waiting for the backend, which may have created the task.
+        return OutcomeUnknownError(
+            f"{msg or 'gateway timeout'}: the task may exist and be billed; not sent again",
+            **where,
+        )
+    if status >= 500 or (code_family is not None and 500 <= code_family < 600):
+        return ApiUnavailableError(
+            msg or "server error", retry_after_s=parse_retry_after(retry_after), **where
+        )
+    return RejectedError(msg or "the API refused the request", **where)
+
+
+def _unreadable(status: int, endpoint: str, is_create: bool, why: str) -> NoReturn:
+    if is_create:
+        raise OutcomeUnknownError(
+            f"HTTP {status} but the answer is unreadable ({why}); the task may exist and be "
+            "billed, so it is not sent again automatically",
+            endpoint=endpoint,
+            http_status=status,
+        )
+    raise ApiUnavailableError(f"unreadable answer ({why})", endpoint=endpoint, http_status=status)
+
+
+def _decode(body: bytes) -> dict[str, Any] | None:
+    try:
+        value = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _int_or_none(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return None
+
+
+def _snippet(body: bytes, limit: int = 200) -> str:
+    text = body.decode("utf-8", "replace").strip()
+    return text[:limit] + ("…" if len(text) > limit else "")

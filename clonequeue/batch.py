@@ -1,0 +1,161 @@
+"""A batch of jobs, as a pipeline follows it: counts, waiting, results, errors, operations.
+
+::
+
+    batch = clonequeue.submit(rows, batch="march")
+    batch.wait(timeout=3600, on_progress=lambda s: print(s.finished_jobs, "/", s.total))
+    for record in batch.results():
+        ...
+
+Everything is read from Redis when asked (nothing is cached), so a ``Batch`` made
+from an id in another process sees the same state.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from clonequeue.config import Settings
+from clonequeue.producers.errors import BatchNotFoundError, ProducerError
+from clonequeue.producers.submission import SubmitReport
+from clonequeue.services import Services
+from clonequeue.store.batches import BatchInfo
+from clonequeue.store.records import result_record
+
+# A job that ended in one of these did not deliver everything it asked for.
+ERROR_STATES = frozenset({"failed", "unknown", "cancelled"})
+
+BatchStatus = BatchInfo  # total, counts per state, finished_jobs, is_finished, to_dict()
+
+
+@dataclass(frozen=True, slots=True)
+class RetryOutcome:
+    jobs: int  # jobs queued again
+    steps: int  # creates sent (clones and production audios)
+
+
+class Batch(str):
+    """One batch in Redis; a ``Batch`` *is* its id (a ``str``), with ways to follow it.
+
+    So ``clonequeue.submit`` returns the batch id, as the pipeline issue asks, and the
+    same value answers ``status()``, ``wait()``, ``results()``. ``submission`` is set
+    when this process submitted it.
+    """
+
+    submission: SubmitReport | None
+    _services: Services
+
+    def __new__(
+        cls,
+        batch_id: str,
+        *,
+        settings: Settings | None = None,
+        services: Services | None = None,
+        submission: SubmitReport | None = None,
+    ) -> Batch:
+        self = super().__new__(cls, batch_id)
+        self.submission = submission
+        if services is None:
+            services = Services(settings) if settings is not None else Services()
+        self._services = services
+        return self
+
+    @property
+    def id(self) -> str:
+        return str.__str__(self)
+
+    def __repr__(self) -> str:
+        return f"Batch({self.id!r})"
+
+    def status(self) -> BatchStatus:
+        """Counts per job state now; raises :class:`BatchNotFoundError` if there is no batch."""
+        info = self._services.batches.info(self.id)
+        if info is None:
+            raise BatchNotFoundError(self.id)
+        return info
+
+    def pause_reason(self) -> dict[str, Any] | None:
+        """Why creates are paused fleet-wide (``{kind, reason, since}``), or None."""
+        return self._services.fleet.pause_reason()
+
+    def wait(
+        self,
+        timeout: float | None = None,
+        *,
+        poll_interval: float = 2.0,
+        on_progress: Callable[[BatchStatus], None] | None = None,
+    ) -> BatchStatus:
+        """Block until every job is finished; ``TimeoutError`` after ``timeout`` seconds.
+
+        ``on_progress`` gets the status after every check (every ``poll_interval`` s).
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            status = self.status()
+            if on_progress is not None:
+                on_progress(status)
+            if status.is_finished:
+                return status
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(
+                    f"batch {self.id}: {status.open_jobs} of {status.total} jobs still "
+                    f"unfinished after {timeout} s"
+                )
+            pause = poll_interval
+            if deadline is not None:
+                pause = min(pause, deadline - time.monotonic())
+            time.sleep(max(pause, 0.0))
+
+    def results(self) -> Iterator[dict[str, Any]]:
+        """One result record per job, in submission order, streamed from Redis."""
+        self.status()
+        for doc in self._services.batches.docs(self.id):
+            yield result_record(doc)
+
+    def errors(self) -> Iterator[dict[str, Any]]:
+        """The result records of jobs that failed, are unknown or were cancelled."""
+        for record in self.results():
+            if record["status"] in ERROR_STATES:
+                yield record
+
+    def retry(self, *, failed: bool = True, unknown: bool = False) -> RetryOutcome:
+        """Queue failed (and/or outcome-unknown) work again; completed work is never touched.
+
+        ``unknown`` creates may exist and be billed already: retrying them may pay twice.
+        """
+        from clonequeue.producers.messages import TaskPublisher
+
+        self.status()
+        jobs = steps = 0
+        publisher = TaskPublisher(self._services.app)
+        for what, chosen in (("failed", failed), ("unknown", unknown)):
+            if chosen:
+                count, dispatches = self._services.batches.retry(self.id, what, now=time.time())
+                jobs += count
+                steps += publisher.publish_creates(dispatches)
+        return RetryOutcome(jobs, steps)
+
+    def cancel(self) -> dict[str, int]:
+        """Cancel what has not started: counts of jobs ``cancelled`` now and ``requested``
+        (in flight: the running step finishes, no production audio follows)."""
+        self.status()
+        return self._services.batches.cancel(self.id, now=time.time())
+
+    def purge(self, *, force: bool = False) -> int:
+        """Delete a finished batch and its job records (export them first); returns how many.
+
+        Jobs still running would lose their records under a worker, so an unfinished
+        batch is refused; ``force`` cancels it first, which finishes at once whatever
+        was not yet sent (in-flight steps must still finish before a purge).
+        """
+        status = self.status()
+        if not status.is_finished and force:
+            self.cancel()
+            status = self.status()
+        if not status.is_finished and status.total:
+            hint = "run purge again once they finish" if force else "wait, or use --force"
+            raise ProducerError(f"batch {self.id} has {status.open_jobs} unfinished jobs; {hint}")
+        return self._services.batches.purge(self.id)

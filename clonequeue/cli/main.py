@@ -1,0 +1,79 @@
+"""The ``clonequeue`` command: one typer app, one module per command group."""
+
+from __future__ import annotations
+
+import typer
+
+from clonequeue._version import __version__
+from clonequeue.cli import (
+    batch_cmd,
+    celery_cmd,
+    config_cmd,
+    demo_cmd,
+    export_cmd,
+    flower_cmd,
+    jobs_cmd,
+    metrics_cmd,
+    redis_cmd,
+    simulator_cmd,
+    submit_cmd,
+    worker_cmd,
+)
+from clonequeue.cli.errors import run_guarded
+
+app = typer.Typer(
+    name="clonequeue",
+    help=(
+        "Run JimmyAI SoundClone voice-cloning jobs in bulk: validate rows, queue them, "
+        "submit each once, poll until done, and collect the results from Redis.\n\n"
+        "Settings come from CLONEQUEUE_* environment variables or a .env file; see "
+        "`clonequeue config show`."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    # Pretty tracebacks print local variables, which could include the API token.
+    pretty_exceptions_enable=False,
+    # Markdown joins the lines of a docstring paragraph instead of breaking where the source does.
+    rich_markup_mode="markdown",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(config_cmd.app, name="config")
+app.command("submit")(submit_cmd.submit)
+app.command("estimate")(submit_cmd.estimate)
+app.command("batches")(batch_cmd.batches)
+app.command("status")(batch_cmd.status)
+app.command("results")(export_cmd.results)
+app.command("errors")(export_cmd.errors)
+app.command("retry")(jobs_cmd.retry)
+app.command("cancel")(jobs_cmd.cancel)
+app.command("purge")(jobs_cmd.purge)
+app.command("pause")(jobs_cmd.pause)
+app.command("resume")(jobs_cmd.resume)
+app.command("worker", context_settings=worker_cmd.PASS_THROUGH)(worker_cmd.worker)
+app.command("beat", context_settings=worker_cmd.PASS_THROUGH)(worker_cmd.beat)
+app.command("redis")(redis_cmd.redis)
+app.command("demo")(demo_cmd.demo)
+app.command("simulator")(simulator_cmd.simulator)
+app.command("exporter")(metrics_cmd.exporter)
+app.command("flower", context_settings=worker_cmd.PASS_THROUGH)(flower_cmd.flower)
+app.command("inspect", context_settings=worker_cmd.PASS_THROUGH)(celery_cmd.inspect)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"clonequeue {__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Run JimmyAI SoundClone voice-cloning jobs in bulk."""
+
+
+def run() -> None:
+    """Console-script entry point."""
+    run_guarded(app)

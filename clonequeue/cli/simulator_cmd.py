@@ -1,0 +1,129 @@
+"""``clonequeue simulator``: the JimmyAI SoundClone API simulator in the foreground.
+
+Every knob of :class:`clonequeue.simulator.SimConfig` is a flag here, with the same
+name and help text, and can be changed later with ``PATCH /_sim/config``.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+
+from clonequeue.api.models import describe_validation_error
+from clonequeue.cli.errors import EXIT_USAGE, fail
+from clonequeue.simulator import SimConfig, run_simulator
+
+DEFAULT_PORT = 8765
+_FIELDS = SimConfig.model_fields
+
+
+def _help(name: str) -> str:
+    return _FIELDS[name].description or ""
+
+
+def _default(name: str) -> Any:
+    return _FIELDS[name].default
+
+
+def simulator(
+    host: Annotated[
+        str, typer.Option(help="Address to bind. The admin API has no auth: keep it local.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", "-p", help="TCP port; 0 picks a free one.")] = (
+        DEFAULT_PORT
+    ),
+    token: Annotated[
+        list[str] | None,
+        typer.Option(help="An accepted bearer token (repeat for several). Default: sim-token."),
+    ] = None,
+    balance: Annotated[float, typer.Option(help=_help("initial_balance"))] = _default(
+        "initial_balance"
+    ),
+    seed: Annotated[int, typer.Option(help=_help("seed"))] = _default("seed"),
+    clone_queue_s: Annotated[float, typer.Option(help=_help("clone_queue_s"))] = _default(
+        "clone_queue_s"
+    ),
+    clone_processing_s: Annotated[float, typer.Option(help=_help("clone_processing_s"))] = (
+        _default("clone_processing_s")
+    ),
+    audio_queue_s: Annotated[float, typer.Option(help=_help("audio_queue_s"))] = _default(
+        "audio_queue_s"
+    ),
+    audio_processing_s: Annotated[float, typer.Option(help=_help("audio_processing_s"))] = (
+        _default("audio_processing_s")
+    ),
+    jitter_ratio: Annotated[float, typer.Option(help=_help("jitter_ratio"))] = _default(
+        "jitter_ratio"
+    ),
+    failure_rate: Annotated[float, typer.Option(help=_help("failure_rate"))] = _default(
+        "failure_rate"
+    ),
+    price_per_10k_chars: Annotated[float, typer.Option(help=_help("price_per_10k_chars"))] = (
+        _default("price_per_10k_chars")
+    ),
+    voice_fee: Annotated[float, typer.Option(help=_help("voice_fee"))] = _default("voice_fee"),
+    balance_error: Annotated[str, typer.Option(help=_help("balance_error"))] = _default(
+        "balance_error"
+    ),
+    error_5xx_rate: Annotated[float, typer.Option(help=_help("error_5xx_rate"))] = _default(
+        "error_5xx_rate"
+    ),
+    rate_limit_per_s: Annotated[
+        int | None, typer.Option(help=_help("rate_limit_per_s") + " Default: no limit.")
+    ] = None,
+    latency_s: Annotated[float, typer.Option(help=_help("latency_s"))] = _default("latency_s"),
+    slow_rate: Annotated[float, typer.Option(help=_help("slow_rate"))] = _default("slow_rate"),
+    slow_s: Annotated[float, typer.Option(help=_help("slow_s"))] = _default("slow_s"),
+    lost_response_rate: Annotated[float, typer.Option(help=_help("lost_response_rate"))] = (
+        _default("lost_response_rate")
+    ),
+    down: Annotated[str | None, typer.Option(help=_help("down") + " Default: up.")] = None,
+    down_for_s: Annotated[float | None, typer.Option(help=_help("down_for_s"))] = None,
+) -> None:
+    """Run a local, fault-injecting JimmyAI SoundClone API until Ctrl-C or SIGTERM.
+
+    Point clonequeue at it with CLONEQUEUE_API_BASE_URL=http://HOST:PORT and
+    CLONEQUEUE_API_TOKEN=sim-token. The admin API (knobs, clock, balances, ledger)
+    is under /_sim/.
+    """
+    knobs: dict[str, Any] = {
+        "initial_balance": balance,
+        "seed": seed,
+        "clone_queue_s": clone_queue_s,
+        "clone_processing_s": clone_processing_s,
+        "audio_queue_s": audio_queue_s,
+        "audio_processing_s": audio_processing_s,
+        "jitter_ratio": jitter_ratio,
+        "failure_rate": failure_rate,
+        "price_per_10k_chars": price_per_10k_chars,
+        "voice_fee": voice_fee,
+        "balance_error": balance_error,
+        "error_5xx_rate": error_5xx_rate,
+        "rate_limit_per_s": rate_limit_per_s,
+        "latency_s": latency_s,
+        "slow_rate": slow_rate,
+        "slow_s": slow_s,
+        "lost_response_rate": lost_response_rate,
+        "down": down,
+        "down_for_s": down_for_s,
+    }
+    if token:
+        knobs["tokens"] = tuple(token)
+    try:
+        config = SimConfig.model_validate(knobs)
+    except ValidationError as exc:
+        lines = describe_validation_error(exc)
+        fail("invalid simulator option: " + "; ".join(lines), EXIT_USAGE)
+    try:
+        run_simulator(config, host, port, on_ready=_announce)
+    except OSError as exc:
+        fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+    print("simulator stopped", file=sys.stderr)
+
+
+def _announce(url: str) -> None:
+    print(f"simulator listening on {url}", flush=True)  # scripts wait for this line
+    print(f"admin API at {url}/_sim/; Ctrl-C to stop", file=sys.stderr, flush=True)

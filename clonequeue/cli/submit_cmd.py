@@ -1,0 +1,173 @@
+"""``clonequeue submit`` and ``clonequeue estimate``: a JSONL or CSV file (or stdin) in.
+
+Exit codes: 0 every row accepted; 3 some rows rejected (the rest went ahead);
+1 nothing submitted because of a fatal problem (Redis unreachable, unreadable
+file, estimate over --max-chars); 2 usage error.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from clonequeue.cli import context
+from clonequeue.cli.errors import EXIT_OK, EXIT_REJECTED_ROWS
+from clonequeue.cli.progress import SubmitProgress
+from clonequeue.producers import estimate as estimates
+from clonequeue.producers.errors_file import default_errors_path
+from clonequeue.producers.rows import RowError
+from clonequeue.producers.sources import InputFile
+from clonequeue.producers.submission import Submission, SubmitReport
+from clonequeue.services import Services
+
+SHOWN_ERRORS = 20  # rejected rows printed on stderr; all of them are in the errors file
+
+FILE_ARG = typer.Argument(
+    ..., metavar="FILE|-", help="JSONL or CSV file of jobs (.gz too); '-' reads stdin."
+)
+FORMAT_OPT = typer.Option(
+    None,
+    "--format",
+    "-f",
+    help="jsonl or csv. Default: from the file's extension; for stdin, sniffed.",
+)
+
+
+def submit(
+    file: str = FILE_ARG,
+    input_format: str | None = FORMAT_OPT,
+    batch: str | None = typer.Option(
+        None,
+        "--batch",
+        "-b",
+        help="Batch name (letters, digits, . _ -). Default: a new id. An existing name adds "
+        "to that batch.",
+    ),
+    errors: Path | None = typer.Option(
+        None, "--errors", help="Write rejected rows here. Default: <FILE>.errors.jsonl."
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Validate and print the counts and the estimate; send nothing."
+    ),
+    max_chars: int | None = typer.Option(
+        None,
+        "--max-chars",
+        min=1,
+        help="Refuse the batch (send nothing) if the new jobs would bill more characters.",
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON (stdout)."),
+    quiet: bool = typer.Option(
+        False, "--quiet", "-q", help="No progress and no rejected rows on stderr."
+    ),
+) -> None:
+    """Validate jobs, record them in Redis and queue them. Prints the batch id last.
+
+    Every row is checked before it is queued; a bad row is reported with its line,
+    custom_id, field and rule, written to the errors file, and never stops the good
+    rows. A custom_id submitted before is reported as already submitted, not sent
+    again. Exit 0: all rows accepted; 3: some rejected; 1: nothing submitted (fatal);
+    2: usage error.
+    """
+    source = InputFile.from_arg(file, input_format)
+    services = Services(context.settings())
+    errors_path = errors or default_errors_path(source.label)
+    report = _run(
+        Submission(
+            source,
+            services=services,
+            batch=batch,
+            dry_run=dry_run,
+            max_chars=None if dry_run else max_chars,
+            errors_path=errors_path,
+        ),
+        quiet=quiet,
+    )
+    if as_json:
+        typer.echo(json.dumps(report_dict(report)))
+    elif dry_run:
+        typer.echo(describe_report(report))
+    else:
+        typer.echo(describe_report(report), err=True)
+        if not report.new and services.batches.info(report.batch_id) is None:
+            typer.echo(f"nothing new to record: batch {report.batch_id} was not created", err=True)
+        typer.echo(report.batch_id)
+    if dry_run:
+        estimates.check_limit(report.estimate, max_chars)
+    raise typer.Exit(EXIT_REJECTED_ROWS if report.rejected else EXIT_OK)
+
+
+def estimate(
+    file: str = FILE_ARG,
+    input_format: str | None = FORMAT_OPT,
+    errors: Path | None = typer.Option(None, "--errors", help="Write rejected rows here."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No rejected rows on stderr."),
+) -> None:
+    """Check every row and print what the file would bill; needs no Redis, sends nothing.
+
+    Characters billed (preview and production separately, per the billing rules)
+    and the number of create submissions. Exit 0: every row valid; 3: some rejected.
+    """
+    source = InputFile.from_arg(file, input_format)
+    report = _run(Submission(source, services=None, errors_path=errors), quiet=quiet)
+    typer.echo(json.dumps(report_dict(report)) if as_json else describe_report(report))
+    raise typer.Exit(EXIT_REJECTED_ROWS if report.rejected else EXIT_OK)
+
+
+def _run(submission: Submission, *, quiet: bool) -> SubmitReport:
+    label = (
+        "estimate" if submission.services is None else "dry run" if submission.dry_run else "submit"
+    )
+    progress = SubmitProgress(enabled=not quiet, label=label)
+    shown = 0
+
+    def on_error(error: RowError) -> None:
+        nonlocal shown
+        shown += 1
+        if not quiet and shown <= SHOWN_ERRORS:
+            progress.print(f"rejected: {error}")
+
+    submission.on_error = on_error
+    submission.on_progress = progress.update
+    with progress:
+        report = submission.run()
+    if not quiet and report.rejected > SHOWN_ERRORS:
+        more = report.rejected - SHOWN_ERRORS
+        where = f" (all in {report.errors_path})" if report.errors_path else ""
+        progress.print(f"… and {more:,} more rejected rows{where}")
+    return report
+
+
+def describe_report(report: SubmitReport) -> str:
+    """Two lines: what became of the rows, and what the new jobs will bill."""
+    parts = [f"new {report.new:,}" + (" (dry run: nothing sent)" if report.dry_run else "")]
+    if report.already_submitted:
+        where = ", ".join(f"{b} ({n:,})" for b, n in report.already_in.most_common(3))
+        more = ", …" if len(report.already_in) > 3 else ""
+        parts.append(f"already submitted {report.already_submitted:,} in batch {where}{more}")
+    if report.repeats:
+        parts.append(f"repeated in the input {report.repeats:,} (skipped)")
+    line = f"{report.rows:,} rows: accepted {report.accepted:,} ({'; '.join(parts)})"
+    line += f", rejected {report.rejected:,}"
+    if report.errors_path is not None:
+        line += f" (see {report.errors_path})"
+    return f"{line}\nestimate: {estimates.describe(report.estimate)}"
+
+
+def report_dict(report: SubmitReport) -> dict[str, object]:
+    return {
+        "batch": None if report.dry_run else report.batch_id,
+        "dry_run": report.dry_run,
+        "rows": report.rows,
+        "accepted": report.accepted,
+        "new": report.new,
+        "already_submitted": report.already_submitted,
+        "already_in": dict(report.already_in),
+        "repeats": report.repeats,
+        "rejected": report.rejected,
+        "conflicts": report.conflicts,
+        "errors_file": str(report.errors_path) if report.errors_path else None,
+        "estimate": estimates.as_dict(report.estimate),
+    }

@@ -1,0 +1,120 @@
+"""``clonequeue worker`` and ``clonequeue beat``: Celery processes with the project's settings."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import typer
+
+from clonequeue.cli import context
+from clonequeue.config import LogFormat, Settings
+
+PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
+LOGLEVEL_OPTION = typer.Option(None, "--loglevel", "-l", help="Default: CLONEQUEUE_LOG_LEVEL.")
+LOG_FORMAT_OPTION = typer.Option(
+    None, "--log-format", help="text or json (one object per line). Default: CLONEQUEUE_LOG_FORMAT."
+)
+
+
+def _settings_with(log_format: LogFormat | None) -> Settings:
+    """The settings, with --log-format applied, and logging set up from them."""
+    from clonequeue.logs import setup_logging
+
+    settings = context.settings()
+    if log_format is not None:
+        settings = settings.model_copy(update={"log_format": log_format})
+    setup_logging(settings)
+    return settings
+
+
+def _schedule_file(namespace: str) -> str:
+    """Beat's schedule state lives outside the working directory."""
+    directory = Path(tempfile.gettempdir()) / "clonequeue"
+    directory.mkdir(exist_ok=True)
+    return str(directory / f"{namespace}-beat-schedule")
+
+
+def worker(
+    ctx: typer.Context,
+    queues: str = typer.Option(
+        "submit,produce,poll",
+        "--queues",
+        "-Q",
+        help="Which queues to consume, comma-separated: submit (new clones), produce "
+        "(production audios), poll. Split them over workers to scale each on its own.",
+    ),
+    concurrency: int | None = typer.Option(
+        None, "--concurrency", "-c", help="Threads (default: CLONEQUEUE_WORKER_CONCURRENCY)."
+    ),
+    beat: bool = typer.Option(
+        False,
+        "--beat",
+        "-B",
+        help="Also run the watchdog scheduler in this process (one per fleet is enough; "
+        "more are harmless).",
+    ),
+    events: bool = typer.Option(
+        True, "--events/--no-events", help="Send task events (Flower needs them)."
+    ),
+    loglevel: str | None = LOGLEVEL_OPTION,
+    log_format: LogFormat | None = LOG_FORMAT_OPTION,
+    metrics_port: int = typer.Option(
+        0, "--metrics-port", help="Serve this worker's Prometheus counters on this port (0: off)."
+    ),
+) -> None:
+    """Start a Celery worker that runs clonequeue's tasks.
+
+    Extra options after the known ones go to `celery worker` unchanged, e.g.
+    `clonequeue worker --hostname w1@%h --max-tasks-per-child 0`.
+    """
+    settings = _settings_with(log_format)
+    settings.require_token()  # fail now, not at the first task
+    from clonequeue.workers.app import create_app
+
+    if metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port)
+    app = create_app(settings)
+    names = app.clonequeue_queues
+    by_short = {"submit": names.submit, "produce": names.produce, "poll": names.poll}
+    try:
+        selected = [by_short[q.strip()] for q in queues.split(",") if q.strip()]
+    except KeyError as exc:
+        raise typer.BadParameter(f"unknown queue {exc}; use submit, produce, poll") from None
+    argv = [
+        "worker",
+        f"--queues={','.join(selected)}",
+        f"--concurrency={concurrency or settings.worker_concurrency}",
+        f"--loglevel={loglevel or settings.log_level}",
+        "--pool=threads",
+    ]
+    if events:
+        argv.append("--task-events")
+    if beat:
+        argv += ["--beat", f"--schedule={_schedule_file(settings.namespace)}"]
+    app.worker_main(argv + list(ctx.args))
+
+
+def beat(
+    ctx: typer.Context,
+    loglevel: str | None = LOGLEVEL_OPTION,
+    log_format: LogFormat | None = LOG_FORMAT_OPTION,
+) -> None:
+    """Start the watchdog scheduler (Celery beat): run exactly one per fleet.
+
+    Extra options go to `celery beat` unchanged.
+    """
+    settings = _settings_with(log_format)
+    from clonequeue.workers.app import create_app
+
+    app = create_app(settings)
+    app.start(
+        [
+            "beat",
+            f"--loglevel={loglevel or settings.log_level}",
+            f"--schedule={_schedule_file(settings.namespace)}",
+            *ctx.args,
+        ]
+    )

@@ -1,0 +1,68 @@
+"""Build :class:`Settings` and turn every problem into one line that names the variable."""
+
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+from typing import Any
+
+from dotenv import dotenv_values
+from pydantic import ValidationError
+
+from clonequeue.config.settings import (
+    ENV_PREFIX,
+    Settings,
+    env_name,
+    known_variables,
+    unknown_variables,
+)
+from clonequeue.errors import ConfigError
+
+
+def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Settings:
+    """Read settings from the environment and ``env_file``; raise one :class:`ConfigError`.
+
+    ``overrides`` take precedence over the environment (tests and the CLI use them).
+    A ``CLONEQUEUE_*`` variable that is not a setting is an error too: a typo must
+    not silently fall back to a default (a budget, a rate limit).
+    """
+    sources: dict[str, str] = dict(os.environ)
+    if env_file is not None and Path(env_file).is_file():
+        sources.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    problems = [_unknown_variable_message(name) for name in unknown_variables(sources)]
+    if not problems:
+        try:
+            return Settings(_env_file=env_file, **overrides)
+        except ValidationError as exc:
+            problems = format_validation_error(exc)
+    raise ConfigError("\n".join(problems))
+
+
+def _unknown_variable_message(name: str) -> str:
+    close = difflib.get_close_matches(name.upper(), known_variables(), n=1, cutoff=0.6)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    return f"{name} is not a clonequeue setting{hint}; see `clonequeue config show`"
+
+
+def _is_secret(field: str) -> bool:
+    """Secret fields (and the file that holds one) never have their value echoed."""
+    info = Settings.model_fields.get(field)
+    annotation = str(info.annotation) if info is not None else ""
+    return "SecretStr" in annotation or "token" in field
+
+
+def format_validation_error(exc: ValidationError) -> list[str]:
+    """One line per problem, naming the variable, never echoing a secret."""
+    lines = []
+    for error in exc.errors():
+        loc = error.get("loc") or ()
+        message = str(error.get("msg", "invalid value"))
+        message = message.removeprefix("Value error, ")
+        if not loc:
+            lines.append(message if ENV_PREFIX in message else f"settings: {message}")
+            continue
+        field = str(loc[0])
+        shown = "" if _is_secret(field) else f"={error.get('input')!r}"
+        lines.append(f"{env_name(field)}{shown}: {message}")
+    return lines

@@ -1,0 +1,273 @@
+"""The one typed settings object, read from ``CLONEQUEUE_*`` variables and ``.env``.
+
+Build it once with :func:`load_settings` at process start and pass it in; nothing
+reads the environment at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Self
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    SecretStr,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from clonequeue.constants import DEFAULT_API_BASE_URL, DEFAULT_NAMESPACE
+
+ENV_PREFIX = "CLONEQUEUE_"
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http(s) URL such as https://www.jimmyai.cn")
+    return value.rstrip("/")
+
+
+def _redis_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("redis", "rediss", "unix") or not (parts.hostname or parts.path):
+        raise ValueError("must be a Redis URL such as redis://127.0.0.1:6379/0")
+    return value
+
+
+def _broker_url(value: str) -> str:
+    from kombu.transport import TRANSPORT_ALIASES
+
+    scheme = urlsplit(value).scheme.split("+")[0]
+    if scheme not in TRANSPORT_ALIASES:
+        raise ValueError(
+            "must be a kombu broker URL such as redis://127.0.0.1:6379/0 "
+            "or amqp://guest:guest@127.0.0.1:5672//"
+        )
+    return value
+
+
+def _rate_limit(value: str) -> str:
+    from limits import parse
+
+    try:
+        parse(value)
+    except ValueError:
+        raise ValueError("must read like '20/second' or '600/minute'") from None
+    return value
+
+
+def _namespace(value: str) -> str:
+    if not value or not all(c.isalnum() or c in "-_" for c in value):
+        raise ValueError("must be letters, digits, '-' or '_'")
+    return value
+
+
+HttpUrlStr = Annotated[str, AfterValidator(_http_url)]
+RedisUrlStr = Annotated[str, AfterValidator(_redis_url)]
+BrokerUrlStr = Annotated[str, AfterValidator(_broker_url)]
+RateLimitStr = Annotated[str, AfterValidator(_rate_limit)]
+NamespaceStr = Annotated[str, AfterValidator(_namespace)]
+
+
+class LogFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
+class Settings(BaseSettings):
+    """Everything an operator can tune. Each field is ``CLONEQUEUE_<NAME>``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_nested_delimiter="__",
+        extra="ignore",  # unknown CLONEQUEUE_* names are caught by check_unknown_variables
+        validate_default=True,
+    )
+
+    # --- The JimmyAI API --------------------------------------------------------
+    api_base_url: HttpUrlStr = Field(
+        DEFAULT_API_BASE_URL, description="Base URL of the JimmyAI API (or the simulator)."
+    )
+    api_token: SecretStr | None = Field(None, description="Bearer token for the API.")
+    api_token_file: Path | None = Field(
+        None, description="File holding the token (e.g. a mounted secret); instead of API_TOKEN."
+    )
+    http_connect_timeout_s: PositiveFloat = Field(5.0, description="TCP/TLS connect timeout.")
+    http_read_timeout_s: PositiveFloat = Field(
+        30.0, description="Wait for an answer this long; a create left unanswered is 'unknown'."
+    )
+    api_rate_limit: RateLimitStr = Field(
+        "20/second", description="Global request rate over all workers, e.g. '20/second'."
+    )
+    max_in_flight: PositiveInt = Field(
+        500, description="Remote tasks (clones + audios) running at once, over all workers."
+    )
+
+    # --- Redis and the broker ------------------------------------------------------
+    redis_url: RedisUrlStr = Field(
+        "redis://127.0.0.1:6379/0", description="Job store (and the default broker)."
+    )
+    broker_url: BrokerUrlStr | None = Field(
+        None, description="Celery broker; any kombu URL (RabbitMQ: amqp://…). Default: REDIS_URL."
+    )
+    namespace: NamespaceStr = Field(
+        DEFAULT_NAMESPACE, description="Prefix of every Redis key and queue name."
+    )
+
+    # --- Polling and deadlines -------------------------------------------------------
+    poll_interval_min_s: PositiveFloat = Field(5.0, description="First poll after a create.")
+    poll_interval_max_s: PositiveFloat = Field(10.0, description="Polls slow down to this.")
+    poll_backoff_factor: float = Field(
+        1.5, ge=1.0, description="Each poll interval is the previous one times this, up to max."
+    )
+    poll_jitter_ratio: float = Field(
+        0.1, ge=0.0, lt=0.5, description="Intervals are shortened by up to this fraction."
+    )
+    first_poll_hit_target: float = Field(
+        0.8,
+        ge=0.0,
+        le=0.95,
+        description="Learn, per batch, a first-poll delay that finds this share of remote "
+        "tasks already finished (fewer calls); 0 always polls first after POLL_INTERVAL_MIN_S.",
+    )
+    job_deadline_s: PositiveFloat = Field(
+        7200.0, description="A job still running this long after its first create fails."
+    )
+
+    # --- Retries of creates after transient errors -------------------------------------
+    retry_base_s: PositiveFloat = Field(2.0, description="First retry delay after a 5xx/429.")
+    retry_max_s: PositiveFloat = Field(300.0, description="Longest retry delay.")
+    submit_max_attempts: PositiveInt = Field(
+        15, description="Transient failures of one create before the job fails."
+    )
+
+    # --- Workers and the watchdog --------------------------------------------------------
+    worker_concurrency: PositiveInt = Field(50, description="Threads per worker process.")
+    visibility_timeout_s: PositiveFloat = Field(
+        300.0, description="Redis broker: an unacked message returns after this (see celery app)."
+    )
+    eta_task_limit: PositiveInt = Field(
+        2000, description="Countdown messages one worker holds in memory at most."
+    )
+    watchdog_interval_s: PositiveFloat = Field(10.0, description="How often the watchdog runs.")
+    watchdog_grace_s: PositiveFloat = Field(
+        60.0, description="A step this late is re-driven by the watchdog."
+    )
+    pause_probe_interval_s: PositiveFloat = Field(
+        60.0, description="While paused for balance/token, one parked create is tried this often."
+    )
+
+    # --- Money and retention --------------------------------------------------------------
+    budget_chars: PositiveInt | None = Field(
+        None, description="Fleet-wide cap on billed characters; creates stop when it is reached."
+    )
+    retention_s: PositiveFloat = Field(
+        7 * 24 * 3600.0, description="Finished jobs' records expire after this."
+    )
+
+    # --- Flower ----------------------------------------------------------------------------
+    flower_basic_auth: SecretStr | None = Field(
+        None,
+        description="Flower's login as user:password (comma-separated for several); "
+        "`clonequeue flower` refuses to start without it unless --no-auth on localhost.",
+    )
+
+    # --- Logs ------------------------------------------------------------------------------
+    log_format: LogFormat = Field(LogFormat.TEXT, description="'text' or 'json'.")
+    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR.")
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> Self:
+        if self.poll_interval_min_s > self.poll_interval_max_s:
+            raise ValueError(
+                "CLONEQUEUE_POLL_INTERVAL_MIN_S must not exceed CLONEQUEUE_POLL_INTERVAL_MAX_S"
+            )
+        if self.poll_interval_max_s * 3 > self.visibility_timeout_s:
+            raise ValueError(
+                "CLONEQUEUE_VISIBILITY_TIMEOUT_S must be at least 3x CLONEQUEUE_POLL_INTERVAL_MAX_S"
+                " (a countdown message held longer than it is delivered twice)"
+            )
+        if self.retry_base_s > self.retry_max_s:
+            raise ValueError("CLONEQUEUE_RETRY_BASE_S must not exceed CLONEQUEUE_RETRY_MAX_S")
+        if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ValueError("CLONEQUEUE_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR")
+        if self.api_token is not None and self.api_token_file is not None:
+            raise ValueError("set CLONEQUEUE_API_TOKEN or CLONEQUEUE_API_TOKEN_FILE, not both")
+        if self.api_token_file is not None:
+            self.api_token = SecretStr(_read_token_file(self.api_token_file))
+        if self.flower_basic_auth is not None:
+            # Checked here, not by a field validator: a field's error would echo the value.
+            _check_basic_auth(self.flower_basic_auth.get_secret_value())
+        return self
+
+    @property
+    def effective_broker_url(self) -> str:
+        """The broker URL, which is the Redis URL unless set on its own."""
+        return self.broker_url or self.redis_url
+
+    def require_token(self) -> SecretStr:
+        """The API token, or a :class:`ConfigError` that says how to provide it."""
+        from clonequeue.errors import ConfigError
+
+        if self.api_token is None or not self.api_token.get_secret_value():
+            raise ConfigError(
+                "CLONEQUEUE_API_TOKEN is not set: export it, or put the token in a file "
+                "and set CLONEQUEUE_API_TOKEN_FILE to its path"
+            )
+        return self.api_token
+
+
+def _read_token_file(path: Path) -> str:
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ValueError(f"CLONEQUEUE_API_TOKEN_FILE: cannot read {path}: {exc.strerror}") from None
+    if not token:
+        raise ValueError(f"CLONEQUEUE_API_TOKEN_FILE: {path} is empty")
+    return token
+
+
+def _check_basic_auth(value: str) -> None:
+    for entry in value.split(","):
+        user, sep, password = entry.partition(":")
+        if not (sep and user.strip() and password):
+            raise ValueError(
+                "CLONEQUEUE_FLOWER_BASIC_AUTH must be user:password (several separated by "
+                "commas; a password cannot contain a comma)"
+            )
+
+
+def env_name(field: str) -> str:
+    """The environment variable that sets ``field``."""
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+def known_variables() -> dict[str, str]:
+    """Every ``CLONEQUEUE_*`` variable we read, with its description."""
+    return {env_name(name): f.description or "" for name, f in Settings.model_fields.items()}
+
+
+def unknown_variables(environ: dict[str, str] | os._Environ[str]) -> list[str]:
+    """``CLONEQUEUE_*`` names in ``environ`` that are not settings (likely typos)."""
+    known = known_variables()
+    return sorted(k for k in environ if k.upper().startswith(ENV_PREFIX) and k.upper() not in known)
+
+
+def describe_setting_value(name: str, value: Any) -> str:
+    """A printable value; secrets are redacted."""
+    if isinstance(value, SecretStr):
+        return "********** (set)" if value.get_secret_value() else "(empty)"
+    if value is None:
+        return "(not set)"
+    if isinstance(value, StrEnum):
+        return value.value
+    return str(value)

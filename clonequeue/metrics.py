@@ -1,0 +1,109 @@
+"""Business metrics Flower does not know about, for Prometheus.
+
+Workers count what they do (API calls by endpoint and outcome, retries, characters
+submitted, poll lag) in their own process and serve them with
+``clonequeue worker --metrics-port N``. The fleet's state — jobs by state, queue
+depths (Flower has none, flower #1191), slots in flight, parked steps, the pause —
+is read from Redis by ``clonequeue exporter``, so it is right however many workers
+run. README, "Metrics", says what each one means.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from prometheus_client import Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+API_CALLS = Counter(
+    "clonequeue_api_calls",
+    "Calls to the JimmyAI API by endpoint and outcome.",
+    ["endpoint", "outcome"],
+)
+API_SECONDS = Histogram(
+    "clonequeue_api_call_seconds",
+    "Duration of JimmyAI API calls.",
+    ["endpoint"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+CREATE_RETRIES = Counter(
+    "clonequeue_create_retries",
+    "Creates put back to pending after a transient error.",
+    ["reason"],
+)
+CHARS_SUBMITTED = Counter(
+    "clonequeue_chars_submitted",
+    "Billed characters of creates the API accepted.",
+    ["kind"],
+)
+STEPS_FINISHED = Counter(
+    "clonequeue_steps_finished",
+    "Clone and audio steps that reached a final state.",
+    ["kind", "state"],
+)
+POLL_LAG = Histogram(
+    "clonequeue_poll_lag_seconds",
+    "How late a poll ran after its countdown was due.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
+)
+
+
+def outcome_of(exc: BaseException | None) -> str:
+    """A short, bounded label for how an API call ended."""
+    if exc is None:
+        return "ok"
+    from clonequeue import errors
+
+    for cls, label in (
+        (errors.OutcomeUnknownError, "unknown"),
+        (errors.RateLimitedError, "rate_limited"),
+        (errors.ApiUnavailableError, "unavailable"),
+        (errors.AuthenticationError, "auth"),
+        (errors.InsufficientBalanceError, "balance"),
+        (errors.RejectedError, "rejected"),
+    ):
+        if isinstance(exc, cls):
+            return label
+    return "error"
+
+
+class FleetCollector(Collector):
+    """Gauges read from Redis and the broker at scrape time."""
+
+    def __init__(self, snapshot: Callable[[], dict[str, Any]]) -> None:
+        self._snapshot = snapshot
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        started = time.monotonic()
+        data = self._snapshot()
+        jobs = GaugeMetricFamily(
+            "clonequeue_jobs", "Jobs of unfinished batches by state.", labels=["state"]
+        )
+        for state, count in data["jobs"].items():
+            jobs.add_metric([state], count)
+        yield jobs
+        depth = GaugeMetricFamily(
+            "clonequeue_queue_depth", "Messages waiting on the broker per queue.", labels=["queue"]
+        )
+        for queue, count in data["queues"].items():
+            depth.add_metric([queue], count)
+        yield depth
+        for name, key, help_text in _FLEET_GAUGES:
+            yield GaugeMetricFamily(name, help_text, value=float(data[key]))
+        yield GaugeMetricFamily(
+            "clonequeue_exporter_scrape_seconds",
+            "Time to read the fleet's state.",
+            value=time.monotonic() - started,
+        )
+
+
+_FLEET_GAUGES: Iterable[tuple[str, str, str]] = (
+    ("clonequeue_in_flight", "in_flight", "Remote tasks submitted and not yet finished."),
+    ("clonequeue_parked", "parked", "Creates waiting for a slot or for the pause to lift."),
+    ("clonequeue_overdue", "overdue", "Steps whose message is later than the watchdog grace."),
+    ("clonequeue_paused", "paused", "1 while creates are paused fleet-wide."),
+    ("clonequeue_chars_spent", "chars_spent", "Billed characters submitted minus refunds."),
+)

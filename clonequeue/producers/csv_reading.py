@@ -1,0 +1,277 @@
+"""Read job rows from CSV, streaming: one production audio per row, a job's rows grouped.
+
+Columns are the API's field names: ``custom_id,fileUrl,contentText,soundVersion,language``
+for the clone, ``audio_<field>`` for the row's production audio (``audio_contentText``,
+``audio_emotion``, ``audio_speed`` …). Adjacent rows with the same custom_id and the
+same clone fields are one job with one audio per row, so only the current job is
+held in memory. An empty cell is an absent field. Errors name CSV columns and lines.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import re
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from pydantic import ValidationError
+
+from clonequeue.jobspec import MAX_AUDIOS_PER_JOB
+from clonequeue.producers.rows import Row
+
+CLONE_COLUMNS = ("fileUrl", "contentText", "soundVersion", "language")
+AUDIO_FIELDS = (
+    "custom_id",
+    "contentText",
+    "soundVersion",
+    "language",
+    "emotion",
+    "speed",
+    "vol",
+    "pitch",
+    "subtitleEnable",
+    "subtitleType",
+)
+AUDIO_COLUMNS = {f"audio_{name}": name for name in AUDIO_FIELDS}
+REQUIRED_COLUMNS = ("custom_id", "fileUrl")
+KNOWN_COLUMNS = ("custom_id", *CLONE_COLUMNS, *AUDIO_COLUMNS)
+
+_NOT_UTF8 = re.compile("[\udc80-\udcff]")  # undecodable bytes under errors="surrogateescape"
+_BOOLS = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
+_TYPE_ERRORS = {
+    "float": "is not a number",
+    "int": "is not a whole number",
+    "bool": "is not true or false",
+}
+
+
+def check_header(cells: list[str]) -> list[str]:
+    """The column names; raises ValueError naming every problem and the known columns."""
+    names = [c.strip() for c in cells]
+    problems = []
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        problems.append(f"column '{name}' appears twice")
+    for name in names:
+        if name not in KNOWN_COLUMNS:
+            guess = _guess(name)
+            hint = f" (did you mean '{guess}'?)" if guess else ""
+            problems.append(f"unknown column '{name}'{hint}")
+    missing = [c for c in REQUIRED_COLUMNS if c not in names]
+    if missing:
+        problems.append("missing column " + ", ".join(f"'{c}'" for c in missing))
+    if problems:
+        raise ValueError(
+            "CSV header: " + "; ".join(problems) + "; the columns are " + ",".join(KNOWN_COLUMNS)
+        )
+    return names
+
+
+def _guess(name: str) -> str | None:
+    by_lower = {c.lower(): c for c in KNOWN_COLUMNS}
+    if name.lower() in by_lower:
+        return by_lower[name.lower()]
+    close = difflib.get_close_matches(name, KNOWN_COLUMNS, n=1, cutoff=0.75)
+    return close[0] if close else None
+
+
+def read_csv(lines: Iterable[str]) -> Iterator[Row]:
+    """One :class:`Row` per job; a wrong header is one error on line 1 and nothing else is read.
+
+    ``lines`` is text decoded with ``errors="surrogateescape"`` (and ``newline=""``),
+    so bytes that are not UTF-8 become per-row errors instead of stopping the file.
+    """
+    reader = csv.reader(lines)
+    try:
+        header_cells = next(reader)
+    except StopIteration:
+        return
+    except csv.Error as exc:
+        yield Row(1, error=f"unreadable CSV header: {exc}")
+        return
+    try:
+        header = check_header(header_cells)
+    except ValueError as exc:
+        yield Row(1, error=str(exc), original=_readable(",".join(header_cells)))
+        return
+    group: _Group | None = None
+    last_line = reader.line_num
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            if group is not None:
+                yield group.row()
+            yield Row(last_line + 1, error=f"unreadable CSV ({exc}); the rest was not read")
+            return
+        line, last_line = last_line + 1, reader.line_num
+        record = dict(zip(header, cells, strict=False))
+        problem = _row_problem(cells, header)
+        same_job = (
+            problem is None
+            and group is not None
+            and record["custom_id"] != ""
+            and record["custom_id"] == group.custom_id
+        )
+        if same_job:
+            assert group is not None
+            group.add(line, record)
+            continue
+        if group is not None:
+            yield group.row()
+            group = None
+        if problem is None:
+            group = _Group(line, record)
+        else:
+            custom_id = _readable(record.get("custom_id", "")) or None
+            yield Row(
+                line,
+                error=problem,
+                original=_readable_record(record, cells),
+                custom_id=custom_id,
+            )
+    if group is not None:
+        yield group.row()
+
+
+def _row_problem(cells: list[str], header: list[str]) -> str | None:
+    if not cells:
+        return "empty line (remove it)"
+    for name, cell in zip(header, cells, strict=False):
+        bad = _NOT_UTF8.search(cell)
+        if bad:
+            byte = ord(bad.group()) - 0xDC00
+            return f"not UTF-8: byte 0x{byte:02x} in column {name}; save the file as UTF-8"
+    if len(cells) != len(header):
+        return f"has {len(cells)} cells but the header has {len(header)} columns"
+    return None
+
+
+def _readable(text: str) -> str:
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _readable_record(record: dict[str, str], cells: list[str]) -> Any:
+    if not cells:
+        return ""
+    if len(record) != len(cells):
+        return [_readable(c) for c in cells]
+    return {k: _readable(v) for k, v in record.items()}
+
+
+class _Group:
+    """The adjacent rows of one job."""
+
+    def __init__(self, line: int, record: dict[str, str]) -> None:
+        self.custom_id = record["custom_id"]
+        self.lines = [line]
+        self.records = [record]
+        self.extra_rows = 0  # past MAX_AUDIOS_PER_JOB: counted, not kept
+
+    def add(self, line: int, record: dict[str, str]) -> None:
+        if len(self.records) > MAX_AUDIOS_PER_JOB:
+            self.extra_rows += 1
+            return
+        self.lines.append(line)
+        self.records.append(record)
+
+    def row(self) -> Row:
+        first_line, first = self.lines[0], self.records[0]
+        original: Any = self.records if len(self.records) > 1 else first
+        problems = self._problems()
+        if problems:
+            return Row(first_line, error="; ".join(problems), original=original,
+                       custom_id=self.custom_id or None)  # fmt: skip
+        data: dict[str, Any] = {"clone": _present(first, CLONE_COLUMNS)}
+        if self.custom_id:
+            data["custom_id"] = self.custom_id
+        audios = [a for a in (_audio(r) for r in self.records) if a]
+        if audios:
+            data["audios"] = audios
+        lines = list(self.lines)
+        return Row(
+            first_line,
+            data=data,
+            original=original,
+            explain=lambda exc: _explain(exc, lines),
+        )
+
+    def _problems(self) -> list[str]:
+        problems = []
+        if self.extra_rows:
+            count = len(self.records) + self.extra_rows
+            problems.append(f"{count} rows for one job; a job has at most {MAX_AUDIOS_PER_JOB}")
+        first = self.records[0]
+        for line, record in zip(self.lines[1:], self.records[1:], strict=True):
+            differing = [c for c in CLONE_COLUMNS if record.get(c, "") != first.get(c, "")]
+            if differing:
+                problems.append(
+                    f"{', '.join(differing)} (line {line}) differs from line {self.lines[0]}; "
+                    "rows of one job repeat the same clone fields (else use another custom_id)"
+                )
+        if len(self.records) > 1:
+            for line, record in zip(self.lines, self.records, strict=True):
+                if not _audio(record):
+                    problems.append(
+                        f"line {line} has no audio_* cells; each row of a "
+                        "several-row job is one production audio"
+                    )
+        return problems
+
+
+def _present(record: dict[str, str], columns: Iterable[str]) -> dict[str, str]:
+    return {c: record[c] for c in columns if record.get(c, "") != ""}
+
+
+def _audio(record: dict[str, str]) -> dict[str, Any]:
+    return {
+        field: _convert(field, record[column])
+        for column, field in AUDIO_COLUMNS.items()
+        if record.get(column, "") != ""
+    }
+
+
+def _convert(field: str, cell: str) -> Any:
+    """Numbers and booleans from their text; anything else stays text for the rules to judge."""
+    try:
+        if field in ("speed", "vol"):
+            return float(cell)
+        if field == "pitch":
+            return int(cell)
+    except ValueError:
+        return cell
+    if field == "subtitleEnable":
+        return _BOOLS.get(cell.strip().lower(), cell)
+    return cell
+
+
+def _explain(exc: ValidationError, lines: list[int]) -> list[str]:
+    """``column: rule`` per problem; a problem on a later row of the job names its line."""
+    reasons = []
+    for error in exc.errors():
+        column, line = _column(error["loc"], lines)
+        message = _message(error)
+        where = column if line == lines[0] else f"{column} (line {line})"
+        reasons.append(f"{where}: {message}" if where else message)
+    return reasons
+
+
+def _column(loc: tuple[int | str, ...], lines: list[int]) -> tuple[str, Any]:
+    if len(loc) >= 3 and loc[0] == "audios" and isinstance(loc[1], int):
+        index = loc[1]
+        return f"audio_{loc[2]}", lines[index] if index < len(lines) else lines[0]
+    if len(loc) == 2 and loc[0] == "clone":
+        return str(loc[1]), lines[0]
+    return ".".join(str(part) for part in loc), lines[0]
+
+
+def _message(error: Any) -> str:
+    kind = str(error["type"])
+    if kind == "missing":
+        return "is required"
+    for prefix, text in _TYPE_ERRORS.items():
+        if kind.startswith(prefix):
+            return f"{error['input']!r} {text}"
+    return str(error["msg"]).removeprefix("Value error, ")

@@ -1,0 +1,44 @@
+"""Why a submission as a whole cannot go ahead (a bad *row* is a RowError, never these).
+
+::
+
+    ClonequeueError
+    └── ProducerError             nothing (more) is submitted; the message says what to do
+        ├── UnreadableInputError  the input cannot be opened or read to the end
+        ├── EstimateTooHighError  the batch would bill more characters than --max-chars
+        └── BatchNotFoundError    no such batch in Redis (never made, purged or expired)
+
+The CLI prints the message on one line and exits 1.
+"""
+
+from __future__ import annotations
+
+from clonequeue.errors import ClonequeueError
+
+
+class ProducerError(ClonequeueError):
+    """A submission or batch operation cannot go ahead."""
+
+
+class UnreadableInputError(ProducerError):
+    """The input file cannot be opened, or reading it failed part-way."""
+
+
+class EstimateTooHighError(ProducerError):
+    """The batch's estimate exceeds the caller's character limit; nothing was submitted."""
+
+    def __init__(self, message: str, *, estimate_chars: int, limit_chars: int) -> None:
+        self.estimate_chars = estimate_chars
+        self.limit_chars = limit_chars
+        super().__init__(message)
+
+
+class BatchNotFoundError(ProducerError, LookupError):
+    """No batch of that id in Redis."""
+
+    def __init__(self, batch_id: str) -> None:
+        self.batch_id = batch_id
+        super().__init__(
+            f"no batch {batch_id!r} (see `clonequeue batches`; records expire "
+            "CLONEQUEUE_RETENTION_S after a batch finishes, and `purge` removes them)"
+        )

@@ -1,0 +1,117 @@
+"""Result records out as JSONL or CSV, streaming (one job in memory at a time).
+
+CSV mirrors the CSV input: one row per production audio (a job without audios
+is one row), so the results of a CSV submission line up with its rows.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable
+from enum import StrEnum
+from typing import IO, Any
+
+from clonequeue.errors import InputError
+
+CSV_COLUMNS = (
+    "custom_id",
+    "batch",
+    "status",
+    "modelId",
+    "audioUrl",
+    "error_kind",
+    "error_code",
+    "error_msg",
+    "audio_custom_id",
+    "audio_status",
+    "audio_audioUrl",
+    "audio_subtitleFile",
+    "audio_error_kind",
+    "audio_error_code",
+    "audio_error_msg",
+    "attempts",
+    "retries",
+    "created_at",
+    "finished_at",
+)
+
+
+class OutputFormat(StrEnum):
+    JSONL = "jsonl"
+    CSV = "csv"
+
+
+def output_format(value: str) -> OutputFormat:
+    try:
+        return OutputFormat(value.lower())
+    except ValueError:
+        raise InputError(f"--format {value!r}: use jsonl or csv") from None
+
+
+def write_records(records: Iterable[dict[str, Any]], out: IO[str], fmt: OutputFormat) -> int:
+    """Write every record; returns how many jobs were written."""
+    if fmt is OutputFormat.JSONL:
+        count = 0
+        for record in records:
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+            count += 1
+        return count
+    return write_csv(records, out)
+
+
+def write_csv(records: Iterable[dict[str, Any]], out: IO[str]) -> int:
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    count = 0
+    for record in records:
+        count += 1
+        for row in csv_rows(record):
+            writer.writerow([_cell(row.get(c)) for c in CSV_COLUMNS])
+    return count
+
+
+def csv_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The CSV rows of one result record: the job's columns repeated on each audio's row."""
+    error = record.get("error") or {}
+    job = {
+        "custom_id": record["custom_id"],
+        "batch": record.get("batch"),
+        "status": record["status"],
+        "modelId": record.get("modelId"),
+        "audioUrl": record.get("audioUrl"),
+        "error_kind": error.get("kind"),
+        "error_code": error.get("code"),
+        "error_msg": error.get("msg"),
+        "attempts": record.get("attempts"),
+        "retries": record.get("retries"),
+        "created_at": record.get("created_at"),
+        "finished_at": record.get("finished_at"),
+    }
+    audios = record.get("audios") or []
+    if not audios:
+        return [job]
+    rows = []
+    for audio in audios:
+        audio_error = audio.get("error") or {}
+        rows.append(
+            {
+                **job,
+                "audio_custom_id": audio.get("custom_id"),
+                "audio_status": audio.get("status"),
+                "audio_audioUrl": audio.get("audioUrl"),
+                "audio_subtitleFile": audio.get("subtitleFile"),
+                "audio_error_kind": audio_error.get("kind"),
+                "audio_error_code": audio_error.get("code"),
+                "audio_error_msg": audio_error.get("msg"),
+            }
+        )
+    return rows
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

@@ -1,0 +1,89 @@
+"""Publish many Celery task messages at once through one kombu producer batch.
+
+``send_task`` per message spends ~250 µs on routing, option merging and queue
+declaration (bench/enqueue.py). Here Celery still builds each message
+(``app.amqp.as_task_v2``) and publishes it (``app.amqp.send_task_message``, which
+fires the publish signals), but routing and declaration happen once per queue, and
+kombu's ``Producer.batch()`` pipelines the writes. Workers see ordinary messages.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable
+from typing import Any
+
+from celery.utils.nodenames import anon_nodename
+
+from clonequeue.store.jobs import Dispatch
+from clonequeue.workers.tasks import CREATE_AUDIO, SUBMIT_CLONE
+
+_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)
+_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)  # version 4, RFC 4122 variant
+
+# (task name, positional args, queue name, argsrepr)
+TaskCall = tuple[str, tuple[Any, ...], str, str]
+
+
+class TaskPublisher:
+    """Publishes task calls in pipelined batches; queues are declared once each."""
+
+    def __init__(self, app: Any) -> None:
+        self._app = app
+        self._origin = anon_nodename()  # what send_task puts in the header
+        self._declared: set[str] = set()
+        self._random = random.Random()  # seeded from os.urandom once
+
+    def publish(self, calls: Iterable[TaskCall]) -> int:
+        """Send every call; returns how many. A failed flush raises (kombu's BatchPublishError)."""
+        amqp = self._app.amqp
+        sent = 0
+        with self._app.producer_or_acquire() as producer, producer.batch():
+            for name, args, queue, argsrepr in calls:
+                if queue not in self._declared:
+                    producer.maybe_declare(amqp.queues[queue])
+                    self._declared.add(queue)
+                message = amqp.as_task_v2(
+                    self.task_id(),
+                    name,
+                    args,
+                    argsrepr=argsrepr,
+                    kwargsrepr="{}",
+                    origin=self._origin,
+                )
+                # retry=False: a batch writes on flush, outside any retry wrapper.
+                amqp.send_task_message(
+                    producer, name, message, queue=queue, declare=(), retry=False
+                )
+                sent += 1
+        return sent
+
+    def task_id(self) -> str:
+        """A random (version 4) UUID, as ``send_task`` gives, without a syscall per message.
+
+        ``uuid.uuid4()`` reads ``os.urandom`` for every id, ~6 % of enqueueing here.
+        """
+        bits = self._random.getrandbits(128) & _UUID4_CLEAR | _UUID4_SET
+        text = f"{bits:032x}"
+        return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+    def publish_creates(self, steps: Iterable[Dispatch]) -> int:
+        """The create message of each step (clone or production audio), as the workers send it."""
+        queues = self._app.clonequeue_queues
+        return self.publish(_create_call(step, queues.submit, queues.produce) for step in steps)
+
+
+def clone_call(job_id: str, gen: int, queue: str) -> TaskCall:
+    return (SUBMIT_CLONE, (job_id, gen), queue, f"job={job_id} gen={gen}")
+
+
+def _create_call(step: Dispatch, submit_queue: str, produce_queue: str) -> TaskCall:
+    if step.is_clone:
+        return clone_call(step.job_id, step.gen, submit_queue)
+    index = int(step.item)
+    return (
+        CREATE_AUDIO,
+        (step.job_id, index, step.gen),
+        produce_queue,
+        f"job={step.job_id} audio={index} gen={step.gen}",
+    )

@@ -1,0 +1,65 @@
+"""Read job rows from JSONL, streaming: one row in memory at a time."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+
+from clonequeue.producers.rows import Row
+
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def read_jsonl(lines: Iterable[bytes]) -> Iterator[Row]:
+    """One :class:`Row` per line; bad bytes, bad JSON and blank lines become row errors."""
+    for number, raw in enumerate(lines, start=1):
+        stripped = raw.strip()
+        if number == 1 and stripped.startswith(UTF8_BOM):
+            stripped = stripped[len(UTF8_BOM) :]  # editors on Windows write one
+        if not stripped:
+            yield Row(
+                number, error="empty line (remove it, or put a JSON object on it)", original=""
+            )
+            continue
+        try:
+            text = stripped.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            readable = stripped.decode("utf-8", "replace")
+            yield Row(
+                number,
+                error=f"not UTF-8: byte 0x{stripped[exc.start]:02x} at column "
+                f"{exc.start + 1}; save the file as UTF-8",
+                original=readable,
+                custom_id=_custom_id_of(readable),
+            )
+            continue
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            yield Row(
+                number, error=f"not valid JSON: {exc.msg} at column {exc.colno}", original=text
+            )
+            continue
+        if not isinstance(value, dict):
+            yield Row(
+                number,
+                error=f"a row must be a JSON object, not {_json_type(value)}",
+                original=value,
+            )
+            continue
+        yield Row(number, data=value, original=value)
+
+
+def _custom_id_of(text: str) -> str | None:
+    """The custom_id of a row that is rejected anyway, to help find it (None if unreadable)."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    custom_id = value.get("custom_id") if isinstance(value, dict) else None
+    return custom_id if isinstance(custom_id, str) and custom_id else None
+
+
+def _json_type(value: object) -> str:
+    names = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+    return names.get(type(value), "a number")

@@ -1,0 +1,90 @@
+"""Input rows and their validation: one bad row is reported, never stops the others."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from clonequeue.api.models import describe_validation_error
+from clonequeue.jobspec import JobSpec
+
+# Turns a validation error into ``field: rule`` reasons in the input's own terms
+# (CSV column names and lines); the default names fields as in the JSONL shape.
+Explain = Callable[[ValidationError], list[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class RowError:
+    """Why one input row (or CSV row group) was rejected, with where it came from."""
+
+    line: int
+    custom_id: str | None
+    reasons: list[str]
+    original: Any = None  # the row as read (dict, list of CSV rows, or text)
+
+    def __str__(self) -> str:
+        where = f"line {self.line}"
+        if self.custom_id:
+            shown = self.custom_id if self.custom_id.isprintable() else repr(self.custom_id)
+            where += f" ({shown})"
+        return f"{where}: " + "; ".join(self.reasons)
+
+    def to_record(self) -> dict[str, Any]:
+        """The line written to the errors file."""
+        return {
+            "line": self.line,
+            "custom_id": self.custom_id,
+            "errors": self.reasons,
+            "row": self.original,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """A parsed row (``data``) or one that could not be parsed (``error``)."""
+
+    line: int
+    data: dict[str, Any] | None = None
+    error: str | None = None
+    original: Any = None
+    custom_id: str | None = None  # known even when the row is unreadable, if it could be read
+    explain: Explain | None = None
+
+
+def validate_row(row: Row) -> JobSpec | RowError:
+    """A :class:`JobSpec`, or a :class:`RowError` naming the line, custom_id, field and rule."""
+    if row.data is None:
+        return RowError(row.line, row.custom_id, [row.error or "unreadable row"], row.original)
+    try:
+        return JobSpec.model_validate(row.data)
+    except ValidationError as exc:
+        custom_id = row.data.get("custom_id")
+        shown_id = custom_id if isinstance(custom_id, str) and custom_id else None
+        explain = row.explain or describe_validation_error
+        return RowError(row.line, shown_id, explain(exc), row.original)
+
+
+def row_from(value: Any, line: int) -> Row:
+    """A :class:`Row` from what a pipeline hands to the Python API: a dict, JobSpec or Row."""
+    if isinstance(value, Row):
+        return value
+    if isinstance(value, JobSpec):
+        data = value.model_dump(exclude_none=True)
+        return Row(line, data=data, original=data)
+    if isinstance(value, dict):
+        return Row(line, data=value, original=value)
+    return Row(
+        line,
+        error=f"a row must be a dict (or JobSpec), not {type(value).__name__}",
+        original=repr(value)[:200],
+    )
+
+
+def spec_from(value: JobSpec | dict[str, Any], line: int) -> JobSpec | RowError:
+    """Accept a ready :class:`JobSpec` or a dict in the JSONL row shape."""
+    if isinstance(value, JobSpec):
+        return value
+    return validate_row(row_from(value, line))

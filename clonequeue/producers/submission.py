@@ -1,0 +1,269 @@
+"""One submission, start to end: read, validate, drop repeats, estimate, record, publish.
+
+The same engine serves ``clonequeue submit``, ``submit --dry-run``, ``clonequeue
+estimate`` and the Python API; only where checked rows go differs (the *sink*):
+
+* :class:`~clonequeue.producers.enqueue.Enqueuer` records and queues them;
+* :class:`LookupSink` only asks Redis which exist already (dry run, estimate pass);
+* :class:`OfflineSink` asks nothing (``clonequeue estimate``: no Redis needed).
+
+With a character limit the input is read twice: first to estimate what would be
+sent, then (if within the limit) to send it. Stdin and iterables are spooled to a
+temporary file for that; files are simply read again.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import kombu.exceptions
+import redis
+
+from clonequeue.api.billing import CostEstimate
+from clonequeue.errors import InputError
+from clonequeue.producers import intake, parallel
+from clonequeue.producers.enqueue import Enqueuer, Placement, check_batch_id, new_batch_id
+from clonequeue.producers.errors import ProducerError
+from clonequeue.producers.errors_file import ErrorsFile
+from clonequeue.producers.estimate import check_limit
+from clonequeue.producers.intake import Checked
+from clonequeue.producers.rows import RowError
+from clonequeue.producers.sources import RowSource, temp_dir
+from clonequeue.services import Services
+from clonequeue.store.batches import BatchStore
+
+KEEP_ERRORS = 100  # rejected rows kept in the report; all of them go to the errors file
+
+
+@dataclass
+class SubmitReport:
+    """What became of every input row. ``estimate`` covers the new jobs only."""
+
+    batch_id: str
+    dry_run: bool = False
+    rows: int = 0  # jobs read (a CSV job of several rows counts once)
+    new: int = 0  # recorded and queued now (or, in a dry run, that would be)
+    already_submitted: int = 0  # custom_id exists with the same content: not sent again
+    already_in: Counter[str] = field(default_factory=Counter)  # batch → how many of those
+    repeats: int = 0  # same custom_id and content as an earlier row of this input: skipped
+    rejected: int = 0  # invalid rows, and custom_ids already used with other content
+    conflicts: int = 0  # of the rejected: custom_id used with other content
+    estimate: CostEstimate = field(default_factory=CostEstimate)
+    errors: list[RowError] = field(default_factory=list)  # the first KEEP_ERRORS rejected rows
+    errors_path: Path | None = None  # where every rejected row was written, if any was
+
+    @property
+    def accepted(self) -> int:
+        return self.rows - self.rejected
+
+
+Progress = Callable[[SubmitReport, int | None, int | None], None]  # report, position, size
+
+
+class Sink(Protocol):
+    def place(self, chunk: Sequence[Checked]) -> Placement: ...
+
+    def finish(self) -> None: ...
+
+
+class OfflineSink:
+    """Every checked row counts as new: an estimate of the input itself."""
+
+    def place(self, chunk: Sequence[Checked]) -> Placement:
+        return Placement(created=list(chunk))
+
+    def finish(self) -> None:
+        pass
+
+
+class LookupSink:
+    """Read-only: which rows exist in Redis already, and with what content."""
+
+    def __init__(self, batches: BatchStore) -> None:
+        self._batches = batches
+
+    def place(self, chunk: Sequence[Checked]) -> Placement:
+        found = self._batches.lookup([c.custom_id for c in chunk])
+        placement = Placement()
+        for checked in chunk:
+            existing = found.get(checked.custom_id)
+            if existing is None:
+                placement.created.append(checked)
+            else:
+                placement.existing.append((checked, existing[0], existing[1] == checked.h))
+        return placement
+
+    def finish(self) -> None:
+        pass
+
+
+class Submission:
+    """Configure once, :meth:`run` once. ``services=None`` is an offline estimate."""
+
+    def __init__(
+        self,
+        source: RowSource,
+        *,
+        services: Services | None,
+        batch: str | None = None,
+        dry_run: bool = False,
+        max_chars: int | None = None,
+        errors_path: Path | None = None,
+        on_error: Callable[[RowError], None] | None = None,
+        on_progress: Progress | None = None,
+        parallel: bool = True,
+    ) -> None:
+        self.source = source
+        self.parallel = parallel  # big files are checked in a helper process
+        self.services = services
+        self.batch_id = _batch_id(batch)
+        self.dry_run = dry_run or services is None
+        self.max_chars = max_chars
+        self.errors_path = errors_path
+        self.on_error = on_error
+        self.on_progress = on_progress
+
+    def run(self) -> SubmitReport:
+        """Submit (or estimate); raises ProducerError subclasses when nothing can go ahead."""
+        errors = ErrorsFile(self.errors_path) if self.errors_path else None
+        if errors is not None:
+            errors.check_writable()
+        if self.services is not None:
+            self.services.redis  # noqa: B018 - fail now, before reading anything, if unreachable
+            if not self.dry_run:
+                _check_broker(self.services)
+        with temp_dir() as tmp:
+            source = self.source
+            if self.max_chars is not None and not self.dry_run:
+                if not source.rereadable:
+                    source = source.spool(Path(tmp))
+                seen_path = Path(tmp) / "seen-1.db"
+                first = self._pass(source, self._lookup_sink(), seen_path, final=False)
+                check_limit(first.estimate, self.max_chars)
+            sink = self._lookup_sink() if self.dry_run else self._enqueuer()
+            try:
+                seen_path = Path(tmp) / "seen-2.db"
+                report = self._pass(source, sink, seen_path, final=True, errors=errors)
+            finally:
+                if errors is not None:
+                    errors.close()
+            if errors is not None and errors.count:
+                report.errors_path = errors.path
+        if self.dry_run:
+            check_limit(report.estimate, self.max_chars)
+        return report
+
+    def _lookup_sink(self) -> Sink:
+        return OfflineSink() if self.services is None else LookupSink(self.services.batches)
+
+    def _enqueuer(self) -> Enqueuer:
+        assert self.services is not None
+        return Enqueuer(self.services.app, self.services.batches, self.batch_id)
+
+    def _pass(
+        self,
+        source: RowSource,
+        sink: Sink,
+        seen_path: Path,
+        *,
+        final: bool,
+        errors: ErrorsFile | None = None,
+    ) -> SubmitReport:
+        """Read the source once; only the final pass reports rows and progress."""
+        report = SubmitReport(self.batch_id, dry_run=self.dry_run)
+        with_docs = self.batch_id if isinstance(sink, Enqueuer) else None
+        child = self.parallel and parallel.use_child(source)
+        try:
+            with parallel.checked_chunks(
+                source, seen_path, batch_id=with_docs, child=child
+            ) as pieces:
+                for chunk, position, size in pieces:
+                    placement = sink.place(chunk.checked)
+                    self._tally(report, chunk, placement, errors, report_rows=final)
+                    if self.on_progress is not None and final:
+                        self.on_progress(report, position, size)
+            sink.finish()
+        except (redis.exceptions.RedisError, kombu.exceptions.KombuError, OSError) as exc:
+            if isinstance(exc, OSError) and not _is_connection_error(exc):
+                raise
+            raise ProducerError(
+                f"Redis (or the broker) failed after {report.new:,} new jobs were recorded in "
+                f"batch {self.batch_id} ({type(exc).__name__}: {exc}); run the same command again "
+                "once Redis answers: rows already recorded are skipped, not sent twice"
+            ) from None
+        return report
+
+    def _tally(
+        self,
+        report: SubmitReport,
+        chunk: intake.Chunk,
+        placement: Placement,
+        errors: ErrorsFile | None,
+        *,
+        report_rows: bool,
+    ) -> None:
+        report.rows += chunk.rows
+        report.repeats += chunk.repeats
+        report.new += len(placement.created)
+        for checked in placement.created:
+            report.estimate += checked.cost
+        rejected = list(chunk.errors)
+        for checked, batch, same in placement.existing:
+            if same:
+                report.already_submitted += 1
+                report.already_in[batch] += 1
+            else:
+                report.conflicts += 1
+                rejected.append(_conflict(checked, batch))
+        rejected.sort(key=lambda e: e.line)
+        report.rejected += len(rejected)
+        if not report_rows:
+            return
+        for error in rejected:
+            if len(report.errors) < KEEP_ERRORS:
+                report.errors.append(error)
+            if errors is not None:
+                errors.write(error)
+            if self.on_error is not None:
+                self.on_error(error)
+
+
+def _conflict(checked: Checked, batch: str) -> RowError:
+    return RowError(
+        checked.line,
+        checked.custom_id,
+        [
+            f"custom_id already used in batch {batch} with different content; "
+            "use another custom_id (or purge that batch)"
+        ],
+        checked.original,
+    )
+
+
+def _batch_id(batch: str | None) -> str:
+    if batch is None:
+        return new_batch_id()
+    try:
+        return check_batch_id(batch)
+    except ValueError as exc:
+        raise InputError(f"--batch {batch!r}: {exc}") from None
+
+
+def _is_connection_error(exc: OSError) -> bool:
+    return isinstance(exc, ConnectionError | TimeoutError)
+
+
+def _check_broker(services: Services) -> None:
+    """The broker must answer before the first job is recorded."""
+    try:
+        with services.app.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1, timeout=5)
+    except (kombu.exceptions.KombuError, OSError) as exc:
+        raise ProducerError(
+            f"cannot reach the broker ({type(exc).__name__}: {exc}); nothing was submitted: "
+            "start it or set CLONEQUEUE_BROKER_URL"
+        ) from None

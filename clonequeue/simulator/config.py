@@ -1,0 +1,114 @@
+"""The simulator's knobs: one validated model, set at start and patched at run time.
+
+Every knob can be given as a CLI flag (``clonequeue simulator --failure-rate 0.1``)
+and changed later with ``PATCH /_sim/config``; a patch is merged into the current
+values and validated as a whole, so a bad knob never leaves a half-applied config.
+``tokens`` and ``initial_balance`` describe the accounts and are start-only.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from clonequeue.api.models import describe_validation_error
+
+DownMode = Literal["5xx", "refuse"]
+BalanceError = Literal["http402", "code200"]
+
+DEFAULT_TOKEN = "sim-token"
+# Accounts, not behaviour: changing them at run time would make balances ambiguous.
+START_ONLY_FIELDS = frozenset({"tokens", "initial_balance"})
+
+
+class SimConfig(BaseModel):
+    """What the simulated API does: durations, prices and injected faults."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # --- accounts (start-only) -------------------------------------------------------
+    tokens: tuple[str, ...] = Field(
+        (DEFAULT_TOKEN,),
+        min_length=1,
+        exclude=True,
+        repr=False,
+        description="Accepted bearer tokens; never shown in answers.",
+    )
+    initial_balance: float = Field(1000.0, ge=0.0, description="Starting balance of each token.")
+
+    # --- task lifecycle ----------------------------------------------------------------
+    clone_queue_s: float = Field(1.0, ge=0.0, description="Time a clone task stays queued.")
+    clone_processing_s: float = Field(4.0, ge=0.0, description="Time a clone task processes.")
+    audio_queue_s: float = Field(1.0, ge=0.0, description="Time an audio task stays queued.")
+    audio_processing_s: float = Field(4.0, ge=0.0, description="Time an audio task processes.")
+    jitter_ratio: float = Field(
+        0.0, ge=0.0, lt=1.0, description="Durations vary by up to ± this fraction."
+    )
+    failure_rate: float = Field(0.0, ge=0.0, le=1.0, description="Fraction of tasks that fail.")
+    seed: int = Field(0, description="Seeds every random choice: same requests, same answers.")
+
+    # --- billing --------------------------------------------------------------------------
+    price_per_10k_chars: float = Field(1.0, ge=0.0, description="Charge per 10,000 billed chars.")
+    voice_fee: float = Field(0.01, ge=0.0, description="Extra charge per production audio.")
+    balance_error: BalanceError = Field(
+        "http402", description="'http402', or 'code200' (HTTP 200 with code 40200)."
+    )
+
+    # --- faults -------------------------------------------------------------------------
+    error_5xx_rate: float = Field(
+        0.0, ge=0.0, le=1.0, description="Fraction of API requests answered 500/502/503 first."
+    )
+    rate_limit_per_s: int | None = Field(
+        None, ge=1, description="At most this many API requests in any 1 s window; else 429."
+    )
+    latency_s: float = Field(0.0, ge=0.0, description="Delay added to every API answer.")
+    slow_rate: float = Field(
+        0.0, ge=0.0, le=1.0, description="Fraction of API answers delayed by slow_s (after effect)."
+    )
+    slow_s: float = Field(35.0, ge=0.0, description="Extra delay of a slow answer.")
+    lost_response_rate: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="Fraction of creates that take effect, then close the connection unanswered.",
+    )
+    down: DownMode | None = Field(
+        None, description="'5xx' (every API request 503) or 'refuse' (connections refused)."
+    )
+    down_for_s: float | None = Field(
+        None, gt=0.0, description="Come back up by itself after this long (required for refuse)."
+    )
+
+    @model_validator(mode="after")
+    def _refuse_needs_an_end(self) -> Self:
+        if self.down == "refuse" and self.down_for_s is None:
+            raise ValueError(
+                "down='refuse' needs down_for_s: the admin API is unreachable while refusing, "
+                "so the simulator must come back up by itself"
+            )
+        return self
+
+    def public(self) -> dict[str, Any]:
+        """The knobs as JSON (tokens excluded), for ``GET /_sim/config``."""
+        return self.model_dump(mode="json")
+
+
+class ConfigPatchError(ValueError):
+    """A ``PATCH /_sim/config`` body that cannot be applied; the message says why."""
+
+
+def patched(config: SimConfig, patch: object) -> SimConfig:
+    """``config`` with the knobs in ``patch`` changed, or :class:`ConfigPatchError`."""
+    if not isinstance(patch, dict):
+        raise ConfigPatchError('the body must be a JSON object of knobs, e.g. {"latency_s": 1}')
+    start_only = sorted(START_ONLY_FIELDS & patch.keys())
+    if start_only:
+        raise ConfigPatchError(
+            f"{', '.join(start_only)} can only be set at start; use POST /_sim/balance for balances"
+        )
+    merged = {**config.model_dump(), **patch, "tokens": config.tokens}
+    try:
+        return SimConfig.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigPatchError("; ".join(describe_validation_error(exc))) from exc

@@ -1,0 +1,197 @@
+"""Producer- and operator-side records: batches, their jobs, results, retry, cancel, purge."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+import redis
+
+from clonequeue.store.jobs import Dispatch, JobStore
+from clonequeue.store.keys import Keys
+from clonequeue.store.records import TERMINAL_STATES, JobState
+
+READ_CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class CreateResult:
+    created: list[str]  # job ids recorded now, in order
+    existing: list[tuple[str, str, bool]]  # (job id, batch holding it, same content?)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchInfo:
+    batch_id: str
+    created_at: float
+    finished_at: float | None
+    total: int
+    counts: dict[str, int]
+
+    @property
+    def open_jobs(self) -> int:
+        return self.total - sum(self.counts.get(s.value, 0) for s in TERMINAL_STATES)
+
+    @property
+    def finished_jobs(self) -> int:
+        return self.total - self.open_jobs
+
+    @property
+    def is_finished(self) -> bool:
+        return self.total > 0 and self.open_jobs == 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The counts as ``status --json`` prints them."""
+        return {
+            "batch": self.batch_id,
+            "total": self.total,
+            "finished": self.is_finished,
+            "created_at": self.created_at,
+            "finished_at": self.finished_at,
+            **{s.value: self.counts.get(s.value, 0) for s in JobState},
+        }
+
+
+class BatchStore:
+    """Reads and bulk operations on batches. Shares the scripts of :class:`JobStore`."""
+
+    def __init__(self, jobs: JobStore) -> None:
+        self.jobs = jobs
+        self.client: redis.Redis = jobs.client
+        self.keys: Keys = jobs.keys
+
+    def create_jobs(
+        self,
+        batch_id: str,
+        docs: Sequence[tuple[str, str]],
+        *,
+        now: float,
+        producing_until: float | None = None,
+    ) -> CreateResult:
+        """Record new jobs (id, JSON document) atomically; existing ids are reported only.
+
+        ``producing_until`` renews the producer's heartbeat on the batch in the same call.
+        """
+        args: list[str] = []
+        for job_id, doc in docs:
+            args += [job_id, doc]
+        heartbeat = "" if producing_until is None else repr(producing_until)
+        out = self.jobs._run("create_jobs", now, batch_id, heartbeat, *args)
+        existing_at = {
+            int(out[i]) - 1: (str(out[i + 1]), out[i + 2] == 1) for i in range(1, len(out), 3)
+        }
+        created = [job_id for i, (job_id, _) in enumerate(docs) if i not in existing_at]
+        existing = [(docs[i][0], batch, same) for i, (batch, same) in existing_at.items()]
+        return CreateResult(created, existing)
+
+    def mark_sent(self, batch_id: str, job_ids: Sequence[str]) -> None:
+        """The first messages of ``job_ids`` are published (README, "Redis keys": unsent)."""
+        if job_ids:
+            self.client.srem(self.keys.batch_unsent(batch_id), *job_ids)
+
+    def info(self, batch_id: str) -> BatchInfo | None:
+        raw: dict[str, str] = self.client.hgetall(self.keys.batch(batch_id))  # type: ignore[assignment]
+        if not raw:
+            return None
+        return BatchInfo(
+            batch_id=batch_id,
+            created_at=float(raw.get("created_at", 0)),
+            finished_at=float(raw["finished_at"]) if "finished_at" in raw else None,
+            total=int(raw.get("total", 0)),
+            counts={s.value: max(int(raw.get(s.value, 0)), 0) for s in JobState},
+        )
+
+    def list_batches(self, *, limit: int = 100) -> list[BatchInfo]:
+        """Newest first; ids whose records expired are dropped from the index."""
+        ids = self.client.zrevrange(self.keys.batches, 0, limit - 1)
+        infos = []
+        for batch_id in cast(list[str], ids):
+            info = self.info(str(batch_id))
+            if info is None:
+                self.client.zrem(self.keys.batches, batch_id)
+            else:
+                infos.append(info)
+        return infos
+
+    def job_ids(self, batch_id: str, *, start: int = 0) -> Iterator[list[str]]:
+        """The batch's job ids in chunks, streaming (constant memory)."""
+        key = self.keys.batch_jobs(batch_id)
+        while True:
+            chunk = cast(list[str], self.client.lrange(key, start, start + READ_CHUNK - 1))
+            if not chunk:
+                return
+            yield [str(j) for j in chunk]
+            start += len(chunk)
+
+    def docs(self, batch_id: str) -> Iterator[dict[str, Any]]:
+        """Every job document of the batch in submission order (expired ones skipped)."""
+        for ids in self.job_ids(batch_id):
+            for raw in cast(list[str | None], self.client.mget([self.keys.job(j) for j in ids])):
+                if raw is not None:
+                    yield json.loads(raw)
+
+    def lookup(self, job_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """Which of ``job_ids`` exist: id → (batch holding it, content hash). Read-only."""
+        if not job_ids:
+            return {}
+        raws = cast(list[str | None], self.client.mget([self.keys.job(j) for j in job_ids]))
+        found = {}
+        for job_id, raw in zip(job_ids, raws, strict=True):
+            if raw is not None:
+                doc = json.loads(raw)
+                found[job_id] = (str(doc.get("batch")), str(doc.get("h")))
+        return found
+
+    def get(self, job_id: str) -> dict[str, Any] | None:
+        raw = self.client.get(self.keys.job(job_id))
+        return json.loads(raw) if raw is not None else None
+
+    def retry(self, batch_id: str, what: str, *, now: float) -> tuple[int, list[Dispatch]]:
+        """Retry the batch's ``what`` ('failed' | 'unknown') steps. Returns (jobs, dispatches)."""
+        jobs, dispatches = 0, []
+        limits = self.jobs.limits
+        for ids in self.job_ids(batch_id):
+            pipe = self.client.pipeline(transaction=False)
+            for job_id in ids:
+                self.jobs._scripts.run(
+                    "retry_job",
+                    [self.keys.ns, repr(now), job_id, what, limits.grace_s,
+                     limits.job_deadline_s, limits.retention_s],
+                    client=pipe,
+                )  # fmt: skip
+            for out in pipe.execute():
+                if out[0] == "ok":
+                    jobs += 1
+                    dispatches += [Dispatch.parse(e) for e in out[1:]]
+        return jobs, dispatches
+
+    def cancel(self, batch_id: str, *, now: float) -> dict[str, int]:
+        """Cancel every unfinished job; counts of 'cancelled' (at once) and 'requested'."""
+        counts = {"cancelled": 0, "requested": 0}
+        for ids in self.job_ids(batch_id):
+            pipe = self.client.pipeline(transaction=False)
+            for job_id in ids:
+                self.jobs._scripts.run(
+                    "cancel_job",
+                    [self.keys.ns, repr(now), job_id, self.jobs.limits.retention_s],
+                    client=pipe,
+                )
+            for out in pipe.execute():
+                if out[0] in counts:
+                    counts[out[0]] += 1
+        return counts
+
+    def purge(self, batch_id: str) -> int:
+        """Delete the batch and its job records. Returns the number of job records removed."""
+        removed = 0
+        for ids in self.job_ids(batch_id):
+            removed += self.client.delete(*[self.keys.job(j) for j in ids])
+        self.client.delete(
+            self.keys.batch(batch_id),
+            self.keys.batch_jobs(batch_id),
+            self.keys.batch_unsent(batch_id),
+        )
+        self.client.zrem(self.keys.batches, batch_id)
+        return removed

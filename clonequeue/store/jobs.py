@@ -1,0 +1,267 @@
+"""Worker-side state changes of jobs: each method is one Lua script, one round trip.
+
+Every change checks the state and generation it leaves, so a duplicate or late
+message finds the step moved on and does nothing (see lua/prelude.lua).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal, cast
+
+import redis
+
+from clonequeue.store.keys import Keys
+from clonequeue.store.records import CLONE_ITEM
+from clonequeue.store.scripts import Scripts
+
+
+@dataclass(frozen=True, slots=True)
+class Dispatch:
+    """A step to send a message for: create it (pending) or, with ``remote_id``, poll it."""
+
+    job_id: str
+    item: str  # "c" for the clone, else the audio's index
+    gen: int
+    remote_id: str | None = None
+
+    @property
+    def is_clone(self) -> bool:
+        return self.item == CLONE_ITEM
+
+    @classmethod
+    def parse(cls, entry: str) -> Dispatch:
+        """From the scripts' ``gen|item|job_id`` form."""
+        gen, item, job_id = entry.split("|", 2)
+        return cls(job_id=job_id, item=item, gen=int(gen))
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """The step is ours to send: the request body and, for audios, the voice."""
+
+    request: dict[str, Any]
+    model_id: str
+    clone_completed_at: float
+    activated: bool
+    attempts: int
+    batch: str
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    """A create was stored: poll with ``gen`` (None: the step moved on, nothing to poll)."""
+
+    gen: int | None
+    resumed: bool = False  # the fleet pause was lifted by this success
+    first_poll_s: float | None = None  # the batch's learned first-poll delay, if any
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """Nothing to do: ``reason`` is stale, gone, cancelled, or parked:<why>."""
+
+    reason: str
+
+
+ReleaseOutcome = Literal["retry", "blocked", "rejected", "unknown"]
+
+
+@dataclass(frozen=True, slots=True)
+class Released:
+    result: str  # retry | parked | failed | unknown | stale | gone
+    gen: int = 0
+    dispatches: list[Dispatch] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Polled:
+    """``again`` with the poll count so far, or done with follow-up steps to dispatch."""
+
+    result: str  # again | done | stale | gone
+    gen: int = 0
+    polls: int = 0
+    dispatches: list[Dispatch] = field(default_factory=list)
+    batch: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StoreLimits:
+    """The settings the scripts enforce."""
+
+    max_in_flight: int
+    budget_chars: int  # 0 = no budget
+    retention_s: int
+    grace_s: float
+    job_deadline_s: float
+    submit_max_attempts: int
+    first_poll_target: float = 0.0  # share of first polls that should find the task done
+    first_poll_min_s: float = 5.0
+    first_poll_max_s: float = 60.0
+
+
+class JobStore:
+    """The transitions workers and the watchdog make."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, limits: StoreLimits) -> None:
+        self.client = client
+        self.keys = keys
+        self.limits = limits
+        self._scripts = Scripts(client)
+
+    def _run(self, name: str, now: float, *args: Any) -> list[Any]:
+        return self._scripts.run(name, [self.keys.ns, repr(now), *args])
+
+    def claim_create(
+        self, job_id: str, item: str, gen: int, *, now: float, lease_s: float
+    ) -> Claimed | Skipped:
+        """Move a pending step to submitting, or park it when paused/full/over budget."""
+        out = self._run(
+            "claim_create",
+            now,
+            job_id,
+            item,
+            gen,
+            lease_s,
+            self.limits.max_in_flight,
+            self.limits.budget_chars,
+            self.limits.retention_s,
+        )
+        if out[0] == "ok":
+            return Claimed(
+                request=json.loads(out[1]),
+                model_id=out[2],
+                clone_completed_at=float(out[3]),
+                activated=out[4] == "1",
+                attempts=int(out[5]),
+                batch=out[6],
+            )
+        return Skipped(f"parked:{out[1]}" if out[0] == "parked" else out[0])
+
+    def record_created(
+        self, job_id: str, item: str, gen: int, remote_id: str, *, now: float, next_due: float
+    ) -> Created:
+        """Store the remote task id at once; the poll's generation, or None if it moved on."""
+        out = self._run(
+            "record_created",
+            now,
+            job_id,
+            item,
+            gen,
+            remote_id,
+            repr(next_due),
+            self.limits.job_deadline_s,
+            self.limits.retention_s,
+        )
+        if out[0] != "ok":
+            return Created(None)
+        return Created(int(out[1]), out[2] == 1, float(out[3]) if out[3] else None)
+
+    def release_create(
+        self,
+        job_id: str,
+        item: str,
+        gen: int,
+        outcome: ReleaseOutcome,
+        error: dict[str, Any],
+        *,
+        now: float,
+        retry_at: float = 0.0,
+        queued: bool = False,
+        pause: dict[str, Any] | None = None,
+    ) -> Released:
+        """A create produced no task (or no answer): retry, park, fail or mark unknown."""
+        out = self._run(
+            "release_create",
+            now,
+            job_id,
+            item,
+            gen,
+            outcome,
+            json.dumps(error, ensure_ascii=False),
+            repr(retry_at),
+            int(queued),
+            self.limits.submit_max_attempts,
+            json.dumps(pause or {}, ensure_ascii=False),
+            self.limits.max_in_flight,
+            self.limits.grace_s,
+            self.limits.retention_s,
+        )
+        if out[0] in ("stale", "gone"):
+            return Released(out[0])
+        return Released(out[0], int(out[1]), [Dispatch.parse(e) for e in out[2:]])
+
+    def record_poll(
+        self,
+        job_id: str,
+        item: str,
+        gen: int,
+        status: Literal["running", "completed", "failed"],
+        result: dict[str, Any],
+        *,
+        now: float,
+        next_due: float,
+    ) -> Polled:
+        """Store a poll's answer; on completion return the follow-up steps to dispatch."""
+        out = self._run(
+            "record_poll",
+            now,
+            job_id,
+            item,
+            gen,
+            status,
+            json.dumps(result, ensure_ascii=False),
+            repr(next_due),
+            self.limits.max_in_flight,
+            self.limits.grace_s,
+            self.limits.retention_s,
+            self.limits.first_poll_target,
+            self.limits.first_poll_min_s,
+            self.limits.first_poll_max_s,
+        )
+        if out[0] == "again":
+            return Polled("again", int(out[1]), int(out[2]), batch=out[3])
+        if out[0] != "done":
+            return Polled(out[0])
+        return Polled("done", dispatches=[Dispatch.parse(e) for e in out[3:]], batch=out[2])
+
+    def redrive(
+        self,
+        job_id: str,
+        item: str,
+        *,
+        now: float,
+        lease_s: float,
+        queue_busy: bool,
+    ) -> tuple[str, Dispatch | None]:
+        """Re-drive one overdue step; returns what happened and the message to send, if any."""
+        out = self._run(
+            "redrive", now, job_id, item, lease_s, int(queue_busy), self.limits.retention_s
+        )
+        if out[0] == "poll":
+            return "poll", Dispatch(job_id, item, int(out[1]), remote_id=out[2])
+        if out[0] == "create":
+            return "create", Dispatch(job_id, item, int(out[1]))
+        return out[0], None
+
+    def unpark(self, *, now: float, limit: int = 1000) -> list[Dispatch]:
+        """Release parked steps into free slots (none while paused)."""
+        out = self._run("unpark", now, self.limits.max_in_flight, self.limits.grace_s, limit)
+        return [Dispatch.parse(e) for e in out]
+
+    def probe(self, *, now: float, interval_s: float) -> list[Dispatch]:
+        """While paused for balance/token, let one parked step through per interval."""
+        out = self._run("probe", now, interval_s, self.limits.grace_s)
+        return [Dispatch.parse(e) for e in out]
+
+    def overdue(self, *, now: float, limit: int) -> list[tuple[str, str]]:
+        """Steps whose message is later than the grace period: (job_id, item)."""
+        members = self.client.zrangebyscore(
+            self.keys.due, "-inf", now - self.limits.grace_s, start=0, num=limit
+        )
+        pairs = []
+        for member in cast(list[str], members):
+            item, job_id = str(member).split("|", 1)
+            pairs.append((job_id, item))
+        return pairs

@@ -1,0 +1,81 @@
+"""Every Redis key clonequeue uses, in one place (documented in README, "Redis keys")."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """Key names under one namespace prefix (``CLONEQUEUE_NAMESPACE``, default ``clonequeue``)."""
+
+    ns: str
+
+    def job(self, job_id: str) -> str:
+        """STRING: the job's JSON document (its custom_id is its id)."""
+        return f"{self.ns}:job:{job_id}"
+
+    def batch(self, batch_id: str) -> str:
+        """HASH: created_at, total, a counter per job state, finished_at."""
+        return f"{self.ns}:batch:{batch_id}"
+
+    def batch_jobs(self, batch_id: str) -> str:
+        """LIST: the batch's job ids in submission order."""
+        return f"{self.ns}:batch:{batch_id}:jobs"
+
+    def batch_unsent(self, batch_id: str) -> str:
+        """SET: jobs recorded whose first message the producer has not published yet."""
+        return f"{self.ns}:batch:{batch_id}:unsent"
+
+    @property
+    def batches(self) -> str:
+        """ZSET: batch ids scored by creation time."""
+        return f"{self.ns}:batches"
+
+    @property
+    def due(self) -> str:
+        """ZSET: steps a worker scheduled, scored by when their message should run."""
+        return f"{self.ns}:due"
+
+    @property
+    def inflight(self) -> str:
+        """SET: steps holding one of the max_in_flight slots (submitting or running)."""
+        return f"{self.ns}:inflight"
+
+    def parked(self, kind: str) -> str:
+        """ZSET per kind ('clone', 'audio'): steps waiting for a slot or for the pause to lift."""
+        return f"{self.ns}:parked:{kind}"
+
+    @property
+    def paused(self) -> str:
+        """STRING (JSON): why creates are paused fleet-wide; absent when not paused."""
+        return f"{self.ns}:paused"
+
+    @property
+    def probe(self) -> str:
+        """STRING: the one parked step allowed through while paused, to test the API."""
+        return f"{self.ns}:probe"
+
+    @property
+    def stats(self) -> str:
+        """HASH: fleet-wide counters (chars_submitted, chars_refunded, ...)."""
+        return f"{self.ns}:stats"
+
+    @property
+    def events(self) -> str:
+        """STREAM: one entry per job reaching a terminal state (job, batch, state, at)."""
+        return f"{self.ns}:events"
+
+    @property
+    def cooldown(self) -> str:
+        """STRING with a TTL: set after a 429; no worker calls the API until it expires."""
+        return f"{self.ns}:cooldown"
+
+    @property
+    def watchdog_lock(self) -> str:
+        return f"{self.ns}:lock:watchdog"
+
+    @property
+    def rate_timeline(self) -> str:
+        """STRING with a TTL: the next free API call slot (µs, Redis clock) of the rate limit."""
+        return f"{self.ns}:rate"

@@ -1,0 +1,215 @@
+-- Shared by every script (Redis 6.2 has no shared Lua functions, so scripts.py
+-- prepends this file). Keys are built from the namespace in ARGV[1]; a job's
+-- batch key is only known after reading the job, so clonequeue needs a single
+-- Redis server, not Redis Cluster.
+--
+-- A job is one JSON document at <ns>:job:<id>. Its steps are doc.clone and
+-- doc.audios[i + 1]; each step has its own small machine:
+--   pending -> submitting -> running -> completed | failed | unknown | cancelled
+-- and a generation number `gen`: a message whose gen is not the step's current
+-- gen is stale and does nothing. That rule makes duplicate deliveries harmless.
+
+local NS = ARGV[1]
+local NOW = tonumber(ARGV[2])
+local EVENTS_MAXLEN = 1000000
+local TERMINAL = {completed = true, failed = true, unknown = true, cancelled = true}
+
+local function key(...)
+  return table.concat({NS, ...}, ':')
+end
+
+local function load_doc(job_key)
+  local raw = redis.call('GET', job_key)
+  if not raw then
+    return nil
+  end
+  return cjson.decode(raw)
+end
+
+local function step_of(doc, item)
+  if item == 'c' then
+    return doc.clone
+  end
+  if type(doc.audios) ~= 'table' then
+    return nil
+  end
+  return doc.audios[tonumber(item) + 1]
+end
+
+-- The job and the step a message is for, if the step is still in one of `states`
+-- at generation `gen`; otherwise the reply the script should give: gone or stale.
+local function open_step(job_id, item, gen, states)
+  local job_key = key('job', job_id)
+  local doc = load_doc(job_key)
+  if not doc then
+    return nil, nil, job_key, {'gone'}
+  end
+  local step = step_of(doc, item)
+  if not step or step.gen ~= gen or not states[step.state] then
+    return nil, nil, job_key, {'stale'}
+  end
+  return doc, step, job_key, nil
+end
+
+local function member_of(item, job_id)
+  return item .. '|' .. job_id
+end
+
+-- The job's state follows from its steps.
+local function job_state(doc)
+  local clone = doc.clone.state
+  if clone == 'pending' then
+    return 'pending'
+  elseif clone == 'submitting' then
+    return 'submitting'
+  elseif clone == 'running' then
+    return 'cloning'
+  elseif clone ~= 'completed' then
+    return clone -- failed, unknown, cancelled
+  end
+  local open, failed, unknown, cancelled = false, false, false, false
+  for _, audio in ipairs(doc.audios or {}) do
+    local s = audio.state
+    if s == 'failed' then
+      failed = true
+    elseif s == 'unknown' then
+      unknown = true
+    elseif s == 'cancelled' then
+      cancelled = true
+    elseif s ~= 'completed' then
+      open = true
+    end
+  end
+  if open then
+    return 'producing'
+  elseif unknown then
+    return 'unknown' -- needs an operator's decision first
+  elseif failed then
+    return 'failed'
+  elseif cancelled then
+    return 'cancelled'
+  end
+  return 'completed'
+end
+
+local function batch_keys(doc)
+  local bkey = key('batch', doc.batch)
+  return bkey, bkey .. ':jobs'
+end
+
+local function check_batch_finished(doc, retention)
+  local bkey, lkey = batch_keys(doc)
+  local c = redis.call('HMGET', bkey, 'total', 'completed', 'failed', 'unknown', 'cancelled')
+  local done = 0
+  for i = 2, 5 do
+    done = done + (tonumber(c[i]) or 0)
+  end
+  if done >= (tonumber(c[1]) or 0) then
+    redis.call('HSET', bkey, 'finished_at', NOW)
+    redis.call('EXPIRE', bkey, retention)
+    redis.call('EXPIRE', lkey, retention)
+  end
+end
+
+-- Save the document, keep the batch counters and the event stream in step with
+-- the job's state, and give finished jobs their retention TTL.
+local function commit(job_key, doc, old_state, retention)
+  local new_state = job_state(doc)
+  doc.state = new_state
+  doc.updated_at = NOW
+  local was_terminal, is_terminal = TERMINAL[old_state], TERMINAL[new_state]
+  if is_terminal and not was_terminal then
+    doc.finished_at = NOW
+  elseif was_terminal and not is_terminal then
+    doc.finished_at = nil
+  end
+  redis.call('SET', job_key, cjson.encode(doc))
+  if new_state ~= old_state then
+    local bkey, lkey = batch_keys(doc)
+    redis.call('HINCRBY', bkey, old_state, -1)
+    redis.call('HINCRBY', bkey, new_state, 1)
+    if is_terminal and not was_terminal then
+      redis.call('XADD', key('events'), 'MAXLEN', '~', EVENTS_MAXLEN, '*',
+        'job', doc.id, 'batch', doc.batch, 'state', new_state, 'at', tostring(NOW))
+      check_batch_finished(doc, retention)
+    elseif was_terminal and not is_terminal then
+      redis.call('HDEL', bkey, 'finished_at')
+      redis.call('PERSIST', bkey)
+      redis.call('PERSIST', lkey)
+    end
+  end
+  if is_terminal then
+    redis.call('EXPIRE', job_key, retention)
+  end
+  return new_state
+end
+
+local function parked_key(item)
+  if item == 'c' then
+    return key('parked', 'clone')
+  end
+  return key('parked', 'audio')
+end
+
+-- Wait for a free slot or for the pause to lift; no message is outstanding.
+local function park(step, item, job_id)
+  local member = member_of(item, job_id)
+  step.parked = true
+  redis.call('ZREM', key('due'), member)
+  redis.call('ZADD', parked_key(item), NOW, step.gen .. '|' .. member)
+end
+
+-- Move parked steps into `due` for the caller to dispatch, as many as there are
+-- free slots (audios of cloned voices first). Returns 'gen|item|job' entries.
+local function unpark(cap, grace, limit)
+  if redis.call('EXISTS', key('paused')) == 1 then
+    return {}
+  end
+  local free = limit
+  if cap > 0 then
+    free = math.min(limit, cap - redis.call('SCARD', key('inflight')))
+  end
+  local out = {}
+  for _, which in ipairs({'audio', 'clone'}) do
+    if free <= #out then
+      break
+    end
+    local popped = redis.call('ZPOPMIN', key('parked', which), free - #out)
+    for i = 1, #popped, 2 do
+      local entry = popped[i]
+      local member = string.sub(entry, string.find(entry, '|', 1, true) + 1)
+      redis.call('ZADD', key('due'), NOW + grace, member)
+      out[#out + 1] = entry
+    end
+  end
+  return out
+end
+
+-- The first poll's delay is learned per batch and kind of step, from the one thing
+-- we can observe: whether the first poll found the remote task finished. A hit
+-- shortens it, a miss lengthens it, in steps sized so that the share of hits
+-- settles at `target` (e.g. 0.8). Learned from completed tasks only.
+local function first_poll_field(item)
+  return item == 'c' and 'first_poll_clone' or 'first_poll_audio'
+end
+
+local function learn_first_poll(doc, item, hit, target, min_s, max_s)
+  if target <= 0 then
+    return
+  end
+  local bkey = key('batch', doc.batch)
+  local field = first_poll_field(item)
+  local delay = tonumber(redis.call('HGET', bkey, field)) or min_s
+  local step = math.min(math.max(0.1 * delay, 0.25), 5)
+  if hit then
+    delay = delay - (1 - target) * step
+  else
+    delay = delay + target * step
+  end
+  delay = math.min(math.max(delay, min_s), max_s)
+  redis.call('HSET', bkey, field, tostring(delay))
+end
+
+local function release_slot(item, job_id)
+  return redis.call('SREM', key('inflight'), member_of(item, job_id))
+end

@@ -1,0 +1,88 @@
+-- A poll got an answer (or an error): store it and decide what comes next.
+-- ARGV: ns, now, job_id, item, gen, status, result_json, next_due, cap, grace_s,
+--       retention, first_poll_target, first_poll_min_s, first_poll_max_s
+--   status: 'running' (queued/processing, or a transient error), 'completed', 'failed'
+--   result_json: {model_id, audio_url, subtitle_file, error, last_status}
+-- Returns {'again', new_gen, polls_so_far, batch} | {'done', n_fanout, batch, entries...}
+--       | {'stale'} | {'gone'}
+-- where entries are 'gen|item|job' steps to dispatch: first the n_fanout
+-- production audios this clone unlocked, then parked steps given the freed slot.
+local job_id, item, gen = ARGV[3], ARGV[4], tonumber(ARGV[5])
+local status, result, next_due = ARGV[6], cjson.decode(ARGV[7]), tonumber(ARGV[8])
+local cap, grace, retention = tonumber(ARGV[9]), tonumber(ARGV[10]), ARGV[11]
+local target, first_min, first_max = tonumber(ARGV[12]), tonumber(ARGV[13]), tonumber(ARGV[14])
+local doc, step, job_key, reply = open_step(job_id, item, gen, {running = true})
+if reply then
+  return reply
+end
+local member = member_of(item, job_id)
+local old_state = doc.state
+step.polls = (step.polls or 0) + 1
+step.polled_at = NOW
+step.last_status = result.last_status
+
+if status == 'running' then
+  if doc.deadline and NOW > doc.deadline then
+    status = 'failed'
+    result.error = {kind = 'deadline', msg = 'deadline exceeded: the remote task was still '
+      .. tostring(result.last_status or 'running') .. ' when the job deadline passed; '
+      .. 'raise CLONEQUEUE_JOB_DEADLINE_S or retry'}
+  else
+    step.gen = gen + 1
+    redis.call('ZADD', key('due'), next_due, member)
+    redis.call('SET', job_key, cjson.encode(doc))
+    return {'again', step.gen, step.polls, doc.batch}
+  end
+end
+
+release_slot(item, job_id)
+redis.call('ZREM', key('due'), member)
+local fanout = {}
+if status == 'completed' and item == 'c' and not result.model_id then
+  status = 'failed'
+  result.error = {kind = 'bad_answer', msg = 'the clone task completed without a modelId'}
+elseif status == 'completed' and item ~= 'c' and not result.audio_url then
+  status = 'failed'
+  result.error = {kind = 'bad_answer', msg = 'the audio task completed without an audioUrl'}
+end
+if status == 'completed' then
+  learn_first_poll(doc, item, step.polls == 1, target, first_min, first_max)
+  step.state = 'completed'
+  step.completed_at = NOW
+  step.audio_url = result.audio_url
+  if item == 'c' then
+    step.model_id = result.model_id
+    for i, audio in ipairs(doc.audios or {}) do
+      if audio.state == 'completed' then
+        -- made with an earlier clone of this voice (a re-clone after expiry): keep it
+      elseif doc.cancel_requested then
+        audio.state = 'cancelled'
+      else
+        audio.state = 'pending'
+        audio.gen = (audio.gen or 0) + 1
+        audio.queued = true
+        local m = member_of(tostring(i - 1), job_id)
+        redis.call('ZADD', key('due'), NOW + grace, m)
+        fanout[#fanout + 1] = audio.gen .. '|' .. m
+      end
+    end
+  else
+    step.subtitle_file = result.subtitle_file
+  end
+else
+  step.state = 'failed'
+  step.error = result.error
+  if step.error.kind == 'remote' then
+    -- the provider refunds failed tasks
+    redis.call('HINCRBY', key('stats'), 'chars_refunded', step.chars or 0)
+  end
+end
+commit(job_key, doc, old_state, retention)
+local out = {'done', #fanout, doc.batch}
+for _, entry in ipairs(fanout) do
+  out[#out + 1] = entry
+end
+for _, entry in ipairs(unpark(cap, grace, 50)) do
+  out[#out + 1] = entry
+end
+return out

@@ -1,0 +1,56 @@
+-- A create got no task: decide what the step does next.
+--   retry    transient error (5xx, 429, network before sending): pending again
+--   blocked  balance or token problem: pause the fleet, park the step
+--   rejected the API said no for good: failed
+--   unknown  sent but unanswered: unknown (never re-sent automatically)
+-- ARGV: ns, now, job_id, item, gen, outcome, error_json, retry_at, queued(0|1),
+--       max_attempts, pause_json, cap, grace_s, retention
+-- Returns {result, new_gen, unparked...} with result 'retry' | 'parked' |
+-- 'failed' | 'unknown', or {'stale'} | {'gone'}.
+local job_id, item, gen = ARGV[3], ARGV[4], tonumber(ARGV[5])
+local outcome, err = ARGV[6], cjson.decode(ARGV[7])
+local retry_at, queued, max_attempts = tonumber(ARGV[8]), ARGV[9] == '1', tonumber(ARGV[10])
+local pause_json, cap, grace, retention = ARGV[11], tonumber(ARGV[12]), tonumber(ARGV[13]), ARGV[14]
+local doc, step, job_key, reply = open_step(job_id, item, gen, {submitting = true})
+if reply then
+  return reply
+end
+local member = member_of(item, job_id)
+local old_state = doc.state
+release_slot(item, job_id)
+if outcome ~= 'unknown' then
+  -- nothing was created, so nothing will be billed
+  redis.call('HINCRBY', key('stats'), 'chars_submitted', -(step.chars or 0))
+end
+step.error = err
+local result = outcome
+if outcome == 'retry' and step.attempts >= max_attempts then
+  err.msg = 'gave up after ' .. step.attempts .. ' attempts; last error: ' .. err.msg
+  outcome = 'rejected'
+end
+if outcome == 'retry' then
+  step.state = 'pending'
+  step.gen = gen + 1
+  step.queued = queued or nil
+  redis.call('ZADD', key('due'), retry_at, member)
+elseif outcome == 'blocked' then
+  step.state = 'pending'
+  step.gen = gen + 1
+  step.attempts = step.attempts - 1
+  redis.call('SET', key('paused'), pause_json)
+  park(step, item, job_id)
+  result = 'parked'
+elseif outcome == 'unknown' then
+  step.state = 'unknown'
+  redis.call('ZREM', key('due'), member)
+else
+  step.state = 'failed'
+  redis.call('ZREM', key('due'), member)
+  result = 'failed'
+end
+commit(job_key, doc, old_state, retention)
+local out = {result, step.gen}
+for _, entry in ipairs(unpark(cap, grace, 50)) do
+  out[#out + 1] = entry
+end
+return out

@@ -1,0 +1,78 @@
+-- An operator asked to retry a finished job's failed (or unknown) steps. A new
+-- attempt is recorded; completed steps are never touched. When a production
+-- audio failed because its modelId expired, the voice is cloned again first.
+-- ARGV: ns, now, job_id, what ('failed'|'unknown'), grace_s, deadline_s, retention
+-- Returns {'ok', entries...} (steps to dispatch, 'gen|item|job') | {'skipped', state} | {'gone'}
+local job_id, what = ARGV[3], ARGV[4]
+local grace, deadline_s, retention = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
+local job_key = key('job', job_id)
+local doc = load_doc(job_key)
+if not doc then
+  return {'gone'}
+end
+local old_state = doc.state
+if not TERMINAL[old_state] or old_state == 'completed' then
+  return {'skipped', old_state}
+end
+
+local function reset(step)
+  step.state = 'pending'
+  step.gen = (step.gen or 0) + 1
+  step.error = nil
+  step.remote_id = nil
+  step.parked = nil
+  step.queued = nil
+  step.audio_url = nil
+  step.subtitle_file = nil
+  step.completed_at = nil
+end
+
+local clone = doc.clone
+local reclone = clone.state == what
+if clone.state == 'completed' and not clone.activated then
+  for _, audio in ipairs(doc.audios or {}) do
+    if audio.state == what and type(audio.error) == 'table' and audio.error.kind == 'model_expired' then
+      reclone = true
+    end
+  end
+end
+
+local entries = {}
+local function dispatch(step, item)
+  step.queued = true
+  local member = member_of(item, job_id)
+  redis.call('ZADD', key('due'), NOW + grace, member)
+  entries[#entries + 1] = step.gen .. '|' .. member
+end
+
+if reclone then
+  reset(clone)
+  clone.model_id = nil
+  clone.activated = nil
+  doc.deadline = nil
+  for _, audio in ipairs(doc.audios or {}) do
+    if audio.state ~= 'completed' then
+      reset(audio)
+    end
+  end
+  dispatch(clone, 'c')
+elseif clone.state == 'completed' then
+  for i, audio in ipairs(doc.audios or {}) do
+    if audio.state == what then
+      reset(audio)
+      dispatch(audio, tostring(i - 1))
+    end
+  end
+  doc.deadline = NOW + deadline_s
+end
+if #entries == 0 then
+  return {'skipped', old_state}
+end
+doc.cancel_requested = nil
+doc.retries = (doc.retries or 0) + 1
+commit(job_key, doc, old_state, retention)
+local out = {'ok'}
+for _, entry in ipairs(entries) do
+  out[#out + 1] = entry
+end
+return out

@@ -1,0 +1,87 @@
+"""The Celery app, configured from our settings. Each non-default setting says why."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+
+from clonequeue.config import Settings
+from clonequeue.workers.queues import QueueNames
+
+
+def create_app(settings: Settings) -> Celery:
+    """A Celery app for ``settings`` with clonequeue's tasks registered."""
+    from kombu.entity import Exchange, Queue
+
+    from clonequeue.workers import kombu_fixes
+    from clonequeue.workers.tasks import register_tasks
+
+    kombu_fixes.apply()
+    queues = QueueNames.for_namespace(settings.namespace)
+    app = Celery("clonequeue", set_as_current=False)
+    app.conf.update(
+        broker_url=settings.effective_broker_url,
+        # Celery results expire and are not our store: job results live in our own
+        # records. Nothing is written per task (ignore_result).
+        result_backend=settings.redis_url,
+        task_ignore_result=True,
+        # JSON only: messages carry ids, never pickled objects.
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        # A message is acknowledged after its task ran, and re-delivered if the
+        # worker died while running it. Our state checks make re-delivery harmless.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        # One non-countdown message per thread: the submit backlog stays on the
+        # broker, where other workers can take it.
+        worker_prefetch_multiplier=1,
+        # Countdown (ETA) messages are fetched at once and held in worker memory
+        # (~11 KB each, celery #2218); past this many, the worker stops fetching
+        # and the rest wait on the broker.
+        worker_eta_task_limit=settings.eta_task_limit,
+        broker_transport_options={
+            # Redis broker: an unacked message comes back this long after it was
+            # *fetched* (kombu #337). Countdowns stay below a fifth of it (polls
+            # <= poll_interval_max_s, retries <= visibility/5; longer waits go
+            # through the watchdog), so a waiting message is never delivered twice.
+            # After a kill -9 the watchdog re-drives overdue steps after
+            # watchdog_grace_s, so recovery does not wait for this timeout.
+            "visibility_timeout": settings.visibility_timeout_s,
+        },
+        # One direct exchange and routing key per queue: a message goes to one queue only.
+        task_queues=[
+            Queue(name, Exchange(name, type="direct"), routing_key=name, durable=True)  # type: ignore[no-untyped-call]
+            for name in queues.all
+        ],
+        task_default_queue=queues.submit,
+        task_create_missing_queues=False,
+        # Task events feed Flower. The "sent" event would add a publish per message.
+        worker_send_task_events=True,
+        # Remote control and events per namespace: Flower and `clonequeue inspect` see
+        # only this fleet's workers, even when several share one Redis.
+        control_exchange=settings.namespace,
+        event_exchange=f"{settings.namespace}.events",
+        task_send_sent_event=False,
+        worker_pool="threads",  # I/O bound; see bench/worker_pool.py for the measurement
+        worker_concurrency=settings.worker_concurrency,
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+        beat_schedule={
+            "watchdog": {
+                "task": "clonequeue.watchdog",
+                "schedule": settings.watchdog_interval_s,
+                "options": {"queue": queues.poll, "expires": settings.watchdog_interval_s},
+            },
+        },
+    )
+    app.clonequeue_settings = settings
+    app.clonequeue_queues = queues
+    app.clonequeue_tasks = register_tasks(app, settings, queues)
+    return app
+
+
+def app_settings(app: Any) -> Settings:
+    settings: Settings = app.clonequeue_settings
+    return settings

@@ -1,0 +1,106 @@
+"""The global API rate limit, shared by every worker process through Redis.
+
+Celery's own ``rate_limit`` is per worker; the provider counts all of our calls.
+The limit is paced, not windowed: each call reserves the next free slot on one
+timeline in Redis (GCRA, the generic cell rate algorithm), so "25/second" means a
+call every 40 ms. A moving window lets a whole second's worth go at once; the
+threads of a busy host then spread that burst out, it meets the next one at the
+API, and a sliding-window provider answers 429 although we kept our limit (seen in
+CI at 25/s against an API allowing 30/s). Slot times come from the Redis server's
+clock, so hosts with skewed clocks share one timeline.
+
+After a 429 a fleet-wide cooldown key holds every worker back for the
+``Retry-After`` the API asked for.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import cast
+
+import redis
+from limits import parse
+
+from clonequeue.store.keys import Keys
+
+COOLDOWN_CHECK_INTERVAL_S = 0.25
+
+# KEYS[1]: the timeline (the next free slot, microseconds). ARGV: the interval between
+# slots and the longest wait the caller accepts, both in microseconds. Returns the
+# wait before the reserved slot (>= 0), or -(the wait) when it is longer than that
+# and nothing was reserved.
+RESERVE_SLOT = """
+local now_t = redis.call('TIME')
+local now = tonumber(now_t[1]) * 1000000 + tonumber(now_t[2])
+local interval = tonumber(ARGV[1])
+local max_wait = tonumber(ARGV[2])
+local slot = math.max(tonumber(redis.call('GET', KEYS[1]) or 0), now)
+local wait = slot - now
+if wait > max_wait then
+  return -wait
+end
+local ttl_ms = math.floor((wait + interval) / 1000) + 1000
+redis.call('SET', KEYS[1], string.format('%d', slot + interval), 'PX', ttl_ms)
+return wait
+"""
+
+
+class ApiRateLimiter:
+    """Reserve a slot for one API call, waiting a bounded time for it."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, rate: str) -> None:
+        item = parse(rate)
+        self._client = client
+        self._keys = keys
+        self._interval_us = max(int(item.get_expiry() * 1_000_000 / item.amount), 1)
+        self._reserve = client.register_script(RESERVE_SLOT)
+        self._lock = threading.Lock()
+        self._cooldown_until = 0.0
+        self._cooldown_checked_at = 0.0
+
+    def acquire(self, max_wait_s: float) -> float:
+        """Take a slot: 0.0 when taken (after sleeping until it), else the seconds to wait.
+
+        A slot further off than ``max_wait_s`` is not reserved: the caller re-queues
+        its step for the returned wait rather than hold a thread.
+        """
+        cooldown = self._cooldown_remaining()
+        if cooldown > 0:
+            if cooldown > max_wait_s:
+                return cooldown
+            time.sleep(cooldown)
+        max_wait_us = int(max(max_wait_s - max(cooldown, 0.0), 0.0) * 1_000_000)
+        wait_us = int(
+            cast(
+                int,
+                self._reserve(
+                    keys=[self._keys.rate_timeline], args=[self._interval_us, max_wait_us]
+                ),
+            )
+        )
+        if wait_us < 0:
+            return -wait_us / 1_000_000
+        if wait_us:
+            time.sleep(wait_us / 1_000_000)
+        return 0.0
+
+    def cool_down(self, seconds: float) -> None:
+        """After a 429: no worker calls the API for ``seconds``."""
+        millis = max(int(seconds * 1000), 1)
+        self._client.set(self._keys.cooldown, "1", px=millis)
+        with self._lock:
+            self._cooldown_until = time.monotonic() + seconds
+            self._cooldown_checked_at = time.monotonic()
+
+    def _cooldown_remaining(self) -> float:
+        now = time.monotonic()
+        with self._lock:
+            if now - self._cooldown_checked_at < COOLDOWN_CHECK_INTERVAL_S:
+                return self._cooldown_until - now
+            self._cooldown_checked_at = now
+        ttl_ms = self._client.pttl(self._keys.cooldown)  # -2: absent
+        remaining = ttl_ms / 1000 if ttl_ms > 0 else 0.0
+        with self._lock:
+            self._cooldown_until = now + remaining
+        return remaining

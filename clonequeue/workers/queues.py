@@ -1,0 +1,23 @@
+"""The broker queues. Separate queues keep a flood of new jobs from starving running ones."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class QueueNames:
+    submit: str  # new clones from producers: may hold millions
+    produce: str  # production audios of voices just cloned: never behind the backlog
+    poll: str  # polls of running remote tasks, and the watchdog
+
+    @classmethod
+    def for_namespace(cls, ns: str) -> QueueNames:
+        return cls(submit=f"{ns}.submit", produce=f"{ns}.produce", poll=f"{ns}.poll")
+
+    @property
+    def all(self) -> tuple[str, str, str]:
+        return (self.submit, self.produce, self.poll)
+
+    def for_create(self, is_clone: bool) -> str:
+        return self.submit if is_clone else self.produce

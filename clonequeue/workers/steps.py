@@ -1,0 +1,330 @@
+"""What a create and a poll message do: plain functions, testable without Celery.
+
+The pay-once protocol (README, "Paying once"): a create is sent only by the
+worker whose claim moved the step from pending to submitting; the remote id is
+stored the moment it arrives; a create whose answer never came is `unknown` and
+is never re-sent automatically.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import redis
+from pydantic import ValidationError
+
+from clonequeue.api.billing import billed_chars, preview_chars
+from clonequeue.api.models import AudioRequest, CloneRequest, RemoteTask, describe_validation_error
+from clonequeue.constants import MODEL_ID_TTL_S
+from clonequeue.errors import (
+    ApiError,
+    AuthenticationError,
+    ClonequeueError,
+    ConfigError,
+    FleetBlockedError,
+    OutcomeUnknownError,
+    RateLimitedError,
+    RejectedError,
+    TransientApiError,
+)
+from clonequeue.logs import add_log_context
+from clonequeue.metrics import CHARS_SUBMITTED, CREATE_RETRIES, STEPS_FINISHED
+from clonequeue.store.jobs import Claimed, Created, Dispatch, Skipped
+from clonequeue.store.records import ErrorKind
+from clonequeue.workers.context import WorkerContext, max_countdown_s
+from clonequeue.workers.schedule import first_poll_delay, poll_delay, retry_delay
+
+log = logging.getLogger(__name__)
+
+LIMITER_WAIT_S = 2.0  # wait this long in the thread for a rate slot, else re-queue
+PERSIST_ATTEMPTS = 10  # ~60 s of retries to store a created task's id through a Redis outage
+LEASE_MARGIN_S = 5.0  # a submitting step older than its HTTP timeouts plus this is unknown
+
+
+def run_create(ctx: WorkerContext, step: Dispatch) -> str:
+    """Send the create for a pending step, exactly once. Returns a short outcome for Flower."""
+    holds_rate_slot = False
+    if ctx.gate.is_open():
+        wait = ctx.limiter.acquire(LIMITER_WAIT_S)
+        if wait:
+            ctx.dispatcher.create(step, countdown=wait)
+            return f"rate limit: again in {wait:.1f} s"
+        holds_rate_slot = True
+    settings = ctx.settings
+    lease = (
+        settings.http_connect_timeout_s
+        + settings.http_read_timeout_s
+        + LIMITER_WAIT_S
+        + LEASE_MARGIN_S
+    )
+    claim = ctx.jobs.claim_create(step.job_id, step.item, step.gen, now=ctx.clock(), lease_s=lease)
+    if isinstance(claim, Skipped):
+        return claim.reason
+    add_log_context(batch=claim.batch)
+    if not holds_rate_slot:  # the gate looked closed a moment ago: rare
+        wait = ctx.limiter.acquire(LIMITER_WAIT_S)
+        if wait:
+            error = {"kind": ErrorKind.REJECTED, "msg": "rate limit: no slot free"}
+            return _release(ctx, step, "retry", error, delay=wait)
+    try:
+        request = _request_for(step, claim)
+    except ValidationError as exc:
+        reason = "; ".join(describe_validation_error(exc))
+        return _release(ctx, step, "rejected", {"kind": ErrorKind.REJECTED, "msg": reason})
+    if isinstance(request, AudioRequest) and _model_expired(ctx, claim):
+        return _release(
+            ctx,
+            step,
+            "rejected",
+            {
+                "kind": ErrorKind.MODEL_EXPIRED,
+                "msg": "the modelId expired: the voice was cloned more than 3 days ago and never "
+                "used; `clonequeue retry BATCH --failed` clones it again",
+            },
+        )
+    try:
+        if isinstance(request, CloneRequest):
+            task = ctx.client.create_clone(request)
+        else:
+            task = ctx.client.create_audio(request)
+    except ApiError as exc:
+        return _handle_create_error(ctx, step, claim, exc)
+    except ConfigError as exc:
+        return _release(
+            ctx,
+            step,
+            "blocked",
+            {"kind": "config", "msg": str(exc)},
+            pause={"kind": "config", "reason": str(exc), "since": ctx.clock()},
+        )
+    _count_chars(request)
+    return _record_created(ctx, step, task)
+
+
+def _count_chars(request: CloneRequest | AudioRequest) -> None:
+    if isinstance(request, CloneRequest):
+        CHARS_SUBMITTED.labels("preview").inc(preview_chars(request.contentText))
+    else:
+        CHARS_SUBMITTED.labels("production").inc(billed_chars(request.contentText))
+
+
+def _request_for(step: Dispatch, claim: Claimed) -> CloneRequest | AudioRequest:
+    if step.is_clone:
+        return CloneRequest.model_validate(claim.request)
+    return AudioRequest.model_validate({**claim.request, "modelId": claim.model_id})
+
+
+def _model_expired(ctx: WorkerContext, claim: Claimed) -> bool:
+    return not claim.activated and ctx.clock() > claim.clone_completed_at + MODEL_ID_TTL_S
+
+
+def _record_created(ctx: WorkerContext, step: Dispatch, task: RemoteTask) -> str:
+    add_log_context(remote_id=task.id)
+    now = ctx.clock()
+    latest_first_poll = now + max_countdown_s(ctx.settings)  # `due` only needs a bound
+    created = _persist_created(ctx, step, task.id, now=now, next_due=latest_first_poll)
+    if created.gen is None:
+        log.warning(
+            "created remote task %s but job %s moved on; it is not tracked",
+            task.id,
+            step.job_id,
+            extra={"job": step.job_id, "remote_id": task.id},
+        )
+        return f"created {task.id}, but the job moved on"
+    s = ctx.settings
+    delay = first_poll_delay(
+        created.first_poll_s,
+        min_s=s.poll_interval_min_s,
+        max_s=max_countdown_s(s),
+        jitter=s.poll_jitter_ratio,
+        rng=ctx.rng,
+    )
+    ctx.dispatcher.poll(Dispatch(step.job_id, step.item, created.gen, task.id), countdown=delay)
+    if created.resumed:
+        log.info("creates work again: the fleet pause is lifted")
+        dispatch_all(ctx, ctx.jobs.unpark(now=now))
+    return f"created {task.id}"
+
+
+def _persist_created(
+    ctx: WorkerContext, step: Dispatch, remote_id: str, *, now: float, next_due: float
+) -> Created:
+    """Store the task id, trying through a Redis outage: it is the only handle on a paid task."""
+    delay = 0.5
+    for attempt in range(1, PERSIST_ATTEMPTS + 1):
+        try:
+            return ctx.jobs.record_created(
+                step.job_id, step.item, step.gen, remote_id, now=now, next_due=next_due
+            )
+        except redis.exceptions.ConnectionError:
+            if attempt == PERSIST_ATTEMPTS:
+                log.error(
+                    "created remote task %s for job %s (step %s) but Redis stayed unreachable;"
+                    " the watchdog will report the job unknown: this is its remote id",
+                    remote_id,
+                    step.job_id,
+                    step.item,
+                )
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)
+    raise AssertionError("unreachable")
+
+
+def _handle_create_error(ctx: WorkerContext, step: Dispatch, claim: Claimed, exc: ApiError) -> str:
+    error = api_error_record(exc)
+    if isinstance(exc, OutcomeUnknownError):
+        error["kind"] = ErrorKind.NO_ANSWER
+        log.error(
+            "create of job %s: outcome unknown (%s)",
+            step.job_id,
+            exc.msg,
+            extra={"job": step.job_id},
+        )
+        return _release(ctx, step, "unknown", error)
+    if isinstance(exc, TransientApiError):
+        if isinstance(exc, RateLimitedError):
+            ctx.limiter.cool_down(exc.retry_after_s or 1.0)
+        reason = "rate_limited" if isinstance(exc, RateLimitedError) else "unavailable"
+        CREATE_RETRIES.labels(reason).inc()
+        delay = retry_delay(
+            claim.attempts,
+            base_s=ctx.settings.retry_base_s,
+            max_s=ctx.settings.retry_max_s,
+            retry_after_s=exc.retry_after_s,
+            rng=ctx.rng,
+        )
+        return _release(ctx, step, "retry", error, delay=delay)
+    if isinstance(exc, FleetBlockedError):
+        kind = "auth" if isinstance(exc, AuthenticationError) else "balance"
+        log.error("creates paused fleet-wide: %s", exc)
+        return _release(
+            ctx,
+            step,
+            "blocked",
+            error,
+            pause={"kind": kind, "reason": str(exc), "since": ctx.clock()},
+        )
+    if isinstance(exc, RejectedError) and "expire" in exc.msg.lower() and not step.is_clone:
+        error["kind"] = ErrorKind.MODEL_EXPIRED
+    return _release(ctx, step, "rejected", error)
+
+
+def api_error_record(exc: ApiError) -> dict[str, Any]:
+    """The API's words, verbatim, for the job record."""
+    record: dict[str, Any] = {"kind": ErrorKind.REJECTED.value, "msg": exc.msg}
+    if exc.code is not None:
+        record["code"] = exc.code
+    if exc.http_status is not None:
+        record["http_status"] = exc.http_status
+    return record
+
+
+def _release(
+    ctx: WorkerContext,
+    step: Dispatch,
+    outcome: Any,
+    error: dict[str, Any],
+    *,
+    delay: float = 0.0,
+    pause: dict[str, Any] | None = None,
+) -> str:
+    now = ctx.clock()
+    queued = outcome == "retry" and delay <= max_countdown_s(ctx.settings)
+    released = ctx.jobs.release_create(
+        step.job_id,
+        step.item,
+        step.gen,
+        outcome,
+        error,
+        now=now,
+        retry_at=now + delay,
+        queued=queued,
+        pause=pause,
+    )
+    if released.result == "retry" and queued:
+        ctx.dispatcher.create(Dispatch(step.job_id, step.item, released.gen), countdown=delay)
+    dispatch_all(ctx, released.dispatches)
+    if released.result in ("failed", "unknown"):
+        STEPS_FINISHED.labels(_kind(step), released.result).inc()
+    if released.result == "retry":
+        return f"{error['msg']}; retry in {delay:.1f} s"
+    return f"{released.result}: {error['msg']}"
+
+
+def run_poll(ctx: WorkerContext, step: Dispatch) -> str:
+    """Query a running remote task once and store what it says."""
+    assert step.remote_id is not None
+    wait = ctx.limiter.acquire(LIMITER_WAIT_S)
+    if wait:
+        ctx.dispatcher.poll(step, countdown=wait)
+        return f"rate limit: again in {wait:.1f} s"
+    status, result = _poll_once(ctx, step.remote_id)
+    now = ctx.clock()
+    polled = ctx.jobs.record_poll(
+        step.job_id,
+        step.item,
+        step.gen,
+        status,
+        result,
+        now=now,
+        next_due=now + ctx.settings.poll_interval_max_s,
+    )
+    add_log_context(batch=polled.batch or None)
+    if polled.result == "again":
+        delay = _poll_delay(ctx, polled.polls)
+        ctx.dispatcher.poll(
+            Dispatch(step.job_id, step.item, polled.gen, step.remote_id), countdown=delay
+        )
+        return f"{result['last_status']}; next poll in {delay:.1f} s"
+    dispatch_all(ctx, polled.dispatches)
+    if polled.result == "done":
+        STEPS_FINISHED.labels(_kind(step), status).inc()
+        return str(status)
+    return polled.result
+
+
+def _kind(step: Dispatch) -> str:
+    return "clone" if step.is_clone else "audio"
+
+
+def _poll_once(ctx: WorkerContext, remote_id: str) -> tuple[Any, dict[str, Any]]:
+    try:
+        task = ctx.client.get_task(remote_id)
+    except ClonequeueError as exc:  # ApiError or ConfigError: poll again; the deadline ends it
+        if isinstance(exc, RateLimitedError):
+            ctx.limiter.cool_down(exc.retry_after_s or 1.0)
+        return "running", {"last_status": f"error: {exc}"[:200]}
+    result: dict[str, Any] = {"last_status": task.status}
+    if task.is_completed:
+        result.update(
+            model_id=task.modelId, audio_url=task.audioUrl, subtitle_file=task.subtitleFile
+        )
+        return "completed", {k: v for k, v in result.items() if v is not None}
+    if task.is_failed:
+        result["error"] = {"kind": ErrorKind.REMOTE.value, "msg": task.error_text()}
+        return "failed", result
+    return "running", result
+
+
+def _poll_delay(ctx: WorkerContext, polls_done: int) -> float:
+    s = ctx.settings
+    return poll_delay(
+        polls_done,
+        min_s=s.poll_interval_min_s,
+        max_s=s.poll_interval_max_s,
+        factor=s.poll_backoff_factor,
+        jitter=s.poll_jitter_ratio,
+        rng=ctx.rng,
+    )
+
+
+def dispatch_all(ctx: WorkerContext, steps: list[Dispatch]) -> None:
+    """Send the messages for steps a state change released (fan-out, unparked, re-driven)."""
+    for step in steps:
+        if step.remote_id is not None:
+            ctx.dispatcher.poll(step)
+        else:
+            ctx.dispatcher.create(step)

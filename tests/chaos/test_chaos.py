@@ -1,0 +1,170 @@
+"""Faults, one at a time, against real Redis, real workers and the simulator.
+
+After each: every job is finished (completed, failed for a reason of the API's, or
+reported unknown), the simulator's ledger shows no step created twice beyond the
+unknown ones, and what Redis holds equals what the API says.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from clonequeue.local.stack import SimulatorAdmin
+from tests.chaos.conftest import FULL
+from tests.e2e.system import System, make_rows
+
+pytestmark = [pytest.mark.e2e, pytest.mark.chaos]
+
+JOBS = 1000 if FULL else 80
+OUTAGE_S = 60.0 if FULL else 10.0
+WAIT_S = 900.0 if FULL else 180.0
+# Retries must outlast an outage: 0.2 s doubling to 10 s over 15 attempts is ~100 s.
+SETTINGS = {"retry_max_s": "10", "submit_max_attempts": "15", "http_read_timeout_s": "1.5"}
+EXPECTED_FAILURE_KINDS = {"remote"}  # the simulator's failure_rate; faults must add none
+
+
+class Scenario:
+    def __init__(self, system: System, simulator: SimulatorAdmin, redis_server: Any) -> None:
+        self.system, self.simulator, self.redis_server = system, simulator, redis_server
+        self.done = threading.Event()
+
+    def progress(self) -> float:
+        info = self.system.info("chaos")
+        return 1 - info.open_jobs / info.total
+
+
+def kill_workers(s: Scenario) -> None:
+    """kill -9 a random worker every few seconds and start a new one."""
+    rng = random.Random(1)
+    while not s.done.wait(rng.uniform(2.0, 5.0)):
+        victim = rng.choice(s.system.stack.workers)
+        victim.kill()
+        s.system.stack.workers.remove(victim)
+        s.system.start_worker()
+
+
+def restart_redis(s: Scenario) -> None:
+    """Restart Redis (AOF) twice: at a third and at two thirds of the batch."""
+    for mark in (0.33, 0.66):
+        while s.progress() < mark and not s.done.wait(0.2):
+            pass
+        if s.done.is_set():
+            return
+        s.redis_server.restart()
+
+
+def api_down(mode: str) -> Callable[[Scenario], None]:
+    def fault(s: Scenario) -> None:
+        while s.progress() < 0.2 and not s.done.wait(0.2):
+            pass
+        if mode == "refuse":
+            s.simulator.configure(down="refuse", down_for_s=OUTAGE_S)
+            time.sleep(OUTAGE_S)
+        else:
+            s.simulator.configure(down="5xx")
+            s.done.wait(OUTAGE_S)
+            s.simulator.configure(down=None)
+
+    fault.__doc__ = (
+        f"The API {'refuses connections' if mode == 'refuse' else 'answers 503'} "
+        f"for {OUTAGE_S:.0f} s."
+    )
+    return fault
+
+
+def storm_429(s: Scenario) -> None:
+    """The API allows 25 requests/s; our workers may send 400/s."""
+    s.simulator.configure(rate_limit_per_s=25)
+
+
+def balance_runs_out(s: Scenario) -> None:
+    """The balance covers about a third of the batch; topped up 10 s after the pause."""
+    s.simulator.set_balance(JOBS * 0.0006)
+    while s.system.services.fleet.pause_reason() is None and not s.done.wait(0.2):
+        pass
+    s.done.wait(10)
+    s.simulator.set_balance(1_000_000)
+
+
+def slow_network(s: Scenario) -> None:
+    """Every answer takes 0.8 s; 5 % take 2 s, past the 1.5 s read timeout."""
+    s.simulator.configure(latency_s=0.8, slow_rate=0.05, slow_s=2.0)
+
+
+FAULTS: dict[str, Callable[[Scenario], None]] = {
+    "worker kill -9": kill_workers,
+    "Redis restart": restart_redis,
+    "API down (5xx)": api_down("5xx"),
+    "API down (refused)": api_down("refuse"),
+    "429 storm": storm_429,
+    "balance runs out": balance_runs_out,
+    "slow network": slow_network,
+}
+
+
+@pytest.mark.parametrize("name", list(FAULTS))
+def test_chaos(
+    name: str,
+    make_system: type[System],
+    simulator: SimulatorAdmin,
+    redis_server: Any,
+    chaos_report: Any,
+) -> None:
+    extra = {"api_rate_limit": "100/second"} if name == "slow network" else {}
+    system = make_system(**SETTINGS, **extra)
+    simulator.configure(failure_rate=0.05, seed=hash(name) % 1000)
+    scenario = Scenario(system, simulator, redis_server)
+    for _ in range(2):
+        system.start_worker()
+    started = time.monotonic()
+    system.submit(make_rows(JOBS, audios=1), batch="chaos")
+    fault = threading.Thread(target=FAULTS[name], args=(scenario,), daemon=True)
+    fault.start()
+    try:
+        info = system.wait("chaos", WAIT_S)
+    finally:
+        scenario.done.set()
+        fault.join(OUTAGE_S + 5)
+        simulator.configure(down=None, rate_limit_per_s=None, latency_s=0, slow_rate=0)
+    elapsed = time.monotonic() - started
+    report = system.audit("chaos")
+    summary = simulator.summary()
+    chaos_report.append(
+        {
+            "fault": name,
+            "jobs": report.jobs,
+            "completed": info.counts.get("completed", 0),
+            "failed": info.counts.get("failed", 0),
+            "unknown": info.counts.get("unknown", 0),
+            "creates": report.creates,
+            "created twice": len(report.duplicates),
+            "creates of unknowns": report.unknown_creates,
+            "untracked": len(report.orphans),
+            "disagree": len(report.mismatches),
+            "429s": summary["http_429"],
+            "5xx": summary["http_5xx"],
+            "seconds": round(elapsed),
+        }
+    )
+    assert report.ok, report.problems()
+    assert report.jobs == JOBS
+    for doc in system.docs("chaos"):
+        for step in [doc["clone"], *doc.get("audios", [])]:
+            if step["state"] == "failed":
+                assert step["error"]["kind"] in EXPECTED_FAILURE_KINDS, (name, doc["id"], step)
+            if step["state"] == "unknown":
+                assert step["error"]["kind"] in ("no_answer", "lost_worker"), (name, step)
+    if name in (
+        "API down (5xx)",
+        "API down (refused)",
+        "429 storm",
+        "balance runs out",
+        "Redis restart",
+    ):
+        assert info.counts.get("unknown", 0) == 0, f"{name} must not leave unknown outcomes"

@@ -1,0 +1,124 @@
+"""Operations: safe structured logs, graceful shutdown, RabbitMQ as the broker."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+
+import pytest
+import redis
+
+from clonequeue.local.stack import SimulatorAdmin
+from tests.e2e.system import System, make_rows
+
+pytestmark = pytest.mark.e2e
+
+KNOWN_TOKEN = "tok-VERY-SECRET-7c1f9a2b"
+
+
+def all_redis_values(client: redis.Redis) -> str:
+    """Every key and value in the database, as one searchable text."""
+    parts = []
+    for key in client.scan_iter(count=1000):
+        kind = client.type(key)
+        if kind == b"string":
+            parts.append(client.get(key) or b"")
+        elif kind == b"hash":
+            parts += [k + b"=" + v for k, v in client.hgetall(key).items()]
+        elif kind == b"list":
+            parts += client.lrange(key, 0, -1)
+        elif kind == b"set":
+            parts += list(client.smembers(key))
+        elif kind == b"zset":
+            parts += client.zrange(key, 0, -1)
+        elif kind == b"stream":
+            parts += [
+                json.dumps({k.decode(): v.decode() for k, v in fields.items()}).encode()
+                for _, fields in client.xrange(key)
+            ]
+        parts.append(key)
+    return b"\n".join(parts).decode("utf-8", "replace")
+
+
+def test_logs_are_json_with_ids_and_the_token_is_nowhere(
+    make_system: type[System], simulator: SimulatorAdmin, redis_url: str
+) -> None:
+    simulator.set_balance(1_000_000, token=KNOWN_TOKEN)
+    simulator.configure(error_5xx_rate=0.2, failure_rate=0.2, seed=5)
+    system = make_system(api_token=KNOWN_TOKEN, log_level="DEBUG")
+    worker = system.start_worker("--log-format", "json")
+    batch = system.submit(make_rows(20, audios=1))
+    system.wait(batch, 90)
+    system.stop()
+    text = worker.log_path.read_text()
+    assert KNOWN_TOKEN not in text
+    records = []
+    for line in text.splitlines():
+        if line.startswith("{"):
+            records.append(json.loads(line))
+    assert len(records) > 50
+    succeeded = [r for r in records if "succeeded" in r["msg"]]
+    assert succeeded
+    polls = [r for r in succeeded if "poll_" in r["msg"]]
+    assert all(r.get("job") and r.get("batch") == batch and r.get("remote_id") for r in polls)
+    assert KNOWN_TOKEN not in all_redis_values(redis.Redis.from_url(redis_url))
+    assert simulator.summary()["clones_total"] == 20
+
+
+def test_sigterm_finishes_in_flight_work_and_loses_nothing(
+    system: System, simulator: SimulatorAdmin
+) -> None:
+    simulator.configure(clone_processing_s=2, audio_processing_s=2)
+    first = system.start_worker(name="first")
+    batch = system.submit(make_rows(60, audios=1))
+    system.wait(batch, 60, until="producing")
+    first.send_signal(signal.SIGTERM)
+    assert first.wait(30) == 0
+    assert "warm shutdown" in first.log_path.read_text().lower()
+    system.start_worker(name="second")
+    info = system.wait(batch, 90)
+    assert info.counts["completed"] == 60
+    report = system.audit(batch)
+    assert report.ok, report.problems()
+
+
+@pytest.mark.rabbitmq
+def test_rabbitmq_broker_survives_faults_and_a_killed_worker(
+    make_system: type[System], simulator: SimulatorAdmin
+) -> None:
+    system = make_system(
+        broker_url="amqp://guest:guest@127.0.0.1:5672//", http_read_timeout_s="1.5"
+    )
+    simulator.configure(
+        error_5xx_rate=0.1,
+        failure_rate=0.05,
+        lost_response_rate=0.02,
+        slow_rate=0.02,
+        slow_s=2.0,
+        seed=21,
+        clone_processing_s=2,
+    )
+    victim = system.start_worker(name="victim")
+    try:
+        batch = system.submit(make_rows(100, audios=1))
+        system.wait(batch, 60, until="producing")
+        time.sleep(0.5)
+        victim.kill()
+        system.start_worker(name="rescuer")
+        info = system.wait(batch, 120)
+        report = system.audit(batch)
+        assert report.ok, report.problems()
+        assert info.total == 100
+    finally:
+        system.stop()
+        _delete_queues(system)
+
+
+def _delete_queues(system: System) -> None:
+    app = system.services.app
+    with app.connection_for_write() as connection:
+        channel = connection.channel()
+        for name in app.clonequeue_queues.all:
+            channel.queue_delete(name)
+            channel.exchange_delete(name)

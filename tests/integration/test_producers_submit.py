@@ -1,0 +1,267 @@
+"""Submitting into the suite's real Redis: records, Celery messages, dedupe, limits, the CLI."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+import clonequeue
+from clonequeue.config import load_settings
+from clonequeue.producers import parallel
+from clonequeue.producers.errors import EstimateTooHighError, ProducerError
+from clonequeue.services import Services
+
+
+def row(cid: str, text: str = "Hello there") -> dict[str, Any]:
+    return {
+        "custom_id": cid,
+        "clone": {"fileUrl": f"https://v.example.com/{cid}.mp3"},
+        "audios": [{"contentText": f"{text} <#0.5#> {cid}"}],
+    }
+
+
+@pytest.fixture
+def services(redis_client: redis.Redis, redis_url: str) -> Services:
+    settings = load_settings(env_file=None, redis_url=redis_url, namespace="p")
+    return Services(settings)
+
+
+def write_jsonl(path: Path, rows: list[Any]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def queued(services: Services) -> list[dict[str, Any]]:
+    raw = services.redis.lrange(services.app.clonequeue_queues.submit, 0, -1)
+    return [json.loads(m) for m in reversed(raw)]  # type: ignore[arg-type]
+
+
+def test_submit_records_jobs_and_queues_ordinary_celery_messages(services: Services) -> None:
+    batch = clonequeue.submit([row(f"j{i}") for i in range(3)], batch="b1", services=services)
+    assert batch.submission is not None
+    assert batch.submission.new == 3
+    status = batch.status()
+    assert (status.total, status.counts["pending"]) == (3, 3)
+    keys = services.jobs.keys
+    assert services.redis.scard(keys.batch_unsent("b1")) == 0
+    assert services.redis.hget(keys.batch("b1"), "producing_until") is None
+    messages = queued(services)
+    # the same envelope, headers and properties as Celery's own send_task
+    services.app.send_task(
+        "clonequeue.submit_clone", ("ref", 0), queue=services.app.clonequeue_queues.submit
+    )
+    reference = queued(services)[-1]
+    for message in messages:
+        assert message.keys() == reference.keys()
+        assert message["headers"].keys() == reference["headers"].keys()
+        assert message["properties"].keys() == reference["properties"].keys()
+        assert message["headers"]["task"] == "clonequeue.submit_clone"
+        assert uuid.UUID(message["headers"]["id"]).version == 4
+    bodies = [json.loads(base64.b64decode(m["body"])) for m in messages]
+    assert [b[0] for b in bodies] == [["j0", 0], ["j1", 0], ["j2", 0]]
+
+
+def test_resubmission_sends_nothing_again_and_other_content_is_a_row_error(
+    services: Services,
+) -> None:
+    rows = [row("a"), row("b")]
+    clonequeue.submit(rows, batch="first", services=services)
+    errors: list[str] = []
+    again = clonequeue.submit(
+        [row("a"), row("b", text="Changed"), row("c")],
+        batch="second",
+        services=services,
+        on_error=lambda e: errors.append(str(e)),
+    ).submission
+    assert again is not None
+    assert (again.new, again.already_submitted, again.rejected) == (1, 1, 1)
+    assert dict(again.already_in) == {"first": 1}
+    assert errors == [
+        "line 2 (b): custom_id already used in batch first with different content; "
+        "use another custom_id (or purge that batch)"
+    ]
+    assert len(queued(services)) == 3  # a, b, then only c
+    assert again.estimate.clones == 1
+
+
+def test_dry_run_records_nothing_but_knows_what_exists(services: Services) -> None:
+    clonequeue.submit([row("a")], batch="b1", services=services)
+    report = clonequeue.submit(
+        [row("a"), row("z")], batch="b2", services=services, dry_run=True
+    ).submission
+    assert report is not None
+    assert (report.new, report.already_submitted) == (1, 1)
+    assert services.batches.info("b2") is None
+    assert len(queued(services)) == 1
+
+
+@pytest.mark.parametrize("from_file", [True, False])
+def test_max_chars_refuses_before_anything_is_recorded(
+    services: Services, tmp_path: Path, from_file: bool
+) -> None:
+    rows = [row(f"m{i}") for i in range(4)]
+    source: Any = write_jsonl(tmp_path / "m.jsonl", rows) if from_file else iter(rows)
+    with pytest.raises(EstimateTooHighError) as refused:
+        clonequeue.submit(source, batch="m", services=services, max_chars=100)
+    assert refused.value.estimate_chars > 100
+    assert services.batches.info("m") is None
+    assert queued(services) == []
+    source = write_jsonl(tmp_path / "m.jsonl", rows) if from_file else iter(rows)
+    batch = clonequeue.submit(source, batch="m", services=services, max_chars=10_000)
+    assert batch.status().total == 4
+
+
+def test_a_big_file_checked_in_the_helper_process_gives_the_same_outcome(
+    services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows: list[Any] = [row(f"h{i}") for i in range(1200)]
+    rows[5] = {"custom_id": "bad", "clone": {"fileUrl": "https://v.example.com/x.txt"}}
+    rows[700] = row("h3", text="Changed")
+    path = write_jsonl(tmp_path / "h.jsonl", rows)
+    monkeypatch.setattr(parallel, "CHILD_MIN_BYTES", 0)
+    spawned: list[bool] = []
+    original = parallel._child_chunks
+
+    def spy(*args: Any) -> Any:
+        spawned.append(True)
+        return original(*args)
+
+    monkeypatch.setattr(parallel, "_child_chunks", spy)
+    errors: list[str] = []
+    report = clonequeue.submit(
+        path, batch="h", services=services, on_error=lambda e: errors.append(str(e))
+    ).submission
+    assert spawned == [True]
+    assert report is not None
+    assert (report.rows, report.new, report.rejected) == (1200, 1198, 2)
+    assert errors[0].startswith("line 6 (bad): clone.fileUrl: extension .txt")
+    assert errors[1].startswith("line 701 (h3): custom_id is already used by line 4")
+    assert len(queued(services)) == 1198
+
+
+def test_batch_operations_without_workers(services: Services) -> None:
+    batch = clonequeue.submit([row("x"), row("y")], batch="ops", services=services)
+    with pytest.raises(ProducerError, match="has 2 unfinished jobs; wait, or use --force"):
+        batch.purge()
+    assert batch.cancel() == {"cancelled": 2, "requested": 0}
+    status = batch.wait(timeout=5, poll_interval=0.1)
+    assert status.is_finished
+    assert [r["status"] for r in batch.errors()] == ["cancelled", "cancelled"]
+    assert batch.retry(failed=True).jobs == 0  # cancelled is not failed
+    assert batch.purge() == 2
+    with pytest.raises(clonequeue.ClonequeueError, match="no batch 'ops'"):
+        batch.status()
+
+
+def test_wait_times_out_with_what_is_left(services: Services) -> None:
+    batch = clonequeue.submit([row("w")], batch="w", services=services)
+    with pytest.raises(TimeoutError, match="1 of 1 jobs still unfinished"):
+        batch.wait(timeout=0.3, poll_interval=0.1)
+
+
+# --- the CLI, as a pipeline runs it ------------------------------------------------------
+
+
+def cli(tmp_path: Path, redis_url: str, *args: str, stdin: str | None = None) -> Any:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLONEQUEUE_")}
+    env.update(CLONEQUEUE_REDIS_URL=redis_url, CLONEQUEUE_NAMESPACE="p")
+    return subprocess.run(
+        [sys.executable, "-m", "clonequeue", *args],
+        env=env,
+        cwd=tmp_path,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_cli_exit_codes_and_errors_file(services: Services, redis_url: str, tmp_path: Path) -> None:
+    good = write_jsonl(tmp_path / "good.jsonl", [row("g1"), row("g2")])
+    mixed = write_jsonl(tmp_path / "mixed.jsonl", [row("m1"), {"custom_id": "m2"}])
+
+    ok = cli(tmp_path, redis_url, "submit", str(good), "--batch", "c1")
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.splitlines()[-1] == "c1"
+    assert "2 rows: accepted 2 (new 2), rejected 0" in ok.stderr
+
+    some = cli(tmp_path, redis_url, "submit", str(mixed), "--batch", "c2")
+    assert some.returncode == 3, some.stderr
+    assert "rejected: line 2 (m2): clone: is required" in some.stderr
+    errors_file = tmp_path / "mixed.jsonl.errors.jsonl"
+    assert json.loads(errors_file.read_text())["row"] == {"custom_id": "m2"}
+
+    over = cli(tmp_path, redis_url, "submit", str(good), "--batch", "c3", "--max-chars", "5")
+    assert over.returncode == 0  # everything already submitted: nothing new to bill
+    fresh = write_jsonl(tmp_path / "fresh.jsonl", [row("f1")])
+    refused = cli(tmp_path, redis_url, "submit", str(fresh), "--max-chars", "5")
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("error: the batch would bill")
+
+    dry = cli(tmp_path, redis_url, "submit", "-", "--dry-run", "--json", stdin=fresh.read_text())
+    assert dry.returncode == 0, dry.stderr
+    assert json.loads(dry.stdout)["new"] == 1
+    assert services.redis.exists(services.jobs.keys.job("f1")) == 0
+
+    usage = cli(tmp_path, redis_url, "submit", str(tmp_path / "rows.txt"))
+    assert usage.returncode == 2
+    missing = cli(tmp_path, redis_url, "submit", str(tmp_path / "missing.jsonl"))
+    assert missing.returncode == 1
+    assert (
+        missing.stderr
+        == f"error: cannot read {tmp_path / 'missing.jsonl'}: no such file; check the path\n"
+    )
+    down = cli(tmp_path, "redis://127.0.0.1:1/0", "submit", str(fresh))
+    assert down.returncode == 1
+    assert down.stderr.startswith("error: cannot reach Redis at redis://127.0.0.1:1/0")
+    assert "Traceback" not in down.stderr
+
+
+def test_cli_estimate_needs_no_redis(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "e.jsonl", [row("e1"), row("e2")])
+    out = cli(tmp_path, "redis://127.0.0.1:1/0", "estimate", str(path), "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["estimate"] == {
+        "preview_chars": 152,
+        "production_chars": 30,
+        "total_chars": 182,
+        "clones": 2,
+        "audios": 2,
+        "submissions": 4,
+    }
+
+
+def test_cli_batches_status_results_csv_cancel_purge(
+    services: Services, redis_url: str, tmp_path: Path
+) -> None:
+    clonequeue.submit([row("k1"), row("k2")], batch="k", services=services)
+    listed = cli(tmp_path, redis_url, "batches", "--json")
+    assert [json.loads(line)["batch"] for line in listed.stdout.splitlines()] == ["k"]
+    status = cli(tmp_path, redis_url, "status", "k", "--json")
+    assert json.loads(status.stdout)["pending"] == 2
+    exported = cli(tmp_path, redis_url, "results", "k", "--format", "csv", "-o", "k.csv")
+    assert exported.returncode == 0, exported.stderr
+    lines = (tmp_path / "k.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in lines] == ["custom_id", "k1", "k2"]
+    assert cli(tmp_path, redis_url, "purge", "k").returncode == 1
+    cancelled = cli(tmp_path, redis_url, "cancel", "k")
+    assert cancelled.stdout.startswith("cancelled 2 jobs")
+    waited = cli(tmp_path, redis_url, "status", "k", "--wait", "--interval", "0.1")
+    assert waited.returncode == 0
+    errors = cli(tmp_path, redis_url, "errors", "k")
+    assert [json.loads(line)["status"] for line in errors.stdout.splitlines()] == ["cancelled"] * 2
+    purged = cli(tmp_path, redis_url, "purge", "k")
+    assert purged.stdout.strip() == "purged batch k: 2 job records removed"
+    gone = cli(tmp_path, redis_url, "status", "k")
+    assert gone.returncode == 1
+    assert gone.stderr.startswith("error: no batch 'k'")

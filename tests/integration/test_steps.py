@@ -1,0 +1,298 @@
+"""What a create or poll message does, without Celery: a fake API, the real store."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import redis
+
+from clonequeue.api.models import RemoteTask
+from clonequeue.config import load_settings
+from clonequeue.constants import MODEL_ID_TTL_S
+from clonequeue.errors import (
+    ApiUnavailableError,
+    InsufficientBalanceError,
+    OutcomeUnknownError,
+    RateLimitedError,
+    RejectedError,
+)
+from clonequeue.jobspec import JobSpec
+from clonequeue.store.batches import BatchStore
+from clonequeue.store.jobs import Dispatch
+from clonequeue.store.records import new_job_doc
+from clonequeue.workers import steps
+from clonequeue.workers.context import WorkerContext, job_store
+from clonequeue.workers.gate import FleetGate
+from clonequeue.workers.limiter import ApiRateLimiter
+
+NOW = 1_900_000_000.0
+
+
+@dataclass
+class FakeApi:
+    """Answers from a script: a RemoteTask, or an exception to raise."""
+
+    answers: list[Any] = field(default_factory=list)
+    calls: list[tuple[str, Any]] = field(default_factory=list)
+
+    def _next(self, kind: str, arg: Any) -> RemoteTask:
+        self.calls.append((kind, arg))
+        answer = self.answers.pop(0)
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer  # type: ignore[no-any-return]
+
+    def create_clone(self, request: Any) -> RemoteTask:
+        return self._next("clone", request)
+
+    def create_audio(self, request: Any) -> RemoteTask:
+        return self._next("audio", request)
+
+    def get_task(self, task_id: str) -> RemoteTask:
+        return self._next("get", task_id)
+
+
+@dataclass
+class Recorder:
+    sent: list[tuple[str, Dispatch, float | None]] = field(default_factory=list)
+
+    def create(self, step: Dispatch, *, countdown: float | None = None) -> None:
+        self.sent.append(("create", step, countdown))
+
+    def poll(self, step: Dispatch, *, countdown: float | None = None) -> None:
+        self.sent.append(("poll", step, countdown))
+
+    def queue_depths(self) -> dict[str, int]:
+        return {}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def ctx(
+    redis_client: redis.Redis, redis_url: str, tmp_path, monkeypatch
+) -> Iterator[WorkerContext]:  # type: ignore[no-untyped-def]
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings(
+        env_file=None,
+        redis_url=redis_url,
+        namespace="s",
+        api_token="t",
+        api_rate_limit="1000/second",
+    )
+    jobs = job_store(settings)
+    context = WorkerContext(
+        settings=settings,
+        jobs=jobs,
+        client=FakeApi(),  # type: ignore[arg-type]
+        limiter=ApiRateLimiter(jobs.client, jobs.keys, settings.api_rate_limit),
+        gate=FleetGate(jobs.client, jobs.keys, settings.max_in_flight),
+        dispatcher=Recorder(),
+        clock=Clock(),
+        rng=random.Random(0),
+    )
+    spec = JobSpec.model_validate(
+        {
+            "custom_id": "j",
+            "clone": {"fileUrl": "https://e.com/a.mp3"},
+            "audios": [{"contentText": "Hi there"}],
+        }
+    )
+    BatchStore(jobs).create_jobs("b", [("j", json.dumps(new_job_doc(spec, "b", NOW)))], now=NOW)
+    yield context
+    jobs.client.close()
+
+
+def api(ctx: WorkerContext) -> FakeApi:
+    return ctx.client  # type: ignore[return-value]
+
+
+def sent(ctx: WorkerContext) -> list[tuple[str, Dispatch, float | None]]:
+    return ctx.dispatcher.sent  # type: ignore[attr-defined,no-any-return]
+
+
+def doc(ctx: WorkerContext) -> dict[str, Any]:
+    return json.loads(ctx.jobs.client.get(ctx.jobs.keys.job("j")))  # type: ignore[arg-type]
+
+
+def task(status: str = "queued", **fields: Any) -> RemoteTask:
+    return RemoteTask(id=fields.pop("id", "audio_r1"), status=status, **fields)
+
+
+def test_create_stores_the_id_and_schedules_the_first_poll(ctx: WorkerContext) -> None:
+    api(ctx).answers = [task()]
+    assert steps.run_create(ctx, Dispatch("j", "c", 0)) == "created audio_r1"
+    ((kind, step, countdown),) = sent(ctx)
+    assert (kind, step) == ("poll", Dispatch("j", "c", 1, "audio_r1"))
+    assert 5.0 <= (countdown or 0) <= 5.5
+    assert doc(ctx)["clone"]["remote_id"] == "audio_r1"
+
+
+def test_a_duplicate_message_sends_nothing(ctx: WorkerContext) -> None:
+    api(ctx).answers = [task()]
+    steps.run_create(ctx, Dispatch("j", "c", 0))
+    assert steps.run_create(ctx, Dispatch("j", "c", 0)) == "stale"
+    assert len(api(ctx).calls) == 1
+
+
+def test_transient_error_retries_with_a_countdown(ctx: WorkerContext) -> None:
+    api(ctx).answers = [ApiUnavailableError("boom", http_status=503)]
+    outcome = steps.run_create(ctx, Dispatch("j", "c", 0))
+    assert "retry in" in outcome
+    ((kind, step, countdown),) = sent(ctx)
+    assert (kind, step.gen) == ("create", 1)
+    assert countdown is not None
+    assert countdown > 0
+    assert doc(ctx)["clone"]["state"] == "pending"
+
+
+def test_429_honours_retry_after_fleet_wide(ctx: WorkerContext) -> None:
+    api(ctx).answers = [RateLimitedError("slow down", retry_after_s=7.0, http_status=429)]
+    steps.run_create(ctx, Dispatch("j", "c", 0))
+    ((_, _, countdown),) = sent(ctx)
+    assert countdown is not None
+    assert countdown >= 7.0
+    assert int(ctx.jobs.client.pttl(ctx.jobs.keys.cooldown)) > 6000  # type: ignore[arg-type]
+
+
+def test_a_long_retry_is_left_to_the_watchdog(ctx: WorkerContext) -> None:
+    api(ctx).answers = [RateLimitedError("slow down", retry_after_s=300.0, http_status=429)]
+    steps.run_create(ctx, Dispatch("j", "c", 0))
+    assert sent(ctx) == []  # no countdown far beyond the visibility timeout
+    assert ctx.jobs.client.zscore(ctx.jobs.keys.due, "c|j") >= NOW + 300  # type: ignore[operator]
+
+
+def test_rejection_fails_with_the_apis_words(ctx: WorkerContext) -> None:
+    api(ctx).answers = [RejectedError("fileUrl unreachable", code=40001, http_status=200)]
+    steps.run_create(ctx, Dispatch("j", "c", 0))
+    error = doc(ctx)["clone"]["error"]
+    assert error == {
+        "kind": "rejected",
+        "msg": "fileUrl unreachable",
+        "code": 40001,
+        "http_status": 200,
+    }
+    assert doc(ctx)["state"] == "failed"
+
+
+def test_lost_answer_is_unknown_and_never_resent(ctx: WorkerContext) -> None:
+    api(ctx).answers = [OutcomeUnknownError("read timeout")]
+    steps.run_create(ctx, Dispatch("j", "c", 0))
+    assert doc(ctx)["state"] == "unknown"
+    assert doc(ctx)["clone"]["error"]["kind"] == "no_answer"
+    assert sent(ctx) == []
+
+
+def test_balance_pauses_the_fleet_and_parks_the_job(ctx: WorkerContext) -> None:
+    api(ctx).answers = [InsufficientBalanceError("insufficient balance", http_status=402)]
+    assert steps.run_create(ctx, Dispatch("j", "c", 0)).startswith("parked")
+    pause = json.loads(ctx.jobs.client.get(ctx.jobs.keys.paused))  # type: ignore[arg-type]
+    assert pause["kind"] == "balance"
+    assert ctx.jobs.client.zcard(ctx.jobs.keys.parked("clone")) == 1
+
+
+def test_id_is_stored_through_a_short_redis_outage(ctx: WorkerContext, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    real = ctx.jobs.record_created
+    failures = [redis.exceptions.ConnectionError("down")] * 2
+
+    def flaky(*args: Any, **kwargs: Any) -> Any:
+        if failures:
+            raise failures.pop()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ctx.jobs, "record_created", flaky)
+    monkeypatch.setattr(steps.time, "sleep", lambda s: None)
+    api(ctx).answers = [task()]
+    assert steps.run_create(ctx, Dispatch("j", "c", 0)) == "created audio_r1"
+    assert doc(ctx)["clone"]["remote_id"] == "audio_r1"
+
+
+def complete_clone(ctx: WorkerContext) -> None:
+    api(ctx).answers = [task(), task("completed", modelId="m1", audioUrl="https://cdn/p.mp3")]
+    steps.run_create(ctx, Dispatch("j", "c", 0))
+    steps.run_poll(ctx, Dispatch("j", "c", 1, "audio_r1"))
+
+
+def test_poll_reschedules_then_completion_fans_out(ctx: WorkerContext) -> None:
+    api(ctx).answers = [
+        task(),
+        task("processing"),
+        task("completed", modelId="m1", audioUrl="https://cdn/p.mp3"),
+    ]
+    steps.run_create(ctx, Dispatch("j", "c", 0))
+    assert steps.run_poll(ctx, Dispatch("j", "c", 1, "audio_r1")).startswith("processing")
+    assert sent(ctx)[-1][1] == Dispatch("j", "c", 2, "audio_r1")
+    assert sent(ctx)[-1][2] == 7.5
+    assert steps.run_poll(ctx, Dispatch("j", "c", 2, "audio_r1")) == "completed"
+    assert sent(ctx)[-1][:2] == ("create", Dispatch("j", "0", 1))
+    assert doc(ctx)["clone"]["model_id"] == "m1"
+
+
+def test_audio_create_sends_the_model_id(ctx: WorkerContext) -> None:
+    complete_clone(ctx)
+    api(ctx).answers = [task(id="audio_a1")]
+    steps.run_create(ctx, Dispatch("j", "0", 1))
+    kind, request = api(ctx).calls[-1]
+    assert kind == "audio"
+    assert request.modelId == "m1"
+    assert request.contentText == "Hi there"
+
+
+def test_expired_model_fails_without_a_call(ctx: WorkerContext) -> None:
+    complete_clone(ctx)
+    ctx.clock.now = NOW + MODEL_ID_TTL_S + 60  # type: ignore[attr-defined]
+    calls = len(api(ctx).calls)
+    steps.run_create(ctx, Dispatch("j", "0", 1))
+    assert len(api(ctx).calls) == calls
+    assert doc(ctx)["audios"][0]["error"]["kind"] == "model_expired"
+
+
+def test_api_saying_expired_is_recognised(ctx: WorkerContext) -> None:
+    complete_clone(ctx)
+    api(ctx).answers = [RejectedError("modelId expired, clone again", code=40010)]
+    steps.run_create(ctx, Dispatch("j", "0", 1))
+    assert doc(ctx)["audios"][0]["error"]["kind"] == "model_expired"
+
+
+def test_poll_errors_keep_polling(ctx: WorkerContext) -> None:
+    api(ctx).answers = [task(), RateLimitedError("x", retry_after_s=2.0)]
+    steps.run_create(ctx, Dispatch("j", "c", 0))
+    outcome = steps.run_poll(ctx, Dispatch("j", "c", 1, "audio_r1"))
+    assert outcome.startswith("error:")
+    assert sent(ctx)[-1][1] == Dispatch("j", "c", 2, "audio_r1")
+
+
+def test_remote_failure_keeps_the_reason(ctx: WorkerContext) -> None:
+    api(ctx).answers = [task(), task("failed", error="audio shorter than 15 s")]
+    steps.run_create(ctx, Dispatch("j", "c", 0))
+    assert steps.run_poll(ctx, Dispatch("j", "c", 1, "audio_r1")) == "failed"
+    assert doc(ctx)["clone"]["error"] == {"kind": "remote", "msg": "audio shorter than 15 s"}
+    assert doc(ctx)["state"] == "failed"
+
+
+def test_first_poll_waits_as_long_as_the_batch_learned(ctx: WorkerContext) -> None:
+    ctx.jobs.client.hset(ctx.jobs.keys.batch("b"), "first_poll_clone", 42.0)
+    api(ctx).answers = [task()]
+    steps.run_create(ctx, Dispatch("j", "c", 0))
+    ((_, _, countdown),) = sent(ctx)
+    assert countdown is not None
+    assert 42.0 <= countdown <= 42.0 * 1.1
+
+
+def test_a_first_poll_that_finds_the_task_done_shortens_the_batchs_delay(
+    ctx: WorkerContext,
+) -> None:
+    ctx.jobs.client.hset(ctx.jobs.keys.batch("b"), "first_poll_clone", 42.0)
+    complete_clone(ctx)  # completed at its first poll
+    assert float(ctx.jobs.client.hget(ctx.jobs.keys.batch("b"), "first_poll_clone")) < 42.0

@@ -1,0 +1,450 @@
+"""The job state machine in Redis (Lua), against the suite's real Redis server."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from clonequeue.jobspec import JobSpec
+from clonequeue.store.batches import BatchStore
+from clonequeue.store.fleet import Fleet
+from clonequeue.store.jobs import Claimed, Dispatch, JobStore, Polled, Skipped, StoreLimits
+from clonequeue.store.keys import Keys
+from clonequeue.store.records import new_job_doc, result_record
+
+NOW = 1_800_000_000.0
+URL = "https://ex.com/voice.mp3"
+
+
+def make_store(url: str, **limits: Any) -> JobStore:
+    defaults: dict[str, Any] = {
+        "max_in_flight": 100,
+        "budget_chars": 0,
+        "retention_s": 3600,
+        "grace_s": 30.0,
+        "job_deadline_s": 600.0,
+        "submit_max_attempts": 3,
+    }
+    client = redis.Redis.from_url(url, decode_responses=True)
+    _clients.append(client)
+    return JobStore(client, Keys("t"), StoreLimits(**{**defaults, **limits}))
+
+
+_clients: list[redis.Redis] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    yield
+    while _clients:
+        _clients.pop().close()
+
+
+@pytest.fixture
+def jobs(redis_client: redis.Redis, redis_url: str) -> JobStore:
+    return make_store(redis_url)
+
+
+def spec(job_id: str, audios: int = 1, text: str = "Hello there") -> JobSpec:
+    return JobSpec.model_validate(
+        {
+            "custom_id": job_id,
+            "clone": {"fileUrl": URL},
+            "audios": [{"contentText": f"{text} {i}"} for i in range(audios)],
+        }
+    )
+
+
+def add(jobs: JobStore, *specs: JobSpec, batch: str = "b1") -> BatchStore:
+    batches = BatchStore(jobs)
+    batches.create_jobs(
+        batch, [(s.custom_id, json.dumps(new_job_doc(s, batch, NOW))) for s in specs], now=NOW
+    )
+    return batches
+
+
+def doc(jobs: JobStore, job_id: str) -> dict[str, Any]:
+    raw = jobs.client.get(jobs.keys.job(job_id))
+    assert raw is not None
+    return json.loads(raw)  # type: ignore[arg-type]
+
+
+def counts(jobs: JobStore, batch: str = "b1") -> dict[str, int]:
+    raw = jobs.client.hgetall(jobs.keys.batch(batch))
+    return {
+        k: int(float(v))
+        for k, v in raw.items()  # type: ignore[union-attr]
+        if k not in ("created_at", "finished_at") and int(float(v))
+    }
+
+
+def run_clone(jobs: JobStore, job_id: str, *, now: float = NOW) -> Polled:
+    claim = jobs.claim_create(job_id, "c", 0, now=now, lease_s=60)
+    assert isinstance(claim, Claimed)
+    gen = jobs.record_created(job_id, "c", 0, f"remote-{job_id}", now=now, next_due=now + 5).gen
+    assert gen == 1
+    return jobs.record_poll(
+        job_id,
+        "c",
+        1,
+        "completed",
+        {"model_id": "m1", "audio_url": "https://cdn/p.mp3"},
+        now=now + 5,
+        next_due=now + 15,
+    )
+
+
+def test_create_records_jobs_and_reports_existing_ones(jobs: JobStore) -> None:
+    batches = add(jobs, spec("a"), spec("b"))
+    assert counts(jobs) == {"total": 2, "pending": 2}
+    again = batches.create_jobs(
+        "b2",
+        [
+            ("a", json.dumps(new_job_doc(spec("a"), "b2", NOW))),
+            ("b", json.dumps(new_job_doc(spec("b", text="other"), "b2", NOW))),
+            ("c", json.dumps(new_job_doc(spec("c"), "b2", NOW))),
+        ],
+        now=NOW,
+    )
+    assert again.created == ["c"]
+    assert sorted(again.existing) == [("a", "b1", True), ("b", "b1", False)]
+    assert doc(jobs, "a")["batch"] == "b1"
+    assert jobs.client.smembers(jobs.keys.batch_unsent("b1")) == {"a", "b"}
+
+
+def test_only_one_claim_wins(jobs: JobStore) -> None:
+    add(jobs, spec("a"))
+    first = jobs.claim_create("a", "c", 0, now=NOW, lease_s=60)
+    second = jobs.claim_create("a", "c", 0, now=NOW, lease_s=60)
+    assert isinstance(first, Claimed)
+    assert first.request == {"fileUrl": URL}
+    assert second == Skipped("stale")
+    assert counts(jobs) == {"total": 1, "submitting": 1}
+
+
+def test_full_lifecycle_with_fan_out(jobs: JobStore) -> None:
+    add(jobs, spec("a", audios=2))
+    polled = run_clone(jobs, "a")
+    assert polled.result == "done"
+    assert sorted((d.item, d.gen) for d in polled.dispatches) == [("0", 1), ("1", 1)]
+    assert counts(jobs) == {"total": 1, "producing": 1}
+    for index in ("0", "1"):
+        claim = jobs.claim_create("a", index, 1, now=NOW + 6, lease_s=60)
+        assert isinstance(claim, Claimed)
+        assert claim.model_id == "m1"
+        gen = jobs.record_created("a", index, 1, f"r{index}", now=NOW + 6, next_due=NOW + 11).gen
+        assert gen == 2
+        done = jobs.record_poll(
+            "a",
+            index,
+            2,
+            "completed",
+            {"audio_url": f"https://cdn/{index}.mp3", "subtitle_file": "s"},
+            now=NOW + 11,
+            next_due=NOW + 21,
+        )
+        assert done.result == "done"
+    assert counts(jobs) == {"total": 1, "completed": 1}
+    record = result_record(doc(jobs, "a"))
+    assert record["status"] == "completed"
+    assert record["modelId"] == "m1"
+    assert [a["audioUrl"] for a in record["audios"]] == ["https://cdn/0.mp3", "https://cdn/1.mp3"]
+    events = jobs.client.xrange(jobs.keys.events)
+    assert [e[1]["state"] for e in events] == ["completed"]
+    assert 0 < jobs.client.ttl(jobs.keys.job("a")) <= 3600
+    assert jobs.client.scard(jobs.keys.inflight) == 0
+    assert jobs.client.zcard(jobs.keys.due) == 0
+
+
+def test_poll_reschedules_and_drops_stale_generations(jobs: JobStore) -> None:
+    add(jobs, spec("a", audios=0))
+    jobs.claim_create("a", "c", 0, now=NOW, lease_s=60)
+    jobs.record_created("a", "c", 0, "r", now=NOW, next_due=NOW + 5)
+    again = jobs.record_poll(
+        "a", "c", 1, "running", {"last_status": "queued"}, now=NOW + 5, next_due=NOW + 15
+    )
+    assert (again.result, again.gen, again.polls) == ("again", 2, 1)
+    assert (
+        jobs.record_poll(
+            "a", "c", 1, "completed", {"model_id": "m"}, now=NOW + 6, next_due=NOW + 16
+        ).result
+        == "stale"
+    )
+    assert jobs.client.zscore(jobs.keys.due, "c|a") == NOW + 15
+
+
+def test_job_without_audios_completes_with_its_clone(jobs: JobStore) -> None:
+    add(jobs, spec("a", audios=0))
+    assert run_clone(jobs, "a").dispatches == []
+    assert counts(jobs) == {"total": 1, "completed": 1}
+
+
+def test_capacity_parks_and_a_freed_slot_releases(
+    redis_client: redis.Redis, redis_url: str
+) -> None:
+    jobs = make_store(redis_url, max_in_flight=1)
+    add(jobs, spec("a", audios=0), spec("b", audios=0))
+    assert isinstance(jobs.claim_create("a", "c", 0, now=NOW, lease_s=60), Claimed)
+    assert jobs.claim_create("b", "c", 0, now=NOW, lease_s=60) == Skipped("parked:capacity")
+    assert doc(jobs, "b")["clone"]["parked"] is True
+    jobs.record_created("a", "c", 0, "r", now=NOW, next_due=NOW + 5)
+    done = jobs.record_poll(
+        "a", "c", 1, "completed", {"model_id": "m"}, now=NOW + 5, next_due=NOW + 15
+    )
+    assert done.dispatches == [Dispatch("b", "c", 0)]
+    assert isinstance(jobs.claim_create("b", "c", 0, now=NOW + 5, lease_s=60), Claimed)
+
+
+def test_pause_parks_probe_passes_and_success_lifts_it(jobs: JobStore) -> None:
+    add(jobs, spec("a", audios=0), spec("b", audios=0))
+    jobs.claim_create("a", "c", 0, now=NOW, lease_s=60)
+    pause = {"kind": "balance", "reason": "insufficient balance", "since": NOW}
+    released = jobs.release_create(
+        "a", "c", 0, "blocked", {"kind": "rejected", "msg": "balance"}, now=NOW, pause=pause
+    )
+    assert released.result == "parked"
+    assert jobs.claim_create("b", "c", 0, now=NOW, lease_s=60) == Skipped("parked:paused")
+    assert jobs.unpark(now=NOW) == []
+    assert jobs.probe(now=NOW + 10, interval_s=60) == []  # too early
+    probe = jobs.probe(now=NOW + 61, interval_s=60)
+    assert len(probe) == 1
+    claim = jobs.claim_create(probe[0].job_id, "c", probe[0].gen, now=NOW + 61, lease_s=60)
+    assert isinstance(claim, Claimed)
+    resumed = jobs.record_created(
+        probe[0].job_id, "c", probe[0].gen, "r", now=NOW + 62, next_due=NOW + 67
+    ).resumed
+    assert resumed is True
+    assert Fleet(jobs).pause_reason() is None
+    assert len(jobs.unpark(now=NOW + 62)) == 1
+
+
+def test_budget_pauses_creates_before_spending(redis_client: redis.Redis, redis_url: str) -> None:
+    jobs = make_store(redis_url, budget_chars=100)
+    add(jobs, spec("a", audios=0), spec("b", audios=0))  # ~76 default preview chars each
+    assert isinstance(jobs.claim_create("a", "c", 0, now=NOW, lease_s=60), Claimed)
+    assert jobs.claim_create("b", "c", 0, now=NOW, lease_s=60) == Skipped("parked:budget")
+    assert Fleet(jobs).pause_reason()["kind"] == "budget"  # type: ignore[index]
+
+
+def test_transient_error_retries_then_gives_up(jobs: JobStore) -> None:
+    add(jobs, spec("a", audios=0))
+    gen = 0
+    for attempt in (1, 2):
+        jobs.claim_create("a", "c", gen, now=NOW, lease_s=60)
+        released = jobs.release_create(
+            "a",
+            "c",
+            gen,
+            "retry",
+            {"kind": "rejected", "msg": "503"},
+            now=NOW,
+            retry_at=NOW + attempt,
+            queued=True,
+        )
+        assert released.result == "retry"
+        assert released.gen == gen + 1
+        gen = released.gen
+    jobs.claim_create("a", "c", gen, now=NOW, lease_s=60)
+    released = jobs.release_create(
+        "a", "c", gen, "retry", {"kind": "rejected", "msg": "503"}, now=NOW
+    )
+    assert released.result == "failed"
+    assert doc(jobs, "a")["clone"]["error"]["msg"].startswith("gave up after 3 attempts")
+    assert jobs.client.hget(jobs.keys.stats, "chars_submitted") == "0"
+
+
+def test_unknown_outcome_is_kept_and_a_late_answer_recovers_it(jobs: JobStore) -> None:
+    add(jobs, spec("a", audios=0))
+    jobs.claim_create("a", "c", 0, now=NOW, lease_s=60)
+    jobs.release_create(
+        "a", "c", 0, "unknown", {"kind": "no_answer", "msg": "read timeout"}, now=NOW
+    )
+    assert counts(jobs) == {"total": 1, "unknown": 1}
+    assert jobs.client.xlen(jobs.keys.events) == 1
+    gen = jobs.record_created("a", "c", 0, "late", now=NOW + 1, next_due=NOW + 6).gen
+    assert gen == 1
+    assert counts(jobs) == {"total": 1, "cloning": 1}
+
+
+def test_deadline_fails_a_task_that_never_finishes(jobs: JobStore) -> None:
+    add(jobs, spec("a", audios=0))
+    jobs.claim_create("a", "c", 0, now=NOW, lease_s=60)
+    jobs.record_created("a", "c", 0, "r", now=NOW, next_due=NOW + 5)
+    done = jobs.record_poll(
+        "a", "c", 1, "running", {"last_status": "processing"}, now=NOW + 601, next_due=NOW + 611
+    )
+    assert done.result == "done"
+    error = doc(jobs, "a")["clone"]["error"]
+    assert error["kind"] == "deadline"
+    assert "still processing" in error["msg"]
+
+
+def test_remote_failure_is_refunded_in_the_budget(jobs: JobStore) -> None:
+    add(jobs, spec("a", audios=0))
+    jobs.claim_create("a", "c", 0, now=NOW, lease_s=60)
+    jobs.record_created("a", "c", 0, "r", now=NOW, next_due=NOW + 5)
+    jobs.record_poll(
+        "a",
+        "c",
+        1,
+        "failed",
+        {"error": {"kind": "remote", "msg": "too short"}},
+        now=NOW + 5,
+        next_due=NOW + 15,
+    )
+    stats = jobs.client.hgetall(jobs.keys.stats)
+    assert stats["chars_submitted"] == stats["chars_refunded"] != "0"  # type: ignore[index]
+    assert result_record(doc(jobs, "a"))["error"] == {"kind": "remote", "msg": "too short"}
+
+
+def test_redrive_makes_old_messages_stale(jobs: JobStore) -> None:
+    add(jobs, spec("a", audios=0))
+    jobs.claim_create("a", "c", 0, now=NOW, lease_s=60)
+    jobs.record_created("a", "c", 0, "r", now=NOW, next_due=NOW + 5)
+    assert jobs.overdue(now=NOW + 100, limit=10) == [("a", "c")]
+    what, step = jobs.redrive("a", "c", now=NOW + 100, lease_s=10, queue_busy=False)
+    assert what == "poll"
+    assert step == Dispatch("a", "c", 2, "r")
+    assert (
+        jobs.record_poll("a", "c", 1, "running", {}, now=NOW + 101, next_due=NOW + 111).result
+        == "stale"
+    )
+    assert (
+        jobs.record_poll("a", "c", 2, "running", {}, now=NOW + 101, next_due=NOW + 111).result
+        == "again"
+    )
+
+
+def test_redrive_postpones_when_the_queue_is_backlogged(jobs: JobStore) -> None:
+    add(jobs, spec("a", audios=0))
+    jobs.claim_create("a", "c", 0, now=NOW, lease_s=60)
+    jobs.record_created("a", "c", 0, "r", now=NOW, next_due=NOW + 5)
+    assert jobs.redrive("a", "c", now=NOW + 100, lease_s=10, queue_busy=True) == ("postponed", None)
+
+
+def test_redrive_of_a_stuck_submit_is_unknown(jobs: JobStore) -> None:
+    add(jobs, spec("a", audios=0))
+    jobs.claim_create("a", "c", 0, now=NOW, lease_s=60)
+    assert jobs.redrive("a", "c", now=NOW + 200, lease_s=10, queue_busy=False) == ("unknown", None)
+    assert doc(jobs, "a")["clone"]["error"]["kind"] == "lost_worker"
+    assert jobs.client.scard(jobs.keys.inflight) == 0
+
+
+def test_retry_failed_audio_keeps_completed_work(jobs: JobStore) -> None:
+    batches = add(jobs, spec("a", audios=2))
+    run_clone(jobs, "a")
+    for index, outcome in (("0", "completed"), ("1", "failed")):
+        jobs.claim_create("a", index, 1, now=NOW, lease_s=60)
+        jobs.record_created("a", index, 1, f"r{index}", now=NOW, next_due=NOW + 5)
+        jobs.record_poll(
+            "a",
+            index,
+            2,
+            outcome,  # type: ignore[arg-type]
+            {"audio_url": "https://cdn/x.mp3", "error": {"kind": "remote", "msg": "bad"}},
+            now=NOW + 5,
+            next_due=NOW + 15,
+        )
+    assert counts(jobs) == {"total": 1, "failed": 1}
+    assert batches.retry("b1", "unknown", now=NOW)[0] == 0
+    jobs_count, steps = batches.retry("b1", "failed", now=NOW + 10)
+    assert jobs_count == 1
+    assert [(s.item, s.gen) for s in steps] == [("1", 3)]
+    current = doc(jobs, "a")
+    assert current["audios"][0]["state"] == "completed"
+    assert current["retries"] == 1
+    assert counts(jobs) == {"total": 1, "producing": 1}
+
+
+def test_retry_of_an_expired_model_clones_again(jobs: JobStore) -> None:
+    batches = add(jobs, spec("a", audios=1))
+    run_clone(jobs, "a")
+    jobs.claim_create("a", "0", 1, now=NOW, lease_s=60)
+    jobs.release_create(
+        "a", "0", 1, "rejected", {"kind": "model_expired", "msg": "expired"}, now=NOW
+    )
+    _, steps = batches.retry("b1", "failed", now=NOW)
+    assert [(s.item, s.gen) for s in steps] == [("c", 2)]
+    current = doc(jobs, "a")
+    assert current["clone"]["state"] == "pending"
+    assert "model_id" not in current["clone"]
+
+
+def test_cancel_stops_pending_and_lets_in_flight_finish_without_audios(jobs: JobStore) -> None:
+    batches = add(jobs, spec("a"), spec("b"))
+    jobs.claim_create("a", "c", 0, now=NOW, lease_s=60)
+    jobs.record_created("a", "c", 0, "r", now=NOW, next_due=NOW + 5)
+    assert batches.cancel("b1", now=NOW) == {"cancelled": 1, "requested": 1}
+    assert jobs.claim_create("b", "c", 0, now=NOW, lease_s=60) == Skipped("stale")
+    done = jobs.record_poll(
+        "a", "c", 1, "completed", {"model_id": "m"}, now=NOW + 5, next_due=NOW + 15
+    )
+    assert done.dispatches == []
+    assert counts(jobs) == {"total": 2, "cancelled": 2}
+    assert jobs.client.hget(jobs.keys.batch("b1"), "finished_at") is not None
+
+
+def test_purge_removes_the_batch(jobs: JobStore) -> None:
+    batches = add(jobs, spec("a"), spec("b"))
+    assert batches.purge("b1") == 2
+    assert batches.info("b1") is None
+    assert batches.get("a") is None
+
+
+def test_document_stays_small(jobs: JobStore) -> None:
+    add(jobs, spec("a", audios=1))
+    run_clone(jobs, "a")
+    assert int(jobs.client.memory_usage(jobs.keys.job("a"))) < 1024
+
+
+def learn_store(url: str) -> JobStore:
+    return make_store(url, first_poll_target=0.8, first_poll_min_s=5.0, first_poll_max_s=60.0)
+
+
+def finish(jobs: JobStore, job_id: str, *, polls: int) -> None:
+    """Run a clone to completion, found finished at poll number ``polls``."""
+    jobs.claim_create(job_id, "c", 0, now=NOW, lease_s=60)
+    gen = jobs.record_created(job_id, "c", 0, f"r-{job_id}", now=NOW, next_due=NOW + 5).gen
+    assert gen is not None
+    for _ in range(polls - 1):
+        gen = jobs.record_poll(job_id, "c", gen, "running", {}, now=NOW, next_due=NOW + 9).gen
+    jobs.record_poll(job_id, "c", gen, "completed", {"model_id": "m"}, now=NOW, next_due=NOW)
+
+
+def test_first_poll_delay_grows_while_first_polls_miss(
+    redis_client: redis.Redis, redis_url: str
+) -> None:
+    jobs = learn_store(redis_url)
+    add(jobs, *[spec(f"j{i}", audios=0) for i in range(41)])
+    learned = []
+    for i in range(40):  # +8 % per miss: 5 s to the 60 s cap in about 33
+        finish(jobs, f"j{i}", polls=3)  # the first poll always came too early
+        learned.append(float(jobs.client.hget(jobs.keys.batch("b1"), "first_poll_clone")))
+    assert learned == sorted(learned)
+    assert learned[0] > 5.0
+    assert learned[-1] == 60.0  # capped at the longest countdown
+    jobs.claim_create("j40", "c", 0, now=NOW, lease_s=60)
+    created = jobs.record_created("j40", "c", 0, "r", now=NOW, next_due=NOW + 5)
+    assert created.first_poll_s == 60.0
+
+
+def test_first_poll_delay_settles_where_most_first_polls_hit(
+    redis_client: redis.Redis, redis_url: str
+) -> None:
+    """Hits shorten it by (1 - 0.8) steps, misses lengthen it by 0.8: 80 % hits balance."""
+    jobs = learn_store(redis_url)
+    add(jobs, *[spec(f"j{i}", audios=0) for i in range(50)])
+    jobs.client.hset(jobs.keys.batch("b1"), "first_poll_clone", 20.0)
+    for i in range(50):
+        finish(jobs, f"j{i}", polls=1 if i % 5 else 2)  # exactly 80 % hits
+    assert abs(float(jobs.client.hget(jobs.keys.batch("b1"), "first_poll_clone")) - 20.0) < 1.0
+
+
+def test_no_learning_when_switched_off(jobs: JobStore) -> None:
+    add(jobs, spec("a", audios=0))
+    finish(jobs, "a", polls=3)
+    assert jobs.client.hget(jobs.keys.batch("b1"), "first_poll_clone") is None

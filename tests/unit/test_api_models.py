@@ -1,0 +1,267 @@
+"""Every documented request rule, one test each; each error names the field and the rule."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from clonequeue.api.models import (
+    AudioRequest,
+    AudioSpec,
+    CloneRequest,
+    RemoteTask,
+    describe_validation_error,
+)
+
+GOOD_URL = "https://data.example.com/voices/a.mp3"
+
+
+def errors_of(model: type, **fields: object) -> list[str]:
+    with pytest.raises(ValidationError) as info:
+        model(**fields)
+    return describe_validation_error(info.value)
+
+
+def only_error(model: type, **fields: object) -> str:
+    lines = errors_of(model, **fields)
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+# --- clone: fileUrl ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "ext", ["mp3", "ogg", "wav", "m4a", "aac", "mp4", "avi", "mov", "mkv", "flv", "MP3", "Wav"]
+)
+def test_file_url_accepts_every_documented_type(ext: str) -> None:
+    assert CloneRequest(fileUrl=f"https://ex.com/a.{ext}").fileUrl.endswith(ext)
+
+
+def test_file_url_query_string_does_not_hide_the_extension() -> None:
+    assert CloneRequest(fileUrl="https://ex.com/a.mp3?sig=abc&x=1")
+
+
+def test_file_url_rejects_other_extensions() -> None:
+    message = only_error(CloneRequest, fileUrl="https://ex.com/notes.txt")
+    assert message.startswith("fileUrl: extension .txt is not an audio or video type")
+
+
+def test_file_url_needs_an_extension() -> None:
+    assert "fileUrl: has no file extension" in only_error(CloneRequest, fileUrl="https://ex.com/a")
+
+
+@pytest.mark.parametrize("url", ["ftp://ex.com/a.mp3", "ex.com/a.mp3", "s3://bucket/a.mp3"])
+def test_file_url_must_be_http_or_https(url: str) -> None:
+    message = only_error(CloneRequest, fileUrl=url)
+    assert message.startswith("fileUrl: ")
+    assert "http:// and https://" in message
+
+
+@pytest.mark.parametrize(
+    "url", ["/home/me/a.mp3", "./a.mp3", "~/a.mp3", "C:\\voices\\a.mp3", "file:///home/me/a.mp3"]
+)
+def test_file_url_rejects_local_paths(url: str) -> None:
+    message = only_error(CloneRequest, fileUrl=url)
+    assert message.startswith("fileUrl: ")
+    assert "local" in message
+
+
+@pytest.mark.parametrize(
+    "url", ["https://ex.com/声音.mp3", "https://例子.com/a.mp3", "https://ex.com/%E5%A3%B0.mp3"]
+)
+def test_file_url_rejects_chinese_characters(url: str) -> None:
+    assert "fileUrl: contains Chinese characters" in only_error(CloneRequest, fileUrl=url)
+
+
+@pytest.mark.parametrize(
+    "host", ["localhost", "127.0.0.1", "10.0.0.5", "192.168.1.2", "[::1]", "intranet"]
+)
+def test_file_url_must_be_publicly_reachable(host: str) -> None:
+    assert "is not public" in only_error(CloneRequest, fileUrl=f"http://{host}/a.mp3")
+
+
+def test_file_url_rejects_whitespace() -> None:
+    assert "whitespace" in only_error(CloneRequest, fileUrl="https://ex.com/my voice.mp3")
+
+
+def test_file_url_is_required() -> None:
+    assert only_error(CloneRequest) == "fileUrl: is required"
+
+
+# --- clone: contentText, soundVersion, language -------------------------------------------
+
+
+def test_preview_text_at_most_270_characters() -> None:
+    assert CloneRequest(fileUrl=GOOD_URL, contentText="x" * 270)
+    message = only_error(CloneRequest, fileUrl=GOOD_URL, contentText="x" * 271)
+    assert message == "contentText: is 271 characters long; at most 270 allowed"
+
+
+def test_preview_text_counts_code_points_not_bytes() -> None:
+    assert CloneRequest(fileUrl=GOOD_URL, contentText="语" * 270)
+
+
+def test_preview_text_must_not_be_blank() -> None:
+    assert "contentText: must not be empty" in only_error(
+        CloneRequest, fileUrl=GOOD_URL, contentText="  "
+    )
+
+
+def test_sound_version_is_v1_or_v2() -> None:
+    assert CloneRequest(fileUrl=GOOD_URL, soundVersion="v2")
+    assert only_error(CloneRequest, fileUrl=GOOD_URL, soundVersion="v3").startswith(
+        "soundVersion: Input should be 'v1' or 'v2'"
+    )
+
+
+def test_language_must_not_be_blank() -> None:
+    assert only_error(CloneRequest, fileUrl=GOOD_URL, language="").startswith("language: ")
+
+
+def test_unknown_fields_are_reported_not_dropped() -> None:
+    assert only_error(CloneRequest, fileUrl=GOOD_URL, langauge="English") == (
+        "langauge: is not a field of this request (check the spelling)"
+    )
+
+
+def test_clone_body_omits_unset_fields() -> None:
+    assert CloneRequest(fileUrl=GOOD_URL, language="English").to_body() == {
+        "fileUrl": GOOD_URL,
+        "language": "English",
+    }
+
+
+# --- audio: contentText and pause markers ---------------------------------------------------
+
+
+def test_audio_text_is_required() -> None:
+    assert only_error(AudioSpec) == "contentText: is required"
+
+
+def test_audio_text_at_most_10000_characters() -> None:
+    assert AudioSpec(contentText="x" * 10_000)
+    assert only_error(AudioSpec, contentText="x" * 10_001) == (
+        "contentText: is 10001 characters long; at most 10000 allowed"
+    )
+
+
+@pytest.mark.parametrize("marker", ["<#0.01#>", "<#99.99#>", "<#1#>", "<#0.5#>", "<#12.3#>"])
+def test_pause_markers_in_range_are_accepted(marker: str) -> None:
+    assert AudioSpec(contentText=f"Hello {marker} world")
+
+
+@pytest.mark.parametrize("marker", ["<#0#>", "<#0.00#>", "<#100#>", "<#99.991#>"])
+def test_pause_markers_out_of_range_or_too_precise(marker: str) -> None:
+    message = only_error(AudioSpec, contentText=f"Hello {marker} world")
+    assert message.startswith(f"contentText: pause marker '{marker}' at position 6")
+    assert "out of range" in message or "more than two decimals" in message
+
+
+@pytest.mark.parametrize("marker", ["<#abc#>", "<#-1#>", "<# 1 #>", "<#1,5#>", "<##>"])
+def test_malformed_pause_markers(marker: str) -> None:
+    assert "is malformed" in only_error(AudioSpec, contentText=f"Hi {marker} there")
+
+
+def test_unclosed_pause_marker() -> None:
+    assert "unclosed pause marker" in only_error(AudioSpec, contentText="Hi <#0.5 there")
+
+
+def test_text_of_only_pause_markers_has_nothing_to_speak() -> None:
+    assert "only pause markers" in only_error(AudioSpec, contentText="<#1#> <#2#>")
+
+
+# --- audio: emotion, speed, vol, pitch, subtitles -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "emotion", ["happy", "sad", "angry", "fearful", "disgusted", "surprised", "neutral"]
+)
+def test_documented_emotions(emotion: str) -> None:
+    assert AudioSpec(contentText="Hi", emotion=emotion)
+
+
+def test_unknown_emotion() -> None:
+    assert only_error(AudioSpec, contentText="Hi", emotion="bored").startswith("emotion: ")
+
+
+@pytest.mark.parametrize(
+    ("speed", "ok"), [(0.5, True), (2, True), (1.1, True), (0.49, False), (2.01, False)]
+)
+def test_speed_between_half_and_two(speed: float, ok: bool) -> None:
+    if ok:
+        assert AudioSpec(contentText="Hi", speed=speed)
+    else:
+        assert only_error(AudioSpec, contentText="Hi", speed=speed).startswith("speed: ")
+
+
+@pytest.mark.parametrize(
+    ("vol", "ok"), [(0.01, True), (10, True), (0, False), (10.5, False), (-1, False)]
+)
+def test_vol_above_zero_up_to_ten(vol: float, ok: bool) -> None:
+    if ok:
+        assert AudioSpec(contentText="Hi", vol=vol)
+    else:
+        assert only_error(AudioSpec, contentText="Hi", vol=vol).startswith("vol: ")
+
+
+@pytest.mark.parametrize(
+    ("pitch", "ok"), [(-12, True), (12, True), (0, True), (-13, False), (13, False)]
+)
+def test_pitch_between_minus_and_plus_twelve(pitch: int, ok: bool) -> None:
+    if ok:
+        assert AudioSpec(contentText="Hi", pitch=pitch)
+    else:
+        assert only_error(AudioSpec, contentText="Hi", pitch=pitch).startswith("pitch: ")
+
+
+@pytest.mark.parametrize("pitch", [1.5, 2.0, "3", True])
+def test_pitch_must_be_an_integer(pitch: object) -> None:
+    assert only_error(AudioSpec, contentText="Hi", pitch=pitch).startswith("pitch: ")
+
+
+@pytest.mark.parametrize("field", ["speed", "vol"])
+def test_numbers_must_be_numbers(field: str) -> None:
+    assert only_error(AudioSpec, contentText="Hi", **{field: "1.0"}).startswith(f"{field}: ")
+
+
+def test_subtitle_enable_must_be_a_bool() -> None:
+    assert only_error(AudioSpec, contentText="Hi", subtitleEnable="yes").startswith(
+        "subtitleEnable: "
+    )
+
+
+def test_subtitle_type_word_only() -> None:
+    assert AudioSpec(contentText="Hi", subtitleEnable=True, subtitleType="word")
+    assert only_error(
+        AudioSpec, contentText="Hi", subtitleEnable=True, subtitleType="line"
+    ).startswith("subtitleType: ")
+
+
+def test_subtitle_type_without_subtitles_is_a_mistake() -> None:
+    assert only_error(AudioSpec, contentText="Hi", subtitleType="word").startswith(
+        "subtitleType: is set but subtitleEnable is not true"
+    )
+
+
+def test_audio_request_needs_a_model_id() -> None:
+    assert only_error(AudioRequest, contentText="Hi") == "modelId: is required"
+    request = AudioSpec(contentText="Hi", emotion="sad").with_model("model_1")
+    assert request.to_body() == {"contentText": "Hi", "emotion": "sad", "modelId": "model_1"}
+
+
+# --- the query answer ----------------------------------------------------------------------
+
+
+def test_remote_task_tolerates_unknown_fields_and_statuses() -> None:
+    task = RemoteTask.model_validate({"id": "audio_1", "status": "archived", "traceId": "t"})
+    assert not task.is_terminal
+    assert task.model_extra == {"traceId": "t"}
+
+
+def test_remote_task_error_text_from_dict_or_string() -> None:
+    assert RemoteTask(id="a", status="failed", error={"message": "too short"}).error_text() == (
+        "too short"
+    )
+    assert RemoteTask(id="a", status="failed", error="bad audio").error_text() == "bad audio"
+    assert "without a reason" in RemoteTask(id="a", status="failed").error_text()

@@ -1,0 +1,163 @@
+"""The one boundary where answers and network failures become our errors."""
+
+from __future__ import annotations
+
+import inspect
+import json
+
+import pytest
+import urllib3.exceptions as u3
+
+from clonequeue.api.responses import (
+    NETWORK_ERRORS,
+    Delivery,
+    delivery_of,
+    network_error,
+    parse_response,
+    parse_retry_after,
+)
+from clonequeue.errors import (
+    ApiUnavailableError,
+    AuthenticationError,
+    ConfigError,
+    InsufficientBalanceError,
+    OutcomeUnknownError,
+    RateLimitedError,
+    RejectedError,
+)
+
+
+def body(code: int, msg: str = "ok", data: object = None) -> bytes:
+    return json.dumps({"code": code, "msg": msg, "data": data}).encode()
+
+
+def parse(status: int, raw: bytes, *, create: bool = True, retry_after: str | None = None):
+    return parse_response(
+        status=status, body=raw, retry_after=retry_after, endpoint="POST /x", is_create=create
+    )
+
+
+def test_every_urllib3_exception_has_a_mapping() -> None:
+    classes = [
+        c
+        for _, c in inspect.getmembers(u3, inspect.isclass)
+        if issubclass(c, Exception) and not issubclass(c, Warning) and c.__module__ == u3.__name__
+    ]
+    assert classes
+    missing = [c.__name__ for c in classes if c not in NETWORK_ERRORS]
+    assert missing == []
+
+
+def test_http_client_errors_urllib3_lets_through_are_mapped() -> None:
+    import http.client
+
+    assert delivery_of(http.client.IncompleteRead(b"")) is Delivery.MAYBE_SENT
+
+
+def test_connect_failures_were_not_sent() -> None:
+    exc = u3.NewConnectionError(None, "refused")  # type: ignore[arg-type]
+    assert delivery_of(exc) is Delivery.NOT_SENT
+    assert isinstance(network_error(exc, endpoint="POST /x", is_create=True), ApiUnavailableError)
+
+
+def test_read_timeout_on_create_is_outcome_unknown_but_on_get_transient() -> None:
+    exc = u3.ReadTimeoutError(None, "/x", "read timed out")  # type: ignore[arg-type]
+    assert isinstance(network_error(exc, endpoint="POST /x", is_create=True), OutcomeUnknownError)
+    assert isinstance(network_error(exc, endpoint="GET /x", is_create=False), ApiUnavailableError)
+
+
+def test_connection_reset_after_sending_is_unknown() -> None:
+    exc = u3.ProtocolError("Connection aborted.", ConnectionResetError())
+    assert isinstance(network_error(exc, endpoint="POST /x", is_create=True), OutcomeUnknownError)
+
+
+def test_bad_url_is_a_config_error() -> None:
+    exc = u3.LocationParseError("x")
+    assert isinstance(network_error(exc, endpoint="GET /x", is_create=False), ConfigError)
+
+
+def test_success_envelope() -> None:
+    task = parse(200, body(20000, data={"id": "audio_1", "status": "queued", "x": 1}))
+    assert task.id == "audio_1"
+
+
+def test_non_20000_code_is_an_error_even_on_http_200() -> None:
+    with pytest.raises(RejectedError) as info:
+        parse(200, body(40000, "fileUrl invalid"))
+    assert info.value.code == 40000
+    assert info.value.msg == "fileUrl invalid"
+    assert info.value.http_status == 200
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "msg", "error"),
+    [
+        (401, 40100, "unauthorized", AuthenticationError),
+        (200, 40100, "token invalid", AuthenticationError),
+        (402, 40200, "insufficient balance", InsufficientBalanceError),
+        (200, 40200, "insufficient balance", InsufficientBalanceError),
+        (200, 40005, "余额不足", InsufficientBalanceError),
+        (429, 42900, "too many requests", RateLimitedError),
+        (500, 50000, "internal", ApiUnavailableError),
+        (503, 50300, "maintenance", ApiUnavailableError),
+        (400, 40000, "bad request", RejectedError),
+        (404, 40400, "not found", RejectedError),
+    ],
+)
+def test_classification(status: int, code: int, msg: str, error: type) -> None:
+    with pytest.raises(error) as info:
+        parse(status, body(code, msg))
+    assert info.value.msg.startswith(msg)
+
+
+def test_429_carries_retry_after() -> None:
+    with pytest.raises(RateLimitedError) as info:
+        parse(429, body(42900, "slow down"), retry_after="3")
+    assert info.value.retry_after_s == 3
+
+
+def test_504_on_a_create_is_unknown_but_on_a_poll_transient() -> None:
+    with pytest.raises(OutcomeUnknownError):
+        parse(504, b"<html>gateway timeout</html>")
+    with pytest.raises(ApiUnavailableError):
+        parse(504, b"<html>gateway timeout</html>", create=False)
+
+
+def test_unreadable_200_on_a_create_is_unknown() -> None:
+    with pytest.raises(OutcomeUnknownError):
+        parse(200, b"<html>welcome</html>")
+    with pytest.raises(OutcomeUnknownError):
+        parse(200, body(20000, data={"status": "queued"}))  # no task id
+
+
+def test_unreadable_200_on_a_poll_is_transient() -> None:
+    with pytest.raises(ApiUnavailableError):
+        parse(200, b"not json", create=False)
+
+
+def test_html_error_page_is_classified_by_status() -> None:
+    with pytest.raises(ApiUnavailableError):
+        parse(502, b"<html>bad gateway</html>")
+    with pytest.raises(RejectedError):
+        parse(400, b"<html>bad request</html>")
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        ("5", 5.0),
+        ("0.5", 0.5),
+        ("-3", 0.0),
+        ("100000", 600.0),
+        ("soon", None),
+        (None, None),
+    ],
+)
+def test_retry_after_seconds(header: str | None, seconds: float | None) -> None:
+    assert parse_retry_after(header) == seconds
+
+
+def test_retry_after_http_date() -> None:
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412480 - 30) == pytest.approx(
+        30
+    )

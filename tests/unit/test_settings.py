@@ -1,0 +1,164 @@
+"""Settings: parsing, one clear line per bad value, and the token never shown."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from clonequeue.api.client import ApiClient
+from clonequeue.config import load_settings
+from clonequeue.errors import ConfigError, RejectedError
+from clonequeue.logs import RedactingFilter
+
+TOKEN = "tok-SECRET-1234567890"
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("CLONEQUEUE_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)  # no stray .env
+
+
+def config_error(monkeypatch: pytest.MonkeyPatch, **env: str) -> str:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    return str(info.value)
+
+
+def test_defaults() -> None:
+    settings = load_settings()
+    assert settings.api_base_url == "https://www.jimmyai.cn"
+    assert settings.redis_url == "redis://127.0.0.1:6379/0"
+    assert settings.effective_broker_url == settings.redis_url
+    assert (settings.poll_interval_min_s, settings.poll_interval_max_s) == (5.0, 10.0)
+
+
+def test_environment_and_dotenv(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("CLONEQUEUE_MAX_IN_FLIGHT=42\nOTHER_TOOL=1\n")
+    monkeypatch.setenv("CLONEQUEUE_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
+    settings = load_settings()
+    assert settings.max_in_flight == 42
+    assert settings.effective_broker_url.startswith("amqp://")
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("CLONEQUEUE_POLL_INTERVAL_MIN_S", "abc", "CLONEQUEUE_POLL_INTERVAL_MIN_S='abc': "),
+        ("CLONEQUEUE_HTTP_READ_TIMEOUT_S", "-1", "CLONEQUEUE_HTTP_READ_TIMEOUT_S='-1': "),
+        ("CLONEQUEUE_API_BASE_URL", "not a url", "CLONEQUEUE_API_BASE_URL='not a url': must be"),
+        (
+            "CLONEQUEUE_REDIS_URL",
+            "http://x",
+            "CLONEQUEUE_REDIS_URL='http://x': must be a Redis URL",
+        ),
+        (
+            "CLONEQUEUE_BROKER_URL",
+            "pigeon://x",
+            "CLONEQUEUE_BROKER_URL='pigeon://x': must be a kombu",
+        ),
+        ("CLONEQUEUE_API_RATE_LIMIT", "fast", "CLONEQUEUE_API_RATE_LIMIT='fast': must read like"),
+        ("CLONEQUEUE_LOG_FORMAT", "xml", "CLONEQUEUE_LOG_FORMAT='xml': "),
+    ],
+)
+def test_bad_value_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, expected: str
+) -> None:
+    message = config_error(monkeypatch, **{name: value})
+    assert message.startswith(expected)
+    assert "\n" not in message
+
+
+def test_unknown_variable_is_caught_with_a_suggestion(monkeypatch: pytest.MonkeyPatch) -> None:
+    message = config_error(monkeypatch, CLONEQUEUE_POLL_INTERVAL="abc")
+    assert message.startswith("CLONEQUEUE_POLL_INTERVAL is not a clonequeue setting")
+    assert "did you mean CLONEQUEUE_POLL_INTERVAL_M" in message
+
+
+def test_inconsistent_bounds(monkeypatch: pytest.MonkeyPatch) -> None:
+    message = config_error(monkeypatch, CLONEQUEUE_POLL_INTERVAL_MIN_S="20")
+    assert "CLONEQUEUE_POLL_INTERVAL_MIN_S must not exceed" in message
+
+
+def test_token_from_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    secret = tmp_path / "token"
+    secret.write_text(TOKEN + "\n")
+    monkeypatch.setenv("CLONEQUEUE_API_TOKEN_FILE", str(secret))
+    assert load_settings().require_token().get_secret_value() == TOKEN
+
+
+def test_missing_token_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    message = config_error(monkeypatch, CLONEQUEUE_API_TOKEN_FILE=str(tmp_path / "nope"))
+    assert "CLONEQUEUE_API_TOKEN_FILE: cannot read" in message
+
+
+def test_token_and_file_together(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / "t").write_text("x")
+    message = config_error(
+        monkeypatch, CLONEQUEUE_API_TOKEN="a", CLONEQUEUE_API_TOKEN_FILE=str(tmp_path / "t")
+    )
+    assert "not both" in message
+
+
+def test_no_token_says_how_to_set_one() -> None:
+    with pytest.raises(ConfigError, match="CLONEQUEUE_API_TOKEN is not set"):
+        load_settings().require_token()
+
+
+def test_token_never_in_repr_dump_or_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLONEQUEUE_API_TOKEN", TOKEN)
+    settings = load_settings()
+    assert TOKEN not in repr(settings)
+    assert TOKEN not in str(settings.model_dump())
+    assert TOKEN not in repr(ApiClient.from_settings(settings))
+    assert TOKEN not in str(RejectedError("nope", endpoint="POST /x", http_status=400))
+
+
+def test_redacting_filter_masks_messages_and_tracebacks() -> None:
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "header %s", (TOKEN,), None)
+    try:
+        raise ValueError(f"Bearer {TOKEN}")
+    except ValueError:
+        record.exc_info = sys.exc_info()
+    RedactingFilter([TOKEN]).filter(record)
+    assert TOKEN not in record.getMessage()
+    assert "[REDACTED]" in record.getMessage()
+
+
+def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    import os
+
+    base = {k: v for k, v in os.environ.items() if not k.startswith("CLONEQUEUE_")}
+    return subprocess.run(
+        [sys.executable, "-m", "clonequeue", *args],
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_config_show_redacts_the_token() -> None:
+    done = run_cli("config", "show", env={"CLONEQUEUE_API_TOKEN": TOKEN})
+    assert done.returncode == 0, done.stderr
+    assert TOKEN not in done.stdout + done.stderr
+    assert "CLONEQUEUE_API_TOKEN=********** (set)" in done.stdout
+
+
+def test_cli_bad_value_is_one_line_not_a_traceback() -> None:
+    done = run_cli("config", "show", env={"CLONEQUEUE_HTTP_READ_TIMEOUT_S": "-5"})
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: CLONEQUEUE_HTTP_READ_TIMEOUT_S='-5': ")
+    assert "Traceback" not in done.stderr
+    assert len(done.stderr.splitlines()) == 1
