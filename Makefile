@@ -6,6 +6,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PORT_SIMULATOR ?= 8765
 PORT_REDIS ?= 6390
+# The suite waits on workers and the simulator far more than it computes: 4 xdist
+# processes on 2 cores, work-stealing so one process never holds a long tail.
+TEST_WORKERS ?= 4
 
 .PHONY: help install browser test test-fast lint format demo simulator redis worker beat flower bench chaos clean
 
@@ -35,7 +38,8 @@ browser:  ## Install Debian's chromium where missing (for the Flower browser tes
 	}
 
 test: $(STAMP) browser  ## Run the whole test suite (own Redis, simulator and workers)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist worksteal -m "not timing"
+	$(BIN)/pytest -q -m timing  # alone: they measure wall-clock time
 
 test-fast: $(STAMP)  ## Unit tests only
 	$(BIN)/pytest -q tests/unit

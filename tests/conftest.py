@@ -27,6 +27,7 @@ from clonequeue.local.stack import SimulatorAdmin
 from tests.e2e.system import System
 
 RABBITMQ_PORT = 5672
+pytest_plugins = ["tests.chaos.report"]
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from clonequeue.local.stack import SimulatorAdmin
-from tests.chaos.conftest import FULL
+from tests.chaos.report import FULL
 from tests.e2e.system import System, make_rows
 
 pytestmark = [pytest.mark.e2e, pytest.mark.chaos]

@@ -80,6 +80,7 @@ def test_faulty_api_every_job_ends_right_and_nothing_is_paid_twice(
             assert kinds <= {"no_answer", "lost_worker"}, doc
 
 
+@pytest.mark.timing
 def test_polling_cadence_stays_within_the_configured_bounds(
     make_system: type[System], simulator: SimulatorAdmin
 ) -> None:
@@ -214,6 +215,7 @@ def test_cli_submit_status_results(system: System, simulator: SimulatorAdmin, tm
     assert simulator.summary()["clones_total"] == 3
 
 
+@pytest.mark.timing
 def test_rate_limit_is_global_across_workers(
     make_system: type[System], simulator: SimulatorAdmin
 ) -> None:

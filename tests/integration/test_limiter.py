@@ -5,10 +5,13 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
 import redis
 
 from clonequeue.store.keys import Keys
 from clonequeue.workers.limiter import ApiRateLimiter
+
+pytestmark = pytest.mark.timing  # waits measured to tens of ms
 
 
 def test_slots_are_paced_not_bursted(redis_client: redis.Redis) -> None:
