@@ -159,8 +159,13 @@ def _counts_line(info: BatchInfo) -> str:
 
 def _results_table(console: Console, services: Services, batch: str) -> None:
     table = Table(title="Results", show_lines=False)
-    for column in ("custom_id", "status", "modelId", "preview audio", "audios", "error"):
-        table.add_column(column, no_wrap=column != "error", overflow="ellipsis")
+    for column in ("custom_id", "status", "audios"):
+        table.add_column(column, no_wrap=True)
+    # Ids are long and alike: their start is enough here (`clonequeue results` has them
+    # whole), which leaves the width to the error, the one column worth reading.
+    for column in ("modelId", "preview audio"):
+        table.add_column(column, no_wrap=True, overflow="ellipsis", max_width=20)
+    table.add_column("error", min_width=30, ratio=1)
     for doc in services.batches.docs(batch):
         record = result_record(doc)
         audios = record["audios"]
@@ -170,10 +175,10 @@ def _results_table(console: Console, services: Services, batch: str) -> None:
         table.add_row(
             record["custom_id"],
             f"[{style}]{record['status']}[/{style}]",
+            f"{done}/{len(audios)}",
             record["modelId"] or "",
             _file_name(record["audioUrl"]),
-            f"{done}/{len(audios)}",
-            error[:60],
+            error,
         )
     console.print(table)
 
@@ -185,8 +190,13 @@ def _file_name(url: str | None) -> str:
 def _delete_namespace(services: Services, namespace: str) -> None:
     """Remove every key the demo wrote into a Redis it did not start."""
     client = services.redis
-    patterns = (f"{namespace}:*", f"{namespace}.*", f"_kombu.binding.{namespace}.*")
+    patterns = (f"{namespace}:*", f"{namespace}.*", f"_kombu.binding*.{namespace}.*")
     for pattern in patterns:
         keys = list(client.scan_iter(match=pattern, count=1000))
         if keys:
             client.delete(*keys)
+    # kombu >= 5.7 keeps one set of binding deadlines for every app on the server
+    deadlines = "_kombu.binding_deadlines"
+    ours = [m for m in client.zrange(deadlines, 0, -1) if namespace in str(m)]
+    if ours:
+        client.zrem(deadlines, *ours)

@@ -50,6 +50,10 @@ class TaskPublisher:
                     argsrepr=argsrepr,
                     kwargsrepr="{}",
                     origin=self._origin,
+                    # The header wins over task_ignore_result on the worker, and
+                    # as_task_v2 defaults it to False: every create would write a
+                    # celery-task-meta key that nothing reads.
+                    ignore_result=True,
                 )
                 # retry=False: a batch writes on flush, outside any retry wrapper.
                 amqp.send_task_message(

@@ -36,6 +36,8 @@ def test_a_small_batch_completes_with_results_in_redis(
     assert docs["no-audios"]["clone"]["model_id"].startswith("model_")
     events = system.services.redis.xrange(system.services.jobs.keys.events)
     assert sorted(e[1]["job"] for e in events) == sorted(docs)
+    # our records are the store: Celery writes no result of any task
+    assert not list(system.services.redis.scan_iter(match="celery-task-meta-*"))
 
 
 def test_faulty_api_every_job_ends_right_and_nothing_is_paid_twice(

@@ -66,6 +66,7 @@ def test_submit_records_jobs_and_queues_ordinary_celery_messages(services: Servi
         assert message["properties"].keys() == reference["properties"].keys()
         assert message["headers"]["task"] == "clonequeue.submit_clone"
         assert uuid.UUID(message["headers"]["id"]).version == 4
+        assert message["headers"]["ignore_result"] is True  # else workers store a result
     bodies = [json.loads(base64.b64decode(m["body"])) for m in messages]
     assert [b[0] for b in bodies] == [["j0", 0], ["j1", 0], ["j2", 0]]
 
