@@ -197,6 +197,6 @@ def _delete_namespace(services: Services, namespace: str) -> None:
             client.delete(*keys)
     # kombu >= 5.7 keeps one set of binding deadlines for every app on the server
     deadlines = "_kombu.binding_deadlines"
-    ours = [m for m in client.zrange(deadlines, 0, -1) if namespace in str(m)]
+    ours = [str(m) for m in client.zrange(deadlines, 0, -1) if namespace in str(m)]
     if ours:
         client.zrem(deadlines, *ours)
