@@ -99,6 +99,7 @@ class StoreLimits:
     first_poll_target: float = 0.0  # share of first polls that should find the task done
     first_poll_min_s: float = 5.0
     first_poll_max_s: float = 60.0
+    first_poll_lag_s: float = 10.0  # a first poll comes at most this long after the first done
 
 
 class JobStore:
@@ -219,6 +220,7 @@ class JobStore:
             self.limits.first_poll_target,
             self.limits.first_poll_min_s,
             self.limits.first_poll_max_s,
+            self.limits.first_poll_lag_s,
         )
         if out[0] == "again":
             return Polled("again", int(out[1]), int(out[2]), batch=out[3])

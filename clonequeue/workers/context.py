@@ -69,6 +69,7 @@ def store_limits(settings: Settings) -> StoreLimits:
         first_poll_target=settings.first_poll_hit_target,
         first_poll_min_s=settings.poll_interval_min_s,
         first_poll_max_s=max_countdown_s(settings),
+        first_poll_lag_s=settings.poll_interval_max_s,
     )
 
 

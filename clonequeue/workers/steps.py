@@ -296,7 +296,7 @@ def _poll_once(ctx: WorkerContext, remote_id: str) -> tuple[Any, dict[str, Any]]
     except ClonequeueError as exc:  # ApiError or ConfigError: poll again; the deadline ends it
         if isinstance(exc, RateLimitedError):
             ctx.limiter.cool_down(exc.retry_after_s or 1.0)
-        return "running", {"last_status": f"error: {exc}"[:200]}
+        return "running", {"last_status": f"error: {exc}"[:200], "unanswered": True}
     result: dict[str, Any] = {"last_status": task.status}
     if task.is_completed:
         result.update(

@@ -293,6 +293,7 @@ def test_first_poll_waits_as_long_as_the_batch_learned(ctx: WorkerContext) -> No
 def test_a_first_poll_that_finds_the_task_done_shortens_the_batchs_delay(
     ctx: WorkerContext,
 ) -> None:
-    ctx.jobs.client.hset(ctx.jobs.keys.batch("b"), "first_poll_clone", 42.0)
+    fields = ("first_poll_clone", "first_poll_clone_hi", "first_poll_clone_lo")
+    ctx.jobs.client.hset(ctx.jobs.keys.batch("b"), mapping=dict.fromkeys(fields, 42.0))
     complete_clone(ctx)  # completed at its first poll
     assert float(ctx.jobs.client.hget(ctx.jobs.keys.batch("b"), "first_poll_clone")) < 42.0

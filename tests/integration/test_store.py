@@ -15,6 +15,7 @@ from clonequeue.store.fleet import Fleet
 from clonequeue.store.jobs import Claimed, Dispatch, JobStore, Polled, Skipped, StoreLimits
 from clonequeue.store.keys import Keys
 from clonequeue.store.records import new_job_doc, result_record
+from clonequeue.workers.schedule import poll_delay
 
 NOW = 1_800_000_000.0
 URL = "https://ex.com/voice.mp3"
@@ -402,49 +403,100 @@ def test_document_stays_small(jobs: JobStore) -> None:
 
 
 def learn_store(url: str) -> JobStore:
-    return make_store(url, first_poll_target=0.8, first_poll_min_s=5.0, first_poll_max_s=60.0)
+    return make_store(
+        url,
+        first_poll_target=0.8,
+        first_poll_min_s=5.0,
+        first_poll_max_s=60.0,
+        first_poll_lag_s=10.0,
+    )
 
 
-def finish(jobs: JobStore, job_id: str, *, polls: int) -> None:
-    """Run a clone to completion, found finished at poll number ``polls``."""
-    jobs.claim_create(job_id, "c", 0, now=NOW, lease_s=60)
-    gen = jobs.record_created(job_id, "c", 0, f"r-{job_id}", now=NOW, next_due=NOW + 5).gen
-    assert gen is not None
-    for _ in range(polls - 1):
-        gen = jobs.record_poll(job_id, "c", gen, "running", {}, now=NOW, next_due=NOW + 9).gen
-    jobs.record_poll(job_id, "c", gen, "completed", {"model_id": "m"}, now=NOW, next_due=NOW)
+def poll_offsets(first_s: float, duration_s: float) -> list[float]:
+    """Poll times after the create, on the worker's schedule, up to the one that finds it done."""
+    times = [first_s]
+    while times[-1] < duration_s:
+        times.append(times[-1] + poll_delay(len(times), min_s=5, max_s=10, factor=1.5, jitter=0))
+    return times
 
 
-def test_first_poll_delay_grows_while_first_polls_miss(
+def create(jobs: JobStore, job_id: str, at: float) -> float:
+    """Claim and create the clone of ``job_id`` at ``at``; the first-poll delay it gets."""
+    jobs.claim_create(job_id, "c", 0, now=at, lease_s=60)
+    created = jobs.record_created(job_id, "c", 0, f"r-{job_id}", now=at, next_due=at + 5)
+    return created.first_poll_s or 5.0
+
+
+def finish(jobs: JobStore, job_id: str, *, at: float, polls: list[float]) -> None:
+    """Poll a clone created at ``at`` at ``polls`` (offsets); the last one finds it done."""
+    gen = 1
+    for offset in polls[:-1]:
+        gen = jobs.record_poll(job_id, "c", gen, "running", {}, now=at + offset, next_due=at).gen
+    jobs.record_poll(
+        job_id, "c", gen, "completed", {"model_id": "m"}, now=at + polls[-1], next_due=at
+    )
+
+
+def learned(jobs: JobStore) -> float:
+    return float(jobs.client.hget(jobs.keys.batch("b1"), "first_poll_clone") or 0)
+
+
+def run_one_after_another(jobs: JobStore, durations: list[float]) -> list[float]:
+    """Each job created after the one before finished, so it gets the delay learned so far."""
+    delays = []
+    add(jobs, *[spec(f"j{i}", audios=0) for i in range(len(durations))])
+    for i, duration in enumerate(durations):
+        at = NOW + 100 * i
+        first = create(jobs, f"j{i}", at)
+        delays.append(first)
+        finish(jobs, f"j{i}", at=at, polls=poll_offsets(first, duration))
+    return delays
+
+
+def test_first_poll_delay_moves_to_where_the_tasks_finish(
     redis_client: redis.Redis, redis_url: str
 ) -> None:
+    """10 s tasks: from 5 s (two polls each) to about 10 s, where one poll finds most done."""
     jobs = learn_store(redis_url)
-    add(jobs, *[spec(f"j{i}", audios=0) for i in range(41)])
-    learned = []
-    for i in range(40):  # +8 % per miss: 5 s to the 60 s cap in about 33
-        finish(jobs, f"j{i}", polls=3)  # the first poll always came too early
-        learned.append(float(jobs.client.hget(jobs.keys.batch("b1"), "first_poll_clone")))
-    assert learned == sorted(learned)
-    assert learned[0] > 5.0
-    assert learned[-1] == 60.0  # capped at the longest countdown
-    jobs.claim_create("j40", "c", 0, now=NOW, lease_s=60)
-    created = jobs.record_created("j40", "c", 0, "r", now=NOW, next_due=NOW + 5)
-    assert created.first_poll_s == 60.0
+    delays = run_one_after_another(jobs, [10.0] * 80)
+    assert delays[0] == 5.0
+    assert 9.0 <= learned(jobs) <= 11.5
+    hits = sum(d >= 10.0 for d in delays[-40:])
+    assert 0.6 * 40 <= hits <= 0.95 * 40
 
 
-def test_first_poll_delay_settles_where_most_first_polls_hit(
+def test_a_burst_of_stale_misses_does_not_drive_the_delay_away(
     redis_client: redis.Redis, redis_url: str
 ) -> None:
-    """Hits shorten it by (1 - 0.8) steps, misses lengthen it by 0.8: 80 % hits balance."""
+    """A whole batch created before any finished: every first poll (5 s) came too early.
+
+    Each answer only says its 10 s task ended between 5 and 12.5 s after the create;
+    however many arrive, the delay must stay within that (it once ran to the 60 s cap,
+    and the batch's polls went quiet for a minute).
+    """
     jobs = learn_store(redis_url)
-    add(jobs, *[spec(f"j{i}", audios=0) for i in range(50)])
-    jobs.client.hset(jobs.keys.batch("b1"), "first_poll_clone", 20.0)
-    for i in range(50):
-        finish(jobs, f"j{i}", polls=1 if i % 5 else 2)  # exactly 80 % hits
-    assert abs(float(jobs.client.hget(jobs.keys.batch("b1"), "first_poll_clone")) - 20.0) < 1.0
+    add(jobs, *[spec(f"j{i}", audios=0) for i in range(300)])
+    firsts = [create(jobs, f"j{i}", NOW) for i in range(300)]
+    assert set(firsts) == {5.0}
+    for i in range(300):
+        finish(jobs, f"j{i}", at=NOW, polls=poll_offsets(5.0, 10.0))
+    assert 5.0 < learned(jobs) <= 12.5
+
+
+def test_spread_durations_keep_the_first_results_within_one_poll_interval(
+    redis_client: redis.Redis, redis_url: str
+) -> None:
+    """Tasks of 20-80 s: most are done only after ~70 s, but the earliest must not wait
+    for that: the delay stays near the first finishes plus the 10 s poll interval."""
+    jobs = learn_store(redis_url)
+    durations = [20.0 + (i * 37 % 61) for i in range(300)]  # 20..80 s, spread evenly
+    delays = run_one_after_another(jobs, durations)
+    assert 20.0 <= max(delays[-100:]) <= 20.0 + 10.0
+    assert min(delays[-100:]) >= 10.0  # and it learned to skip the polls that always miss
 
 
 def test_no_learning_when_switched_off(jobs: JobStore) -> None:
     add(jobs, spec("a", audios=0))
-    finish(jobs, "a", polls=3)
+    create(jobs, "a", NOW)
+    finish(jobs, "a", at=NOW, polls=[5.0, 12.5, 22.5])
     assert jobs.client.hget(jobs.keys.batch("b1"), "first_poll_clone") is None

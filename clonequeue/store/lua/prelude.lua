@@ -185,29 +185,45 @@ local function unpark(cap, grace, limit)
   return out
 end
 
--- The first poll's delay is learned per batch and kind of step, from the one thing
--- we can observe: whether the first poll found the remote task finished. A hit
--- shortens it, a miss lengthens it, in steps sized so that the share of hits
--- settles at `target` (e.g. 0.8). Learned from completed tasks only.
+-- The first poll's delay is learned per batch and kind of step from what each
+-- completed remote task tells: its duration D lies between the last poll that saw
+-- it queued/processing (or the create) and the poll that found it done. Two
+-- quantiles of D are tracked with the stochastic quantile rule, each update
+-- comparing that bracket's midpoint with the estimate *now* (so a burst of
+-- answers to polls scheduled long ago cannot drive it away):
+--   hi: the `target` quantile (e.g. 0.8): when most tasks are done;
+--   lo: a low quantile: when the first ones are done.
+-- The delay is hi, but at most lo + lag_s (the longest poll interval), so a task
+-- that finishes early waits no longer for its result than the usual cadence gives.
+local LOW_QUANTILE = 0.05
+
 local function first_poll_field(item)
   return item == 'c' and 'first_poll_clone' or 'first_poll_audio'
 end
 
-local function learn_first_poll(doc, item, hit, target, min_s, max_s)
+local function quantile_step(estimate, observed, q)
+  local step = math.min(math.max(0.1 * estimate, 0.25), 5)
+  if observed <= estimate then
+    return estimate - (1 - q) * step
+  end
+  return estimate + q * step
+end
+
+-- lb, ub: seconds from the create to the last poll that saw the task running (0 if
+-- none) and to the poll that found it done.
+local function learn_first_poll(doc, item, lb, ub, target, min_s, max_s, lag_s)
   if target <= 0 then
     return
   end
   local bkey = key('batch', doc.batch)
   local field = first_poll_field(item)
-  local delay = tonumber(redis.call('HGET', bkey, field)) or min_s
-  local step = math.min(math.max(0.1 * delay, 0.25), 5)
-  if hit then
-    delay = delay - (1 - target) * step
-  else
-    delay = delay + target * step
-  end
-  delay = math.min(math.max(delay, min_s), max_s)
-  redis.call('HSET', bkey, field, tostring(delay))
+  local known = redis.call('HMGET', bkey, field .. '_hi', field .. '_lo')
+  local observed = (lb + ub) / 2
+  local hi = quantile_step(tonumber(known[1]) or min_s, observed, target)
+  local lo = quantile_step(tonumber(known[2]) or min_s, observed, LOW_QUANTILE)
+  local delay = math.min(math.max(math.min(hi, lo + lag_s), min_s), max_s)
+  redis.call('HSET', bkey, field, tostring(delay), field .. '_hi', tostring(hi),
+    field .. '_lo', tostring(lo))
 end
 
 local function release_slot(item, job_id)

@@ -20,6 +20,7 @@ step.remote_id = remote_id
 step.gen = gen + 1
 step.submitted_at = NOW
 step.polls = 0
+step.running_at = nil
 step.error = nil
 if item == 'c' then
   if not doc.deadline then

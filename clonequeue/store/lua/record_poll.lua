@@ -1,8 +1,9 @@
 -- A poll got an answer (or an error): store it and decide what comes next.
 -- ARGV: ns, now, job_id, item, gen, status, result_json, next_due, cap, grace_s,
---       retention, first_poll_target, first_poll_min_s, first_poll_max_s
+--       retention, first_poll_target, first_poll_min_s, first_poll_max_s, first_poll_lag_s
 --   status: 'running' (queued/processing, or a transient error), 'completed', 'failed'
---   result_json: {model_id, audio_url, subtitle_file, error, last_status}
+--   result_json: {model_id, audio_url, subtitle_file, error, last_status, unanswered}
+--   (unanswered: the GET itself failed, so the poll says nothing about the task)
 -- Returns {'again', new_gen, polls_so_far, batch} | {'done', n_fanout, batch, entries...}
 --       | {'stale'} | {'gone'}
 -- where entries are 'gen|item|job' steps to dispatch: first the n_fanout
@@ -11,6 +12,7 @@ local job_id, item, gen = ARGV[3], ARGV[4], tonumber(ARGV[5])
 local status, result, next_due = ARGV[6], cjson.decode(ARGV[7]), tonumber(ARGV[8])
 local cap, grace, retention = tonumber(ARGV[9]), tonumber(ARGV[10]), ARGV[11]
 local target, first_min, first_max = tonumber(ARGV[12]), tonumber(ARGV[13]), tonumber(ARGV[14])
+local first_lag = tonumber(ARGV[15])
 local doc, step, job_key, reply = open_step(job_id, item, gen, {running = true})
 if reply then
   return reply
@@ -20,6 +22,7 @@ local old_state = doc.state
 step.polls = (step.polls or 0) + 1
 step.polled_at = NOW
 step.last_status = result.last_status
+local seen_running = step.running_at -- the last poll the API answered 'still running'
 
 if status == 'running' then
   if doc.deadline and NOW > doc.deadline then
@@ -29,6 +32,9 @@ if status == 'running' then
       .. 'raise CLONEQUEUE_JOB_DEADLINE_S or retry'}
   else
     step.gen = gen + 1
+    if not result.unanswered then
+      step.running_at = NOW
+    end
     redis.call('ZADD', key('due'), next_due, member)
     redis.call('SET', job_key, cjson.encode(doc))
     return {'again', step.gen, step.polls, doc.batch}
@@ -46,7 +52,10 @@ elseif status == 'completed' and item ~= 'c' and not result.audio_url then
   result.error = {kind = 'bad_answer', msg = 'the audio task completed without an audioUrl'}
 end
 if status == 'completed' then
-  learn_first_poll(doc, item, step.polls == 1, target, first_min, first_max)
+  local created = step.submitted_at or NOW
+  learn_first_poll(doc, item, (seen_running or created) - created, NOW - created,
+    target, first_min, first_max, first_lag)
+  step.running_at = nil
   step.state = 'completed'
   step.completed_at = NOW
   step.audio_url = result.audio_url
