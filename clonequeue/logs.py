@@ -114,3 +114,7 @@ def setup_logging(settings: Settings, *, stream: Any = None) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(settings.log_level.upper())
+    # Celery logs every task twice at INFO, "received" and then "succeeded"; the second
+    # has the outcome and our ids. At hundreds of polls a second one line is plenty.
+    if root.level > logging.DEBUG:
+        logging.getLogger("celery.worker.strategy").setLevel(logging.WARNING)
