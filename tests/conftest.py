@@ -27,6 +27,7 @@ from clonequeue.local.stack import SimulatorAdmin
 from tests.e2e.system import System
 
 RABBITMQ_PORT = 5672
+RABBITMQ_URL = f"amqp://guest:guest@{LOCALHOST}:{RABBITMQ_PORT}//"
 pytest_plugins = ["tests.chaos.report"]
 
 
@@ -157,3 +158,13 @@ def make_system(
 @pytest.fixture
 def system(make_system: type[System]) -> System:
     return make_system()
+
+
+@pytest.fixture(params=["redis", pytest.param("rabbitmq", marks=pytest.mark.rabbitmq)])
+def broker(request: pytest.FixtureRequest) -> dict[str, str]:
+    """Settings for ``make_system``: the suite's Redis as the broker, then RabbitMQ.
+
+    Job records stay in Redis either way; the RabbitMQ case runs where one answers
+    on 127.0.0.1:5672 (each system's queues are its own and deleted afterwards).
+    """
+    return {} if request.param == "redis" else {"broker_url": RABBITMQ_URL}

@@ -112,3 +112,14 @@ class System:
 
     def stop(self) -> None:
         self.stack.stop()
+        if self.settings.effective_broker_url.startswith("amqp"):
+            self._delete_broker_queues()
+
+    def _delete_broker_queues(self) -> None:
+        """RabbitMQ keeps queues and exchanges: remove this system's own."""
+        app = self.services.app
+        with app.connection_for_write() as connection:
+            channel = connection.channel()
+            for name in app.clonequeue_queues.all:
+                channel.queue_delete(name)
+                channel.exchange_delete(name)

@@ -18,8 +18,9 @@ pytestmark = pytest.mark.e2e
 
 
 def test_a_small_batch_completes_with_results_in_redis(
-    system: System, simulator: SimulatorAdmin
+    make_system: type[System], broker: dict[str, str], simulator: SimulatorAdmin
 ) -> None:
+    system = make_system(**broker)
     rows = make_rows(5, audios=2, subtitles=True)
     rows.append({"custom_id": "no-audios", "clone": {"fileUrl": "https://v.example.com/x.wav"}})
     system.start_worker()
@@ -41,10 +42,10 @@ def test_a_small_batch_completes_with_results_in_redis(
 
 
 def test_faulty_api_every_job_ends_right_and_nothing_is_paid_twice(
-    make_system: type[System], simulator: SimulatorAdmin
+    make_system: type[System], broker: dict[str, str], simulator: SimulatorAdmin
 ) -> None:
     """200 jobs with failures, 5xx, 429, slow answers and lost answers all switched on."""
-    system = make_system(http_read_timeout_s="1.5", api_rate_limit="150/second")
+    system = make_system(http_read_timeout_s="1.5", api_rate_limit="150/second", **broker)
     simulator.configure(
         failure_rate=0.1,
         error_5xx_rate=0.1,
@@ -102,9 +103,9 @@ def test_polling_cadence_stays_within_the_configured_bounds(
 
 
 def test_kill_9_of_a_worker_loses_nothing(
-    make_system: type[System], simulator: SimulatorAdmin
+    make_system: type[System], broker: dict[str, str], simulator: SimulatorAdmin
 ) -> None:
-    system = make_system()
+    system = make_system(**broker)
     simulator.configure(clone_processing_s=2, audio_processing_s=2)
     victim = system.start_worker(name="victim")
     batch = system.submit(make_rows(120, audios=1))
