@@ -144,6 +144,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2000)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
+    parser.add_argument("--concurrency", type=int, default=50, help="worker threads")
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     if args.quick:
@@ -157,7 +158,7 @@ def main() -> None:
     sim_args = ["--clone-queue-s", "0", "--clone-processing-s", "60", "--jitter-ratio", "0.25"]
     with h.workdir("profile") as path, h.start_stack(path, sim_args=sim_args) as stack:
         assert stack.admin is not None
-        worker = stack.start_worker("--concurrency", "50")
+        worker = stack.start_worker("--concurrency", str(args.concurrency))
         assert worker.pid is not None
         services = h.services_for(stack)
         h.submit(services, h.make_rows(args.jobs, prefix="prof"), "profile")
