@@ -112,7 +112,8 @@ class JobStore:
         self._scripts = Scripts(client)
 
     def _run(self, name: str, now: float, *args: Any) -> list[Any]:
-        return self._scripts.run(name, [self.keys.ns, repr(now), *args])
+        # Times to the millisecond: every stored timestamp is this NOW.
+        return self._scripts.run(name, [self.keys.ns, f"{now:.3f}", *args])
 
     def claim_create(
         self, job_id: str, item: str, gen: int, *, now: float, lease_s: float

@@ -76,8 +76,8 @@ def new_job_doc(spec: JobSpec, batch_id: str, now: float) -> dict[str, Any]:
         "batch": batch_id,
         "h": content_hash(spec),
         "state": JobState.PENDING.value,
-        "created_at": now,
-        "updated_at": now,
+        "created_at": round(now, 3),
+        "updated_at": round(now, 3),
         "clone": {
             "state": StepState.PENDING.value,
             "gen": 0,

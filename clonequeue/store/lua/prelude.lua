@@ -116,12 +116,15 @@ end
 local function commit(job_key, doc, old_state, retention)
   local new_state = job_state(doc)
   doc.state = new_state
-  doc.updated_at = NOW
   local was_terminal, is_terminal = TERMINAL[old_state], TERMINAL[new_state]
-  if is_terminal and not was_terminal then
-    doc.finished_at = NOW
-  elseif was_terminal and not is_terminal then
+  if is_terminal then
+    -- a finished job keeps only finished_at: the deadline and updated_at are over
+    doc.finished_at = doc.finished_at or NOW
+    doc.deadline = nil
+    doc.updated_at = nil
+  else
     doc.finished_at = nil
+    doc.updated_at = NOW
   end
   redis.call('SET', job_key, cjson.encode(doc))
   if new_state ~= old_state then

@@ -43,6 +43,7 @@ end
 
 release_slot(item, job_id)
 redis.call('ZREM', key('due'), member)
+step.last_status = nil -- the step's state says it now (fields of a finished step stay few)
 local fanout = {}
 if status == 'completed' and item == 'c' and not result.model_id then
   status = 'failed'
@@ -56,6 +57,7 @@ if status == 'completed' then
   learn_first_poll(doc, item, (seen_running or created) - created, NOW - created,
     target, first_min, first_max, first_lag)
   step.running_at = nil
+  step.polled_at = nil -- the same as completed_at
   step.state = 'completed'
   step.completed_at = NOW
   step.audio_url = result.audio_url
