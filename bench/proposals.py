@@ -131,7 +131,7 @@ def floor(stack: Any, services: Any, jobs: int, polls: int) -> dict[str, float]:
     steps_now = [Dispatch(d["id"], "c", d["clone"]["gen"], d["clone"]["remote_id"]) for d in docs]
     app = services.app
     results = {}
-    real = CeleryDispatcher(app, app.clonequeue_tasks, app.clonequeue_queues)
+    real = CeleryDispatcher(app, app.clonequeue_queues)
     for label, remember in (
         ("run_poll, no message (due-set poller)", Remember()),
         ("run_poll + publish next countdown", Remember(real)),

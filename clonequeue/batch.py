@@ -126,7 +126,7 @@ class Batch(str):
 
         ``unknown`` creates may exist and be billed already: retrying them may pay twice.
         """
-        from clonequeue.producers.messages import TaskPublisher
+        from clonequeue.workers.publish import TaskPublisher
 
         self.status()
         jobs = steps = 0

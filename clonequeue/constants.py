@@ -46,6 +46,11 @@ DEFAULT_PREVIEW_TEXT: Final = (
 
 # --- Our names in Redis and on the broker -------------------------------------
 DEFAULT_NAMESPACE: Final = "clonequeue"
+SUBMIT_CLONE: Final = "clonequeue.submit_clone"
+CREATE_AUDIO: Final = "clonequeue.create_audio"
+POLL_CLONE: Final = "clonequeue.poll_clone"
+POLL_AUDIO: Final = "clonequeue.poll_audio"
+WATCHDOG: Final = "clonequeue.watchdog"
 
 # A Redis command is retried for about this long before it fails: longer than a
 # restart of a Redis with an AOF of a few GB takes to answer again.

@@ -56,9 +56,7 @@ class Services:
         """Publish the messages for steps an operator action released."""
         from clonequeue.workers.tasks import CeleryDispatcher
 
-        dispatcher = CeleryDispatcher(
-            self.app, self.app.clonequeue_tasks, self.app.clonequeue_queues
-        )
+        dispatcher = CeleryDispatcher(self.app, self.app.clonequeue_queues)
         for step in steps:
             if step.remote_id is not None:
                 dispatcher.poll(step)

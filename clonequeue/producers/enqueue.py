@@ -19,8 +19,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from clonequeue.producers.intake import Checked
-from clonequeue.producers.messages import TaskPublisher, clone_call
 from clonequeue.store.batches import BatchStore
+from clonequeue.workers.publish import TaskPublisher, clone_call
 
 HEARTBEAT_S = 60.0
 

@@ -142,6 +142,7 @@ def _record_created(ctx: WorkerContext, step: Dispatch, task: RemoteTask) -> str
         rng=ctx.rng,
     )
     ctx.dispatcher.poll(Dispatch(step.job_id, step.item, created.gen, task.id), countdown=delay)
+    log.info("%s created", _kind(step))
     if created.resumed:
         log.info("creates work again: the fleet pause is lifted")
         dispatch_all(ctx, ctx.jobs.unpark(now=now))
@@ -282,6 +283,7 @@ def run_poll(ctx: WorkerContext, step: Dispatch) -> str:
     dispatch_all(ctx, polled.dispatches)
     if polled.result == "done":
         STEPS_FINISHED.labels(_kind(step), status).inc()
+        log.info("%s %s", _kind(step), status)
         return str(status)
     return polled.result
 

@@ -13,17 +13,13 @@ from datetime import datetime
 from typing import Any
 
 from clonequeue.config import Settings
+from clonequeue.constants import CREATE_AUDIO, POLL_AUDIO, POLL_CLONE, SUBMIT_CLONE, WATCHDOG
 from clonequeue.logs import set_log_context
 from clonequeue.metrics import POLL_LAG
 from clonequeue.store.jobs import Dispatch
 from clonequeue.workers.context import WorkerContext
+from clonequeue.workers.publish import TaskCall, TaskPublisher, create_call
 from clonequeue.workers.queues import QueueNames
-
-SUBMIT_CLONE = "clonequeue.submit_clone"
-CREATE_AUDIO = "clonequeue.create_audio"
-POLL_CLONE = "clonequeue.poll_clone"
-POLL_AUDIO = "clonequeue.poll_audio"
-WATCHDOG = "clonequeue.watchdog"
 
 
 @dataclass
@@ -36,58 +32,35 @@ class Tasks:
 
 
 class CeleryDispatcher:
-    """Publishes step messages through the app's producer pool."""
+    """Publishes step messages through the app's producer pool (workers/publish.py)."""
 
-    def __init__(self, app: Any, tasks: Tasks, queues: QueueNames) -> None:
+    def __init__(self, app: Any, queues: QueueNames) -> None:
         self._app = app
-        self._tasks = tasks
         self._queues = queues
-        self._declared: set[str] = set()
+        self._publisher = TaskPublisher(app)
 
     def create(self, step: Dispatch, *, countdown: float | None = None) -> None:
-        if step.is_clone:
-            self._send(
-                self._tasks.submit_clone,
-                (step.job_id, step.gen),
-                self._queues.submit,
-                f"job={step.job_id} gen={step.gen}",
-                countdown,
-            )
-        else:
-            self._send(
-                self._tasks.create_audio,
-                (step.job_id, int(step.item), step.gen),
-                self._queues.produce,
-                f"job={step.job_id} audio={step.item} gen={step.gen}",
-                countdown,
-            )
+        self._publisher.publish_one(
+            create_call(step, self._queues.submit, self._queues.produce), countdown=countdown
+        )
 
     def poll(self, step: Dispatch, *, countdown: float | None = None) -> None:
+        assert step.remote_id is not None
         if step.is_clone:
-            self._send(
-                self._tasks.poll_clone,
+            call: TaskCall = (
+                POLL_CLONE,
                 (step.job_id, step.remote_id, step.gen),
                 self._queues.poll,
                 f"job={step.job_id} remote={step.remote_id} gen={step.gen}",
-                countdown,
             )
         else:
-            self._send(
-                self._tasks.poll_audio,
+            call = (
+                POLL_AUDIO,
                 (step.job_id, int(step.item), step.remote_id, step.gen),
                 self._queues.poll,
                 f"job={step.job_id} audio={step.item} remote={step.remote_id} gen={step.gen}",
-                countdown,
             )
-
-    def _send(
-        self, task: Any, args: tuple[Any, ...], queue: str, argsrepr: str, countdown: float | None
-    ) -> None:
-        # Celery declares the queue on every publish (~130 us of the ~500 us it
-        # takes); once per process is enough, as producers/messages.py does.
-        declare = () if queue in self._declared else None
-        task.apply_async(args, countdown=countdown, queue=queue, argsrepr=argsrepr, declare=declare)
-        self._declared.add(queue)
+        self._publisher.publish_one(call, countdown=countdown)
 
     def queue_depths(self) -> dict[str, int]:
         """Messages waiting on the broker per queue (not those held by workers)."""
@@ -113,9 +86,7 @@ def register_tasks(app: Any, settings: Settings, queues: QueueNames) -> Tasks:
         if "ctx" not in holder:
             with lock:
                 if "ctx" not in holder:
-                    holder["ctx"] = WorkerContext.build(
-                        settings, CeleryDispatcher(app, app.clonequeue_tasks, queues)
-                    )
+                    holder["ctx"] = WorkerContext.build(settings, CeleryDispatcher(app, queues))
         return holder["ctx"]
 
     from clonequeue.workers import steps, watchdog

@@ -61,10 +61,15 @@ def test_logs_are_json_with_ids_and_the_token_is_nowhere(
         if line.startswith("{"):
             records.append(json.loads(line))
     assert len(records) > 50
-    succeeded = [r for r in records if "succeeded" in r["msg"]]
-    assert succeeded
-    polls = [r for r in succeeded if "poll_" in r["msg"]]
-    assert all(r.get("job") and r.get("batch") == batch and r.get("remote_id") for r in polls)
+    # what the steps say of each step that changed: every line with the ids
+    created = [r for r in records if r["msg"] in ("clone created", "audio created")]
+    finished = [r for r in records if r["msg"] in ("clone completed", "audio completed")]
+    assert len([r for r in created if r["msg"] == "clone created"]) == 20
+    assert finished
+    for record in created + finished:
+        assert record.get("job"), record
+        assert record.get("batch") == batch, record
+        assert record.get("remote_id"), record
     assert KNOWN_TOKEN not in all_redis_values(redis.Redis.from_url(redis_url))
     assert simulator.summary()["clones_total"] == 20
 

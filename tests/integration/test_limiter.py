@@ -70,3 +70,50 @@ def test_cooldown_after_a_429_holds_every_limiter(redis_client: redis.Redis) -> 
     started = time.monotonic()
     assert second.acquire(0.0) > 0  # the cached cooldown, no sleep
     assert time.monotonic() - started < 0.1
+
+
+def evalsha_calls(client: redis.Redis) -> int:
+    stats = client.info("commandstats")
+    return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
+
+
+def take_concurrently(limiter: ApiRateLimiter, count: int, threads: int = 10) -> list[float]:
+    taken: list[float] = []
+    lock = threading.Lock()
+
+    def take() -> None:
+        for _ in range(count // threads):
+            assert limiter.acquire(5.0) == 0.0
+            with lock:
+                taken.append(time.monotonic())
+
+    workers = [threading.Thread(target=take) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return sorted(taken)
+
+
+def test_a_busy_process_leases_slots_in_few_round_trips_and_keeps_the_pace(
+    redis_client: redis.Redis,
+) -> None:
+    limiter = ApiRateLimiter(redis_client, Keys("t"), "1000/second")
+    before = evalsha_calls(redis_client)
+    taken = take_concurrently(limiter, 400)
+    assert len(taken) == 400
+    assert taken[-1] - taken[0] >= 399 * 0.001 * 0.9  # still one slot per ms
+    assert evalsha_calls(redis_client) - before <= 150  # one round trip per call before
+
+
+def test_leased_slots_left_unused_are_dropped_not_spent_in_a_burst(
+    redis_client: redis.Redis,
+) -> None:
+    limiter = ApiRateLimiter(redis_client, Keys("t"), "200/second")
+    take_concurrently(limiter, 100)  # busy: leases several slots at a time
+    calls = evalsha_calls(redis_client)
+    while evalsha_calls(redis_client) == calls:  # until a fresh lease: it leaves slots over
+        limiter.acquire(5.0)
+    time.sleep(0.3)  # idle: the slots still leased are now in the past
+    taken = take_concurrently(limiter, 10)
+    assert taken[-1] - taken[0] >= 9 * 0.005 * 0.8  # paced at 5 ms, not all at once
