@@ -26,6 +26,8 @@ import _harness as h
 
 # name -> (arguments by default, arguments with --quick)
 BENCHES: dict[str, tuple[list[str], list[str]]] = {
+    "simulator_throughput": ([], ["--duration-s", "2"]),
+    "enqueue": ([], ["--rows", "20000"]),
     "http_client": ([], ["--quick"]),
     "redis_cost": ([], ["--quick"]),
     "api_calls": ([], ["--quick"]),
@@ -34,6 +36,8 @@ BENCHES: dict[str, tuple[list[str], list[str]]] = {
     "inflight": (["--steps", "1000,2000,3000,4000"], ["--quick"]),
 }
 TITLES = {
+    "simulator_throughput": "Simulator throughput",
+    "enqueue": "Enqueue (producers)",
     "inflight": "In-flight capacity (60 s tasks)",
     "api_calls": "API calls per job",
     "redis_cost": "Redis cost",

@@ -203,6 +203,26 @@ def main() -> None:
     print(f"{'POST create (req/s)':22}{sim_post:12.0f}{base_post:12.0f}{sim_post / base_post:8.2f}")
     print(f"ledger: {summary['creates_total']} creates, {summary['polls_total']} polls; "
           f"non-2xx answers: {bad_get} GET, {bad_post} POST")  # fmt: skip
+    report(sim_get, base_get, sim_post, base_post)
+
+
+def report(sim_get: float, base_get: float, sim_post: float, base_post: float) -> None:
+    """bench/out/simulator_throughput.json and .png, for run_all's summary."""
+    import _harness as h
+
+    baseline = "bare tornado handler"
+    figures = [
+        h.Figure("GET polls served", sim_get, base_get, "req/s", baseline, ">= 2000 req/s",
+                 sim_get >= 2000),
+        h.Figure("POST creates served", sim_post, base_post, "req/s", baseline),
+    ]  # fmt: skip
+    h.write_result("simulator_throughput", figures, environment=h.environment(), wrk=bool(WRK))
+    plt = h.pyplot()
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    labels = ["GET: simulator", "GET: baseline", "POST: simulator", "POST: baseline"]
+    ax.barh(labels[::-1], [sim_get, base_get, sim_post, base_post][::-1])
+    ax.set(title="requests/s served (one process)", xlabel="req/s")
+    h.save_plot(fig, "simulator_throughput")
 
 
 if __name__ == "__main__":
