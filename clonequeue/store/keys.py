@@ -72,6 +72,12 @@ class Keys:
         return f"{self.ns}:cooldown"
 
     @property
+    def rate_slowdown(self) -> str:
+        """STRING with a TTL: the factor (>= 1) the rate limit's interval is stretched by
+        after 429s; gone a minute after the last one."""
+        return f"{self.ns}:rate:slowdown"
+
+    @property
     def watchdog_lock(self) -> str:
         return f"{self.ns}:lock:watchdog"
 

@@ -10,7 +10,15 @@ CI at 25/s against an API allowing 30/s). Slot times come from the Redis server'
 clock, so hosts with skewed clocks share one timeline.
 
 After a 429 a fleet-wide cooldown key holds every worker back for the
-``Retry-After`` the API asked for.
+``Retry-After`` the API asked for, and the pace slows by ``SLOWDOWN_STEP`` (5 %) per
+429 episode, down to a quarter, until a minute passes without one. The provider
+does not publish its limits and counts by arrival, not by our slots: a limit set a
+hair too high would otherwise stop the fleet for a ``Retry-After`` again and again.
+
+``scarce()`` tells the scheduler when calls are the bottleneck (a slot was far off,
+or a cooldown ran, in the last few seconds): then a poll that finds a task still
+running costs a create or a poll that would have found a result, and polls move to
+the slow end of the provider's cadence.
 
 A busy process leases a few consecutive slots per round trip (as many as it uses in
 ``LEASE_S``, at most ``MAX_LEASE``) and hands them to its threads: at hundreds of
@@ -37,25 +45,52 @@ COOLDOWN_CHECK_INTERVAL_S = 0.25
 LEASE_S = 0.05  # lease what this process uses in this long...
 MAX_LEASE = 10  # ...but never more slots than this at once
 DEMAND_WINDOW_S = 1.0
+SLOWDOWN_STEP = 1.05  # each 429 episode stretches the interval by this...
+MAX_SLOWDOWN = 4.0  # ...up to this factor...
+SLOWDOWN_HOLD_S = 60  # ...until this long passes without a 429
+SCARCE_WAIT_S = 0.25  # a slot this far off means demand is above the rate...
+SCARCE_HOLD_S = 10.0  # ...and calls count as scarce for this long after
 
-# KEYS[1]: the timeline (the next free slot, microseconds). ARGV: the interval between
-# slots and the longest wait the caller accepts, both in microseconds, and how many
-# consecutive slots to reserve. Returns the wait before the first reserved slot
-# (>= 0), or -(the wait) when it is longer than that and nothing was reserved.
+# KEYS[1]: the timeline (the next free slot, microseconds); KEYS[2]: the slowdown
+# factor. ARGV: the interval between slots and the longest wait the caller accepts,
+# both in microseconds, and how many consecutive slots to reserve. Returns {the wait
+# before the first reserved slot (>= 0), or -(the wait) when it is longer than that
+# and nothing was reserved; the interval used}.
 RESERVE_SLOTS = """
 local now_t = redis.call('TIME')
 local now = tonumber(now_t[1]) * 1000000 + tonumber(now_t[2])
-local interval = tonumber(ARGV[1])
+local slowdown = tonumber(redis.call('GET', KEYS[2]) or '1') or 1
+local interval = math.floor(tonumber(ARGV[1]) * slowdown)
 local max_wait = tonumber(ARGV[2])
 local count = tonumber(ARGV[3])
 local slot = math.max(tonumber(redis.call('GET', KEYS[1]) or 0), now)
 local wait = slot - now
 if wait > max_wait then
-  return -wait
+  return {-wait, interval}
 end
 local ttl_ms = math.floor((wait + count * interval) / 1000) + 1000
 redis.call('SET', KEYS[1], string.format('%d', slot + count * interval), 'PX', ttl_ms)
-return wait
+return {wait, interval}
+"""
+
+# KEYS[1]: the cooldown, KEYS[2]: the slowdown factor. ARGV: the cooldown (ms), the
+# step, the cap, how long the slowdown holds (s). A 429 that finds a cooldown already
+# running belongs to the same episode (its call was in the air): it only extends the
+# cooldown. Returns the slowdown factor now in force.
+COOL_DOWN = """
+local ms = tonumber(ARGV[1])
+local left = redis.call('PTTL', KEYS[1])
+local slowdown = tonumber(redis.call('GET', KEYS[2]) or '1') or 1
+if left > 0 then
+  if ms > left then
+    redis.call('SET', KEYS[1], '1', 'PX', ms)
+  end
+  return tostring(slowdown)
+end
+redis.call('SET', KEYS[1], '1', 'PX', ms)
+slowdown = math.min(slowdown * tonumber(ARGV[2]), tonumber(ARGV[3]))
+redis.call('SET', KEYS[2], tostring(slowdown), 'EX', tonumber(ARGV[4]))
+return tostring(slowdown)
 """
 
 
@@ -68,12 +103,15 @@ class ApiRateLimiter:
         self._keys = keys
         self._interval_us = max(int(item.get_expiry() * 1_000_000 / item.amount), 1)
         self._reserve = client.register_script(RESERVE_SLOTS)
+        self._cool_down = client.register_script(COOL_DOWN)
         self._lock = threading.Lock()
         self._cooldown_until = 0.0
         self._cooldown_checked_at = 0.0
         self._leased: deque[float] = deque()  # monotonic times of slots this process holds
         self._last_leased = float("-inf")  # when the last leased slot was given out
+        self._leased_interval_s = self._interval_us / 1_000_000  # slowed down after 429s
         self._demand: deque[float] = deque()  # when acquire was called, the last second
+        self._scarce_at = float("-inf")  # when a slot was last far off or a cooldown ran
 
     def acquire(self, max_wait_s: float) -> float:
         """Take a slot: 0.0 when taken (after sleeping until it), else the seconds to wait.
@@ -83,6 +121,7 @@ class ApiRateLimiter:
         """
         cooldown = self._cooldown_remaining()
         if cooldown > 0:
+            self._scarce_at = time.monotonic()
             if cooldown > max_wait_s:
                 return cooldown
             time.sleep(cooldown)
@@ -90,20 +129,21 @@ class ApiRateLimiter:
         count = self._note_demand()
         at = self._take_leased(max_wait_s)
         if at is None:
-            wait_us = int(
-                cast(
-                    int,
-                    self._reserve(
-                        keys=[self._keys.rate_timeline],
-                        args=[self._interval_us, int(max_wait_s * 1_000_000), count],
-                    ),
-                )
+            wait_us, interval_us = cast(
+                list[int],
+                self._reserve(
+                    keys=[self._keys.rate_timeline, self._keys.rate_slowdown],
+                    args=[self._interval_us, int(max_wait_s * 1_000_000), count],
+                ),
             )
+            if abs(wait_us) >= SCARCE_WAIT_S * 1_000_000:
+                self._scarce_at = time.monotonic()
             if wait_us < 0:
                 return -wait_us / 1_000_000
             first = time.monotonic() + wait_us / 1_000_000
-            interval_s = self._interval_us / 1_000_000
+            interval_s = interval_us / 1_000_000
             with self._lock:
+                self._leased_interval_s = interval_s
                 self._leased.extend(first + i * interval_s for i in range(count))
             at = self._take_leased(float("inf"))  # the first of them (or an earlier one)
             assert at is not None
@@ -111,6 +151,10 @@ class ApiRateLimiter:
         if pause > 0:
             time.sleep(pause)
         return 0.0
+
+    def scarce(self) -> bool:
+        """True while calls are the bottleneck: a slot was far off or a cooldown ran lately."""
+        return time.monotonic() - self._scarce_at < SCARCE_HOLD_S
 
     def _note_demand(self) -> int:
         """Count this call; the slots to reserve at once: what this process uses in LEASE_S."""
@@ -131,20 +175,27 @@ class ApiRateLimiter:
                 leased.popleft()  # unused for too long: dropped
             if not leased:
                 return None
-            at = max(leased[0], self._last_leased + self._interval_us / 1_000_000)
+            at = max(leased[0], self._last_leased + self._leased_interval_s)
             if at - now > max_wait_s:
                 return None
             leased.popleft()
             self._last_leased = at
             return at
 
-    def cool_down(self, seconds: float) -> None:
-        """After a 429: no worker calls the API for ``seconds``."""
+    def cool_down(self, seconds: float) -> float:
+        """After a 429: no worker calls the API for ``seconds``, and the pace slows.
+
+        Returns the slowdown factor now in force (1.05 after one 429 episode).
+        """
         millis = max(int(seconds * 1000), 1)
-        self._client.set(self._keys.cooldown, "1", px=millis)
+        slowdown = self._cool_down(
+            keys=[self._keys.cooldown, self._keys.rate_slowdown],
+            args=[millis, SLOWDOWN_STEP, MAX_SLOWDOWN, SLOWDOWN_HOLD_S],
+        )
         with self._lock:
             self._cooldown_until = time.monotonic() + seconds
             self._cooldown_checked_at = time.monotonic()
+        return float(cast(str, slowdown))
 
     def _cooldown_remaining(self) -> float:
         now = time.monotonic()

@@ -139,6 +139,7 @@ def _record_created(ctx: WorkerContext, step: Dispatch, task: RemoteTask) -> str
         min_s=s.poll_interval_min_s,
         max_s=max_countdown_s(s),
         jitter=s.poll_jitter_ratio,
+        floor_s=s.poll_interval_max_s if ctx.limiter.scarce() else 0.0,
         rng=ctx.rng,
     )
     ctx.dispatcher.poll(Dispatch(step.job_id, step.item, created.gen, task.id), countdown=delay)
@@ -312,10 +313,12 @@ def _poll_once(ctx: WorkerContext, remote_id: str) -> tuple[Any, dict[str, Any]]
 
 
 def _poll_delay(ctx: WorkerContext, polls_done: int) -> float:
+    """The usual cadence; its slow end while API calls are scarce (see ApiRateLimiter)."""
     s = ctx.settings
+    scarce = ctx.limiter.scarce()
     return poll_delay(
         polls_done,
-        min_s=s.poll_interval_min_s,
+        min_s=s.poll_interval_max_s if scarce else s.poll_interval_min_s,
         max_s=s.poll_interval_max_s,
         factor=s.poll_backoff_factor,
         jitter=s.poll_jitter_ratio,

@@ -117,3 +117,52 @@ def test_leased_slots_left_unused_are_dropped_not_spent_in_a_burst(
     time.sleep(0.3)  # idle: the slots still leased are now in the past
     taken = take_concurrently(limiter, 10)
     assert taken[-1] - taken[0] >= 9 * 0.005 * 0.8  # paced at 5 ms, not all at once
+
+
+def test_calls_count_as_scarce_only_while_slots_are_far_off(redis_client: redis.Redis) -> None:
+    """The scheduler polls at the cadence's slow end only when demand exceeds the rate."""
+    keys = Keys("scarce")
+    limiter = ApiRateLimiter(redis_client, keys, "100/second")
+    for _ in range(5):  # 5 calls at 100/s: each slot is near
+        assert limiter.acquire(1.0) == 0.0
+    assert not limiter.scarce()
+    busy = ApiRateLimiter(redis_client, Keys("scarce-busy"), "2/second")
+    waits = [busy.acquire(0.1) for _ in range(3)]  # after the 1st, the next slot is 0.5 s off
+    assert any(w > 0 for w in waits)
+    assert busy.scarce()
+
+
+def test_a_cooldown_makes_calls_scarce(redis_client: redis.Redis) -> None:
+    limiter = ApiRateLimiter(redis_client, Keys("scarce-429"), "100/second")
+    limiter.cool_down(0.05)
+    assert limiter.acquire(1.0) == 0.0
+    assert limiter.scarce()
+
+
+def test_each_429_episode_slows_the_pace_once(redis_client: redis.Redis) -> None:
+    """429s answered while a cooldown runs are one episode: one 5 % step, not one each."""
+    keys = Keys("slowdown")
+    limiter = ApiRateLimiter(redis_client, keys, "100/second")
+    assert limiter.cool_down(0.2) == pytest.approx(1.05)
+    assert limiter.cool_down(0.2) == pytest.approx(1.05)  # same episode
+    time.sleep(0.25)
+    assert limiter.cool_down(0.05) == pytest.approx(1.05**2)
+    assert 55 <= int(redis_client.ttl(keys.rate_slowdown)) <= 60  # type: ignore[arg-type]
+
+
+def test_a_slowdown_stretches_the_pace(redis_client: redis.Redis) -> None:
+    """At 100/s slowed down 4x, six calls in a row take >= 5 x 40 ms, not 5 x 10 ms."""
+    keys = Keys("slowdown-pace")
+    redis_client.set(keys.rate_slowdown, "4")
+    limiter = ApiRateLimiter(redis_client, keys, "100/second")
+    started = time.monotonic()
+    for _ in range(6):
+        assert limiter.acquire(1.0) == 0.0
+    assert time.monotonic() - started >= 5 * 0.04 * 0.9
+
+
+def test_the_slowdown_never_passes_its_cap(redis_client: redis.Redis) -> None:
+    keys = Keys("slowdown-cap")
+    redis_client.set(keys.rate_slowdown, "3.9")
+    limiter = ApiRateLimiter(redis_client, keys, "100/second")
+    assert limiter.cool_down(0.01) == pytest.approx(4.0)

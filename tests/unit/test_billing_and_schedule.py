@@ -85,3 +85,13 @@ def test_first_poll_delay_uses_what_the_batch_learned_within_bounds() -> None:
     assert first_poll_delay(300.0, **kwargs) == 60.0
     jittered = first_poll_delay(20.0, min_s=5.0, max_s=60.0, jitter=0.1, rng=random.Random(9))
     assert 20.0 <= jittered <= 22.0
+
+
+def test_first_poll_delay_moves_to_the_slow_end_while_calls_are_scarce() -> None:
+    from clonequeue.workers.schedule import first_poll_delay
+
+    kwargs = {"min_s": 5.0, "max_s": 60.0, "jitter": 0.0, "floor_s": 10.0}
+    assert first_poll_delay(None, **kwargs) == 10.0  # unlearned: not 5 s
+    assert first_poll_delay(7.0, **kwargs) == 10.0
+    assert first_poll_delay(22.5, **kwargs) == 22.5  # a learned later poll stays
+    assert first_poll_delay(None, min_s=5.0, max_s=8.0, jitter=0.0, floor_s=10.0) == 8.0
