@@ -14,6 +14,7 @@ from clonequeue.local.stack import LocalStack, SimulatorAdmin
 from clonequeue.producers.api import submit_specs
 from clonequeue.services import Services
 from clonequeue.store.batches import BatchInfo
+from clonequeue.store.records import TERMINAL_STATES
 
 # Fast but realistic: polls every 0.5-1 s, the watchdog every 2 s with a 5 s grace.
 FAST_SETTINGS = {
@@ -94,8 +95,17 @@ class System:
                 return info
             if time.monotonic() > deadline:
                 logs = "\n".join(f"--- {w.name}\n{w.log_tail(30)}" for w in self.stack.workers)
+                open_jobs = [d for d in self.docs(batch) if d["state"] not in TERMINAL_STATES][:5]
+                client, keys = self.services.redis, self.services.jobs.keys
+                where = {
+                    "due": client.zrange(keys.due, 0, 20, withscores=True),
+                    "parked": [client.zrange(keys.parked(k), 0, 20) for k in ("clone", "audio")],
+                    "inflight": client.scard(keys.inflight),
+                    "paused": client.get(keys.paused),
+                }
                 raise AssertionError(
-                    f"batch {batch} not {until} after {timeout_s} s: {info.counts}\n{logs}"
+                    f"batch {batch} not {until} after {timeout_s} s: {info.counts}\n"
+                    f"open jobs: {open_jobs}\nfleet: {where}\n{logs}"
                 )
             time.sleep(0.25)
 
