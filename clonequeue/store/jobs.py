@@ -258,13 +258,13 @@ class JobStore:
         out = self._run("probe", now, interval_s, self.limits.grace_s)
         return [Dispatch.parse(e) for e in out]
 
-    def overdue(self, *, now: float, limit: int) -> list[tuple[str, str]]:
-        """Steps whose message is later than the grace period: (job_id, item)."""
+    def overdue(self, *, now: float, limit: int) -> list[tuple[str, str, float]]:
+        """Steps whose message is later than the grace period: (job_id, item, due at)."""
         members = self.client.zrangebyscore(
-            self.keys.due, "-inf", now - self.limits.grace_s, start=0, num=limit
+            self.keys.due, "-inf", now - self.limits.grace_s, start=0, num=limit, withscores=True
         )
-        pairs = []
-        for member in cast(list[str], members):
+        found = []
+        for member, score in cast(list[tuple[str, float]], members):
             item, job_id = str(member).split("|", 1)
-            pairs.append((job_id, item))
-        return pairs
+            found.append((job_id, item, float(score)))
+        return found

@@ -58,9 +58,12 @@ def _redrive_overdue(ctx: WorkerContext, queues: QueueNames) -> Counter[str]:
     counts: Counter[str] = Counter()
     now = ctx.clock()
     lease = ctx.settings.poll_interval_max_s
-    for job_id, item in ctx.jobs.overdue(now=now, limit=REDRIVE_BATCH):
-        queue_busy = busy.get(queues.poll, False) or busy.get(
-            queues.for_create(item == CLONE_ITEM), False
+    for job_id, item, due_at in ctx.jobs.overdue(now=now, limit=REDRIVE_BATCH):
+        # A backlog explains a late message, but only for so long: one held by a
+        # killed worker is not in the queue, and by the visibility timeout it would
+        # have come back from the broker had it been going to.
+        queue_busy = now - due_at < ctx.settings.visibility_timeout_s and (
+            busy.get(queues.poll, False) or busy.get(queues.for_create(item == CLONE_ITEM), False)
         )
         what, step = ctx.jobs.redrive(job_id, item, now=now, lease_s=lease, queue_busy=queue_busy)
         counts[what] += 1

@@ -7,6 +7,7 @@ unknown ones, and what Redis holds equals what the API says.
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 import time
@@ -23,9 +24,16 @@ pytestmark = [pytest.mark.e2e, pytest.mark.chaos]
 
 JOBS = 1000 if FULL else 80
 OUTAGE_S = 60.0 if FULL else 10.0
-WAIT_S = 900.0 if FULL else 180.0
+WAIT_S = float(os.environ.get("CHAOS_WAIT_S", 900.0 if FULL else 180.0))
 # Retries must outlast an outage: 0.2 s doubling to 10 s over 15 attempts is ~100 s.
-SETTINGS = {"retry_max_s": "10", "submit_max_attempts": "15", "http_read_timeout_s": "1.5"}
+# A job's deadline is the batch's wait (the default is 2 h; the e2e suite's 120 s is
+# shorter than 1,000 jobs' calls take at the 429 storm's 25/s).
+SETTINGS = {
+    "retry_max_s": "10",
+    "submit_max_attempts": "15",
+    "http_read_timeout_s": "1.5",
+    "job_deadline_s": str(int(WAIT_S)),
+}
 EXPECTED_FAILURE_KINDS = {"remote"}  # the simulator's failure_rate; faults must add none
 
 
@@ -108,6 +116,7 @@ FAULTS: dict[str, Callable[[Scenario], None]] = {
 }
 
 
+@pytest.mark.timeout(int(WAIT_S + 120))
 @pytest.mark.parametrize("name", list(FAULTS))
 def test_chaos(
     name: str,
@@ -160,11 +169,10 @@ def test_chaos(
                 assert step["error"]["kind"] in EXPECTED_FAILURE_KINDS, (name, doc["id"], step)
             if step["state"] == "unknown":
                 assert step["error"]["kind"] in ("no_answer", "lost_worker"), (name, step)
-    if name in (
-        "API down (5xx)",
-        "API down (refused)",
-        "429 storm",
-        "balance runs out",
-        "Redis restart",
-    ):
+    if name in ("API down (5xx)", "429 storm", "balance runs out", "Redis restart"):
         assert info.counts.get("unknown", 0) == 0, f"{name} must not leave unknown outcomes"
+    if name == "API down (refused)":
+        # Going down closes the open connections too: a create written on one at that
+        # instant got no answer, and nothing can tell whether the API read it (seen:
+        # 1 in 1,000). It must be reported unknown (checked above), and be rare.
+        assert info.counts.get("unknown", 0) <= JOBS // 100, "refusals must not become unknown"

@@ -297,3 +297,27 @@ def test_a_first_poll_that_finds_the_task_done_shortens_the_batchs_delay(
     ctx.jobs.client.hset(ctx.jobs.keys.batch("b"), mapping=dict.fromkeys(fields, 42.0))
     complete_clone(ctx)  # completed at its first poll
     assert float(ctx.jobs.client.hget(ctx.jobs.keys.batch("b"), "first_poll_clone")) < 42.0
+
+
+def test_a_backlog_postpones_a_redrive_only_up_to_the_visibility_timeout(
+    ctx: WorkerContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A late poll in a backlogged queue is waited for; one held by a killed worker is
+    not in the queue at all, so past the visibility timeout the watchdog re-drives it."""
+    from clonequeue.workers.queues import QueueNames
+    from clonequeue.workers.watchdog import run_watchdog
+
+    queues = QueueNames.for_namespace("s")
+    api(ctx).answers = [task()]
+    steps.run_create(ctx, Dispatch("j", "c", 0))
+    sent(ctx).clear()
+    monkeypatch.setattr(ctx.dispatcher, "queue_depths", lambda: {queues.poll: 5000})
+    due_at = float(ctx.jobs.client.zscore(ctx.jobs.keys.due, "c|j"))  # type: ignore[arg-type]
+    clock: Clock = ctx.clock  # type: ignore[assignment]
+    clock.now = due_at + ctx.settings.watchdog_grace_s + 1
+    assert "postponed 1" in run_watchdog(ctx, queues)
+    assert sent(ctx) == []
+    clock.now = due_at + ctx.settings.visibility_timeout_s + 1
+    assert "poll 1" in run_watchdog(ctx, queues)
+    ((kind, step, _),) = sent(ctx)
+    assert (kind, step.remote_id) == ("poll", "audio_r1")

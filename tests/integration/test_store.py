@@ -306,7 +306,7 @@ def test_redrive_makes_old_messages_stale(jobs: JobStore) -> None:
     add(jobs, spec("a", audios=0))
     jobs.claim_create("a", "c", 0, now=NOW, lease_s=60)
     jobs.record_created("a", "c", 0, "r", now=NOW, next_due=NOW + 5)
-    assert jobs.overdue(now=NOW + 100, limit=10) == [("a", "c")]
+    assert [(j, i) for j, i, _ in jobs.overdue(now=NOW + 100, limit=10)] == [("a", "c")]
     what, step = jobs.redrive("a", "c", now=NOW + 100, lease_s=10, queue_busy=False)
     assert what == "poll"
     assert step == Dispatch("a", "c", 2, "r")
@@ -325,6 +325,8 @@ def test_redrive_postpones_when_the_queue_is_backlogged(jobs: JobStore) -> None:
     jobs.claim_create("a", "c", 0, now=NOW, lease_s=60)
     jobs.record_created("a", "c", 0, "r", now=NOW, next_due=NOW + 5)
     assert jobs.redrive("a", "c", now=NOW + 100, lease_s=10, queue_busy=True) == ("postponed", None)
+    # still due when it was: the watchdog measures how late it is from there
+    assert jobs.client.zscore(jobs.keys.due, "c|a") == NOW + 5
 
 
 def test_redrive_of_a_stuck_submit_is_unknown(jobs: JobStore) -> None:

@@ -2,9 +2,9 @@
 -- worker, a Redis restart) or is merely late. Bumping gen makes any late copy
 -- stale, so re-driving never runs two chains side by side.
 -- ARGV: ns, now, job_id, item, lease_s, queue_busy(0|1), retention
---   queue_busy: the step's queue has a backlog, so its message is probably only
---   late: postpone rather than add a duplicate to an overloaded queue (messages
---   of a killed worker come back after the broker's visibility timeout anyway).
+--   queue_busy: the step's queue has a backlog and the step is not yet later than
+--   the visibility timeout, so its message is probably only late: postpone rather
+--   than add a duplicate to an overloaded queue.
 -- Returns {'poll', gen, remote_id} | {'create', gen} | {'postponed'} |
 --         {'unknown'} | {'cleaned'}
 local job_id, item = ARGV[3], ARGV[4]
@@ -19,8 +19,10 @@ if not step then
   return {'cleaned'}
 end
 local old_state = doc.state
+-- Postponing leaves the step's due time alone: if the message runs, it moves it; if
+-- it was lost, the step stays overdue and the watchdog stops postponing once it is
+-- later than the broker would have redelivered it.
 if queue_busy and (step.state == 'running' or (step.state == 'pending' and step.queued)) then
-  redis.call('ZADD', key('due'), NOW + lease, member)
   return {'postponed'}
 end
 if step.state == 'running' then
