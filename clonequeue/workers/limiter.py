@@ -16,7 +16,7 @@ does not publish its limits and counts by arrival, not by our slots: a limit set
 hair too high would otherwise stop the fleet for a ``Retry-After`` again and again.
 
 ``scarce()`` tells the scheduler when calls are the bottleneck (a slot was far off,
-or a cooldown ran, in the last few seconds): then a poll that finds a task still
+or a cooldown ran, in the last minute): then a poll that finds a task still
 running costs a create or a poll that would have found a result, and polls move to
 the slow end of the provider's cadence.
 
@@ -49,7 +49,10 @@ SLOWDOWN_STEP = 1.05  # each 429 episode stretches the interval by this...
 MAX_SLOWDOWN = 4.0  # ...up to this factor...
 SLOWDOWN_HOLD_S = 60  # ...until this long passes without a 429
 SCARCE_WAIT_S = 0.25  # a slot this far off means demand is above the rate...
-SCARCE_HOLD_S = 10.0  # ...and calls count as scarce for this long after
+# ...and calls count as scarce for this long after: a batch's calls come in waves
+# (creates, then their polls a task's length later), and a lull between two must
+# not send the next wave's first polls out at the fast end.
+SCARCE_HOLD_S = 60.0
 
 # KEYS[1]: the timeline (the next free slot, microseconds); KEYS[2]: the slowdown
 # factor. ARGV: the interval between slots and the longest wait the caller accepts,
