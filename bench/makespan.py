@@ -27,10 +27,10 @@ Method
     says how busy the limit was kept.
 
     ``--ours`` runs the batch once per setting of our own limiter, as a fraction of
-    the API's: 1.0 (what an operator would set) and 0.9. At 1.0 some calls reach
-    the API in the same second as the 50 before them (our window counts when a
-    slot is taken, the API's when the request arrives), the API answers 429, and
-    the fleet-wide cooldown that follows stops every call for the Retry-After.
+    the API's: 1.0 (what an operator would set) and 0.9. The limiter paces 2 % under
+    its setting (see clonequeue/workers/limiter.py): at exactly the API's rate some
+    calls reached the API in the same second as the 50 before them, it answered 429,
+    and the fleet-wide cooldown that followed stopped every call for the Retry-After.
 """
 
 from __future__ import annotations

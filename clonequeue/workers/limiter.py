@@ -9,6 +9,12 @@ API, and a sliding-window provider answers 429 although we kept our limit (seen 
 CI at 25/s against an API allowing 30/s). Slot times come from the Redis server's
 clock, so hosts with skewed clocks share one timeline.
 
+The pace is ``PACING_MARGIN`` (2 %) under the configured rate: a slot is taken
+before its request travels, the provider counts arrivals, and the jitter between
+put a 51st call into the API's second now and then when we paced at exactly 50/s
+(one 429 per makespan run, each stopping the fleet for its ``Retry-After``; with
+the margin none).
+
 After a 429 a fleet-wide cooldown key holds every worker back for the
 ``Retry-After`` the API asked for, and the pace slows by ``SLOWDOWN_STEP`` (5 %) per
 429 episode, down to a quarter, until a minute passes without one. The provider
@@ -45,6 +51,7 @@ COOLDOWN_CHECK_INTERVAL_S = 0.25
 LEASE_S = 0.05  # lease what this process uses in this long...
 MAX_LEASE = 10  # ...but never more slots than this at once
 DEMAND_WINDOW_S = 1.0
+PACING_MARGIN = 0.98  # pace at this share of the configured rate
 SLOWDOWN_STEP = 1.05  # each 429 episode stretches the interval by this...
 MAX_SLOWDOWN = 4.0  # ...up to this factor...
 SLOWDOWN_HOLD_S = 60  # ...until this long passes without a 429
@@ -104,7 +111,9 @@ class ApiRateLimiter:
         item = parse(rate)
         self._client = client
         self._keys = keys
-        self._interval_us = max(int(item.get_expiry() * 1_000_000 / item.amount), 1)
+        self._interval_us = max(
+            int(item.get_expiry() * 1_000_000 / (item.amount * PACING_MARGIN)), 1
+        )
         self._reserve = client.register_script(RESERVE_SLOTS)
         self._cool_down = client.register_script(COOL_DOWN)
         self._lock = threading.Lock()
