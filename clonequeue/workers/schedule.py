@@ -32,19 +32,15 @@ def first_poll_delay(
     min_s: float,
     max_s: float,
     jitter: float,
-    floor_s: float = 0.0,
     rng: random.Random | None = None,
 ) -> float:
     """Seconds from a create to its first poll.
 
     ``poll_delay(0)`` until the batch has learned when its remote tasks tend to be
     done (``learned_s``, see lua/prelude.lua: learn_first_poll); then that, jittered
-    the same way, never below ``min_s`` nor above ``max_s``. ``floor_s`` raises the
-    base while API calls are scarce (the interval's slow end: a poll too early costs
-    a call another job needed).
+    the same way, never below ``min_s`` nor above ``max_s``.
     """
     base = min_s if learned_s is None else min(max(learned_s, min_s), max_s)
-    base = min(max(base, floor_s), max_s)
     return min(max_s, base * (1.0 + jitter * (rng or random).random()))
 
 

@@ -136,10 +136,9 @@ def _record_created(ctx: WorkerContext, step: Dispatch, task: RemoteTask) -> str
     s = ctx.settings
     delay = first_poll_delay(
         created.first_poll_s,
-        min_s=s.poll_interval_min_s,
+        min_s=_cadence_min_s(ctx),
         max_s=max_countdown_s(s),
         jitter=s.poll_jitter_ratio,
-        floor_s=s.poll_interval_max_s if ctx.limiter.scarce() else 0.0,
         rng=ctx.rng,
     )
     ctx.dispatcher.poll(Dispatch(step.job_id, step.item, created.gen, task.id), countdown=delay)
@@ -312,13 +311,18 @@ def _poll_once(ctx: WorkerContext, remote_id: str) -> tuple[Any, dict[str, Any]]
     return "running", result
 
 
-def _poll_delay(ctx: WorkerContext, polls_done: int) -> float:
-    """The usual cadence; its slow end while API calls are scarce (see ApiRateLimiter)."""
+def _cadence_min_s(ctx: WorkerContext) -> float:
+    """The shortest poll interval: the cadence's slow end while API calls are scarce
+    (see ApiRateLimiter.scarce), for the first poll and the ones after it alike."""
     s = ctx.settings
-    scarce = ctx.limiter.scarce()
+    return s.poll_interval_max_s if ctx.limiter.scarce() else s.poll_interval_min_s
+
+
+def _poll_delay(ctx: WorkerContext, polls_done: int) -> float:
+    s = ctx.settings
     return poll_delay(
         polls_done,
-        min_s=s.poll_interval_max_s if scarce else s.poll_interval_min_s,
+        min_s=_cadence_min_s(ctx),
         max_s=s.poll_interval_max_s,
         factor=s.poll_backoff_factor,
         jitter=s.poll_jitter_ratio,

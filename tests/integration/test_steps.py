@@ -321,3 +321,15 @@ def test_a_backlog_postpones_a_redrive_only_up_to_the_visibility_timeout(
     assert "poll 1" in run_watchdog(ctx, queues)
     ((kind, step, _),) = sent(ctx)
     assert (kind, step.remote_id) == ("poll", "audio_r1")
+
+
+def test_while_calls_are_scarce_polls_come_at_the_cadences_slow_end(ctx: WorkerContext) -> None:
+    """A first poll at 10 s, not 5-5.5 s, and the next ones every 10 s, not 7.5 s."""
+    assert not ctx.limiter.scarce()
+    ctx.limiter.cool_down(0.3)  # a 429 just now: the create waits it out, and calls are scarce
+    api(ctx).answers = [task(), task("processing")]
+    steps.run_create(ctx, Dispatch("j", "c", 0))
+    steps.run_poll(ctx, Dispatch("j", "c", 1, "audio_r1"))
+    (_, _, first), (_, _, second) = sent(ctx)
+    assert 10.0 <= (first or 0) <= 11.0
+    assert second == 10.0

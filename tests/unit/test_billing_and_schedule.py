@@ -90,8 +90,9 @@ def test_first_poll_delay_uses_what_the_batch_learned_within_bounds() -> None:
 def test_first_poll_delay_moves_to_the_slow_end_while_calls_are_scarce() -> None:
     from clonequeue.workers.schedule import first_poll_delay
 
-    kwargs = {"min_s": 5.0, "max_s": 60.0, "jitter": 0.0, "floor_s": 10.0}
+    # steps._cadence_min_s passes the slow end (10 s) as min_s while calls are scarce
+    kwargs = {"min_s": 10.0, "max_s": 60.0, "jitter": 0.0}
     assert first_poll_delay(None, **kwargs) == 10.0  # unlearned: not 5 s
     assert first_poll_delay(7.0, **kwargs) == 10.0
     assert first_poll_delay(22.5, **kwargs) == 22.5  # a learned later poll stays
-    assert first_poll_delay(None, min_s=5.0, max_s=8.0, jitter=0.0, floor_s=10.0) == 8.0
+    assert first_poll_delay(None, min_s=10.0, max_s=8.0, jitter=0.0) == 8.0
