@@ -17,7 +17,7 @@ from typing import Any
 
 from celery.utils.nodenames import anon_nodename
 
-from clonequeue.constants import CREATE_AUDIO, SUBMIT_CLONE
+from clonequeue.constants import CREATE_AUDIO, POLL_AUDIO, POLL_CLONE, SUBMIT_CLONE
 from clonequeue.store.jobs import Dispatch
 
 _UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)
@@ -101,4 +101,23 @@ def create_call(step: Dispatch, submit_queue: str, produce_queue: str) -> TaskCa
         (step.job_id, index, step.gen),
         produce_queue,
         f"job={step.job_id} audio={index} gen={step.gen}",
+    )
+
+
+def poll_call(step: Dispatch, queue: str) -> TaskCall:
+    """The poll message of a running step: poll_clone or poll_audio, with its remote id."""
+    assert step.remote_id is not None
+    if step.is_clone:
+        return (
+            POLL_CLONE,
+            (step.job_id, step.remote_id, step.gen),
+            queue,
+            f"job={step.job_id} remote={step.remote_id} gen={step.gen}",
+        )
+    index = int(step.item)
+    return (
+        POLL_AUDIO,
+        (step.job_id, index, step.remote_id, step.gen),
+        queue,
+        f"job={step.job_id} audio={index} remote={step.remote_id} gen={step.gen}",
     )

@@ -18,7 +18,7 @@ from clonequeue.logs import set_log_context
 from clonequeue.metrics import POLL_LAG
 from clonequeue.store.jobs import Dispatch
 from clonequeue.workers.context import WorkerContext
-from clonequeue.workers.publish import TaskCall, TaskPublisher, create_call
+from clonequeue.workers.publish import TaskPublisher, create_call, poll_call
 from clonequeue.workers.queues import QueueNames
 
 
@@ -45,22 +45,7 @@ class CeleryDispatcher:
         )
 
     def poll(self, step: Dispatch, *, countdown: float | None = None) -> None:
-        assert step.remote_id is not None
-        if step.is_clone:
-            call: TaskCall = (
-                POLL_CLONE,
-                (step.job_id, step.remote_id, step.gen),
-                self._queues.poll,
-                f"job={step.job_id} remote={step.remote_id} gen={step.gen}",
-            )
-        else:
-            call = (
-                POLL_AUDIO,
-                (step.job_id, int(step.item), step.remote_id, step.gen),
-                self._queues.poll,
-                f"job={step.job_id} audio={step.item} remote={step.remote_id} gen={step.gen}",
-            )
-        self._publisher.publish_one(call, countdown=countdown)
+        self._publisher.publish_one(poll_call(step, self._queues.poll), countdown=countdown)
 
     def queue_depths(self) -> dict[str, int]:
         """Messages waiting on the broker per queue (not those held by workers)."""
