@@ -22,7 +22,14 @@ from pathlib import Path
 import pytest
 import redis
 
-from clonequeue.local import LOCALHOST, EmbeddedRedis, ManagedProcess, free_port, port_answers
+from clonequeue.local import (
+    LOCALHOST,
+    EmbeddedRedis,
+    ManagedProcess,
+    free_port,
+    netns,
+    port_answers,
+)
 from clonequeue.local.stack import SimulatorAdmin
 from tests.e2e.system import System
 
@@ -168,3 +175,19 @@ def broker(request: pytest.FixtureRequest) -> dict[str, str]:
     on 127.0.0.1:5672 (each system's queues are its own and deleted afterwards).
     """
     return {} if request.param == "redis" else {"broker_url": RABBITMQ_URL}
+
+
+# --- several hosts on one machine (network namespaces) -------------------------------------
+
+
+@pytest.fixture
+def network() -> Iterator[netns.Network]:
+    """A private LAN of namespaces (``clonequeue.local.netns``), deleted afterwards.
+
+    Skips, saying why, where the kernel or the user cannot create namespaces.
+    """
+    reason = netns.unavailable_reason()
+    if reason is not None:
+        pytest.skip(f"needs network namespaces: {reason}")
+    with netns.Network() as network:
+        yield network
