@@ -21,7 +21,14 @@ from clonequeue.errors import (
 )
 from clonequeue.jobspec import JobSpec
 from clonequeue.producers.api import estimate, results, submit
-from clonequeue.producers.errors import BatchNotFoundError, EstimateTooHighError, ProducerError
+from clonequeue.producers.errors import (
+    BatchNotFoundError,
+    EstimateTooHighError,
+    NothingSubmittedError,
+    ProducerError,
+    RejectedRowsWarning,
+    RowsRejectedError,
+)
 
 __all__ = [
     "ApiError",
@@ -32,8 +39,11 @@ __all__ = [
     "EstimateTooHighError",
     "InputError",
     "JobSpec",
+    "NothingSubmittedError",
     "OutcomeUnknownError",
     "ProducerError",
+    "RejectedRowsWarning",
+    "RowsRejectedError",
     "Settings",
     "StoreError",
     "__version__",

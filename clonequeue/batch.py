@@ -20,6 +20,7 @@ from typing import Any
 
 from clonequeue.config import Settings
 from clonequeue.producers.errors import BatchNotFoundError, ProducerError
+from clonequeue.producers.rows import RowError
 from clonequeue.producers.submission import SubmitReport
 from clonequeue.services import Services
 from clonequeue.store.batches import BatchInfo
@@ -69,6 +70,15 @@ class Batch(str):
 
     def __repr__(self) -> str:
         return f"Batch({self.id!r})"
+
+    @property
+    def rejected(self) -> list[RowError]:
+        """The rows this process's submission rejected (the first 1,000), in input order.
+
+        Each has ``line``, ``custom_id``, ``field``, ``rule`` (and all ``reasons``);
+        ``submission.rejected`` is how many there were in all.
+        """
+        return list(self.submission.errors) if self.submission is not None else []
 
     def status(self) -> BatchStatus:
         """Counts per job state now; raises :class:`BatchNotFoundError` if there is no batch."""

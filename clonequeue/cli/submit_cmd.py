@@ -1,8 +1,9 @@
 """``clonequeue submit`` and ``clonequeue estimate``: a JSONL or CSV file (or stdin) in.
 
 Exit codes: 0 every row accepted; 3 some rows rejected (the rest went ahead);
-1 nothing submitted because of a fatal problem (Redis unreachable, unreadable
-file, estimate over --max-chars); 2 usage error.
+1 nothing submitted (an empty input, every row rejected, Redis unreachable,
+unreadable file, estimate over --max-chars); 2 usage error. The batch id is
+printed (last, on stdout) only when the batch exists.
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ from pathlib import Path
 import typer
 
 from clonequeue.cli import context
-from clonequeue.cli.errors import EXIT_OK, EXIT_REJECTED_ROWS
+from clonequeue.cli.errors import EXIT_OK, EXIT_REJECTED_ROWS, fail
 from clonequeue.cli.progress import SubmitProgress
 from clonequeue.producers import estimate as estimates
 from clonequeue.producers.errors_file import default_errors_path
 from clonequeue.producers.rows import RowError
 from clonequeue.producers.sources import InputFile
-from clonequeue.producers.submission import Submission, SubmitReport
+from clonequeue.producers.submission import Submission, SubmitReport, nothing_submitted
 from clonequeue.services import Services
 
 SHOWN_ERRORS = 20  # rejected rows printed on stderr; all of them are in the errors file
@@ -66,9 +67,10 @@ def submit(
 
     Every row is checked before it is queued; a bad row is reported with its line,
     custom_id, field and rule, written to the errors file, and never stops the good
-    rows. A custom_id submitted before is reported as already submitted, not sent
-    again. Exit 0: all rows accepted; 3: some rejected; 1: nothing submitted (fatal);
-    2: usage error.
+    rows. Blank lines are skipped. A custom_id submitted before is reported as
+    already submitted, not sent again. Exit 0: all rows accepted; 3: some rejected;
+    1: nothing submitted (empty input, every row rejected, or a fatal problem; no
+    batch id is printed); 2: usage error.
     """
     source = InputFile.from_arg(file, input_format)
     services = Services(context.settings())
@@ -84,15 +86,20 @@ def submit(
         ),
         quiet=quiet,
     )
+    nothing = nothing_submitted(report)
+    exists = not dry_run and (report.new > 0 or services.batches.info(report.batch_id) is not None)
     if as_json:
-        typer.echo(json.dumps(report_dict(report)))
+        typer.echo(json.dumps(report_dict(report, exists=exists)))
     elif dry_run:
         typer.echo(describe_report(report))
     else:
         typer.echo(describe_report(report), err=True)
-        if not report.new and services.batches.info(report.batch_id) is None:
-            typer.echo(f"nothing new to record: batch {report.batch_id} was not created", err=True)
-        typer.echo(report.batch_id)
+        if exists:
+            typer.echo(report.batch_id)
+        elif nothing is None:
+            _print_where_they_are(report)
+    if nothing is not None:
+        fail(str(nothing))
     if dry_run:
         estimates.check_limit(report.estimate, max_chars)
     raise typer.Exit(EXIT_REJECTED_ROWS if report.rejected else EXIT_OK)
@@ -112,8 +119,28 @@ def estimate(
     """
     source = InputFile.from_arg(file, input_format)
     report = _run(Submission(source, services=None, errors_path=errors), quiet=quiet)
-    typer.echo(json.dumps(report_dict(report)) if as_json else describe_report(report))
+    typer.echo(
+        json.dumps(report_dict(report)) if as_json else describe_report(report, estimate_only=True)
+    )
     raise typer.Exit(EXIT_REJECTED_ROWS if report.rejected else EXIT_OK)
+
+
+def _print_where_they_are(report: SubmitReport) -> None:
+    """Every row was submitted before: the id of the batch holding them, if just one does."""
+    holders = list(report.already_in)
+    if len(holders) == 1:
+        typer.echo(
+            f"every row was submitted before, in batch {holders[0]}: nothing new was sent "
+            f"and batch {report.batch_id} was not created; printing {holders[0]}",
+            err=True,
+        )
+        typer.echo(holders[0])
+        return
+    typer.echo(
+        f"every row was submitted before, in {len(holders)} batches: nothing new was sent "
+        f"and batch {report.batch_id} was not created (no batch id printed)",
+        err=True,
+    )
 
 
 def _run(submission: Submission, *, quiet: bool) -> SubmitReport:
@@ -140,9 +167,9 @@ def _run(submission: Submission, *, quiet: bool) -> SubmitReport:
     return report
 
 
-def describe_report(report: SubmitReport) -> str:
+def describe_report(report: SubmitReport, *, estimate_only: bool = False) -> str:
     """Two lines: what became of the rows, and what the new jobs will bill."""
-    parts = [f"new {report.new:,}" + (" (dry run: nothing sent)" if report.dry_run else "")]
+    parts = [f"new {report.new:,}"]
     if report.already_submitted:
         where = ", ".join(f"{b} ({n:,})" for b, n in report.already_in.most_common(3))
         more = ", …" if len(report.already_in) > 3 else ""
@@ -153,12 +180,15 @@ def describe_report(report: SubmitReport) -> str:
     line += f", rejected {report.rejected:,}"
     if report.errors_path is not None:
         line += f" (see {report.errors_path})"
+    if report.dry_run and not estimate_only:
+        line += "; dry run: nothing sent"
     return f"{line}\nestimate: {estimates.describe(report.estimate)}"
 
 
-def report_dict(report: SubmitReport) -> dict[str, object]:
+def report_dict(report: SubmitReport, *, exists: bool = False) -> dict[str, object]:
+    """The summary for ``--json``; ``batch`` is null unless that batch exists."""
     return {
-        "batch": None if report.dry_run else report.batch_id,
+        "batch": report.batch_id if exists else None,
         "dry_run": report.dry_run,
         "rows": report.rows,
         "accepted": report.accepted,

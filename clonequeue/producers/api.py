@@ -9,30 +9,42 @@ batch before anything is sent.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from clonequeue.config import Settings
 from clonequeue.jobspec import JobSpec
+from clonequeue.producers.errors import RejectedRowsWarning
 from clonequeue.producers.rows import Row, RowError
 from clonequeue.producers.sources import InputFile, IterableSource, RowSource
-from clonequeue.producers.submission import Progress, Submission, SubmitReport
+from clonequeue.producers.submission import (
+    Progress,
+    Submission,
+    SubmitReport,
+    describe_rejected,
+    nothing_submitted,
+)
 from clonequeue.services import Services
 
 if TYPE_CHECKING:
     from clonequeue.batch import Batch
 
 
+Rows = Iterable[JobSpec | dict[str, Any]] | str | os.PathLike[str]
+
+
 def submit(
-    rows: Iterable[JobSpec | dict[str, Any]] | os.PathLike[str],
+    rows: Rows,
     batch: str | None = None,
     *,
     settings: Settings | None = None,
     services: Services | None = None,
     dry_run: bool = False,
     max_chars: int | None = None,
+    strict: bool = False,
     errors: str | os.PathLike[str] | None = None,
     on_error: Callable[[RowError], None] | None = None,
     on_progress: Progress | None = None,
@@ -43,45 +55,87 @@ def submit(
     ``wait()``, ``results()``, ``errors()``.
 
     ``rows`` is an iterable of dicts in the JSONL shape (or :class:`JobSpec`), read
-    once and never held whole, or the path of a JSONL/CSV file. Rejected rows go to
-    ``on_error`` and, with ``errors``, to that file; ``batch.submission`` has the
-    counts and the estimate. ``max_chars`` raises
+    once and never held whole, or the path (``str`` or ``pathlib.Path``) of a
+    JSONL/CSV file; a ``str`` that names no file is a ``TypeError``.
+
+    Rejected rows never stop the good ones, and are never silent: they are in
+    ``batch.rejected`` (line, custom_id, field, rule), a :class:`RejectedRowsWarning`
+    names them, ``on_error`` gets each one and ``errors`` (a path) gets them all.
+    ``strict=True`` raises :class:`~clonequeue.producers.errors.RowsRejectedError`
+    at the first pass instead, before anything is sent. When no row at all is
+    accepted (an empty input, or every row bad) nothing is sent and
+    :class:`~clonequeue.producers.errors.NothingSubmittedError` is raised.
+    ``batch.submission`` has the counts and the estimate. ``max_chars`` raises
     :class:`~clonequeue.producers.errors.EstimateTooHighError` before anything is sent
     when the new jobs would bill more characters. ``dry_run`` sends nothing.
     """
     from clonequeue.batch import Batch
 
+    source = row_source(rows)
     services = services or _services(settings)
-    source: RowSource
-    if isinstance(rows, os.PathLike):
-        source = InputFile.from_arg(os.fspath(rows))
-    else:
-        source = IterableSource(rows)
     report = Submission(
         source,
         services=services,
         batch=batch,
         dry_run=dry_run,
         max_chars=max_chars,
+        strict=strict,
         errors_path=Path(errors) if errors is not None else None,
         on_error=on_error,
         on_progress=on_progress,
     ).run()
+    nothing = nothing_submitted(report)
+    if nothing is not None and not dry_run:
+        raise nothing
+    if report.rejected:
+        where = f" (all in {report.errors_path})" if report.errors_path else ""
+        warnings.warn(
+            f"{describe_rejected(report)}{where}; they were not submitted, the other rows "
+            "were: see batch.rejected",
+            RejectedRowsWarning,
+            stacklevel=2,
+        )
+    holders = list(report.already_in)
+    if not report.new and len(holders) == 1 and services.batches.info(report.batch_id) is None:
+        # every row was submitted before, into one batch: that batch is where they are
+        return Batch(holders[0], services=services, submission=report)
     return Batch(report.batch_id, services=services, submission=report)
 
 
+def row_source(rows: Rows) -> RowSource:
+    """Where the rows come from: a file named by a path, else an iterable read once."""
+    if isinstance(rows, str | os.PathLike):
+        return _file_source(rows)
+    if isinstance(rows, bytes | bytearray | Mapping):
+        raise TypeError(
+            f"rows must be an iterable of dicts (or JobSpecs) or a file path, not "
+            f"{type(rows).__name__}"
+            + ("; put one row in a list: [row]" if isinstance(rows, Mapping) else "")
+        )
+    return IterableSource(rows)
+
+
+def _file_source(path: str | os.PathLike[str]) -> InputFile:
+    name = os.fspath(path)
+    if isinstance(path, str) and not os.path.isfile(name):
+        problem = "is not a regular file" if os.path.exists(name) else "names no file"
+        raise TypeError(
+            f"rows is the str {name!r}, which {problem}; pass the path of a JSONL or CSV "
+            "file that exists, or an iterable of dicts"
+        )
+    return InputFile.from_arg(os.path.join(".", name) if name == "-" else name)
+
+
 def estimate(
-    rows: Iterable[JobSpec | dict[str, Any]] | os.PathLike[str],
+    rows: Rows,
     *,
     on_error: Callable[[RowError], None] | None = None,
 ) -> SubmitReport:
-    """Check rows and estimate what they would bill, without Redis (nothing is sent)."""
-    source: RowSource
-    if isinstance(rows, os.PathLike):
-        source = InputFile.from_arg(os.fspath(rows))
-    else:
-        source = IterableSource(rows)
-    return Submission(source, services=None, on_error=on_error).run()
+    """Check rows and estimate what they would bill, without Redis (nothing is sent).
+
+    ``rows`` as for :func:`submit`; the report's ``errors`` holds the rejected rows.
+    """
+    return Submission(row_source(rows), services=None, on_error=on_error).run()
 
 
 @dataclass

@@ -49,14 +49,14 @@ _TYPE_ERRORS = {
 def check_header(cells: list[str]) -> list[str]:
     """The column names; raises ValueError naming every problem and the known columns."""
     names = [c.strip() for c in cells]
-    problems = []
+    problems: list[str] = []
     for name in sorted({n for n in names if names.count(n) > 1}):
         problems.append(f"column '{name}' appears twice")
     for name in names:
         if name not in KNOWN_COLUMNS:
             guess = _guess(name)
             hint = f" (did you mean '{guess}'?)" if guess else ""
-            problems.append(f"unknown column '{name}'{hint}")
+            problems.append(f"unknown column '{_readable(name)[:80]}'{hint}")
     missing = [c for c in REQUIRED_COLUMNS if c not in names]
     if missing:
         problems.append("missing column " + ", ".join(f"'{c}'" for c in missing))
@@ -107,6 +107,8 @@ def read_csv(lines: Iterable[str]) -> Iterator[Row]:
             yield Row(last_line + 1, error=f"unreadable CSV ({exc}); the rest was not read")
             return
         line, last_line = last_line + 1, reader.line_num
+        if not cells:
+            continue  # a blank line: skipped, as pandas.read_csv does
         record = dict(zip(header, cells, strict=False))
         problem = _row_problem(cells, header)
         same_job = (
@@ -137,8 +139,6 @@ def read_csv(lines: Iterable[str]) -> Iterator[Row]:
 
 
 def _row_problem(cells: list[str], header: list[str]) -> str | None:
-    if not cells:
-        return "empty line (remove it)"
     for name, cell in zip(header, cells, strict=False):
         bad = _NOT_UTF8.search(cell)
         if bad:

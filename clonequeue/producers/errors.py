@@ -6,14 +6,24 @@
     └── ProducerError             nothing (more) is submitted; the message says what to do
         ├── UnreadableInputError  the input cannot be opened or read to the end
         ├── EstimateTooHighError  the batch would bill more characters than --max-chars
+        ├── NothingSubmittedError no row was accepted: the input is empty, or every row bad
+        │   └── RowsRejectedError rows were rejected and nothing was sent (or strict=True)
         └── BatchNotFoundError    no such batch in Redis (never made, purged or expired)
+
+``RejectedRowsWarning`` is what the Python API warns with when some rows were
+rejected and the others went ahead.
 
 The CLI prints the message on one line and exits 1.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from clonequeue.errors import ClonequeueError
+
+if TYPE_CHECKING:
+    from clonequeue.producers.rows import RowError
 
 
 class ProducerError(ClonequeueError):
@@ -42,3 +52,20 @@ class BatchNotFoundError(ProducerError, LookupError):
             f"no batch {batch_id!r} (see `clonequeue batches`; records expire "
             "CLONEQUEUE_RETENTION_S after a batch finishes, and `purge` removes them)"
         )
+
+
+class NothingSubmittedError(ProducerError):
+    """No row of the input was accepted, so no batch was made (the CLI's exit 1)."""
+
+
+class RowsRejectedError(NothingSubmittedError, ValueError):
+    """Rows were rejected and nothing was submitted; ``rejected`` holds the first of them."""
+
+    def __init__(self, message: str, *, rejected: list[RowError], count: int) -> None:
+        self.rejected = rejected
+        self.count = count
+        super().__init__(message)
+
+
+class RejectedRowsWarning(UserWarning):
+    """Some rows were rejected (see ``batch.rejected``); the others were submitted."""

@@ -45,12 +45,17 @@ class ErrorsFile:
         )
 
     def write(self, error: RowError) -> None:
+        # Serialised before the file is opened: a row that cannot be written never
+        # leaves an empty errors file behind.
+        line = json.dumps(error.to_record(), ensure_ascii=False, default=str) + "\n"
         if self._out is None:
             try:
-                self._out = self.path.open("w", encoding="utf-8")
+                # backslashreplace: a byte that was not UTF-8 (kept as a lone surrogate)
+                # is written as the JSON escape \udcXX, so every line stays valid JSON
+                self._out = self.path.open("w", encoding="utf-8", errors="backslashreplace")
             except OSError as exc:
                 raise self._unwritable(exc.strerror or str(exc)) from None
-        self._out.write(json.dumps(error.to_record(), ensure_ascii=False, default=str) + "\n")
+        self._out.write(line)
         self.count += 1
 
     def close(self) -> None:

@@ -11,15 +11,17 @@ UTF8_BOM = b"\xef\xbb\xbf"
 
 
 def read_jsonl(lines: Iterable[bytes]) -> Iterator[Row]:
-    """One :class:`Row` per line; bad bytes, bad JSON and blank lines become row errors."""
+    """One :class:`Row` per line; bad bytes and bad JSON become row errors.
+
+    Blank (whitespace-only) lines are skipped, as ``jq`` and
+    ``pandas.read_json(lines=True)`` skip them: an editor's trailing newline or a
+    spacer line is not a job. Line numbers stay those of the file.
+    """
     for number, raw in enumerate(lines, start=1):
         stripped = raw.strip()
         if number == 1 and stripped.startswith(UTF8_BOM):
             stripped = stripped[len(UTF8_BOM) :]  # editors on Windows write one
         if not stripped:
-            yield Row(
-                number, error="empty line (remove it, or put a JSON object on it)", original=""
-            )
             continue
         try:
             text = stripped.decode("utf-8")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +15,11 @@ from clonequeue.jobspec import JobSpec
 # Turns a validation error into ``field: rule`` reasons in the input's own terms
 # (CSV column names and lines); the default names fields as in the JSONL shape.
 Explain = Callable[[ValidationError], list[str]]
+
+# ``clone.fileUrl: …``, ``audios[0].speed: …``, ``audio_speed: …``: a reason about one field
+_FIELD_REASON = re.compile(
+    r"(?P<field>[A-Za-z_]\w*(?:\[\d+\]|\.[A-Za-z_]\w*)*): (?P<rule>.+)", re.S
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +37,25 @@ class RowError:
             shown = self.custom_id if self.custom_id.isprintable() else repr(self.custom_id)
             where += f" ({shown})"
         return f"{where}: " + "; ".join(self.reasons)
+
+    @property
+    def field(self) -> str | None:
+        """The field of the first reason (``clone.fileUrl``); None for a row-level problem."""
+        return self.problems[0][0] if self.problems else None
+
+    @property
+    def rule(self) -> str:
+        """The first reason without its field: the rule the row broke and what to do."""
+        return self.problems[0][1] if self.problems else ""
+
+    @property
+    def problems(self) -> list[tuple[str | None, str]]:
+        """``(field, rule)`` per reason; ``field`` is None when the whole row is unreadable."""
+        pairs: list[tuple[str | None, str]] = []
+        for reason in self.reasons:
+            match = _FIELD_REASON.fullmatch(reason)
+            pairs.append((match["field"], match["rule"]) if match else (None, reason))
+        return pairs
 
     def to_record(self) -> dict[str, Any]:
         """The line written to the errors file."""

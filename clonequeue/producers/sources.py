@@ -1,5 +1,9 @@
 """Where rows come from: a JSONL or CSV file (optionally gzipped), stdin, or an iterable.
 
+Gzip is recognised by its magic bytes, not by the name: ``jobs.jsonl`` that is
+gzipped and ``gzip -c jobs.jsonl | clonequeue submit -`` are read like
+``jobs.jsonl.gz`` (and a ``.gz`` that is not compressed is read as it is).
+
 A source is opened once per pass. Files can be read twice (validate and estimate,
 then enqueue); stdin and iterables can be read once, so when a second pass is
 needed they are first spooled to a temporary file. Nothing holds more than one
@@ -31,6 +35,7 @@ from clonequeue.producers.rows import Row, row_from
 
 STDIN_LABEL = "<stdin>"
 _READ_ERRORS = (OSError, EOFError, zlib.error)  # gzip.BadGzipFile is an OSError
+GZIP_MAGIC = b"\x1f\x8b"
 
 
 class InputFormat(StrEnum):
@@ -96,8 +101,13 @@ class InputFile:
     def from_arg(cls, arg: str, explicit_format: str | None = None) -> InputFile:
         """``-`` is stdin (its format sniffed unless given); anything else a path."""
         if arg == "-":
-            stream = sys.stdin.buffer
-            fmt = detect_format("", explicit_format) if explicit_format else _sniff(stream)
+            stream = gunzipped(sys.stdin.buffer)
+            try:
+                fmt = detect_format("", explicit_format) if explicit_format else _sniff(stream)
+            except _READ_ERRORS as exc:
+                raise UnreadableInputError(
+                    f"cannot read {STDIN_LABEL}: {exc}; nothing was read"
+                ) from None
             return cls(None, fmt, stdin=stream)
         path = Path(arg)
         fmt = detect_format(path.name, explicit_format)
@@ -128,9 +138,8 @@ class InputFile:
 
     @contextmanager
     def _rows_of(self, raw: IO[bytes]) -> Iterator[Iterator[Row]]:
-        binary: IO[bytes] = raw
-        if self.path is not None and self.path.name.endswith(".gz"):
-            binary = cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="rb"))  # leaves raw open
+        # stdin was looked through in from_arg (its format is sniffed from the content)
+        binary = gunzipped(raw) if self.path is not None else raw
         if self.format is InputFormat.JSONL:
             yield self._guarded(read_jsonl(binary))
             return
@@ -163,6 +172,18 @@ class InputFile:
             raise UnreadableInputError(
                 f"reading {self.label} failed after line {line}: {exc}; nothing after it was read"
             ) from None
+
+
+def gunzipped(raw: IO[bytes]) -> IO[bytes]:
+    """``raw`` itself, or its decompressed content when it starts with gzip's magic bytes.
+
+    The decompressing wrapper leaves ``raw`` open (closing it is the caller's job).
+    """
+    peek = getattr(raw, "peek", None)
+    head = peek(len(GZIP_MAGIC)) if peek is not None else b""
+    if head[: len(GZIP_MAGIC)] != GZIP_MAGIC:
+        return raw
+    return cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="rb"))
 
 
 def _sniff(stream: IO[bytes]) -> InputFormat:

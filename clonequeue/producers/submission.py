@@ -27,7 +27,11 @@ from clonequeue.api.billing import CostEstimate
 from clonequeue.errors import InputError
 from clonequeue.producers import intake, parallel
 from clonequeue.producers.enqueue import Enqueuer, Placement, check_batch_id, new_batch_id
-from clonequeue.producers.errors import ProducerError
+from clonequeue.producers.errors import (
+    NothingSubmittedError,
+    ProducerError,
+    RowsRejectedError,
+)
 from clonequeue.producers.errors_file import ErrorsFile
 from clonequeue.producers.estimate import check_limit
 from clonequeue.producers.intake import Checked
@@ -36,7 +40,8 @@ from clonequeue.producers.sources import RowSource, temp_dir
 from clonequeue.services import Services
 from clonequeue.store.batches import BatchStore
 
-KEEP_ERRORS = 100  # rejected rows kept in the report; all of them go to the errors file
+KEEP_ERRORS = 1000  # rejected rows kept in the report; all of them go to the errors file
+SHOWN_IN_MESSAGE = 3  # rejected rows quoted in an exception's or a warning's message
 
 
 @dataclass
@@ -112,6 +117,7 @@ class Submission:
         batch: str | None = None,
         dry_run: bool = False,
         max_chars: int | None = None,
+        strict: bool = False,
         errors_path: Path | None = None,
         on_error: Callable[[RowError], None] | None = None,
         on_progress: Progress | None = None,
@@ -123,6 +129,7 @@ class Submission:
         self.batch_id = _batch_id(batch)
         self.dry_run = dry_run or services is None
         self.max_chars = max_chars
+        self.strict = strict  # one rejected row and nothing is sent
         self.errors_path = errors_path
         self.on_error = on_error
         self.on_progress = on_progress
@@ -138,11 +145,13 @@ class Submission:
                 _check_broker(self.services)
         with temp_dir() as tmp:
             source = self.source
-            if self.max_chars is not None and not self.dry_run:
+            if (self.max_chars is not None or self.strict) and not self.dry_run:
                 if not source.rereadable:
                     source = source.spool(Path(tmp))
                 seen_path = Path(tmp) / "seen-1.db"
                 first = self._pass(source, self._lookup_sink(), seen_path, final=False)
+                if self.strict:
+                    check_none_rejected(first)
                 check_limit(first.estimate, self.max_chars)
             sink = self._lookup_sink() if self.dry_run else self._enqueuer()
             try:
@@ -154,6 +163,8 @@ class Submission:
             if errors is not None and errors.count:
                 report.errors_path = errors.path
         if self.dry_run:
+            if self.strict:
+                check_none_rejected(report)
             check_limit(report.estimate, self.max_chars)
         return report
 
@@ -221,15 +232,55 @@ class Submission:
                 rejected.append(_conflict(checked, batch))
         rejected.sort(key=lambda e: e.line)
         report.rejected += len(rejected)
-        if not report_rows:
-            return
         for error in rejected:
             if len(report.errors) < KEEP_ERRORS:
                 report.errors.append(error)
+            if not report_rows:
+                continue
             if errors is not None:
                 errors.write(error)
             if self.on_error is not None:
                 self.on_error(error)
+
+
+def nothing_submitted(report: SubmitReport) -> NothingSubmittedError | None:
+    """Why no job went ahead (an empty input, or every row rejected); None if one did."""
+    if report.accepted:
+        return None
+    would = "would be" if report.dry_run else "was"
+    if not report.rows:
+        return NothingSubmittedError(
+            f"the input holds no job (it is empty, or has only blank lines); nothing {would} "
+            f"submitted and batch {report.batch_id} {would} not created"
+        )
+    return _rejected_error(
+        report,
+        f"every row was rejected; nothing {would} submitted and batch "
+        f"{report.batch_id} {would} not created",
+    )
+
+
+def check_none_rejected(report: SubmitReport) -> None:
+    """``strict``: raise :class:`RowsRejectedError` if any row was rejected."""
+    if report.rejected:
+        would = "would be" if report.dry_run else "was"
+        raise _rejected_error(report, f"strict: nothing {would} submitted")
+
+
+def describe_rejected(report: SubmitReport) -> str:
+    """``3 of 10 rows rejected: line 2 (a): clone.fileUrl: …; line 5 …; …``."""
+    shown = "; ".join(str(e) for e in report.errors[:SHOWN_IN_MESSAGE])
+    more = " …" if report.rejected > SHOWN_IN_MESSAGE else ""
+    return f"{report.rejected:,} of {report.rows:,} rows rejected: {shown}{more}"
+
+
+def _rejected_error(report: SubmitReport, outcome: str) -> RowsRejectedError:
+    where = f" (all in {report.errors_path})" if report.errors_path else ""
+    return RowsRejectedError(
+        f"{describe_rejected(report)}{where}; {outcome}",
+        rejected=list(report.errors),
+        count=report.rejected,
+    )
 
 
 def _conflict(checked: Checked, batch: str) -> RowError:

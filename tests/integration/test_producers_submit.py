@@ -77,12 +77,13 @@ def test_resubmission_sends_nothing_again_and_other_content_is_a_row_error(
     rows = [row("a"), row("b")]
     clonequeue.submit(rows, batch="first", services=services)
     errors: list[str] = []
-    again = clonequeue.submit(
-        [row("a"), row("b", text="Changed"), row("c")],
-        batch="second",
-        services=services,
-        on_error=lambda e: errors.append(str(e)),
-    ).submission
+    with pytest.warns(clonequeue.RejectedRowsWarning, match="1 of 3 rows rejected: line 2 "):
+        again = clonequeue.submit(
+            [row("a"), row("b", text="Changed"), row("c")],
+            batch="second",
+            services=services,
+            on_error=lambda e: errors.append(str(e)),
+        ).submission
     assert again is not None
     assert (again.new, again.already_submitted, again.rejected) == (1, 1, 1)
     assert dict(again.already_in) == {"first": 1}
@@ -138,9 +139,10 @@ def test_a_big_file_checked_in_the_helper_process_gives_the_same_outcome(
 
     monkeypatch.setattr(parallel, "_child_chunks", spy)
     errors: list[str] = []
-    report = clonequeue.submit(
-        path, batch="h", services=services, on_error=lambda e: errors.append(str(e))
-    ).submission
+    with pytest.warns(clonequeue.RejectedRowsWarning, match="2 of 1,200 rows rejected"):
+        report = clonequeue.submit(
+            path, batch="h", services=services, on_error=lambda e: errors.append(str(e))
+        ).submission
     assert spawned == [True]
     assert report is not None
     assert (report.rows, report.new, report.rejected) == (1200, 1198, 2)

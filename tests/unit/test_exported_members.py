@@ -15,8 +15,11 @@ def test_exported_members() -> None:
         "EstimateTooHighError",
         "InputError",
         "JobSpec",
+        "NothingSubmittedError",
         "OutcomeUnknownError",
         "ProducerError",
+        "RejectedRowsWarning",
+        "RowsRejectedError",
         "Settings",
         "StoreError",
         "__version__",
@@ -38,5 +41,7 @@ def test_exported_members() -> None:
             "BatchNotFoundError",
             "EstimateTooHighError",
             "OutcomeUnknownError",
+            "NothingSubmittedError",
+            "RowsRejectedError",
         )
     )

@@ -24,7 +24,6 @@ def test_the_corpus_covers_every_kind_of_bad_input() -> None:
     for kind in (
         "not valid JSON",
         "not UTF-8",
-        "empty line",
         "custom_id: is required",
         "custom_id is already used by line",
         "CSV header",
