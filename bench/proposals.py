@@ -110,10 +110,10 @@ class Remember:
 
 def floor(stack: Any, services: Any, jobs: int, polls: int) -> dict[str, float]:
     """CPU per ``steps.run_poll`` call in one thread, without and with the publish."""
+    from clonequeue.dispatch.dispatcher import CeleryDispatcher
     from clonequeue.store.jobs import Dispatch
     from clonequeue.workers import steps
     from clonequeue.workers.context import WorkerContext
-    from clonequeue.workers.tasks import CeleryDispatcher
 
     assert stack.admin is not None
     h.banner(f"floor: steps.run_poll in this process, {jobs} running jobs")

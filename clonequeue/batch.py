@@ -136,16 +136,14 @@ class Batch(str):
 
         ``unknown`` creates may exist and be billed already: retrying them may pay twice.
         """
-        from clonequeue.workers.publish import TaskPublisher
-
         self.status()
         jobs = steps = 0
-        publisher = TaskPublisher(self._services.app)
+        dispatcher = self._services.dispatcher
         for what, chosen in (("failed", failed), ("unknown", unknown)):
             if chosen:
                 count, dispatches = self._services.batches.retry(self.id, what, now=time.time())
                 jobs += count
-                steps += publisher.publish_creates(dispatches)
+                steps += dispatcher.publish_creates(dispatches)
         return RetryOutcome(jobs, steps)
 
     def cancel(self) -> dict[str, int]:

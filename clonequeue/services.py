@@ -10,11 +10,13 @@ from typing import Any
 import redis
 
 from clonequeue.config import Settings, load_settings
+from clonequeue.dispatch.dispatcher import CeleryDispatcher, send_all
+from clonequeue.dispatch.due import DueIndex
 from clonequeue.errors import StoreError
 from clonequeue.store.batches import BatchStore
+from clonequeue.store.connect import job_store, redis_client
 from clonequeue.store.fleet import Fleet
 from clonequeue.store.jobs import Dispatch, JobStore
-from clonequeue.workers.context import job_store, redis_client
 
 
 @dataclass
@@ -54,14 +56,11 @@ class Services:
 
     def dispatch(self, steps: list[Dispatch]) -> None:
         """Publish the messages for steps an operator action released."""
-        from clonequeue.workers.tasks import CeleryDispatcher
+        send_all(self.dispatcher, steps)
 
-        dispatcher = CeleryDispatcher(self.app, self.app.clonequeue_queues)
-        for step in steps:
-            if step.remote_id is not None:
-                dispatcher.poll(step)
-            else:
-                dispatcher.create(step)
+    @cached_property
+    def dispatcher(self) -> CeleryDispatcher:
+        return CeleryDispatcher(self.app)
 
     def now(self) -> float:
         return time.time()
@@ -69,7 +68,6 @@ class Services:
     def fleet_state(self) -> dict[str, Any]:
         """Jobs by state, queue depths, slots, parked and overdue steps, the pause, spend."""
         from clonequeue.store.records import JobState
-        from clonequeue.workers.inspect import queue_depths
 
         jobs = dict.fromkeys((s.value for s in JobState), 0)
         for info in self.batches.list_batches(limit=1000):
@@ -77,15 +75,13 @@ class Services:
                 for state, count in info.counts.items():
                     jobs[state] += count
         fleet = self.fleet.snapshot()
-        overdue = self.redis.zcount(
-            self.jobs.keys.due, "-inf", self.now() - self.settings.watchdog_grace_s
-        )
+        due = DueIndex(self.redis, self.jobs.keys, self.settings.watchdog_grace_s)
         return {
             "jobs": jobs,
-            "queues": queue_depths(self.app, self.app.clonequeue_queues.all),
+            "queues": self.dispatcher.queue_depths(),
             "in_flight": fleet["in_flight"],
             "parked": fleet["parked"],
-            "overdue": int(overdue),
+            "overdue": due.count_overdue(now=self.now()),
             "paused": 1 if fleet["paused"] else 0,
             "chars_spent": fleet["chars_submitted"] - fleet["chars_refunded"],
         }

@@ -83,6 +83,7 @@ def worker(
         selected = [by_short[q.strip()] for q in queues.split(",") if q.strip()]
     except KeyError as exc:
         raise typer.BadParameter(f"unknown queue {exc}; use submit, produce, poll") from None
+    selected.append(names.watchdog)  # every worker runs the watchdog's passes (one at a time)
     argv = [
         "worker",
         f"--queues={','.join(selected)}",

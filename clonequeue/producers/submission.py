@@ -173,7 +173,7 @@ class Submission:
 
     def _enqueuer(self) -> Enqueuer:
         assert self.services is not None
-        return Enqueuer(self.services.app, self.services.batches, self.batch_id)
+        return Enqueuer(self.services.dispatcher, self.services.batches, self.batch_id)
 
     def _pass(
         self,

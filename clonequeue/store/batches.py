@@ -68,28 +68,21 @@ class BatchStore:
         docs: Sequence[tuple[str, str]],
         *,
         now: float,
-        producing_until: float | None = None,
     ) -> CreateResult:
         """Record new jobs (id, JSON document) atomically; existing ids are reported only.
 
-        ``producing_until`` renews the producer's heartbeat on the batch in the same call.
+        Each new job's first create gets its entry in the due-index in the same call.
         """
         args: list[str] = []
         for job_id, doc in docs:
             args += [job_id, doc]
-        heartbeat = "" if producing_until is None else repr(producing_until)
-        out = self.jobs._run("create_jobs", now, batch_id, heartbeat, *args)
+        out = self.jobs._run("create_jobs", now, batch_id, *args)
         existing_at = {
             int(out[i]) - 1: (str(out[i + 1]), out[i + 2] == 1) for i in range(1, len(out), 3)
         }
         created = [job_id for i, (job_id, _) in enumerate(docs) if i not in existing_at]
         existing = [(docs[i][0], batch, same) for i, (batch, same) in existing_at.items()]
         return CreateResult(created, existing)
-
-    def mark_sent(self, batch_id: str, job_ids: Sequence[str]) -> None:
-        """The first messages of ``job_ids`` are published (README, "Redis keys": unsent)."""
-        if job_ids:
-            self.client.srem(self.keys.batch_unsent(batch_id), *job_ids)
 
     def info(self, batch_id: str) -> BatchInfo | None:
         raw: dict[str, str] = self.client.hgetall(self.keys.batch(batch_id))  # type: ignore[assignment]
@@ -191,7 +184,6 @@ class BatchStore:
         self.client.delete(
             self.keys.batch(batch_id),
             self.keys.batch_jobs(batch_id),
-            self.keys.batch_unsent(batch_id),
         )
         self.client.zrem(self.keys.batches, batch_id)
         return removed

@@ -7,8 +7,9 @@ message finds the step moved on and does nothing (see lua/prelude.lua).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 import redis
 
@@ -65,7 +66,7 @@ class Skipped:
     reason: str
 
 
-ReleaseOutcome = Literal["retry", "blocked", "rejected", "unknown"]
+ReleaseOutcome = Literal["retry", "paced", "blocked", "rejected", "unknown"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +115,15 @@ class JobStore:
     def _run(self, name: str, now: float, *args: Any) -> list[Any]:
         # Times to the millisecond: every stored timestamp is this NOW.
         return self._scripts.run(name, [self.keys.ns, f"{now:.3f}", *args])
+
+    def check_step(self, step: Dispatch, *, now: float) -> str:
+        """Is ``step`` still waiting for this message? ``ok``, ``cancelling``, ``stale``, ``gone``.
+
+        Asked before a rate slot or an API call is spent on it (the claim, or the
+        poll's record, decides for real).
+        """
+        kind = "create" if step.remote_id is None else "poll"
+        return str(self._run("check_step", now, step.job_id, step.item, step.gen, kind)[0])
 
     def claim_create(
         self, job_id: str, item: str, gen: int, *, now: float, lease_s: float
@@ -236,17 +246,41 @@ class JobStore:
         *,
         now: float,
         lease_s: float,
-        queue_busy: bool,
+        busy_queues: Iterable[str],
+        token: str,
+        slack_s: float,
     ) -> tuple[str, Dispatch | None]:
-        """Re-drive one overdue step; returns what happened and the message to send, if any."""
+        """Re-drive one overdue step; returns what happened and the message to send, if any.
+
+        ``busy_queues`` ('submit', 'produce', 'poll') have a backlog; ``token`` is the
+        watchdog pass's fencing token (redrive.lua says how both are used).
+        """
         out = self._run(
-            "redrive", now, job_id, item, lease_s, int(queue_busy), self.limits.retention_s
+            "redrive",
+            now,
+            job_id,
+            item,
+            lease_s,
+            "," + ",".join(busy_queues) + ",",
+            self.limits.retention_s,
+            token,
+            self.limits.grace_s,
+            slack_s,
         )
         if out[0] == "poll":
             return "poll", Dispatch(job_id, item, int(out[1]), remote_id=out[2])
         if out[0] == "create":
             return "create", Dispatch(job_id, item, int(out[1]))
         return out[0], None
+
+    def lock_watchdog(self, *, now: float, lock_ms: int) -> str | None:
+        """A fencing token for one watchdog pass, or None (a pass runs or just ran)."""
+        token = self._run("watchdog_lock", now, "acquire", lock_ms)[0]
+        return str(token) or None
+
+    def unlock_watchdog(self, token: str, *, now: float, min_gap_ms: int) -> bool:
+        """Release the lock if it is still ours (atomic compare-and-delete)."""
+        return bool(self._run("watchdog_lock", now, "release", token, min_gap_ms)[0])
 
     def unpark(self, *, now: float, limit: int = 1000) -> list[Dispatch]:
         """Release parked steps into free slots (none while paused)."""
@@ -257,14 +291,3 @@ class JobStore:
         """While paused for balance/token, let one parked step through per interval."""
         out = self._run("probe", now, interval_s, self.limits.grace_s)
         return [Dispatch.parse(e) for e in out]
-
-    def overdue(self, *, now: float, limit: int) -> list[tuple[str, str, float]]:
-        """Steps whose message is later than the grace period: (job_id, item, due at)."""
-        members = self.client.zrangebyscore(
-            self.keys.due, "-inf", now - self.limits.grace_s, start=0, num=limit, withscores=True
-        )
-        found = []
-        for member, score in cast(list[tuple[str, float]], members):
-            item, job_id = str(member).split("|", 1)
-            found.append((job_id, item, float(score)))
-        return found

@@ -23,10 +23,6 @@ class Keys:
         """LIST: the batch's job ids in submission order."""
         return f"{self.ns}:batch:{batch_id}:jobs"
 
-    def batch_unsent(self, batch_id: str) -> str:
-        """SET: jobs recorded whose first message the producer has not published yet."""
-        return f"{self.ns}:batch:{batch_id}:unsent"
-
     @property
     def batches(self) -> str:
         """ZSET: batch ids scored by creation time."""

@@ -9,6 +9,7 @@ import redis
 
 SCRIPT_NAMES = (
     "create_jobs",
+    "check_step",
     "claim_create",
     "record_created",
     "release_create",
@@ -18,6 +19,7 @@ SCRIPT_NAMES = (
     "probe",
     "retry_job",
     "cancel_job",
+    "watchdog_lock",
 )
 
 

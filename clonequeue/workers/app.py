@@ -7,7 +7,7 @@ from typing import Any
 from celery import Celery
 
 from clonequeue.config import Settings
-from clonequeue.workers.queues import QueueNames
+from clonequeue.dispatch.queues import QueueNames
 
 
 def create_app(settings: Settings) -> Celery:
@@ -72,7 +72,9 @@ def create_app(settings: Settings) -> Celery:
             "watchdog": {
                 "task": "clonequeue.watchdog",
                 "schedule": settings.watchdog_interval_s,
-                "options": {"queue": queues.poll, "expires": settings.watchdog_interval_s},
+                # Its own queue, which every worker consumes: no backlog of steps delays
+                # it, so it needs no `expires` (that a backlog would make it miss).
+                "options": {"queue": queues.watchdog},
             },
         },
     )

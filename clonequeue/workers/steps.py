@@ -18,6 +18,8 @@ from pydantic import ValidationError
 from clonequeue.api.billing import billed_chars, preview_chars
 from clonequeue.api.models import AudioRequest, CloneRequest, RemoteTask, describe_validation_error
 from clonequeue.constants import MODEL_ID_TTL_S
+from clonequeue.dispatch.bounds import LIMITER_WAIT_S, create_lease_s, max_countdown_s
+from clonequeue.dispatch.dispatcher import send_all
 from clonequeue.errors import (
     ApiError,
     AuthenticationError,
@@ -33,32 +35,31 @@ from clonequeue.logs import add_log_context
 from clonequeue.metrics import CHARS_SUBMITTED, CREATE_RETRIES, STEPS_FINISHED
 from clonequeue.store.jobs import Claimed, Created, Dispatch, Skipped
 from clonequeue.store.records import ErrorKind
-from clonequeue.workers.context import WorkerContext, max_countdown_s
+from clonequeue.workers.context import WorkerContext
 from clonequeue.workers.schedule import first_poll_delay, poll_delay, retry_delay
 
 log = logging.getLogger(__name__)
 
-LIMITER_WAIT_S = 2.0  # wait this long in the thread for a rate slot, else re-queue
 PERSIST_ATTEMPTS = 10  # ~60 s of retries to store a created task's id through a Redis outage
-LEASE_MARGIN_S = 5.0  # a submitting step older than its HTTP timeouts plus this is unknown
 
 
 def run_create(ctx: WorkerContext, step: Dispatch) -> str:
-    """Send the create for a pending step, exactly once. Returns a short outcome for Flower."""
+    """Send the create for a pending step, exactly once. Returns a short outcome for Flower.
+
+    A stale or duplicate message stops at the first check, before it takes a rate slot;
+    the claim then decides for real. Waiting for a slot is our own pacing: it never
+    counts as an attempt, nor as an error.
+    """
+    verdict = ctx.jobs.check_step(step, now=ctx.clock())
+    if verdict in ("stale", "gone"):
+        return verdict
     holds_rate_slot = False
-    if ctx.gate.is_open():
+    if verdict == "ok" and ctx.gate.is_open():
         wait = ctx.limiter.acquire(LIMITER_WAIT_S)
         if wait:
-            ctx.dispatcher.create(step, countdown=wait)
-            return f"rate limit: again in {wait:.1f} s"
+            return _paced(ctx, step, wait)
         holds_rate_slot = True
-    settings = ctx.settings
-    lease = (
-        settings.http_connect_timeout_s
-        + settings.http_read_timeout_s
-        + LIMITER_WAIT_S
-        + LEASE_MARGIN_S
-    )
+    lease = create_lease_s(ctx.settings)
     claim = ctx.jobs.claim_create(step.job_id, step.item, step.gen, now=ctx.clock(), lease_s=lease)
     if isinstance(claim, Skipped):
         return claim.reason
@@ -66,8 +67,8 @@ def run_create(ctx: WorkerContext, step: Dispatch) -> str:
     if not holds_rate_slot:  # the gate looked closed a moment ago: rare
         wait = ctx.limiter.acquire(LIMITER_WAIT_S)
         if wait:
-            error = {"kind": ErrorKind.REJECTED, "msg": "rate limit: no slot free"}
-            return _release(ctx, step, "retry", error, delay=wait)
+            paced = {"kind": ErrorKind.REJECTED, "msg": "rate limit: no slot free"}
+            return _release(ctx, step, "paced", paced, delay=wait)
     try:
         request = _request_for(step, claim)
     except ValidationError as exc:
@@ -145,7 +146,7 @@ def _record_created(ctx: WorkerContext, step: Dispatch, task: RemoteTask) -> str
     log.info("%s created", _kind(step))
     if created.resumed:
         log.info("creates work again: the fleet pause is lifted")
-        dispatch_all(ctx, ctx.jobs.unpark(now=now))
+        send_all(ctx.dispatcher, ctx.jobs.unpark(now=now))
     return f"created {task.id}"
 
 
@@ -233,7 +234,7 @@ def _release(
     pause: dict[str, Any] | None = None,
 ) -> str:
     now = ctx.clock()
-    queued = outcome == "retry" and delay <= max_countdown_s(ctx.settings)
+    queued = outcome in ("retry", "paced") and delay <= max_countdown_s(ctx.settings)
     released = ctx.jobs.release_create(
         step.job_id,
         step.item,
@@ -247,7 +248,7 @@ def _release(
     )
     if released.result == "retry" and queued:
         ctx.dispatcher.create(Dispatch(step.job_id, step.item, released.gen), countdown=delay)
-    dispatch_all(ctx, released.dispatches)
+    send_all(ctx.dispatcher, released.dispatches)
     if released.result in ("failed", "unknown"):
         STEPS_FINISHED.labels(_kind(step), released.result).inc()
     if released.result == "retry":
@@ -255,13 +256,28 @@ def _release(
     return f"{released.result}: {error['msg']}"
 
 
+def _paced(ctx: WorkerContext, step: Dispatch, wait: float) -> str:
+    """No rate slot free soon: the same message again later; its due entry moves with it."""
+    ctx.due.defer(step, until=ctx.clock() + wait)
+    if step.remote_id is None:
+        ctx.dispatcher.create(step, countdown=wait)
+    else:
+        ctx.dispatcher.poll(step, countdown=wait)
+    return f"rate limit: again in {wait:.1f} s"
+
+
 def run_poll(ctx: WorkerContext, step: Dispatch) -> str:
-    """Query a running remote task once and store what it says."""
+    """Query a running remote task once and store what it says.
+
+    A stale or duplicate poll stops before it takes a rate slot or calls the API.
+    """
     assert step.remote_id is not None
+    verdict = ctx.jobs.check_step(step, now=ctx.clock())
+    if verdict != "ok":
+        return verdict
     wait = ctx.limiter.acquire(LIMITER_WAIT_S)
     if wait:
-        ctx.dispatcher.poll(step, countdown=wait)
-        return f"rate limit: again in {wait:.1f} s"
+        return _paced(ctx, step, wait)
     status, result = _poll_once(ctx, step.remote_id)
     now = ctx.clock()
     polled = ctx.jobs.record_poll(
@@ -280,7 +296,7 @@ def run_poll(ctx: WorkerContext, step: Dispatch) -> str:
             Dispatch(step.job_id, step.item, polled.gen, step.remote_id), countdown=delay
         )
         return f"{result['last_status']}; next poll in {delay:.1f} s"
-    dispatch_all(ctx, polled.dispatches)
+    send_all(ctx.dispatcher, polled.dispatches)
     if polled.result == "done":
         STEPS_FINISHED.labels(_kind(step), status).inc()
         log.info("%s %s", _kind(step), status)
@@ -328,12 +344,3 @@ def _poll_delay(ctx: WorkerContext, polls_done: int) -> float:
         jitter=s.poll_jitter_ratio,
         rng=ctx.rng,
     )
-
-
-def dispatch_all(ctx: WorkerContext, steps: list[Dispatch]) -> None:
-    """Send the messages for steps a state change released (fan-out, unparked, re-driven)."""
-    for step in steps:
-        if step.remote_id is not None:
-            ctx.dispatcher.poll(step)
-        else:
-            ctx.dispatcher.create(step)

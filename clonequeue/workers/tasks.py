@@ -14,12 +14,12 @@ from typing import Any
 
 from clonequeue.config import Settings
 from clonequeue.constants import CREATE_AUDIO, POLL_AUDIO, POLL_CLONE, SUBMIT_CLONE, WATCHDOG
+from clonequeue.dispatch.dispatcher import CeleryDispatcher
+from clonequeue.dispatch.queues import QueueNames
 from clonequeue.logs import set_log_context
 from clonequeue.metrics import POLL_LAG
 from clonequeue.store.jobs import Dispatch
 from clonequeue.workers.context import WorkerContext
-from clonequeue.workers.publish import TaskPublisher, create_call, poll_call
-from clonequeue.workers.queues import QueueNames
 
 
 @dataclass
@@ -29,29 +29,6 @@ class Tasks:
     poll_clone: Any
     poll_audio: Any
     watchdog: Any
-
-
-class CeleryDispatcher:
-    """Publishes step messages through the app's producer pool (workers/publish.py)."""
-
-    def __init__(self, app: Any, queues: QueueNames) -> None:
-        self._app = app
-        self._queues = queues
-        self._publisher = TaskPublisher(app)
-
-    def create(self, step: Dispatch, *, countdown: float | None = None) -> None:
-        self._publisher.publish_one(
-            create_call(step, self._queues.submit, self._queues.produce), countdown=countdown
-        )
-
-    def poll(self, step: Dispatch, *, countdown: float | None = None) -> None:
-        self._publisher.publish_one(poll_call(step, self._queues.poll), countdown=countdown)
-
-    def queue_depths(self) -> dict[str, int]:
-        """Messages waiting on the broker per queue (not those held by workers)."""
-        from clonequeue.workers.inspect import queue_depths
-
-        return queue_depths(self._app, self._queues.all)
 
 
 def _observe_lag(request: Any) -> None:

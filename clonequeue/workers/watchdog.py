@@ -1,85 +1,94 @@
-"""The watchdog (run by Celery beat): nothing accepted may stall.
+"""The watchdog (run by Celery beat, on a queue of its own): nothing accepted may stall.
 
-Each run:
-1. re-drives steps overdue in `due` (a message lost with a killed worker or a
-   Redis restart): a fresh message with a new generation, so a late original is
-   dropped as stale; a step still `submitting` past its lease becomes `unknown`;
+Each pass:
+1. re-drives steps overdue in the due-index (a message lost with a killed worker, a
+   Redis crash, a task that raised before its claim, a producer that died before
+   publishing): a fresh message with a new generation, so a late original is dropped
+   as stale; a step still `submitting` past its lease becomes `unknown`;
 2. while the fleet is paused for balance or the token, lets one parked step
    through as a probe (its success lifts the pause);
-3. releases parked steps into free slots;
-4. re-publishes create messages a crashed producer never sent (batch repair).
+3. releases parked steps into free slots.
+
+One pass at a time: the lock carries a fencing token that every re-drive checks in
+its own script, so a pass that outlived its lock changes nothing, and each re-drive
+checks the step is still overdue, so two passes never re-drive a step twice.
 """
 
 from __future__ import annotations
 
 import logging
-import uuid
 from collections import Counter
 
-from clonequeue.store.records import CLONE_ITEM
+from clonequeue.dispatch.bounds import watchdog_lock_s
+from clonequeue.dispatch.dispatcher import send_all
+from clonequeue.dispatch.due import HEAD_SLACK_S
+from clonequeue.dispatch.queues import QueueNames
 from clonequeue.workers.context import WorkerContext
-from clonequeue.workers.queues import QueueNames
-from clonequeue.workers.steps import dispatch_all
 
 log = logging.getLogger(__name__)
 
-REDRIVE_BATCH = 1000  # steps re-driven per run, at most
+REDRIVE_BATCH = 1000  # steps re-driven per pass, at most
 BUSY_QUEUE_DEPTH = 100  # a queue longer than this is backlogged, not losing messages
 
 
-def run_watchdog(ctx: WorkerContext, queues: QueueNames) -> str:
-    """One watchdog pass; a Redis lock keeps two from overlapping."""
-    client, keys = ctx.jobs.client, ctx.jobs.keys
-    token = uuid.uuid4().hex
-    lock_ms = int(max(ctx.settings.watchdog_interval_s * 3, 30) * 1000)
-    if not client.set(keys.watchdog_lock, token, nx=True, px=lock_ms):
-        return "another watchdog pass is running"
+def run_watchdog(ctx: WorkerContext, queues: QueueNames, *, min_gap_s: float | None = None) -> str:
+    """One watchdog pass, unless one runs or ran less than ``min_gap_s`` ago.
+
+    The gap (half the interval by default) makes beat messages that piled up while no
+    worker ran cost one pass, not one each.
+    """
+    s = ctx.settings
+    gap_s = s.watchdog_interval_s / 2 if min_gap_s is None else min_gap_s
+    token = ctx.jobs.lock_watchdog(now=ctx.clock(), lock_ms=int(watchdog_lock_s(s) * 1000))
+    if token is None:
+        return "another watchdog pass is running or just ran"
     try:
-        counts = _redrive_overdue(ctx, queues)
+        counts = _redrive_overdue(ctx, queues, token)
         now = ctx.clock()
-        probes = ctx.jobs.probe(now=now, interval_s=ctx.settings.pause_probe_interval_s)
-        dispatch_all(ctx, probes)
+        probes = ctx.jobs.probe(now=now, interval_s=s.pause_probe_interval_s)
+        send_all(ctx.dispatcher, probes)
         unparked = ctx.jobs.unpark(now=now)
-        dispatch_all(ctx, unparked)
-        repaired = repair_batches(ctx)
+        send_all(ctx.dispatcher, unparked)
     finally:
-        if client.get(keys.watchdog_lock) == token:
-            client.delete(keys.watchdog_lock)
-    counts.update(probed=len(probes), unparked=len(unparked), repaired=repaired)
+        ctx.jobs.unlock_watchdog(token, now=ctx.clock(), min_gap_ms=int(gap_s * 1000))
+    counts.update(probed=len(probes), unparked=len(unparked))
     summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()) if v)
     if summary:
         log.info("watchdog: %s", summary)
     return summary or "all on time"
 
 
-def _redrive_overdue(ctx: WorkerContext, queues: QueueNames) -> Counter[str]:
+def _busy_queues(ctx: WorkerContext, queues: QueueNames) -> list[str]:
     depths = ctx.dispatcher.queue_depths()
-    busy = {name: depth > BUSY_QUEUE_DEPTH for name, depth in depths.items()}
+    named = (("submit", queues.submit), ("produce", queues.produce), ("poll", queues.poll))
+    return [short for short, name in named if depths.get(name, 0) > BUSY_QUEUE_DEPTH]
+
+
+def _redrive_overdue(ctx: WorkerContext, queues: QueueNames, token: str) -> Counter[str]:
+    busy = _busy_queues(ctx, queues)
     counts: Counter[str] = Counter()
     now = ctx.clock()
     lease = ctx.settings.poll_interval_max_s
-    for job_id, item, due_at in ctx.jobs.overdue(now=now, limit=REDRIVE_BATCH):
-        # A backlog explains a late message, but only for so long: one held by a
-        # killed worker is not in the queue, and by the visibility timeout it would
-        # have come back from the broker had it been going to.
-        queue_busy = now - due_at < ctx.settings.visibility_timeout_s and (
-            busy.get(queues.poll, False) or busy.get(queues.for_create(item == CLONE_ITEM), False)
+    for overdue in ctx.due.overdue(now=now, limit=REDRIVE_BATCH):
+        what, step = ctx.jobs.redrive(
+            overdue.job_id,
+            overdue.item,
+            now=now,
+            lease_s=lease,
+            busy_queues=busy,
+            token=token,
+            slack_s=HEAD_SLACK_S,
         )
-        what, step = ctx.jobs.redrive(job_id, item, now=now, lease_s=lease, queue_busy=queue_busy)
         counts[what] += 1
+        if what == "fenced":
+            log.warning("watchdog: this pass outlived its lock; the next one takes over")
+            break
         if step is not None:
-            dispatch_all(ctx, [step])
+            send_all(ctx.dispatcher, [step])
         if what == "unknown":
             log.error(
                 "job %s: the worker sending its create was lost; outcome unknown",
-                job_id,
-                extra={"job": job_id},
+                overdue.job_id,
+                extra={"job": overdue.job_id},
             )
     return counts
-
-
-def repair_batches(ctx: WorkerContext) -> int:
-    """Publish creates that a crashed producer recorded but never sent (see producers)."""
-    from clonequeue.producers.repair import repair_unsent
-
-    return repair_unsent(ctx.batches, ctx.dispatcher, now=ctx.clock())

@@ -26,9 +26,9 @@ import urllib3
 import yaml
 
 from clonequeue.config import known_variables, load_settings
+from clonequeue.dispatch.queues import QueueNames
 from clonequeue.errors import ConfigError
 from clonequeue.local import ManagedProcess, free_port, port_answers
-from clonequeue.workers.queues import QueueNames
 from tests.integration.deploy_files import (
     COMPOSE_FILE,
     DEPLOY,

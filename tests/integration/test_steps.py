@@ -23,10 +23,11 @@ from clonequeue.errors import (
 )
 from clonequeue.jobspec import JobSpec
 from clonequeue.store.batches import BatchStore
+from clonequeue.store.connect import job_store
 from clonequeue.store.jobs import Dispatch
 from clonequeue.store.records import new_job_doc
 from clonequeue.workers import steps
-from clonequeue.workers.context import WorkerContext, job_store
+from clonequeue.workers.context import WorkerContext
 from clonequeue.workers.gate import FleetGate
 from clonequeue.workers.limiter import ApiRateLimiter
 
@@ -299,28 +300,117 @@ def test_a_first_poll_that_finds_the_task_done_shortens_the_batchs_delay(
     assert float(ctx.jobs.client.hget(ctx.jobs.keys.batch("b"), "first_poll_clone")) < 42.0
 
 
-def test_a_backlog_postpones_a_redrive_only_up_to_the_visibility_timeout(
+def test_a_backlog_postpones_a_redrive_only_while_the_poll_can_be_in_its_queue(
     ctx: WorkerContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A late poll in a backlogged queue is waited for; one held by a killed worker is
-    not in the queue at all, so past the visibility timeout the watchdog re-drives it."""
-    from clonequeue.workers.queues import QueueNames
+    """A late poll behind a poll backlog is waited for; once a worker took a poll queued
+    after it (queues are FIFO), it has left the queue, so the watchdog re-drives it. A
+    backlog in the submit queue says nothing about polls."""
+    from clonequeue.dispatch.queues import QueueNames
     from clonequeue.workers.watchdog import run_watchdog
 
     queues = QueueNames.for_namespace("s")
     api(ctx).answers = [task()]
     steps.run_create(ctx, Dispatch("j", "c", 0))
     sent(ctx).clear()
-    monkeypatch.setattr(ctx.dispatcher, "queue_depths", lambda: {queues.poll: 5000})
     due_at = float(ctx.jobs.client.zscore(ctx.jobs.keys.due, "c|j"))  # type: ignore[arg-type]
     clock: Clock = ctx.clock  # type: ignore[assignment]
     clock.now = due_at + ctx.settings.watchdog_grace_s + 1
-    assert "postponed 1" in run_watchdog(ctx, queues)
+    monkeypatch.setattr(ctx.dispatcher, "queue_depths", lambda: {queues.poll: 5000})
+    assert "postponed 1" in run_watchdog(ctx, queues, min_gap_s=0)
     assert sent(ctx) == []
-    clock.now = due_at + ctx.settings.visibility_timeout_s + 1
-    assert "poll 1" in run_watchdog(ctx, queues)
+    ctx.jobs.client.hset(ctx.jobs.keys.ns + ":queue_head", "poll", clock.now)  # polls ran
+    assert "poll 1" in run_watchdog(ctx, queues, min_gap_s=0)
     ((kind, step, _),) = sent(ctx)
-    assert (kind, step.remote_id) == ("poll", "audio_r1")
+    assert (kind, step.remote_id, step.gen) == ("poll", "audio_r1", 2)
+
+
+def test_a_submit_backlog_does_not_postpone_a_lost_poll(
+    ctx: WorkerContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from clonequeue.dispatch.queues import QueueNames
+    from clonequeue.workers.watchdog import run_watchdog
+
+    queues = QueueNames.for_namespace("s")
+    api(ctx).answers = [task()]
+    steps.run_create(ctx, Dispatch("j", "c", 0))
+    sent(ctx).clear()
+    monkeypatch.setattr(ctx.dispatcher, "queue_depths", lambda: {queues.submit: 5000})
+    ctx.clock.now += 200  # type: ignore[attr-defined]
+    assert "poll 1" in run_watchdog(ctx, queues, min_gap_s=0)
+
+
+def test_watchdog_passes_right_after_each_other_cost_one(ctx: WorkerContext) -> None:
+    """Beat messages that piled up while no worker ran: the first runs, the rest skip."""
+    from clonequeue.dispatch.queues import QueueNames
+    from clonequeue.workers.watchdog import run_watchdog
+
+    queues = QueueNames.for_namespace("s")
+    ctx.clock.now += 200  # type: ignore[attr-defined]
+    assert "create 1" in run_watchdog(ctx, queues)  # the job's first create, never run
+    assert run_watchdog(ctx, queues) == "another watchdog pass is running or just ran"
+    assert [(k, s.gen) for k, s, _ in sent(ctx)] == [("create", 1)]
+
+
+def count_slots(
+    ctx: WorkerContext, monkeypatch: pytest.MonkeyPatch, wait: float = 0.0
+) -> list[float]:
+    """Record every rate slot taken; each answers ``wait`` (0: a slot now)."""
+    taken: list[float] = []
+
+    def acquire(max_wait_s: float) -> float:
+        taken.append(max_wait_s)
+        return wait
+
+    monkeypatch.setattr(ctx.limiter, "acquire", acquire)
+    return taken
+
+
+def test_a_stale_poll_takes_no_rate_slot_and_makes_no_call(
+    ctx: WorkerContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api(ctx).answers = [task(), task("processing")]
+    steps.run_create(ctx, Dispatch("j", "c", 0))
+    steps.run_poll(ctx, Dispatch("j", "c", 1, "audio_r1"))
+    calls, taken = len(api(ctx).calls), count_slots(ctx, monkeypatch)
+    assert steps.run_poll(ctx, Dispatch("j", "c", 1, "audio_r1")) == "stale"  # a duplicate
+    assert (len(api(ctx).calls), taken) == (calls, [])
+
+
+def test_a_stale_create_takes_no_rate_slot(
+    ctx: WorkerContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api(ctx).answers = [task()]
+    steps.run_create(ctx, Dispatch("j", "c", 0))
+    taken = count_slots(ctx, monkeypatch)
+    assert steps.run_create(ctx, Dispatch("j", "c", 0)) == "stale"
+    assert taken == []
+
+
+def test_waiting_for_a_rate_slot_is_no_attempt(
+    ctx: WorkerContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No slot free soon: the message comes again later and its due entry moves with it."""
+    count_slots(ctx, monkeypatch, wait=3.0)
+    assert steps.run_create(ctx, Dispatch("j", "c", 0)).startswith("rate limit")
+    assert sent(ctx) == [("create", Dispatch("j", "c", 0), 3.0)]
+    assert ctx.jobs.client.zscore(ctx.jobs.keys.due, "c|j") == NOW + 3.0
+    clone = doc(ctx)["clone"]
+    assert (clone["state"], clone["attempts"], clone.get("error")) == ("pending", 0, None)
+
+
+def test_no_slot_after_a_claim_through_a_closed_gate_is_no_rejection(
+    ctx: WorkerContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The gate looked closed, the claim went through, then no rate slot was free: our
+    own pacing, not an attempt, and no error on the record."""
+    monkeypatch.setattr(ctx.gate, "is_open", lambda: False)
+    count_slots(ctx, monkeypatch, wait=3.0)
+    steps.run_create(ctx, Dispatch("j", "c", 0))
+    clone = doc(ctx)["clone"]
+    assert (clone["state"], clone["attempts"], clone.get("error")) == ("pending", 0, None)
+    assert sent(ctx) == [("create", Dispatch("j", "c", 1), 3.0)]
+    assert api(ctx).calls == []
 
 
 def test_while_calls_are_scarce_polls_come_at_the_cadences_slow_end(ctx: WorkerContext) -> None:

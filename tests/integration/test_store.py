@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import redis
 
+from clonequeue.dispatch.due import DueIndex
 from clonequeue.jobspec import JobSpec
 from clonequeue.store.batches import BatchStore
 from clonequeue.store.fleet import Fleet
@@ -114,7 +115,11 @@ def test_create_records_jobs_and_reports_existing_ones(jobs: JobStore) -> None:
     assert again.created == ["c"]
     assert sorted(again.existing) == [("a", "b1", True), ("b", "b1", False)]
     assert doc(jobs, "a")["batch"] == "b1"
-    assert jobs.client.smembers(jobs.keys.batch_unsent("b1")) == {"a", "b"}
+    assert jobs.client.zrange(jobs.keys.due, 0, -1, withscores=True) == [
+        ("c|a", NOW),
+        ("c|b", NOW),
+        ("c|c", NOW),
+    ]  # the first creates are due at once, and re-driven if their message is lost
 
 
 def test_only_one_claim_wins(jobs: JobStore) -> None:
@@ -302,12 +307,30 @@ def test_remote_failure_is_refunded_in_the_budget(jobs: JobStore) -> None:
     assert result_record(doc(jobs, "a"))["error"] == {"kind": "remote", "msg": "too short"}
 
 
+def due(jobs: JobStore) -> DueIndex:
+    return DueIndex(jobs.client, jobs.keys, jobs.limits.grace_s)
+
+
+def redrive(
+    jobs: JobStore, job_id: str, item: str = "c", *, now: float, busy: tuple[str, ...] = ()
+) -> tuple[str, Dispatch | None]:
+    """One re-drive, as a watchdog pass holding the lock makes it."""
+    token = jobs.lock_watchdog(now=now, lock_ms=10_000)
+    assert token is not None
+    try:
+        return jobs.redrive(
+            job_id, item, now=now, lease_s=10, busy_queues=busy, token=token, slack_s=10
+        )
+    finally:
+        assert jobs.unlock_watchdog(token, now=now, min_gap_ms=0)
+
+
 def test_redrive_makes_old_messages_stale(jobs: JobStore) -> None:
     add(jobs, spec("a", audios=0))
     jobs.claim_create("a", "c", 0, now=NOW, lease_s=60)
     jobs.record_created("a", "c", 0, "r", now=NOW, next_due=NOW + 5)
-    assert [(j, i) for j, i, _ in jobs.overdue(now=NOW + 100, limit=10)] == [("a", "c")]
-    what, step = jobs.redrive("a", "c", now=NOW + 100, lease_s=10, queue_busy=False)
+    assert [(o.job_id, o.item) for o in due(jobs).overdue(now=NOW + 100, limit=10)] == [("a", "c")]
+    what, step = redrive(jobs, "a", now=NOW + 100)
     assert what == "poll"
     assert step == Dispatch("a", "c", 2, "r")
     assert (
@@ -320,19 +343,81 @@ def test_redrive_makes_old_messages_stale(jobs: JobStore) -> None:
     )
 
 
-def test_redrive_postpones_when_the_queue_is_backlogged(jobs: JobStore) -> None:
+def test_a_first_create_whose_message_was_lost_is_redriven(jobs: JobStore) -> None:
+    """The producer recorded the job; its message never ran (lost with Redis, or
+    acknowledged after its task raised): the due-index still has it."""
     add(jobs, spec("a", audios=0))
+    assert due(jobs).overdue(now=NOW + 10, limit=10) == []  # not late yet
+    what, step = redrive(jobs, "a", now=NOW + 100)
+    assert (what, step) == ("create", Dispatch("a", "c", 1))
+    assert isinstance(jobs.claim_create("a", "c", 0, now=NOW + 101, lease_s=60), Skipped)
+    assert isinstance(jobs.claim_create("a", "c", 1, now=NOW + 101, lease_s=60), Claimed)
+
+
+def test_a_backlog_postpones_a_redrive_only_while_the_message_can_be_in_its_queue(
+    jobs: JobStore,
+) -> None:
+    add(jobs, spec("a", audios=0), spec("b", audios=0))
+    busy = ("submit",)
+    assert redrive(jobs, "a", now=NOW + 100, busy=("poll", "produce")) == (
+        "create",
+        Dispatch("a", "c", 1),
+    )  # a backlog in another queue says nothing about this one
+    assert redrive(jobs, "b", now=NOW + 100, busy=busy) == ("postponed", None)
+    assert jobs.client.zscore(jobs.keys.due, "c|b") == NOW  # left as it was
+    # a worker takes a message queued after b's (a's re-drive): b's has left the queue
+    assert jobs.check_step(Dispatch("a", "c", 1), now=NOW + 101) == "ok"
+    assert redrive(jobs, "b", now=NOW + 102, busy=busy) == ("create", Dispatch("b", "c", 1))
+
+
+def test_two_passes_never_redrive_one_step_twice(jobs: JobStore) -> None:
+    add(jobs, spec("a", audios=0))
+    first = jobs.lock_watchdog(now=NOW, lock_ms=10_000)
+    assert first is not None
+    assert jobs.lock_watchdog(now=NOW, lock_ms=10_000) is None  # one pass at a time
+    jobs.client.delete(jobs.keys.watchdog_lock)  # its lock expired mid-pass
+    second = jobs.lock_watchdog(now=NOW, lock_ms=10_000)
+    assert second is not None
+    assert second != first
+    args: dict[str, Any] = {"now": NOW + 100, "lease_s": 10, "busy_queues": (), "slack_s": 10}
+    assert jobs.redrive("a", "c", token=first, **args) == ("fenced", None)
+    assert jobs.redrive("a", "c", token=second, **args)[0] == "create"
+    assert jobs.redrive("a", "c", token=second, **args) == ("ontime", None)
+    assert not jobs.unlock_watchdog(first, now=NOW, min_gap_ms=0)  # not its lock any more
+    assert jobs.client.get(jobs.keys.watchdog_lock) == second
+    assert jobs.unlock_watchdog(second, now=NOW, min_gap_ms=0)
+    assert doc(jobs, "a")["clone"]["gen"] == 1
+
+
+def test_check_step_answers_before_a_slot_or_a_call_is_spent(jobs: JobStore) -> None:
+    add(jobs, spec("a", audios=0))
+    assert jobs.check_step(Dispatch("a", "c", 0), now=NOW) == "ok"
+    assert jobs.check_step(Dispatch("a", "c", 1), now=NOW) == "stale"
+    assert jobs.check_step(Dispatch("zz", "c", 0), now=NOW) == "gone"
     jobs.claim_create("a", "c", 0, now=NOW, lease_s=60)
     jobs.record_created("a", "c", 0, "r", now=NOW, next_due=NOW + 5)
-    assert jobs.redrive("a", "c", now=NOW + 100, lease_s=10, queue_busy=True) == ("postponed", None)
-    # still due when it was: the watchdog measures how late it is from there
-    assert jobs.client.zscore(jobs.keys.due, "c|a") == NOW + 5
+    assert jobs.check_step(Dispatch("a", "c", 0), now=NOW) == "stale"  # the create's copy
+    assert jobs.check_step(Dispatch("a", "c", 1, "r"), now=NOW) == "ok"
+    assert jobs.check_step(Dispatch("a", "c", 0, "r"), now=NOW) == "stale"
+
+
+def test_our_own_pacing_is_no_attempt_and_no_error(jobs: JobStore) -> None:
+    add(jobs, spec("a", audios=0))
+    jobs.claim_create("a", "c", 0, now=NOW, lease_s=60)
+    released = jobs.release_create(
+        "a", "c", 0, "paced", {"kind": "rejected", "msg": "no slot"}, now=NOW, retry_at=NOW + 3,
+        queued=True,
+    )  # fmt: skip
+    assert (released.result, released.gen) == ("retry", 1)
+    clone = doc(jobs, "a")["clone"]
+    assert (clone["state"], clone["attempts"], clone.get("error")) == ("pending", 0, None)
+    assert jobs.client.zscore(jobs.keys.due, "c|a") == NOW + 3
 
 
 def test_redrive_of_a_stuck_submit_is_unknown(jobs: JobStore) -> None:
     add(jobs, spec("a", audios=0))
     jobs.claim_create("a", "c", 0, now=NOW, lease_s=60)
-    assert jobs.redrive("a", "c", now=NOW + 200, lease_s=10, queue_busy=False) == ("unknown", None)
+    assert redrive(jobs, "a", now=NOW + 200) == ("unknown", None)
     assert doc(jobs, "a")["clone"]["error"]["kind"] == "lost_worker"
     assert jobs.client.scard(jobs.keys.inflight) == 0
 

@@ -12,7 +12,7 @@ from clonequeue.config import load_settings
 from clonequeue.errors import StoreError
 from clonequeue.local import EmbeddedRedis, free_port
 from clonequeue.services import Services
-from clonequeue.workers.context import redis_client
+from clonequeue.store.connect import redis_client
 
 OUTAGE_S = 6.0  # longer than redis-py's own default retries last (about 5 s at most)
 

@@ -19,7 +19,7 @@ local function cancel(step, item)
   redis.call('ZREM', key('parked', item == 'c' and 'clone' or 'audio'), step.gen .. '|' .. member)
   step.state = 'cancelled'
   step.parked = nil
-  step.queued = nil
+  step.queued_at = nil
 end
 
 doc.cancel_requested = true

@@ -50,7 +50,7 @@ step.state = 'submitting'
 step.attempts = (step.attempts or 0) + 1
 step.claimed_at = NOW
 step.parked = nil
-step.queued = nil
+step.queued_at = nil
 redis.call('SADD', key('inflight'), member)
 redis.call('ZADD', key('due'), NOW + lease, member)
 redis.call('HINCRBY', key('stats'), 'chars_submitted', step.chars or 0)

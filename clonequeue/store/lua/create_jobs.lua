@@ -1,24 +1,27 @@
 -- Record new jobs of one batch; a job id (custom_id) that exists is left alone.
--- ARGV: ns, now, batch_id, producing_until ('' = leave it), then job_id, doc_json pairs.
+-- Each new job's first create gets its entry in `due` here, in the same call: a
+-- producer that dies before publishing, or a Redis that loses the message, leaves
+-- an entry the watchdog re-drives.
+-- ARGV: ns, now, batch_id, then job_id, doc_json pairs.
 -- Returns {created_count, i1, batch1, same1, i2, batch2, same2, ...}: for each job
 -- that already existed, its 1-based position in the call, the batch that holds it,
 -- and 1 when its content hash `h` equals the new row's (a harmless re-submission).
-local batch_id, producing_until = ARGV[3], ARGV[4]
+local batch_id = ARGV[3]
 local bkey = key('batch', batch_id)
 local lkey = bkey .. ':jobs'
-local ukey = bkey .. ':unsent' -- recorded, first message not yet published
+local due = key('due')
 local created = 0
 local out = {0}
-for i = 5, #ARGV, 2 do
+for i = 4, #ARGV, 2 do
   local job_id, doc = ARGV[i], ARGV[i + 1]
   local job_key = key('job', job_id)
   if redis.call('SET', job_key, doc, 'NX') then
     redis.call('RPUSH', lkey, job_id)
-    redis.call('SADD', ukey, job_id)
+    redis.call('ZADD', due, NOW, member_of('c', job_id))
     created = created + 1
   else
     local existing = cjson.decode(redis.call('GET', job_key))
-    out[#out + 1] = (i - 3) / 2
+    out[#out + 1] = (i - 2) / 2
     out[#out + 1] = existing.batch
     out[#out + 1] = (existing.h == cjson.decode(doc).h) and 1 or 0
   end
@@ -31,9 +34,6 @@ if created > 0 then
   redis.call('PERSIST', bkey)
   redis.call('PERSIST', lkey)
   redis.call('ZADD', key('batches'), 'NX', NOW, batch_id)
-end
-if producing_until ~= '' and redis.call('EXISTS', bkey) == 1 then
-  redis.call('HSET', bkey, 'producing_until', producing_until)
 end
 out[1] = created
 return out

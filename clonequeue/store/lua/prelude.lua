@@ -55,6 +55,35 @@ local function member_of(item, job_id)
   return item .. '|' .. job_id
 end
 
+-- The queue a step's outstanding message waits in: its poll's or its create's.
+local function queue_of(item, step)
+  if step.state == 'running' then
+    return 'poll'
+  elseif item == 'c' then
+    return 'submit'
+  end
+  return 'produce'
+end
+
+-- When the step's outstanding message was queued: `queued_at`, set by every script
+-- that records a message; a job's first create is the producer's, queued when the
+-- job was created.
+local function queued_at(doc, step)
+  return tonumber(step.queued_at) or tonumber(doc.created_at) or 0
+end
+
+-- Queues are first in, first out: once a worker took a message queued at T, every
+-- message queued well before T has left the queue (run, held by a worker, or lost).
+-- <ns>:queue_head keeps, per queue, the latest `queued_at` a worker took; the
+-- watchdog lets a backlog postpone a re-drive only while the head is behind it.
+local function advance_head(doc, step, item)
+  local field, at = queue_of(item, step), queued_at(doc, step)
+  local head = tonumber(redis.call('HGET', key('queue_head'), field)) or 0
+  if at > head then
+    redis.call('HSET', key('queue_head'), field, tostring(at))
+  end
+end
+
 -- The job's state follows from its steps.
 local function job_state(doc)
   local clone = doc.clone.state
@@ -158,6 +187,7 @@ end
 local function park(step, item, job_id)
   local member = member_of(item, job_id)
   step.parked = true
+  step.queued_at = nil
   redis.call('ZREM', key('due'), member)
   redis.call('ZADD', parked_key(item), NOW, step.gen .. '|' .. member)
 end

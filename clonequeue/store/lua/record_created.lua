@@ -20,6 +20,7 @@ step.remote_id = remote_id
 step.gen = gen + 1
 step.submitted_at = NOW
 step.polls = 0
+step.queued_at = NOW -- the first poll's message
 step.claimed_at = nil -- the claim is over: submitted_at says when the task began
 step.running_at = nil
 step.error = nil

@@ -35,6 +35,7 @@ if status == 'running' then
     if not result.unanswered then
       step.running_at = NOW
     end
+    step.queued_at = NOW -- the next poll's message
     redis.call('ZADD', key('due'), next_due, member)
     redis.call('SET', job_key, cjson.encode(doc))
     return {'again', step.gen, step.polls, doc.batch}
@@ -43,6 +44,7 @@ end
 
 release_slot(item, job_id)
 redis.call('ZREM', key('due'), member)
+step.queued_at = nil
 step.last_status = nil -- the step's state says it now (fields of a finished step stay few)
 local fanout = {}
 if status == 'completed' and item == 'c' and not result.model_id then
@@ -71,7 +73,7 @@ if status == 'completed' then
       else
         audio.state = 'pending'
         audio.gen = (audio.gen or 0) + 1
-        audio.queued = true
+        audio.queued_at = NOW
         local m = member_of(tostring(i - 1), job_id)
         redis.call('ZADD', key('due'), NOW + grace, m)
         fanout[#fanout + 1] = audio.gen .. '|' .. m

@@ -3,6 +3,8 @@
 --   blocked  balance or token problem: pause the fleet, park the step
 --   rejected the API said no for good: failed
 --   unknown  sent but unanswered: unknown (never re-sent automatically)
+--   paced    our own rate limit had no slot free: pending again, no attempt spent
+--            and no error recorded (nothing was sent)
 -- ARGV: ns, now, job_id, item, gen, outcome, error_json, retry_at, queued(0|1),
 --       max_attempts, pause_json, cap, grace_s, retention
 -- Returns {result, new_gen, unparked...} with result 'retry' | 'parked' |
@@ -22,7 +24,12 @@ if outcome ~= 'unknown' then
   -- nothing was created, so nothing will be billed
   redis.call('HINCRBY', key('stats'), 'chars_submitted', -(step.chars or 0))
 end
-step.error = err
+if outcome == 'paced' then
+  step.attempts = step.attempts - 1
+  outcome = 'retry'
+else
+  step.error = err
+end
 local result = outcome
 if outcome == 'retry' and step.attempts >= max_attempts then
   err.msg = 'gave up after ' .. step.attempts .. ' attempts; last error: ' .. err.msg
@@ -31,7 +38,7 @@ end
 if outcome == 'retry' then
   step.state = 'pending'
   step.gen = gen + 1
-  step.queued = queued or nil
+  step.queued_at = queued and NOW or nil
   redis.call('ZADD', key('due'), retry_at, member)
 elseif outcome == 'blocked' then
   step.state = 'pending'

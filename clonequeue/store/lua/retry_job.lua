@@ -21,7 +21,7 @@ local function reset(step)
   step.error = nil
   step.remote_id = nil
   step.parked = nil
-  step.queued = nil
+  step.queued_at = nil
   step.audio_url = nil
   step.subtitle_file = nil
   step.completed_at = nil
@@ -39,7 +39,7 @@ end
 
 local entries = {}
 local function dispatch(step, item)
-  step.queued = true
+  step.queued_at = NOW
   local member = member_of(item, job_id)
   redis.call('ZADD', key('due'), NOW + grace, member)
   entries[#entries + 1] = step.gen .. '|' .. member

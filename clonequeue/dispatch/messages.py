@@ -81,11 +81,6 @@ class TaskPublisher:
         text = f"{bits:032x}"
         return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
-    def publish_creates(self, steps: Iterable[Dispatch]) -> int:
-        """The create message of each step (clone or production audio), as the workers send it."""
-        queues = self._app.clonequeue_queues
-        return self.publish(create_call(step, queues.submit, queues.produce) for step in steps)
-
 
 def clone_call(job_id: str, gen: int, queue: str) -> TaskCall:
     return (SUBMIT_CLONE, (job_id, gen), queue, f"job={job_id} gen={gen}")

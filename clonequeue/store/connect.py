@@ -1,0 +1,72 @@
+"""The store's Redis client and the limits its scripts enforce, built from the settings."""
+
+from __future__ import annotations
+
+import math
+
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+
+from clonequeue.config import Settings
+from clonequeue.constants import REDIS_RIDE_OUT_S
+from clonequeue.store.jobs import JobStore, StoreLimits
+from clonequeue.store.keys import Keys
+
+
+def redis_client(url: str, *, ride_out_s: float = REDIS_RIDE_OUT_S) -> redis.Redis:
+    """A Redis client for the job store (strings decoded) that rides out a Redis restart.
+
+    A restart refuses connections, then answers LOADING while it reads its AOF; each
+    command is retried through about ``ride_out_s`` of that, so a worker's thread or
+    `status --wait` waits instead of failing. redis-py's own default gives up after
+    about 2 s, and it changes between releases.
+    """
+    return redis.Redis.from_url(
+        url,
+        decode_responses=True,
+        health_check_interval=30,
+        socket_connect_timeout=5,
+        socket_timeout=30,
+        retry=ride_out_retry(ride_out_s),
+    )
+
+
+def ride_out_retry(seconds: float) -> Retry:
+    """Retries spaced 0.1, 0.2, 0.4, 0.8 s, then 1 s apart, for about ``seconds`` in all."""
+    retries = 4 + math.ceil(max(seconds - 1.5, 0.0))
+    return Retry(ExponentialBackoff(cap=1.0, base=0.05), retries)
+
+
+def max_countdown_s(settings: Settings) -> float:
+    """Longest countdown we give a message: far below the broker's visibility timeout.
+
+    A Redis-broker message waiting in a worker for its countdown comes back after the
+    visibility timeout (counted from the fetch, kombu #337); longer waits are left to
+    the watchdog, which dispatches steps from the `due` set when they are due.
+    """
+    return settings.visibility_timeout_s / 5
+
+
+def store_limits(settings: Settings) -> StoreLimits:
+    return StoreLimits(
+        max_in_flight=settings.max_in_flight,
+        budget_chars=settings.budget_chars or 0,
+        retention_s=int(settings.retention_s),
+        grace_s=settings.watchdog_grace_s,
+        job_deadline_s=settings.job_deadline_s,
+        submit_max_attempts=settings.submit_max_attempts,
+        first_poll_target=settings.first_poll_hit_target,
+        first_poll_min_s=settings.poll_interval_min_s,
+        first_poll_max_s=max_countdown_s(settings),
+        first_poll_lag_s=settings.poll_interval_max_s,
+    )
+
+
+def job_store(settings: Settings, client: redis.Redis | None = None) -> JobStore:
+    """The job store for these settings (producers, workers and operators use it)."""
+    return JobStore(
+        client or redis_client(settings.redis_url),
+        Keys(settings.namespace),
+        store_limits(settings),
+    )
