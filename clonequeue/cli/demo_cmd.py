@@ -16,9 +16,12 @@ def demo(
     ),
     timeout: float = typer.Option(110.0, "--timeout", help="Give up after this many seconds."),
 ) -> None:
-    """Start Redis (or use yours), the API simulator and a worker; run a sample batch; show results.
+    """Start Redis, the API simulator and a worker; run a sample batch; show results.
 
-    Needs no token and no network: the simulator stands in for the JimmyAI API.
+    The Redis is an embedded one of its own (under --workdir, deleted after), unless
+    CLONEQUEUE_REDIS_URL is set (environment or .env): then that one, with the demo's
+    keys under a namespace of their own, deleted after. Needs no token and no
+    network: the simulator stands in for the JimmyAI API.
     """
     from clonequeue.demo.run import run_demo
 

@@ -1,6 +1,8 @@
 """``clonequeue demo``: the whole pipeline on this machine, from rows to results.
 
-Redis (the one at CLONEQUEUE_REDIS_URL when it answers, else an embedded one), the
+Redis (an embedded one of its own, unless CLONEQUEUE_REDIS_URL is set, in the
+environment or .env, and answers: a Redis that merely listens on 6379 is never
+written to unasked), the
 API simulator with a few faults switched on, one worker with the watchdog, and the
 bundled sample batch. Ends with a results table. Everything it starts it stops, and
 it writes only under its own namespace, which it deletes again.
@@ -15,6 +17,7 @@ import time
 from importlib import resources
 from pathlib import Path
 
+from dotenv import dotenv_values
 from rich.console import Console, Group
 from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -52,6 +55,14 @@ def sample_batch() -> Path:
     return Path(str(resources.files("clonequeue.demo") / "sample_batch.jsonl"))
 
 
+def explicit_redis_url(env_file: Path = Path(".env")) -> str | None:
+    """CLONEQUEUE_REDIS_URL as the user set it (environment first, then .env), or None."""
+    url = os.environ.get("CLONEQUEUE_REDIS_URL")
+    if url is None and env_file.is_file():
+        url = dotenv_values(env_file).get("CLONEQUEUE_REDIS_URL")
+    return url or None
+
+
 def run_demo(workdir: Path, *, jobs_file: Path | None = None, timeout_s: float = 110.0) -> int:
     """Run the demo; returns the exit code (0: every job finished and none was paid twice)."""
     console = Console(width=None if sys.stdout.isatty() else 120)
@@ -61,9 +72,14 @@ def run_demo(workdir: Path, *, jobs_file: Path | None = None, timeout_s: float =
         old_log.unlink()
     console.rule("[bold]clonequeue demo")
     with LocalStack(workdir, namespace=namespace) as stack:
-        requested = os.environ.get("CLONEQUEUE_REDIS_URL", "redis://127.0.0.1:6379/0")
-        redis_url = stack.start_redis(requested)
-        origin = "embedded, AOF on" if stack.redis_server else "already running"
+        requested = explicit_redis_url()
+        redis_url = stack.start_redis(requested, embedded=requested is None)
+        if stack.redis_server is None:
+            origin = "yours, from CLONEQUEUE_REDIS_URL"
+        elif requested is not None:
+            origin = f"embedded, AOF on: CLONEQUEUE_REDIS_URL={requested} did not answer"
+        else:
+            origin = "embedded, AOF on; set CLONEQUEUE_REDIS_URL to use yours"
         console.print(f"Redis      {redis_url} ({origin}; keys under '{namespace}:')")
         admin = stack.start_simulator(*SIMULATOR_KNOBS)
         console.print(
