@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typer
+import typer.main
 
 from clonequeue._version import __version__
 from clonequeue.cli import (
@@ -20,6 +21,7 @@ from clonequeue.cli import (
     worker_cmd,
 )
 from clonequeue.cli.errors import run_guarded
+from clonequeue.cli.help_text import tidy
 
 app = typer.Typer(
     name="clonequeue",
@@ -76,4 +78,4 @@ def main(
 
 def run() -> None:
     """Console-script entry point."""
-    run_guarded(app)
+    run_guarded(tidy(typer.main.get_command(app)))

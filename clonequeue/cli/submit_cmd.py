@@ -47,7 +47,10 @@ def submit(
         "to that batch.",
     ),
     errors: Path | None = typer.Option(
-        None, "--errors", help="Write rejected rows here. Default: <FILE>.errors.jsonl."
+        None,
+        "--errors",
+        help="Write rejected rows here. Default: `<FILE>.errors.jsonl` next to the input "
+        "(`stdin.errors.jsonl` in the current folder for -); written only if a row is rejected.",
     ),
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Validate and print the counts and the estimate; send nothing."
@@ -108,7 +111,9 @@ def submit(
 def estimate(
     file: str = FILE_ARG,
     input_format: str | None = FORMAT_OPT,
-    errors: Path | None = typer.Option(None, "--errors", help="Write rejected rows here."),
+    errors: Path | None = typer.Option(
+        None, "--errors", help="Write rejected rows here. Default: no errors file."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No rejected rows on stderr."),
 ) -> None:

@@ -40,8 +40,12 @@ def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Set
 
 
 def _unknown_variable_message(name: str) -> str:
-    close = difflib.get_close_matches(name.upper(), known_variables(), n=1, cutoff=0.6)
-    hint = f" (did you mean {close[0]}?)" if close else ""
+    """Suggest a setting only when the part after ``CLONEQUEUE_`` is a close match (a typo):
+    the shared prefix alone made ``CLONEQUEUE_FOO`` look like ``CLONEQUEUE_LOG_FORMAT``."""
+    wrote = name.upper().removeprefix(ENV_PREFIX)
+    names = {known.removeprefix(ENV_PREFIX): known for known in known_variables()}
+    close = difflib.get_close_matches(wrote, list(names), n=1, cutoff=0.8)
+    hint = f" (did you mean {names[close[0]]}?)" if close else ""
     return f"{name} is not a clonequeue setting{hint}; see `clonequeue config show`"
 
 

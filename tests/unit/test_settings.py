@@ -162,3 +162,21 @@ def test_cli_bad_value_is_one_line_not_a_traceback() -> None:
     assert done.stderr.startswith("error: CLONEQUEUE_HTTP_READ_TIMEOUT_S='-5': ")
     assert "Traceback" not in done.stderr
     assert len(done.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "suggestion"),
+    [
+        ("CLONEQUEUE_FOO", None),  # only the prefix in common: no suggestion
+        ("CLONEQUEUE_WORKERS", None),
+        ("CLONEQUEUE_LOG_FORMT", "CLONEQUEUE_LOG_FORMAT"),
+        ("CLONEQUEUE_REDIS_ULR", "CLONEQUEUE_REDIS_URL"),
+        ("CLONEQUEUE_MAX_INFLIGHT", "CLONEQUEUE_MAX_IN_FLIGHT"),
+    ],
+)
+def test_unknown_variable_suggests_only_a_close_match(
+    monkeypatch: pytest.MonkeyPatch, name: str, suggestion: str | None
+) -> None:
+    message = config_error(monkeypatch, **{name: "1"})
+    hint = f" (did you mean {suggestion}?)" if suggestion else ""
+    assert message == f"{name} is not a clonequeue setting{hint}; see `clonequeue config show`"
