@@ -30,6 +30,7 @@ SPEED_MAX: Final = 2.0
 VOL_MAX: Final = 10.0  # vol is in (0, VOL_MAX]
 PITCH_MIN: Final = -12
 PITCH_MAX: Final = 12
+MAX_AUDIOS_PER_JOB: Final = 100  # not documented by the provider; guards against runaway rows
 
 # A modelId stays usable this long after its clone completes, unless a
 # production audio was created with it before then (which activates it).

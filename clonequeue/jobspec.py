@@ -13,9 +13,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from clonequeue.api.billing import CostEstimate, billed_chars, preview_chars
 from clonequeue.api.models import AudioSpec, CloneRequest
+from clonequeue.constants import MAX_AUDIOS_PER_JOB
 
 CUSTOM_ID_MAX_CHARS = 128
-MAX_AUDIOS_PER_JOB = 100  # not documented by the provider; guards against runaway rows
 
 
 def check_custom_id(value: str) -> str:

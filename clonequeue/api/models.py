@@ -25,6 +25,7 @@ from pydantic import (
 from clonequeue.api import rules
 from clonequeue.constants import (
     AUDIO_TEXT_MAX_CHARS,
+    MAX_AUDIOS_PER_JOB,
     PITCH_MAX,
     PITCH_MIN,
     PREVIEW_TEXT_MAX_CHARS,
@@ -146,8 +147,42 @@ class RemoteTask(BaseModel):
         return str(self.error)
 
 
+# The allowed values of every field with a range, in the API's terms, and what to do.
+FIELD_RULES = {
+    "speed": f"the API accepts {SPEED_MIN:g} to {SPEED_MAX:g} (default 1)",
+    "vol": f"the API accepts more than 0, up to {VOL_MAX:g} (default 1)",
+    "pitch": f"the API accepts whole numbers from {PITCH_MIN} to {PITCH_MAX} (default 0)",
+    "audios": f"a job has at most {MAX_AUDIOS_PER_JOB} audios (clonequeue's limit): split it "
+    "into several jobs, each with its own custom_id",
+}
+_RANGE_ERRORS = ("greater_than", "greater_than_equal", "less_than", "less_than_equal", "too_long")
+
+
+def field_rule(loc: tuple[int | str, ...]) -> str | None:
+    """The allowed range of the field at ``loc`` (``('audios', 0, 'speed')``), if it has one."""
+    names = [part for part in loc if isinstance(part, str)]
+    return FIELD_RULES.get(names[-1]) if names else None
+
+
+def with_rule(error: Any, message: str) -> str:
+    """``message``, and for a field with a range: what was given and what is allowed."""
+    loc = tuple(error.get("loc") or ())
+    rule = field_rule(loc)
+    if rule is None or (loc[-1:] == ("audios",) and error["type"] not in _RANGE_ERRORS):
+        return message  # "audios: Input should be a valid list" needs no count limit
+    if error["type"] in _RANGE_ERRORS:
+        given = error["input"]
+        shown = f"{len(given)} given" if isinstance(given, list) else f"{given!r} is out of range"
+        return f"{shown}; {rule}"
+    return f"{message}; {rule}"
+
+
 def describe_validation_error(exc: ValidationError, prefix: str = "") -> list[str]:
-    """One ``field: rule`` line per problem, e.g. ``clone.fileUrl: extension .txt is …``."""
+    """One ``field: rule`` line per problem, e.g. ``clone.fileUrl: extension .txt is …``.
+
+    A field with a range names it (``audios[0].speed: 3 is out of range; the API
+    accepts 0.5 to 2 (default 1)``), not only pydantic's bound.
+    """
     lines = []
     for error in exc.errors():
         field = "".join(
@@ -159,6 +194,6 @@ def describe_validation_error(exc: ValidationError, prefix: str = "") -> list[st
         elif kind == "missing":
             message = "is required"
         else:
-            message = str(error["msg"]).removeprefix("Value error, ")
+            message = with_rule(error, str(error["msg"]).removeprefix("Value error, "))
         lines.append(f"{prefix}{field}: {message}" if field or prefix else message)
     return lines

@@ -17,7 +17,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from clonequeue.jobspec import MAX_AUDIOS_PER_JOB
+from clonequeue.api.models import with_rule
+from clonequeue.constants import MAX_AUDIOS_PER_JOB
 from clonequeue.producers.rows import Row
 
 CLONE_COLUMNS = ("fileUrl", "contentText", "soundVersion", "language")
@@ -273,5 +274,5 @@ def _message(error: Any) -> str:
         return "is required"
     for prefix, text in _TYPE_ERRORS.items():
         if kind.startswith(prefix):
-            return f"{error['input']!r} {text}"
-    return str(error["msg"]).removeprefix("Value error, ")
+            return with_rule(error, f"{error['input']!r} {text}")
+    return with_rule(error, str(error["msg"]).removeprefix("Value error, "))

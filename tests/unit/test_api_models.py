@@ -12,6 +12,8 @@ from clonequeue.api.models import (
     RemoteTask,
     describe_validation_error,
 )
+from clonequeue.constants import MAX_AUDIOS_PER_JOB
+from clonequeue.jobspec import JobSpec
 
 GOOD_URL = "https://data.example.com/voices/a.mp3"
 
@@ -265,3 +267,47 @@ def test_remote_task_error_text_from_dict_or_string() -> None:
     )
     assert RemoteTask(id="a", status="failed", error="bad audio").error_text() == "bad audio"
     assert "without a reason" in RemoteTask(id="a", status="failed").error_text()
+
+
+SPEED = "the API accepts 0.5 to 2 (default 1)"
+VOL = "the API accepts more than 0, up to 10 (default 1)"
+PITCH = "the API accepts whole numbers from -12 to 12 (default 0)"
+
+
+@pytest.mark.parametrize(
+    ("audio", "expected"),
+    [
+        ({"speed": 2.5}, f"audios[0].speed: 2.5 is out of range; {SPEED}"),
+        ({"speed": 0.1}, f"audios[0].speed: 0.1 is out of range; {SPEED}"),
+        ({"vol": 0}, f"audios[0].vol: 0 is out of range; {VOL}"),
+        ({"vol": 11}, f"audios[0].vol: 11 is out of range; {VOL}"),
+        ({"pitch": 13}, f"audios[0].pitch: 13 is out of range; {PITCH}"),
+        ({"pitch": -13}, f"audios[0].pitch: -13 is out of range; {PITCH}"),
+        ({"speed": "fast"}, f"audios[0].speed: Input should be a valid number; {SPEED}"),
+    ],
+)
+def test_every_ranged_field_names_its_range_and_the_api_rule(
+    audio: dict[str, object], expected: str
+) -> None:
+    row = {
+        "custom_id": "r",
+        "clone": {"fileUrl": "https://v.example.com/r.mp3"},
+        "audios": [{"contentText": "Hello", **audio}],
+    }
+    with pytest.raises(ValidationError) as exc:
+        JobSpec.model_validate(row)
+    assert describe_validation_error(exc.value) == [expected]
+
+
+def test_too_many_audios_says_how_many_and_what_to_do() -> None:
+    row = {
+        "custom_id": "r",
+        "clone": {"fileUrl": "https://v.example.com/r.mp3"},
+        "audios": [{"contentText": "Hello"}] * (MAX_AUDIOS_PER_JOB + 1),
+    }
+    with pytest.raises(ValidationError) as exc:
+        JobSpec.model_validate(row)
+    assert describe_validation_error(exc.value) == [
+        f"audios: {MAX_AUDIOS_PER_JOB + 1} given; a job has at most {MAX_AUDIOS_PER_JOB} audios "
+        "(clonequeue's limit): split it into several jobs, each with its own custom_id"
+    ]
