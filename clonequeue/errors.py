@@ -13,7 +13,9 @@ Callers act on the class, never on message text::
     ├── LocalServiceError            a local Redis/simulator/worker did not start (local/)
     └── ApiError                     the JimmyAI API said no, or could not be heard
         ├── TransientApiError        nothing was created; the same request may succeed later
-        │   ├── ApiUnavailableError  network failure before sending, 5xx, unreadable read
+        │   ├── ApiUnavailableError  5xx, a read (GET) that failed or was unreadable
+        │   │   └── NotSentError     failed before a byte was sent (bad header, refused,
+        │   │                        DNS, TLS handshake, connect timeout): safe to re-send
         │   └── RateLimitedError     429 (or a rate-limit code); ``retry_after_s`` says when
         ├── FleetBlockedError        no request will succeed until an operator acts: pause creates
         │   ├── AuthenticationError  401/403: the token is wrong or revoked
@@ -85,6 +87,14 @@ class TransientApiError(ApiError):
 
 class ApiUnavailableError(TransientApiError):
     """The API could not be reached, answered 5xx, or gave an unreadable answer to a read."""
+
+
+class NotSentError(ApiUnavailableError):
+    """The request failed before a byte of it was sent, so the API cannot hold its task.
+
+    Connection refused, DNS failure, TLS handshake failure, connect timeout, or a
+    header value that HTTP forbids. A create that fails this way is retried like a 5xx.
+    """
 
 
 class RateLimitedError(TransientApiError):

@@ -1,8 +1,10 @@
-"""Logging: readable text or one JSON object per line, with the API token redacted.
+"""Logging: readable text or one JSON object per line, with every secret redacted.
 
 Records may carry ``job``, ``batch`` and ``remote_id`` extras; both formats show
-them. The redaction filter is a last line of defence: no code path logs the token,
-and any text that contains it anyway is masked before it is written.
+them. Redaction is a last line of defence: no code path logs a secret, and any
+text that contains one anyway, in any printable form (clonequeue.redaction), is
+masked in the *formatted* line, so messages, arguments, tracebacks, stack info and
+JSON escapes are all covered, Celery's own records included.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from contextvars import ContextVar
 from typing import Any
 
 from clonequeue.config import LogFormat, Settings
+from clonequeue.redaction import REDACTED, REDACTOR, Redactor, register_secrets
 
-REDACTED = "[REDACTED]"
+__all__ = ["REDACTED", "RedactingFilter", "setup_logging"]
 CONTEXT_FIELDS = ("job", "batch", "remote_id")
 
 # Set by the task being run in this thread (contextvars are per thread), read by
@@ -44,23 +47,38 @@ class ContextFilter(logging.Filter):
 
 
 class RedactingFilter(logging.Filter):
-    """Replace every occurrence of the secrets in a record's message and arguments."""
+    """Mask secrets in a record's message, arguments and traceback, for handlers that
+    format records themselves (ours mask the formatted line: see :class:`RedactingFormatter`)."""
 
-    def __init__(self, secrets: list[str]) -> None:
+    def __init__(self, secrets: list[str] | None = None) -> None:
         super().__init__()
-        self._secrets = [s for s in secrets if s]
+        self._redactor = Redactor(secrets) if secrets is not None else REDACTOR
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self._secrets:
+        if not self._redactor:
             return True
         message = record.getMessage()
         if record.exc_info and record.exc_info[1] is not None:
             message += "\n" + logging.Formatter().formatException(record.exc_info)
-            record.exc_info = None
-        for secret in self._secrets:
-            message = message.replace(secret, REDACTED)
-        record.msg, record.args = message, None
+        if record.exc_text:
+            message += "\n" + record.exc_text
+        record.msg, record.args = self._redactor.redact(message), None
+        record.exc_info, record.exc_text = None, None
+        if record.stack_info:
+            record.stack_info = self._redactor.redact(record.stack_info)
         return True
+
+
+class RedactingFormatter(logging.Formatter):
+    """Wraps a formatter and masks every form of every registered secret in its output."""
+
+    def __init__(self, inner: logging.Formatter, redactor: Redactor = REDACTOR) -> None:
+        super().__init__()
+        self._inner = inner
+        self._redactor = redactor
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self._redactor.redact(self._inner.format(record))
 
 
 class JsonFormatter(logging.Formatter):
@@ -91,24 +109,17 @@ class TextFormatter(logging.Formatter):
 
 
 def secrets_of(settings: Settings) -> list[str]:
-    """Every secret value in the settings: the API token, Flower's logins and passwords."""
-    found = []
-    if settings.api_token is not None:
-        found.append(settings.api_token.get_secret_value())
-    if settings.flower_basic_auth is not None:
-        logins = settings.flower_basic_auth.get_secret_value()
-        found += [logins, *(entry.partition(":")[2] for entry in logins.split(","))]
-    return [s for s in found if s]
+    """Every secret value in the settings (see :meth:`Settings.secret_values`)."""
+    return settings.secret_values()
 
 
 def setup_logging(settings: Settings, *, stream: Any = None) -> None:
     """Configure the root logger once per process from ``settings``."""
+    register_secrets(secrets_of(settings))
     handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(
-        JsonFormatter() if settings.log_format is LogFormat.JSON else TextFormatter()
-    )
+    inner = JsonFormatter() if settings.log_format is LogFormat.JSON else TextFormatter()
+    handler.setFormatter(RedactingFormatter(inner))
     handler.addFilter(ContextFilter())
-    handler.addFilter(RedactingFilter(secrets_of(settings)))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -4,6 +4,11 @@ Built on urllib3's connection pool directly rather than ``requests.Session`` on 
 of it: a keep-alive GET costs about half the client CPU (measured in
 ``bench/http_client.py``), and polls are the hot path of every worker. The pool is
 thread-safe; make one client per process and share it between threads.
+
+Creates only reuse a connection used within ``create_max_idle_s`` (the keep-alive
+race, clonequeue.api.connections); polls reuse any. A 401 re-reads the token file
+once (a rotated secret) and, if the token changed, sends the request again: a 401
+created nothing.
 """
 
 from __future__ import annotations
@@ -14,17 +19,23 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 import urllib3
+from pydantic import SecretStr
 
 from clonequeue._version import __version__
+from clonequeue.api.connections import begin_request, pool_for, request_was_sent
 from clonequeue.api.models import AudioRequest, CloneRequest, RemoteTask
 from clonequeue.api.responses import network_error, parse_response
+from clonequeue.config.token import TokenSource
 from clonequeue.constants import AUDIO_PATH, CLONE_PATH, TASK_PATH_PREFIX
+from clonequeue.errors import AuthenticationError
 from clonequeue.metrics import API_CALLS, API_SECONDS, outcome_of
 
 if TYPE_CHECKING:
-    from pydantic import SecretStr
-
     from clonequeue.config import Settings
+
+# Exceptions urlopen raises instead of answering: urllib3's own, socket errors, and
+# the ValueError http.client raises for a header value it refuses (before sending).
+_NETWORK_FAILURES = (urllib3.exceptions.HTTPError, OSError, ValueError)
 
 
 class ApiClient:
@@ -37,23 +48,29 @@ class ApiClient:
     def __init__(
         self,
         base_url: str,
-        token: SecretStr,
+        token: SecretStr | TokenSource,
         *,
         connect_timeout_s: float = 5.0,
         read_timeout_s: float = 30.0,
         max_connections: int = 64,
+        create_max_idle_s: float | None = 1.0,
     ) -> None:
         parts = urlsplit(base_url)
         self._prefix = parts.path.rstrip("/")
-        self._pool = urllib3.connection_from_url(
-            f"{parts.scheme}://{parts.netloc}",
+        self._pool = pool_for(
+            parts.scheme,
+            parts.hostname or "",
+            parts.port,
             maxsize=max_connections,
             block=False,
             retries=False,
             timeout=urllib3.Timeout(connect=connect_timeout_s, read=read_timeout_s),
         )
+        self._create_max_idle_s = create_max_idle_s
+        self._token = (
+            TokenSource(token.get_secret_value()) if isinstance(token, SecretStr) else token
+        )
         self._headers = {
-            "Authorization": f"Bearer {token.get_secret_value()}",
             "Content-Type": "application/json",
             "Accept": "application/json",
             "User-Agent": f"clonequeue/{__version__}",
@@ -64,10 +81,11 @@ class ApiClient:
         """A client for the configured API; raises ConfigError when no token is set."""
         return cls(
             settings.api_base_url,
-            settings.require_token(),
+            settings.token_source(),
             connect_timeout_s=settings.http_connect_timeout_s,
             read_timeout_s=settings.http_read_timeout_s,
             max_connections=max_connections or settings.worker_concurrency,
+            create_max_idle_s=settings.http_create_max_idle_s,
         )
 
     def __repr__(self) -> str:  # never show the headers: they hold the token
@@ -99,7 +117,12 @@ class ApiClient:
         started = time.perf_counter()
         error: BaseException | None = None
         try:
-            return self._exchange(method, path, body)
+            try:
+                return self._exchange(method, path, body)
+            except AuthenticationError:
+                if not self._token.reload():  # same token (or no file): the fleet pauses
+                    raise
+                return self._exchange(method, path, body)  # a rotated token: a 401 created nothing
         except Exception as exc:
             error = exc
             raise
@@ -111,17 +134,22 @@ class ApiClient:
         endpoint = f"{method} {path}"
         is_create = method == "POST"
         payload = None if body is None else json.dumps(body, ensure_ascii=False).encode()
+        headers = {**self._headers, "Authorization": self._token.header()}
+        begin_request(self._create_max_idle_s if is_create else None)
         try:
             response = self._pool.urlopen(
                 method,
                 self._prefix + path,
                 body=payload,
-                headers=self._headers,
+                headers=headers,
                 redirect=False,
                 retries=False,
             )
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise network_error(exc, endpoint=endpoint, is_create=is_create) from exc
+        except _NETWORK_FAILURES as exc:
+            error = network_error(
+                exc, endpoint=endpoint, is_create=is_create, sent=request_was_sent()
+            )
+            raise error from exc
         return parse_response(
             status=response.status,
             body=response.data,

@@ -5,8 +5,12 @@ translated. Error codes are not documented, so classification is defensive:
 
 * a create whose request may have reached the server but got no readable answer
   is :class:`OutcomeUnknownError` (never re-sent);
-* network failures before anything was sent, 5xx and 429 are transient (the
-  provider is assumed to reject before creating — see README, Assumptions);
+* a failure before a byte of the request was written (refused, DNS, TLS handshake,
+  connect timeout, a header value HTTP forbids) is :class:`NotSentError`, retried;
+  the client says which it was (clonequeue.api.connections), the exception's type
+  decides only when it cannot;
+* 5xx and 429 are transient (the provider is assumed to reject before creating —
+  see README, Assumptions);
 * 401/403 and balance problems block the whole fleet;
 * every other non-20000 answer is a permanent rejection, ``code``/``msg`` verbatim.
 """
@@ -30,6 +34,7 @@ from clonequeue.errors import (
     AuthenticationError,
     ConfigError,
     InsufficientBalanceError,
+    NotSentError,
     OutcomeUnknownError,
     RateLimitedError,
     RejectedError,
@@ -86,20 +91,37 @@ NETWORK_ERRORS: dict[type[BaseException], Delivery] = {
     http.client.HTTPException: Delivery.MAYBE_SENT,  # e.g. IncompleteRead, let through
     ConnectionRefusedError: Delivery.NOT_SENT,
     OSError: Delivery.MAYBE_SENT,  # a socket error urllib3 let through
+    # http.client refuses a header value (e.g. a newline in it) or URL before writing;
+    # urllib3's LocationValueError, a subclass, is listed above as a setup problem.
+    ValueError: Delivery.NOT_SENT,
 }
 
 
-def delivery_of(exc: BaseException) -> Delivery:
-    """How far the request got before ``exc``; MRO order picks the most specific entry."""
-    for cls in type(exc).__mro__:
-        if cls in NETWORK_ERRORS:
-            return NETWORK_ERRORS[cls]
-    return Delivery.MAYBE_SENT
+def delivery_of(exc: BaseException, *, sent: bool | None = None) -> Delivery:
+    """How far the request got before ``exc``.
+
+    ``sent`` is what the connection saw (a byte written or not) when known: it beats
+    the type, which urllib3 raises the same before and after writing (``SSLError``).
+    Otherwise MRO order picks the most specific entry of :data:`NETWORK_ERRORS`.
+    """
+    by_type = next(
+        (NETWORK_ERRORS[cls] for cls in type(exc).__mro__ if cls in NETWORK_ERRORS),
+        Delivery.MAYBE_SENT,
+    )
+    if by_type is Delivery.BAD_SETUP or sent is None:
+        return by_type
+    return Delivery.MAYBE_SENT if sent else Delivery.NOT_SENT
 
 
-def network_error(exc: BaseException, *, endpoint: str, is_create: bool) -> ApiError | ConfigError:
-    """Our error for a request that raised ``exc`` instead of returning a response."""
-    delivery = delivery_of(exc)
+def network_error(
+    exc: BaseException, *, endpoint: str, is_create: bool, sent: bool | None = None
+) -> ApiError | ConfigError:
+    """Our error for a request that raised ``exc`` instead of returning a response.
+
+    The message names the exception's type, never its text: http.client's text for
+    a refused header quotes the header's value (the token).
+    """
+    delivery = delivery_of(exc, sent=sent)
     reason = _short_reason(exc)
     if delivery is Delivery.BAD_SETUP:
         return ConfigError(
@@ -109,6 +131,11 @@ def network_error(exc: BaseException, *, endpoint: str, is_create: bool) -> ApiE
         return OutcomeUnknownError(
             f"the request was sent but no answer came back ({reason}); the task may exist "
             "and be billed, so it is not sent again automatically",
+            endpoint=endpoint,
+        )
+    if delivery is Delivery.NOT_SENT:
+        return NotSentError(
+            f"the request was not sent ({reason}): the API holds nothing from it; it is sent again",
             endpoint=endpoint,
         )
     return ApiUnavailableError(f"the API could not be reached ({reason})", endpoint=endpoint)
@@ -122,6 +149,8 @@ def _short_reason(exc: BaseException) -> str:
         return "connect timeout"
     if isinstance(exc, u3.NewConnectionError):
         return "connection refused or host unreachable"
+    if isinstance(exc, ValueError) and not isinstance(exc, u3.HTTPError):
+        return "a header value or the URL holds a character HTTP forbids"
     cause = exc.__context__ or exc.__cause__
     detail = f": {type(cause).__name__}" if cause is not None else ""
     return f"{name}{detail}"

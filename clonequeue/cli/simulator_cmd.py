@@ -80,6 +80,9 @@ def simulator(
     lost_response_rate: Annotated[float, typer.Option(help=_help("lost_response_rate"))] = (
         _default("lost_response_rate")
     ),
+    idle_close_s: Annotated[
+        float | None, typer.Option(help=_help("idle_close_s") + " Default: off.")
+    ] = None,
     down: Annotated[str | None, typer.Option(help=_help("down") + " Default: up.")] = None,
     down_for_s: Annotated[float | None, typer.Option(help=_help("down_for_s"))] = None,
 ) -> None:
@@ -107,6 +110,7 @@ def simulator(
         "slow_rate": slow_rate,
         "slow_s": slow_s,
         "lost_response_rate": lost_response_rate,
+        "idle_close_s": idle_close_s,
         "down": down,
         "down_for_s": down_for_s,
     }

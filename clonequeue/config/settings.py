@@ -22,6 +22,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from clonequeue.config.token import TokenSource, clean_token, read_token_file
 from clonequeue.constants import DEFAULT_API_BASE_URL, DEFAULT_NAMESPACE
 
 ENV_PREFIX = "CLONEQUEUE_"
@@ -104,6 +105,12 @@ class Settings(BaseSettings):
     http_connect_timeout_s: PositiveFloat = Field(5.0, description="TCP/TLS connect timeout.")
     http_read_timeout_s: PositiveFloat = Field(
         30.0, description="Wait for an answer this long; a create left unanswered is 'unknown'."
+    )
+    http_create_max_idle_s: float = Field(
+        1.0,
+        ge=0.0,
+        description="A create reuses a keep-alive connection only if it was used this recently "
+        "(else it opens a fresh one: no keep-alive race); 0 opens one for every create.",
     )
     api_rate_limit: RateLimitStr = Field(
         "20/second", description="Global request rate over all workers, e.g. '20/second'."
@@ -203,7 +210,10 @@ class Settings(BaseSettings):
         if self.api_token is not None and self.api_token_file is not None:
             raise ValueError("set CLONEQUEUE_API_TOKEN or CLONEQUEUE_API_TOKEN_FILE, not both")
         if self.api_token_file is not None:
-            self.api_token = SecretStr(_read_token_file(self.api_token_file))
+            self.api_token = SecretStr(read_token_file(self.api_token_file))
+        elif self.api_token is not None and self.api_token.get_secret_value():
+            raw = self.api_token.get_secret_value()
+            self.api_token = SecretStr(clean_token(raw, source="CLONEQUEUE_API_TOKEN"))
         if self.flower_basic_auth is not None:
             # Checked here, not by a field validator: a field's error would echo the value.
             _check_basic_auth(self.flower_basic_auth.get_secret_value())
@@ -225,15 +235,22 @@ class Settings(BaseSettings):
             )
         return self.api_token
 
+    def token_source(self) -> TokenSource:
+        """The token, re-read from CLONEQUEUE_API_TOKEN_FILE when that file changes."""
+        return TokenSource(self.require_token().get_secret_value(), self.api_token_file)
 
-def _read_token_file(path: Path) -> str:
-    try:
-        token = path.read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise ValueError(f"CLONEQUEUE_API_TOKEN_FILE: cannot read {path}: {exc.strerror}") from None
-    if not token:
-        raise ValueError(f"CLONEQUEUE_API_TOKEN_FILE: {path} is empty")
-    return token
+    def secret_values(self) -> list[str]:
+        """Every secret in these settings, for redaction: each ``SecretStr`` field (a new
+        secret setting is covered by declaring it ``SecretStr``), and each Flower password."""
+        found = []
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                found.append(value.get_secret_value())
+        if self.flower_basic_auth is not None:
+            logins = self.flower_basic_auth.get_secret_value()
+            found += [entry.partition(":")[2] for entry in logins.split(",")]
+        return [s for s in found if s]
 
 
 def _check_basic_auth(value: str) -> None:

@@ -26,7 +26,7 @@ Answers (HTTP status, code)
     limited, with ``Retry-After`` · 500, 502, 503/50000 injected server errors.
 
 Order of one API request
-    latency_s → down="5xx" → rate limit → error_5xx_rate → auth → body → effect →
+    idle_close_s → latency_s → down="5xx" → rate limit → error_5xx_rate → auth → body → effect →
     lost response (creates only) or slow answer. Faults before the effect leave no
     trace but ``counts``; lost and slow answers happen after it.
 
@@ -41,6 +41,9 @@ Knobs (:class:`SimConfig`; CLI flags with dashes; ``PATCH /_sim/config`` at run 
     latency_s                 added before every API answer
     slow_rate, slow_s         fraction of answers held slow_s after the effect happened
     lost_response_rate        fraction of creates that take effect, then close unanswered
+    idle_close_s              a keep-alive connection idle this long is closed, seen by the
+                              client only when it sends: that request is dropped unread and
+                              counted "<METHOD> <route> idle_closed" (None: off)
     down, down_for_s          "5xx" (every API request 503) or "refuse" (listening socket
                               and open connections closed; down_for_s required, then it
                               binds the same port again); down_for_s is real time

@@ -73,6 +73,13 @@ class SimConfig(BaseModel):
         le=1.0,
         description="Fraction of creates that take effect, then close the connection unanswered.",
     )
+    idle_close_s: float | None = Field(
+        None,
+        gt=0.0,
+        description="A keep-alive connection idle this long (real time) is closed by the server, "
+        "but the client sees the close only when it sends again: that request is dropped unread "
+        "(the keep-alive race, as through a NAT or load balancer). None: keep connections open.",
+    )
     down: DownMode | None = Field(
         None, description="'5xx' (every API request 503) or 'refuse' (connections refused)."
     )

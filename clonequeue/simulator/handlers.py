@@ -4,13 +4,15 @@ Fast path first: a request with no delay to add is answered synchronously (no
 coroutine is made). Delays use ``asyncio.sleep`` so thousands of slow answers can
 be outstanding without blocking anyone. Order of a request, as documented in
 :mod:`clonequeue.simulator`: latency → outage / rate limit / random 5xx → auth →
-body → effect → lost or slow answer.
+body → effect → lost or slow answer. Before all of these, a request on a keep-alive
+connection idle past ``idle_close_s`` is dropped unread (the keep-alive race).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Awaitable, Callable
 from http.client import responses
 from typing import Any
@@ -78,6 +80,29 @@ class ApiHandler(JsonHandler):
     def on_connection_close(self) -> None:
         self.client_gone = True
 
+    def idle_closed(self) -> bool:
+        """True (and the connection dropped) if the server "had closed" this connection.
+
+        The last answer's time is kept on the stream, which outlives the per-request
+        connection objects of one keep-alive connection.
+        """
+        idle_close_s = self.engine.config.idle_close_s
+        connection = self.request.connection
+        stream = getattr(connection, "stream", None)
+        if idle_close_s is None or stream is None:
+            return False
+        answered_at = getattr(stream, "clonequeue_answered_at", None)
+        if answered_at is None or time.monotonic() - answered_at < idle_close_s:
+            return False
+        self.engine.ledger.count(self.request.method or "", self.route, "idle_closed")
+        self.drop_connection()
+        return True
+
+    def on_finish(self) -> None:
+        stream = getattr(self.request.connection, "stream", None)
+        if stream is not None:
+            stream.clonequeue_answered_at = time.monotonic()
+
     def drop_connection(self) -> None:
         """Close the connection without a byte of answer, as a crashed backend would."""
         connection = self.request.connection
@@ -96,6 +121,8 @@ class ApiHandler(JsonHandler):
 
     def run(self, step: Callable[[], Awaitable[None] | None]) -> Awaitable[None] | None:
         """Run ``step`` now, or after ``latency_s`` when that knob is set."""
+        if self.idle_closed():
+            return None
         latency_s = self.engine.config.latency_s
         if latency_s > 0:
             return self._after(latency_s, step)

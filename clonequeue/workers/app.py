@@ -14,12 +14,16 @@ def create_app(settings: Settings) -> Celery:
     """A Celery app for ``settings`` with clonequeue's tasks registered."""
     from kombu.entity import Exchange, Queue
 
+    from clonequeue.redaction import register_secrets
     from clonequeue.workers import kombu_fixes
+    from clonequeue.workers.events import RedactingEvents
     from clonequeue.workers.tasks import register_tasks
 
     kombu_fixes.apply()
+    register_secrets(settings.secret_values())
     queues = QueueNames.for_namespace(settings.namespace)
-    app = Celery("clonequeue", set_as_current=False)
+    # Task events (Flower) carry exception text and tracebacks: secrets are masked in them.
+    app = Celery("clonequeue", set_as_current=False, events=RedactingEvents)
     app.conf.update(
         broker_url=settings.effective_broker_url,
         # Celery results expire and are not our store: job results live in our own
