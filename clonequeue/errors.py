@@ -24,10 +24,13 @@ Callers act on the class, never on message text::
         └── OutcomeUnknownError      a create went out and no answer came back: the task may
                                      exist and be billed, so it is never re-sent automatically
 
-Messages never contain the API token.
+Messages never contain the API token: an API error's text (which may quote what it
+was sent) is redacted when the error is made, before it reaches a job record or log.
 """
 
 from __future__ import annotations
+
+from clonequeue.redaction import redact
 
 
 class ClonequeueError(Exception):
@@ -61,7 +64,7 @@ class ApiError(ClonequeueError):
         http_status: int | None = None,
         code: int | None = None,
     ) -> None:
-        self.msg = msg
+        self.msg = redact(msg)
         self.endpoint = endpoint
         self.http_status = http_status
         self.code = code

@@ -1,9 +1,10 @@
 """Mask secrets in any text we write: raw, escaped, URL-encoded, base64 or hex.
 
 A secret reaches text in more shapes than its own: ``repr`` of an exception
-escapes it (``b'Bearer sk_\\n'``, doubled again inside another repr), a URL
-percent-encodes it, HTTP Basic auth base64-encodes it, a debugging dump hex-encodes
-it. :class:`Redactor` knows every such form of every registered secret and
+escapes it (``b'Bearer sk_\\n'``, doubled again inside another repr, or a JSON
+string), a URL percent-encodes it, HTTP Basic auth base64-encodes it, a debugging
+dump hex-encodes it. :class:`Redactor` matches each registered secret escaped to
+any depth, and its URL, base64 (at any byte offset) and hex encodings, and
 replaces each one with ``[REDACTED]`` in one regex pass.
 
 One process-wide redactor (:data:`REDACTOR`) is shared by the log handlers
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 import threading
 from collections.abc import Iterable
@@ -27,16 +27,32 @@ REDACTED = "[REDACTED]"
 MIN_DERIVED_LEN = 8
 
 
-def _escaped(text: str) -> set[str]:
-    """The ways Python and JSON escape ``text`` inside a quoted string."""
-    return {
-        repr(text)[1:-1],
-        repr(text.encode())[2:-1],
-        json.dumps(text)[1:-1],
-        json.dumps(text, ensure_ascii=False)[1:-1],
-        text.encode("unicode_escape").decode("ascii"),
-        text.replace("\\", "\\\\"),
-    }
+_LETTER_ESCAPES = {"\n": "n", "\r": "r", "\t": "t", "\b": "b", "\f": "f", "\v": "v", "\a": "a"}
+
+
+def _escaped_char(char: str) -> str:
+    """A regex for ``char`` as it reads after any number of rounds of Python or JSON
+    escaping (a repr inside a repr inside a JSON string ...)."""
+    if char.isascii() and (char.isalnum() or char == "_"):
+        return char  # never escaped
+    if char == "\\":
+        return r"\\+"
+    code = ord(char)
+    spellings = [re.escape(char), f"(?i:u{code:04x})"]
+    if code < 0x100:
+        spellings.append(f"(?i:x{code:02x})")
+    if code > 0xFFFF:
+        spellings.append(f"(?i:U{code:08x})")
+    if char in _LETTER_ESCAPES:
+        spellings.append(_LETTER_ESCAPES[char])
+    if not char.isascii():  # a bytes repr spells each UTF-8 byte
+        spellings.append("".join(rf"\\+(?i:x{byte:02x})" for byte in char.encode()))
+    return rf"\\*(?:{'|'.join(spellings)})"
+
+
+def escaped_pattern(secret: str) -> str:
+    """A regex for ``secret`` raw or escaped to any depth (repr, bytes repr, JSON)."""
+    return "".join(_escaped_char(char) for char in secret)
 
 
 def _base64_cores(data: bytes) -> set[str]:
@@ -53,18 +69,14 @@ def _base64_cores(data: bytes) -> set[str]:
     return cores
 
 
-def forms_of(secret: str) -> set[str]:
-    """Every printable form of ``secret`` that we mask."""
-    if not secret:
-        return set()
+def encoded_forms(secret: str) -> set[str]:
+    """``secret`` URL-encoded, base64-encoded (any offset) and hex-encoded: literal texts."""
     data = secret.encode()
-    once = _escaped(secret)
-    twice = {twice for form in once for twice in _escaped(form)}  # a repr inside a repr
     url = {quote(secret, safe=""), quote(secret), quote_plus(secret)}
     url |= {re.sub(r"%[0-9A-F]{2}", lambda m: m.group().lower(), u) for u in url}
     hexed = binascii.hexlify(data).decode()
-    derived = once | twice | url | _base64_cores(data) | {hexed, hexed.upper()}
-    return {secret} | {f for f in derived if len(f) >= MIN_DERIVED_LEN}
+    forms = url | _base64_cores(data) | {hexed, hexed.upper()}
+    return {f for f in forms if len(f) >= MIN_DERIVED_LEN and f != secret}
 
 
 class Redactor:
@@ -83,10 +95,15 @@ class Redactor:
             return
         with self._lock:
             self._secrets |= new
-            forms = {form for secret in self._secrets for form in forms_of(secret)}
-            # Longest first: a form that contains another is masked whole.
-            ordered = sorted(forms, key=len, reverse=True)
-            self._pattern = re.compile("|".join(re.escape(f) for f in ordered))
+            # Longest secret first: one that contains another is masked whole.
+            secrets = sorted(self._secrets, key=len, reverse=True)
+            escaped = [escaped_pattern(secret) for secret in secrets]
+            literal = sorted(
+                {form for secret in secrets for form in encoded_forms(secret)},
+                key=len,
+                reverse=True,
+            )
+            self._pattern = re.compile("|".join(escaped + [re.escape(f) for f in literal]))
 
     def __bool__(self) -> bool:
         return self._pattern is not None

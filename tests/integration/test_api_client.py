@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from pydantic import SecretStr, ValidationError
 
 from clonequeue.api.client import ApiClient
 from clonequeue.api.models import AudioSpec, CloneRequest
+from clonequeue.config.token import TokenSource
 from clonequeue.errors import (
     ApiError,
     ApiUnavailableError,
+    AuthenticationError,
     InsufficientBalanceError,
+    NotSentError,
     OutcomeUnknownError,
     RateLimitedError,
     RejectedError,
@@ -120,7 +124,7 @@ def test_lost_create_answer_is_outcome_unknown(client: ApiClient, admin: Simulat
 def test_refused_connection_was_not_sent(client: ApiClient, admin: SimulatorAdmin) -> None:
     admin.configure(down="refuse", down_for_s=1.0)
     time.sleep(0.1)
-    with pytest.raises(ApiUnavailableError):
+    with pytest.raises(NotSentError):
         client.create_clone(CLONE)
     time.sleep(1.5)
     assert client.create_clone(CLONE).id
@@ -139,3 +143,114 @@ def test_the_token_is_in_no_error_text(client: ApiClient, admin: SimulatorAdmin)
     assert TOKEN not in str(info.value)
     assert TOKEN not in repr(info.value)
     assert TOKEN not in repr(client)
+
+
+def test_a_header_http_refuses_is_not_sent_and_never_quoted(
+    client: ApiClient, admin: SimulatorAdmin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """http.client raises ValueError("Invalid header value b'Bearer …\\n'") before writing."""
+    source = client._token  # what a token source holding a newline would give
+    monkeypatch.setattr(source, "header", lambda: "Bearer sim-token\n")
+    with pytest.raises(NotSentError) as info:
+        client.create_clone(CLONE)
+    assert "sim-token" not in str(info.value)
+    assert isinstance(info.value.__cause__, ValueError)
+    assert admin.ledger()["counts"] == {}  # nothing reached the API
+
+
+def test_a_tls_handshake_failure_is_not_sent(sim: RunningSimulator, admin: SimulatorAdmin) -> None:
+    plain_port_over_tls = f"https://{sim.host}:{sim.port}"
+    with ApiClient(plain_port_over_tls, SecretStr(TOKEN)) as tls, pytest.raises(NotSentError):
+        tls.create_clone(CLONE)
+    assert admin.ledger()["counts"] == {}
+
+
+def test_a_newline_in_the_token_is_stripped(sim: RunningSimulator, admin: SimulatorAdmin) -> None:
+    with ApiClient(sim.url, SecretStr(TOKEN + "\n")) as api:
+        assert api.create_clone(CLONE).id
+
+
+# --- the keep-alive race: a server that closes idle connections --------------------------
+
+
+@pytest.fixture
+def idle_closing(admin: SimulatorAdmin) -> SimulatorAdmin:
+    admin.configure(idle_close_s=0.3)
+    return admin
+
+
+def test_reusing_an_idle_connection_for_a_create_loses_it(
+    sim: RunningSimulator, idle_closing: SimulatorAdmin
+) -> None:
+    """Today's behaviour (any pooled connection): the second create meets a connection the
+    server had closed, and its outcome is unknown although the API never read it."""
+    with ApiClient(sim.url, SecretStr(TOKEN), create_max_idle_s=None) as reuse_any:
+        reuse_any.create_clone(CLONE)
+        time.sleep(0.5)
+        with pytest.raises(OutcomeUnknownError):
+            reuse_any.create_clone(CLONE)
+    counts = idle_closing.ledger()["counts"]
+    assert counts == {"POST clones 200": 1, "POST clones idle_closed": 1}
+
+
+def test_creates_open_a_fresh_connection_after_idling(
+    sim: RunningSimulator, idle_closing: SimulatorAdmin
+) -> None:
+    with ApiClient(sim.url, SecretStr(TOKEN), create_max_idle_s=0.2) as api:
+        for _ in range(3):
+            api.create_clone(CLONE)
+            time.sleep(0.5)
+        burst = [api.create_clone(CLONE) for _ in range(5)]  # back to back: one connection
+        assert len({task.id for task in burst}) == 5
+    counts = idle_closing.ledger()["counts"]
+    assert counts == {"POST clones 200": 8}
+
+
+def test_a_poll_on_an_idle_connection_is_only_transient(
+    sim: RunningSimulator, idle_closing: SimulatorAdmin
+) -> None:
+    with ApiClient(sim.url, SecretStr(TOKEN), create_max_idle_s=0.2) as api:
+        task = api.create_clone(CLONE)
+        time.sleep(0.5)
+        with pytest.raises(ApiUnavailableError) as info:
+            api.get_task(task.id)  # polls reuse any connection: a lost one is polled again
+        assert not isinstance(info.value, OutcomeUnknownError)
+        assert api.get_task(task.id).id == task.id
+
+
+# --- a rotated token file ------------------------------------------------------------------
+
+
+def test_a_401_re_reads_the_token_file_and_sends_again(tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("tok_old_1111\n")
+    config = SimConfig(tokens=("tok_new_2222",))
+    with (
+        serve_in_thread(config) as sim_new,
+        ApiClient(sim_new.url, TokenSource("tok_old_1111", token_file, check_every_s=3600)) as api,
+    ):
+        with pytest.raises(AuthenticationError):  # re-read, still the old one: pause
+            api.create_clone(CLONE)
+        token_file.write_text("tok_new_2222\n")  # rotated; the hourly check has not run
+        assert api.create_clone(CLONE).id  # the 401 made it read the file again
+        assert api.create_clone(CLONE).id
+        counts = SimulatorAdmin(sim_new.url).ledger()["counts"]
+    assert counts == {"POST clones 401": 2, "POST clones 200": 2}
+
+
+def test_a_rotated_token_file_is_used_without_a_401(tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("tok_a_1111")
+    config = SimConfig(tokens=("tok_a_1111", "tok_b_2222"))
+    with (
+        serve_in_thread(config) as both,
+        ApiClient(both.url, TokenSource("tok_a_1111", token_file, check_every_s=0.2)) as api,
+    ):
+        admin = SimulatorAdmin(both.url)
+        api.create_clone(CLONE)
+        token_file.write_text("tok_b_2222")
+        time.sleep(0.3)
+        api.create_clone(CLONE)
+        balances = admin._call("GET", "balance")
+    assert len(balances) == 2
+    assert all(balance < 1000.0 for balance in balances.values())  # each token paid one clone

@@ -21,9 +21,11 @@ from clonequeue.errors import (
     AuthenticationError,
     ConfigError,
     InsufficientBalanceError,
+    NotSentError,
     OutcomeUnknownError,
     RateLimitedError,
     RejectedError,
+    TransientApiError,
 )
 
 
@@ -161,3 +163,32 @@ def test_retry_after_http_date() -> None:
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412480 - 30) == pytest.approx(
         30
     )
+
+
+def test_what_the_connection_wrote_beats_the_exception_type() -> None:
+    ssl = u3.SSLError("EOF occurred in violation of protocol")
+    assert delivery_of(ssl) is Delivery.NOT_SENT  # by type: a handshake
+    assert delivery_of(ssl, sent=True) is Delivery.MAYBE_SENT  # but it came after writing
+    reset = u3.ProtocolError("Connection aborted.", ConnectionResetError())
+    assert delivery_of(reset, sent=False) is Delivery.NOT_SENT
+    bad_url = u3.LocationValueError("bad")
+    assert delivery_of(bad_url, sent=False) is Delivery.BAD_SETUP
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        ValueError("Invalid header value b'Bearer sk_x\\n'"),
+        u3.NameResolutionError("api.example", None, OSError("no such host")),  # type: ignore[arg-type]
+        u3.NewConnectionError(None, "refused"),  # type: ignore[arg-type]
+        u3.ConnectTimeoutError(None, "connect timed out"),
+        u3.SSLError("handshake failure"),
+        ConnectionRefusedError(),
+    ],
+)
+def test_failures_before_sending_are_not_sent_and_retryable(exc: Exception) -> None:
+    error = network_error(exc, endpoint="POST /x", is_create=True, sent=False)
+    assert isinstance(error, NotSentError)
+    assert isinstance(error, TransientApiError)  # steps.py retries it with backoff
+    assert isinstance(network_error(exc, endpoint="POST /x", is_create=True), NotSentError)
+    assert "sk_x" not in str(error)  # http.client's text quotes the header: never shown
