@@ -42,7 +42,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     rows = [json.loads(line) for line in ROWS_PATH.read_text().splitlines()]
     if not rows:
         return
-    columns = list(rows[0])
+    columns = list(dict.fromkeys(c for row in rows for c in row))  # every column, in order
     widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns}
     terminalreporter.section("chaos: what survived what")
     terminalreporter.line("  ".join(c.ljust(widths[c]) for c in columns))

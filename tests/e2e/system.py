@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -71,9 +72,28 @@ class System:
         self.services = Services(self.settings)
 
     def start_worker(
-        self, *args: str, name: str | None = None, env: dict[str, str] | None = None
+        self,
+        *args: str,
+        name: str | None = None,
+        env: dict[str, str] | None = None,
+        beat: bool = True,
     ) -> ManagedProcess:
-        return self.stack.start_worker("--beat", "--concurrency", "30", *args, name=name, env=env)
+        extra = ("--beat",) if beat else ()
+        return self.stack.start_worker(*extra, "--concurrency", "30", *args, name=name, env=env)
+
+    def start_beat(self, name: str = "beat") -> ManagedProcess:
+        """``clonequeue beat`` alone (a schedule file of its own: two may run at once)."""
+        process = ManagedProcess(
+            [sys.executable, "-m", "clonequeue", "beat",
+             f"--schedule={self.stack.workdir / f'{name}-schedule'}"],
+            log_path=self.stack.workdir / f"{name}.log",
+            env=self.stack.env(),
+            name=name,
+        )
+        process.start()
+        self.stack.workers.append(process)  # stopped with the workers
+        process.wait_ready(line="beat: Starting", timeout_s=60)
+        return process
 
     def submit(self, rows: list[dict[str, Any]], batch: str = "b") -> str:
         result = submit_specs(rows, services=self.services, batch=batch)

@@ -1,0 +1,192 @@
+"""One chaos run: a system, a batch, a fault with a known end, and the checker's verdict.
+
+The verdict comes from the recorded history (our job documents) held up against the
+simulator's ledger (:func:`clonequeue.local.audit.audit`): every job terminal, no
+step created twice, results equal the API's, failures only the API's own, and
+``unknown`` only where the API may hold the task. "Time to recover" is from the
+fault's end to the moment the last job was seen terminal, against the published
+recovery bound.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from clonequeue.config import Settings
+from clonequeue.local.audit import AuditReport, body_sha256, sent_body
+from clonequeue.local.stack import SimulatorAdmin
+from clonequeue.store.records import doc_audios
+from tests.chaos.report import FULL, ChaosReport
+from tests.e2e.system import System, make_rows
+
+JOBS = 1000 if FULL else 80
+WAIT_S = float(os.environ.get("CHAOS_WAIT_S", 900.0 if FULL else 240.0))
+# As in test_chaos.py: retries outlast an outage (0.2 s doubling to 10 s, 15 attempts is
+# ~100 s); a job's deadline is the batch's wait.
+SETTINGS = {
+    "retry_max_s": "10",
+    "submit_max_attempts": "15",
+    "http_read_timeout_s": "1.5",
+    "job_deadline_s": str(int(WAIT_S)),
+}
+EXPECTED_FAILURE_KINDS = {"remote"}  # the simulator's failure_rate; faults must add none
+UNKNOWN_KINDS = ("no_answer", "lost_worker")
+
+
+def recovery_bound_s(settings: Settings) -> float:
+    """The README's bound: core's function once it lands, else the same sum here."""
+    try:
+        from clonequeue.dispatch.bounds import recovery_bound_s as published
+    except ImportError:
+        lease = settings.http_connect_timeout_s + settings.http_read_timeout_s + 2.0 + 5.0
+        longest = max(settings.visibility_timeout_s / 5, settings.poll_interval_max_s, lease)
+        lock = max(2 * settings.watchdog_interval_s, 10.0)
+        reconnect = 30.0
+        return longest + settings.watchdog_grace_s + settings.watchdog_interval_s + lock + reconnect
+    return float(published(settings))
+
+
+@dataclass
+class Verdict:
+    report: AuditReport
+    counts: dict[str, int]
+    unknown_not_at_api: list[str]  # unknown steps of which the ledger has no create
+    bad_failures: list[str]
+    bad_unknowns: list[str]
+    recover_s: float | None
+    bound_s: float
+    row: dict[str, Any] = field(default_factory=dict)
+
+
+class ChaosRun:
+    """Drive one fault: ``submit``, do the fault, ``fault_ended()``, then ``finish()``."""
+
+    def __init__(
+        self,
+        name: str,
+        system: System,
+        simulator: SimulatorAdmin,
+        chaos_report: ChaosReport,
+        *,
+        jobs: int = JOBS,
+        batch: str = "chaos",
+    ) -> None:
+        self.name, self.system, self.simulator = name, system, simulator
+        self.chaos_report, self.jobs, self.batch = chaos_report, jobs, batch
+        self.started = time.monotonic()
+        self.fault_end: float | None = None
+        simulator.configure(failure_rate=0.05, seed=sum(map(ord, name)) % 1000)
+
+    def rows(self) -> list[dict[str, Any]]:
+        return make_rows(self.jobs, audios=1, prefix=self.batch)
+
+    def submit(self) -> None:
+        self.system.submit(self.rows(), batch=self.batch)
+
+    def progress(self) -> float:
+        info = self.system.info(self.batch)
+        return info.finished_jobs / self.jobs
+
+    def wait_progress(self, fraction: float, timeout_s: float = 120.0) -> None:
+        """Block until that share of the batch is terminal (the fault hits mid-batch)."""
+        deadline = time.monotonic() + timeout_s
+        while self.progress() < fraction:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.name}: {fraction:.0%} not finished in {timeout_s} s")
+            time.sleep(0.1)
+
+    def slow_tasks(self, processing_s: float) -> None:
+        """Remote tasks that take this long, so the batch is still open when the fault ends."""
+        self.simulator.configure(clone_processing_s=processing_s, audio_processing_s=processing_s)
+
+    def fault_ended(self) -> None:
+        self.fault_end = time.monotonic()
+
+    def finish(self, timeout_s: float = WAIT_S, *, settle_s: float = 0.0) -> Verdict:
+        """Wait for the batch, judge it, and add its row to the chaos table.
+
+        ``settle_s``: then wait that long before judging, so that what a woken or healed
+        worker still does with stale messages is in the ledger too.
+        """
+        info = self.system.wait(self.batch, timeout_s)
+        seen_done = time.monotonic()
+        if settle_s:
+            time.sleep(settle_s)
+            info = self.system.info(self.batch)
+        report = self.system.audit(self.batch)
+        docs = self.system.docs(self.batch)
+        ledger = self.simulator.ledger()
+        created = {c["body_sha256"] for c in ledger["creates"]}
+        not_at_api, bad_failures, bad_unknowns = [], [], []
+        for doc in docs:
+            model_id = doc["clone"].get("model_id")
+            steps = [("clone", doc["clone"], sent_body(doc["clone"]["request"], None))]
+            for i, audio in enumerate(doc_audios(doc)):
+                steps.append((f"audio {i}", audio, sent_body(audio["request"], model_id)))
+            for what, step, body in steps:
+                where = f"{doc['id']} {what}"
+                if step["state"] == "failed" and step["error"]["kind"] not in (
+                    EXPECTED_FAILURE_KINDS
+                ):
+                    bad_failures.append(f"{where}: {step['error']}")
+                if step["state"] == "unknown":
+                    if step["error"]["kind"] not in UNKNOWN_KINDS:
+                        bad_unknowns.append(f"{where}: {step['error']}")
+                    if body_sha256(body) not in created:
+                        not_at_api.append(f"{where}: {step['error']}")
+        recover = None if self.fault_end is None else max(0.0, seen_done - self.fault_end)
+        bound = recovery_bound_s(self.system.settings)
+        summary = self.simulator.summary()
+        row = {
+            "fault": self.name,
+            "jobs": report.jobs,
+            "completed": info.counts.get("completed", 0),
+            "failed": info.counts.get("failed", 0),
+            "unknown": info.counts.get("unknown", 0),
+            "creates": report.creates,
+            "created twice": len(report.duplicates),
+            "creates of unknowns": report.unknown_creates,
+            "untracked": len(report.orphans),
+            "disagree": len(report.mismatches),
+            "429s": summary["http_429"],
+            "5xx": summary["http_5xx"],
+            "seconds": round(seen_done - self.started),
+            "unknown, API has none": len(not_at_api),
+            "recover s": "-" if recover is None else round(recover, 1),
+            "bound s": round(bound),
+        }
+        self.chaos_report.append(row)
+        return Verdict(
+            report, info.counts, not_at_api, bad_failures, bad_unknowns, recover, bound, row
+        )
+
+
+def check(
+    verdict: Verdict, jobs: int, *, unknown_allowed: bool, unsent_unknown_allowed: bool = False
+) -> None:
+    """The checker's rules, the same for every fault.
+
+    ``unknown_allowed``: the fault can leave a create in the air unanswered (a worker
+    killed or frozen mid-create). ``unsent_unknown_allowed``: it can do so before the
+    request left (the worker died between its claim and the send), so the API may
+    hold nothing; without it, every unknown step must have its create in the ledger.
+    """
+    report = verdict.report
+    assert report.ok, report.problems()
+    assert report.jobs == jobs, f"{report.jobs} jobs recorded, {jobs} submitted"
+    assert not verdict.bad_failures, f"failures the API did not cause: {verdict.bad_failures[:5]}"
+    assert not verdict.bad_unknowns, f"unknown for no lost answer: {verdict.bad_unknowns[:5]}"
+    if not unknown_allowed:
+        assert verdict.counts.get("unknown", 0) == 0, (
+            f"no create could be in the air unanswered, yet: {verdict.counts}"
+        )
+    assert not verdict.unknown_not_at_api or unsent_unknown_allowed, (
+        f"unknown though the API holds no such task: {verdict.unknown_not_at_api[:5]}"
+    )
+    if verdict.recover_s is not None:
+        assert verdict.recover_s <= verdict.bound_s, (
+            f"recovered {verdict.recover_s:.0f} s after the fault, bound {verdict.bound_s:.0f} s"
+        )

@@ -1,0 +1,346 @@
+"""The fault model of the next stage (design.md), one fault per test, each with its end.
+
+Each test runs real workers (and beat), the simulator as the API and a real Redis,
+does its fault mid-batch, marks when the fault ended, and hands the batch to the
+checker of tests/chaos/run.py. CI sizes are small; ``make chaos`` (CHAOS_FULL=1) runs
+1,000 jobs per fault (5,000 rows for the producer faults).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from contextlib import suppress
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from clonequeue.local.hosts import (
+    REDIS_PORT,
+    SIMULATOR_PORT,
+    start_clonequeue,
+    start_redis,
+    start_simulator,
+)
+from clonequeue.local.netns import Network
+from clonequeue.local.stack import SimulatorAdmin
+from tests.chaos.report import FULL, ChaosReport
+from tests.chaos.run import JOBS, SETTINGS, ChaosRun, check
+from tests.e2e.system import System
+
+pytestmark = [pytest.mark.e2e, pytest.mark.chaos, pytest.mark.timeout(900 if FULL else 300)]
+
+REDIS_DOWN_S = float(os.environ.get("CHAOS_REDIS_DOWN_S", 60.0 if FULL else 15.0))
+API_5XX_S = 30.0 if FULL else 8.0
+SUBMIT_ROWS = 5000 if FULL else 1000  # two of the producer's 500-row chunks at least
+CHUNK_ROWS = 500
+BEAT_DOWN_S = 30.0 if FULL else 10.0
+TWO_BEATS_S = 60.0 if FULL else 15.0
+FREEZE_VISIBILITY_S = 8
+FREEZE_S = 30.0 if FULL else 15.0
+
+
+# --- Redis ---------------------------------------------------------------------------
+
+
+def test_redis_sigkill_down_with_api_failing(
+    make_system: type[System],
+    simulator: SimulatorAdmin,
+    redis_server: Any,
+    chaos_report: ChaosReport,
+) -> None:
+    """Redis SIGKILLed mid-batch and down a while; the API answers 503 for part of it."""
+    system = make_system(**SETTINGS)
+    run = ChaosRun(
+        f"Redis SIGKILL, {REDIS_DOWN_S:.0f} s down, API 503", system, simulator, chaos_report
+    )
+    for _ in range(2):
+        system.start_worker()
+    run.submit()
+    run.wait_progress(0.05)
+    redis_server.kill()
+    try:
+        simulator.configure(down="5xx")
+        time.sleep(API_5XX_S)
+        simulator.configure(down=None)
+        time.sleep(REDIS_DOWN_S - API_5XX_S)
+    finally:
+        simulator.configure(down=None)
+        redis_server.restart()
+    run.fault_ended()
+    check(run.finish(), JOBS, unknown_allowed=False)
+
+
+# --- producers -----------------------------------------------------------------------
+
+
+class Producer:
+    """``clonequeue submit - --batch NAME`` fed on stdin, so the test decides when rows arrive."""
+
+    def __init__(self, system: System, batch: str) -> None:
+        self.log = system.stack.workdir / f"producer-{time.monotonic_ns()}.log"
+        with self.log.open("wb") as sink:
+            self.popen = subprocess.Popen(
+                [sys.executable, "-m", "clonequeue", "submit", "-", "--format", "jsonl",
+                 "--batch", batch, "--json", "--errors", str(self.log.with_suffix(".err"))],
+                stdin=subprocess.PIPE,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                env=system.stack.env(),
+                cwd=system.stack.workdir,
+                start_new_session=True,
+            )  # fmt: skip
+
+    def feed(self, rows: list[dict[str, Any]]) -> bool:
+        """False if the producer is gone (it may give up while Redis is down)."""
+        assert self.popen.stdin is not None
+        try:
+            self.popen.stdin.write(b"".join(json.dumps(r).encode() + b"\n" for r in rows))
+            self.popen.stdin.flush()
+        except BrokenPipeError:
+            return False
+        return True
+
+    def close_input(self) -> int:
+        assert self.popen.stdin is not None
+        with suppress(BrokenPipeError):
+            self.popen.stdin.close()
+        return self.popen.wait(120)
+
+    def kill(self) -> None:
+        with suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        self.popen.wait(10)
+        if self.popen.stdin is not None:
+            with suppress(BrokenPipeError):
+                self.popen.stdin.close()
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def recorded(system: System, batch: str) -> int:
+    info = system.services.batches.info(batch)
+    return 0 if info is None else info.total
+
+
+def wait_recorded(system: System, batch: str, count: int, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while recorded(system, batch) < count:
+        assert time.monotonic() < deadline, f"{count} rows not recorded in {timeout_s} s"
+        time.sleep(0.02)
+
+
+def resubmit(system: System, rows: list[dict[str, Any]], batch: str) -> dict[str, Any]:
+    """The operator's re-run of the same file (``submit FILE --batch NAME``)."""
+    path = system.stack.workdir / "rows.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = subprocess.run(
+        [sys.executable, "-m", "clonequeue", "submit", str(path), "--batch", batch, "--json",
+         "--quiet"],
+        capture_output=True, text=True, env=system.stack.env(), cwd=system.stack.workdir,
+        timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary: dict[str, Any] = json.loads(result.stdout)
+    return summary
+
+
+@pytest.fixture
+def producer_system(make_system: type[System]) -> System:
+    system = make_system(**SETTINGS)
+    for _ in range(2):
+        system.start_worker()
+    return system
+
+
+def test_producer_kill_9_half_way(
+    producer_system: System, simulator: SimulatorAdmin, chaos_report: ChaosReport
+) -> None:
+    """The producer is SIGKILLed half-way; re-running the submit finishes the rest, once."""
+    system = producer_system
+    run = ChaosRun("producer kill -9 mid-submit", system, simulator, chaos_report, jobs=SUBMIT_ROWS)
+    rows = run.rows()
+    producer = Producer(system, run.batch)
+    try:
+        half = (SUBMIT_ROWS // 2 // CHUNK_ROWS) * CHUNK_ROWS
+        producer.feed(rows[:half])
+        producer.feed(rows[half : half + CHUNK_ROWS // 2])  # the next chunk is half read
+        wait_recorded(system, run.batch, half)
+    finally:
+        producer.kill()
+    assert recorded(system, run.batch) < SUBMIT_ROWS
+    summary = resubmit(system, rows, run.batch)
+    run.fault_ended()
+    assert summary["new"] + summary["already_submitted"] == SUBMIT_ROWS, summary
+    assert summary["new"] > 0, summary
+    check(run.finish(), SUBMIT_ROWS, unknown_allowed=False)
+
+
+def test_redis_crash_mid_submit(
+    producer_system: System,
+    simulator: SimulatorAdmin,
+    redis_server: Any,
+    chaos_report: ChaosReport,
+) -> None:
+    """Redis SIGKILLed while the producer is half-way; it restarts, the submit is re-run."""
+    system = producer_system
+    run = ChaosRun("Redis crash mid-submit", system, simulator, chaos_report, jobs=SUBMIT_ROWS)
+    rows = run.rows()
+    producer = Producer(system, run.batch)
+    half = (SUBMIT_ROWS // 2 // CHUNK_ROWS) * CHUNK_ROWS
+    try:
+        producer.feed(rows[:half])
+        wait_recorded(system, run.batch, half)
+        redis_server.kill()
+        producer.feed(rows[half:])
+        time.sleep(5)
+    finally:
+        redis_server.restart()
+    code = producer.close_input()
+    run.fault_ended()
+    print(f"producer exit {code}; its last lines:\n{producer.output()[-1500:]}")
+    summary = resubmit(system, rows, run.batch)
+    assert summary["new"] + summary["already_submitted"] == SUBMIT_ROWS, summary
+    assert code == 0 or summary["new"] > 0, (code, producer.output()[-2000:])
+    check(run.finish(), SUBMIT_ROWS, unknown_allowed=False)
+
+
+# --- beat ----------------------------------------------------------------------------
+
+
+def test_beat_kill_9_and_restart(
+    make_system: type[System], simulator: SimulatorAdmin, chaos_report: ChaosReport
+) -> None:
+    """Beat SIGKILLed while a worker is killed too (its messages need the watchdog)."""
+    system = make_system(**SETTINGS)
+    run = ChaosRun("beat kill -9 + restart", system, simulator, chaos_report)
+    workers = [system.start_worker(beat=False) for _ in range(2)]
+    beat = system.start_beat()
+    run.submit()
+    run.wait_progress(0.2)
+    beat.kill()
+    workers[0].kill()
+    system.start_worker(beat=False)
+    time.sleep(BEAT_DOWN_S)
+    system.start_beat("beat2")
+    run.fault_ended()
+    check(run.finish(), JOBS, unknown_allowed=True, unsent_unknown_allowed=True)
+
+
+def test_two_beats_at_once(
+    make_system: type[System], simulator: SimulatorAdmin, chaos_report: ChaosReport
+) -> None:
+    """Two beats schedule the watchdog at once while a killed worker's steps need it."""
+    system = make_system(**SETTINGS)
+    run = ChaosRun(f"two beats for {TWO_BEATS_S:.0f} s", system, simulator, chaos_report)
+    workers = [system.start_worker(beat=False) for _ in range(2)]
+    system.start_beat()
+    run.slow_tasks(TWO_BEATS_S * 0.8)
+    run.submit()
+    time.sleep(3)
+    second = system.start_beat("beat2")
+    workers[0].kill()
+    system.start_worker(beat=False)
+    time.sleep(TWO_BEATS_S)
+    second.kill()
+    run.fault_ended()
+    check(run.finish(), JOBS, unknown_allowed=True, unsent_unknown_allowed=True)
+
+
+# --- workers -------------------------------------------------------------------------
+
+
+def test_worker_frozen_past_visibility_timeout(
+    make_system: type[System], simulator: SimulatorAdmin, chaos_report: ChaosReport
+) -> None:
+    """SIGSTOP a worker longer than the visibility timeout; SIGCONT: its messages are stale."""
+    system = make_system(
+        **{**SETTINGS, "visibility_timeout_s": str(FREEZE_VISIBILITY_S), "retry_max_s": "1.5"}
+    )
+    run = ChaosRun(
+        f"worker SIGSTOP {FREEZE_S:.0f} s > visibility {FREEZE_VISIBILITY_S} s",
+        system,
+        simulator,
+        chaos_report,
+    )
+    frozen, _ = system.start_worker(), system.start_worker()
+    run.slow_tasks(FREEZE_S * 0.6)  # both steps of a job outlast the freeze
+    run.submit()
+    time.sleep(3)  # the frozen worker holds creates, polls and countdowns
+    assert frozen.pid is not None
+    os.killpg(frozen.pid, signal.SIGSTOP)
+    try:
+        time.sleep(FREEZE_S)
+    finally:
+        os.killpg(frozen.pid, signal.SIGCONT)
+    run.fault_ended()
+    # Frozen mid-create, its create may be in the air when the watchdog gives up on it.
+    check(run.finish(settle_s=5), JOBS, unknown_allowed=True)
+
+
+# --- a host partitioned from Redis, not from the API ----------------------------------
+
+
+PARTITION_S = 90.0 if FULL else 20.0
+FAST_TASKS = {
+    "clone_queue_s": 0.3,
+    "clone_processing_s": 1.0,
+    "audio_queue_s": 0.3,
+    "audio_processing_s": 1.0,
+    "jitter_ratio": 0.3,
+}
+
+
+def test_worker_cut_off_from_redis_not_the_api(
+    network: Network, tmp_path: Path, chaos_report: ChaosReport
+) -> None:
+    """Hosts: redis, api, w1, w2 (beat on w2). w1 loses Redis, keeps the API, for a while."""
+    store, api, w1, w2 = (network.add_host(n) for n in ("redis", "api", "w1", "w2"))
+    start_redis(store, tmp_path / "redis")
+    start_simulator(api, tmp_path / "api")
+    admin = SimulatorAdmin(f"http://127.0.0.1:{api.forward(SIMULATOR_PORT)}")
+    admin.reset()
+    admin.configure(**FAST_TASKS)
+    admin.set_balance(1_000_000)
+    system = System(
+        tmp_path / "system",
+        f"redis://127.0.0.1:{store.forward(REDIS_PORT)}/0",
+        admin.base_url,
+        **SETTINGS,
+    )
+    try:
+        on_hosts = {
+            "CLONEQUEUE_REDIS_URL": f"redis://{store.address}:{REDIS_PORT}/0",
+            "CLONEQUEUE_API_BASE_URL": f"http://{api.address}:{SIMULATOR_PORT}",
+        }
+        for host, extra in ((w1, ()), (w2, ("--beat",))):
+            system.stack.workers.append(
+                start_clonequeue(
+                    host,
+                    tmp_path / host.name,
+                    ["worker", f"--hostname={host.name}@%h", "--concurrency", "30", *extra],
+                    env={**system.stack.env(), **on_hosts},
+                    name=host.name,
+                    ready_line="ready.",
+                )
+            )
+        run = ChaosRun(f"worker cut from Redis {PARTITION_S:.0f} s", system, admin, chaos_report)
+        run.slow_tasks(PARTITION_S * 0.6)
+        run.submit()
+        time.sleep(3)  # w1 holds creates, polls and countdowns
+        network.cut(w1, store)
+        try:
+            time.sleep(PARTITION_S)
+        finally:
+            network.heal(w1, store)
+        run.fault_ended()
+        # What w1 sent while cut off reached the API: it must be recorded or reported.
+        check(run.finish(settle_s=5), JOBS, unknown_allowed=True)
+    finally:
+        system.stop()
