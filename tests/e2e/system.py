@@ -84,8 +84,13 @@ class System:
     def start_beat(self, name: str = "beat") -> ManagedProcess:
         """``clonequeue beat`` alone (a schedule file of its own: two may run at once)."""
         process = ManagedProcess(
-            [sys.executable, "-m", "clonequeue", "beat",
-             f"--schedule={self.stack.workdir / f'{name}-schedule'}"],
+            [
+                sys.executable,
+                "-m",
+                "clonequeue",
+                "beat",
+                f"--schedule={self.stack.workdir / f'{name}-schedule'}",
+            ],
             log_path=self.stack.workdir / f"{name}.log",
             env=self.stack.env(),
             name=name,
