@@ -120,10 +120,54 @@ class Batch(str):
             time.sleep(max(pause, 0.0))
 
     def results(self) -> Iterator[dict[str, Any]]:
-        """One result record per job, in submission order, streamed from Redis."""
+        """One result record per job, in submission order, streamed from Redis.
+
+        With an artifact store, each file's record gains ``artifact``: ``{state,
+        url, bytes, sha256}`` (or ``{state: failed, error}``).
+        """
         self.status()
-        for doc in self._services.batches.docs(self.id):
-            yield result_record(doc)
+        docs = self._services.batches.docs(self.id)
+        if not self._results().has_artifacts(self.id):
+            for doc in docs:
+                yield result_record(doc)
+            return
+        from clonequeue.results.operate import with_artifacts
+
+        pairs = ((doc, result_record(doc)) for doc in docs)
+        yield from with_artifacts(self._services.redis, self._services.settings.namespace, pairs)
+
+    def webhooks(self) -> Iterator[dict[str, Any]]:
+        """Every webhook delivery of the batch with its attempts."""
+        self.status()
+        deliveries: Iterator[dict[str, Any]] = self._results().deliveries(self.id)
+        return deliveries
+
+    def redeliver(self) -> list[str]:
+        """Send failed (and 410-disabled) deliveries again; returns their webhook-ids."""
+        self.status()
+        ids: list[str] = self._results().redeliver(self.id)
+        self._publish("webhook", ids)
+        return ids
+
+    def fetch_artifacts(self) -> int:
+        """Download again every file not stored (no API call); stored ones are checked
+        against their sha256 and kept. Returns how many downloads were queued."""
+        self.status()
+        ids = self._results().refetch(self.id, self._services.batches.docs(self.id))
+        self._publish("artifact", ids)
+        return len(ids)
+
+    def _results(self) -> Any:
+        from clonequeue.results.operate import Results
+
+        return Results(self._services.redis, self._services.settings)
+
+    def _publish(self, kind: str, ids: list[str]) -> None:
+        from clonequeue.results.tasks import publisher
+
+        publish = publisher(self._services.app, self._services.settings.namespace)
+        for item_id in ids:
+            publish(kind, item_id, None)
 
     def errors(self) -> Iterator[dict[str, Any]]:
         """The result records of jobs that failed, are unknown or were cancelled."""

@@ -26,11 +26,22 @@ def retry(
         help="Send again the creates whose answer never came. They may exist and be billed "
         "already: check the provider's records first.",
     ),
+    artifacts: bool = typer.Option(
+        False,
+        "--artifacts",
+        help="Download again the audio and subtitle files that are not stored (no API "
+        "call); files stored with the right checksum are kept.",
+    ),
 ) -> None:
     """Queue failed (or outcome-unknown) jobs again; completed work is never touched.
 
     Each retried job records a new attempt (``retries`` in its result).
     """
+    if artifacts:
+        queued = _batch(batch).fetch_artifacts()
+        typer.echo(f"artifacts: {queued:,} downloads queued (stored files are checked, kept)")
+        if not failed and not unknown:
+            return
     if not failed and not unknown:
         failed = True
     outcome = _batch(batch).retry(failed=failed, unknown=unknown)

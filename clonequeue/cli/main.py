@@ -18,6 +18,7 @@ from clonequeue.cli import (
     redis_cmd,
     simulator_cmd,
     submit_cmd,
+    webhooks_cmd,
     worker_cmd,
 )
 from clonequeue.cli.errors import run_guarded
@@ -47,6 +48,7 @@ app.command("status")(batch_cmd.status)
 app.command("results")(export_cmd.results)
 app.command("errors")(export_cmd.errors)
 app.command("retry")(jobs_cmd.retry)
+app.command("webhooks")(webhooks_cmd.webhooks)
 app.command("cancel")(jobs_cmd.cancel)
 app.command("purge")(jobs_cmd.purge)
 app.command("pause")(jobs_cmd.pause)

@@ -65,6 +65,19 @@ def submit(
     quiet: bool = typer.Option(
         False, "--quiet", "-q", help="No progress and no rejected rows on stderr."
     ),
+    webhook: str | None = typer.Option(
+        None,
+        "--webhook",
+        help="POST this batch's events here, signed (Standard Webhooks): job.completed, "
+        "job.failed, job.unknown, job.cancelled, batch.completed. Default: "
+        "CLONEQUEUE_WEBHOOK_URL.",
+    ),
+    artifacts: str | None = typer.Option(
+        None,
+        "--artifacts",
+        help="Copy every finished audio and subtitle file here (file:///dir or "
+        "s3://bucket/prefix). Default: CLONEQUEUE_ARTIFACTS_URL.",
+    ),
 ) -> None:
     """Validate jobs, record them in Redis and queue them. Prints the batch id last.
 
@@ -75,6 +88,9 @@ def submit(
     1: nothing submitted (empty input, every row rejected, or a fatal problem; no
     batch id is printed); 2: usage error.
     """
+    from clonequeue.results.operate import check_targets
+
+    check_targets(webhook, artifacts)
     source = InputFile.from_arg(file, input_format)
     services = Services(context.settings())
     errors_path = errors or default_errors_path(source.label)
@@ -86,6 +102,8 @@ def submit(
             dry_run=dry_run,
             max_chars=None if dry_run else max_chars,
             errors_path=errors_path,
+            webhook=webhook,
+            artifacts=artifacts,
         ),
         quiet=quiet,
     )

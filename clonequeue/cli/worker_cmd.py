@@ -42,7 +42,9 @@ def worker(
         "--queues",
         "-Q",
         help="Which queues to consume, comma-separated: submit (new clones), produce "
-        "(production audios), poll. Split them over workers to scale each on its own.",
+        "(production audios), poll. Split them over workers to scale each on its own. "
+        "Every worker also takes the watchdog's queue and the webhook and artifact queues "
+        "(at most CLONEQUEUE_ARTIFACT_CONCURRENCY downloads each).",
     ),
     concurrency: int | None = typer.Option(
         None, "--concurrency", "-c", help="Threads (default: CLONEQUEUE_WORKER_CONCURRENCY)."
@@ -79,10 +81,12 @@ def worker(
     app = create_app(settings)
     names = app.clonequeue_queues
     by_short = {"submit": names.submit, "produce": names.produce, "poll": names.poll}
+    by_short |= {f"{kind}s": name for kind, name in app.clonequeue_results_queues.items()}
     try:
         selected = [by_short[q.strip()] for q in queues.split(",") if q.strip()]
     except KeyError as exc:
-        raise typer.BadParameter(f"unknown queue {exc}; use submit, produce, poll") from None
+        raise typer.BadParameter(f"unknown queue {exc}; use {', '.join(by_short)}") from None
+    selected += [q for q in app.clonequeue_results_queues.values() if q not in selected]
     selected.append(names.watchdog)  # every worker runs the watchdog's passes (one at a time)
     argv = [
         "worker",

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
+    BeforeValidator,
     Field,
     PositiveFloat,
     PositiveInt,
@@ -70,7 +71,20 @@ def _namespace(value: str) -> str:
     return value
 
 
+def _seconds_list(value: Any) -> Any:
+    """'[0, 5, 300]' or '0,5,300' (from the environment or an override) as a list."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            import json
+
+            return json.loads(text)
+        return [float(part) for part in text.split(",") if part.strip()]
+    return value
+
+
 HttpUrlStr = Annotated[str, AfterValidator(_http_url)]
+SecondsTuple = Annotated[tuple[float, ...], BeforeValidator(_seconds_list)]
 RedisUrlStr = Annotated[str, AfterValidator(_redis_url)]
 BrokerUrlStr = Annotated[str, AfterValidator(_broker_url)]
 RateLimitStr = Annotated[str, AfterValidator(_rate_limit)]
@@ -181,6 +195,57 @@ class Settings(BaseSettings):
         7 * 24 * 3600.0, description="Finished jobs' records expire after this."
     )
 
+    # --- Results: webhooks and artifact copies (clonequeue/results) -----------------------
+    webhook_url: HttpUrlStr | None = Field(
+        None, description="Fleet default webhook endpoint (a batch's `submit --webhook` wins)."
+    )
+    webhook_secret: SecretStr | None = Field(
+        None,
+        description="Signing secret(s), whsec_… (Standard Webhooks); several separated by "
+        "spaces or commas during a rotation: every delivery carries one signature per secret.",
+    )
+    webhook_secret_file: Path | None = Field(
+        None, description="File holding WEBHOOK_SECRET (one or more whsec_… values)."
+    )
+    webhook_allow_private: bool = Field(
+        False,
+        description="Allow webhook targets on private, loopback and link-local addresses "
+        "(a receiver on 127.0.0.1 in tests and demos); refused otherwise.",
+    )
+    webhook_timeout_s: PositiveFloat = Field(
+        5.0, description="Connect and read timeout of one webhook delivery attempt."
+    )
+    webhook_retry_schedule_s: SecondsTuple = Field(
+        (0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0),
+        description="Waits before each attempt (Standard Webhooks' schedule: at once, 5 s, "
+        "5 min, 30 min, 2 h, 5 h, 10 h, 10 h: ~27 h in all), e.g. '[0, 1, 2]'.",
+    )
+    artifacts_url: str | None = Field(
+        None,
+        description="Store each finished audio and subtitle file here (fsspec URL: "
+        "file:///data/voices, s3://bucket/prefix); a batch's `submit --artifacts` wins.",
+    )
+    artifact_concurrency: PositiveInt = Field(
+        4, description="Downloads running at once in one worker process."
+    )
+    artifact_retry_schedule_s: SecondsTuple = Field(
+        (0.0, 5.0, 30.0, 120.0, 600.0),
+        description="Waits before each download attempt; after the last, the artifact is failed.",
+    )
+    artifact_timeout_s: PositiveFloat = Field(
+        30.0, description="Connect and read (between bytes) timeout of a download."
+    )
+    artifact_lease_s: PositiveFloat = Field(
+        900.0,
+        description="A download not finished this long after it started is taken as lost "
+        "(its worker died) and started again; longer than the largest file takes.",
+    )
+    results_interval_s: PositiveFloat = Field(
+        2.0,
+        description="How often beat's results pass reads finished jobs from the events "
+        "stream and re-drives overdue deliveries and downloads.",
+    )
+
     # --- Flower ----------------------------------------------------------------------------
     flower_basic_auth: SecretStr | None = Field(
         None,
@@ -214,6 +279,20 @@ class Settings(BaseSettings):
         elif self.api_token is not None and self.api_token.get_secret_value():
             raw = self.api_token.get_secret_value()
             self.api_token = SecretStr(clean_token(raw, source="CLONEQUEUE_API_TOKEN"))
+        if self.webhook_secret is not None and self.webhook_secret_file is not None:
+            raise ValueError(
+                "set CLONEQUEUE_WEBHOOK_SECRET or CLONEQUEUE_WEBHOOK_SECRET_FILE, not both"
+            )
+        if self.webhook_secret_file is not None:
+            self.webhook_secret = SecretStr(
+                _read_secret_file(self.webhook_secret_file, "CLONEQUEUE_WEBHOOK_SECRET_FILE")
+            )
+        if self.webhook_secret is not None:
+            _check_webhook_secrets(self.webhook_secret.get_secret_value())
+        for name in ("webhook_retry_schedule_s", "artifact_retry_schedule_s"):
+            schedule = getattr(self, name)
+            if not schedule or any(s < 0 for s in schedule):
+                raise ValueError(f"{env_name(name)} must be a non-empty list of seconds >= 0")
         if self.flower_basic_auth is not None:
             # Checked here, not by a field validator: a field's error would echo the value.
             _check_basic_auth(self.flower_basic_auth.get_secret_value())
@@ -250,7 +329,48 @@ class Settings(BaseSettings):
         if self.flower_basic_auth is not None:
             logins = self.flower_basic_auth.get_secret_value()
             found += [entry.partition(":")[2] for entry in logins.split(",")]
+        if self.webhook_secret is not None:  # each of a rotation's secrets on its own too
+            found += webhook_secrets(self.webhook_secret.get_secret_value())
         return [s for s in found if s]
+
+
+def _read_secret_file(path: Path, variable: str) -> str:
+    try:
+        value = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ValueError(f"{variable}: cannot read {path}: {exc.strerror}") from None
+    if not value:
+        raise ValueError(f"{variable}: {path} is empty")
+    return value
+
+
+def webhook_secrets(value: str) -> list[str]:
+    """The whsec_… values of CLONEQUEUE_WEBHOOK_SECRET (several during a rotation)."""
+    return [s for s in value.replace(",", " ").split() if s]
+
+
+def _check_webhook_secrets(value: str) -> None:
+    import base64
+    import binascii
+
+    secrets = webhook_secrets(value)
+    if not secrets:
+        raise ValueError("CLONEQUEUE_WEBHOOK_SECRET is empty")
+    for secret in secrets:
+        # Checked here, never echoed: a field's error would show the value.
+        try:
+            ok = (
+                secret.startswith("whsec_")
+                and len(base64.b64decode(secret[6:], validate=True)) >= 24
+            )
+        except (binascii.Error, ValueError):
+            ok = False
+        if not ok:
+            raise ValueError(
+                "CLONEQUEUE_WEBHOOK_SECRET must be whsec_ followed by base64 of 24 to 64 random "
+                "bytes (e.g. `python -c \"import base64,os;print('whsec_'+base64.b64encode("
+                'os.urandom(32)).decode())"`); several separated by spaces'
+            )
 
 
 def _check_basic_auth(value: str) -> None:

@@ -48,6 +48,8 @@ def submit(
     errors: str | os.PathLike[str] | None = None,
     on_error: Callable[[RowError], None] | None = None,
     on_progress: Progress | None = None,
+    webhook: str | None = None,
+    artifacts: str | None = None,
 ) -> Batch:
     """Validate and submit job rows; returns the batch id, as a :class:`~clonequeue.Batch`.
 
@@ -68,8 +70,13 @@ def submit(
     ``batch.submission`` has the counts and the estimate. ``max_chars`` raises
     :class:`~clonequeue.producers.errors.EstimateTooHighError` before anything is sent
     when the new jobs would bill more characters. ``dry_run`` sends nothing.
+    ``webhook`` (a URL) gets this batch's signed events; ``artifacts`` (``file:///dir``,
+    ``s3://bucket/prefix``) gets a copy of every finished file (README, "Using it").
     """
     from clonequeue.batch import Batch
+    from clonequeue.results.operate import check_targets
+
+    check_targets(webhook, artifacts)
 
     source = row_source(rows)
     services = services or _services(settings)
@@ -83,6 +90,8 @@ def submit(
         errors_path=Path(errors) if errors is not None else None,
         on_error=on_error,
         on_progress=on_progress,
+        webhook=webhook,
+        artifacts=artifacts,
     ).run()
     nothing = nothing_submitted(report)
     if nothing is not None and not dry_run:

@@ -122,8 +122,12 @@ class Submission:
         on_error: Callable[[RowError], None] | None = None,
         on_progress: Progress | None = None,
         parallel: bool = True,
+        webhook: str | None = None,
+        artifacts: str | None = None,
     ) -> None:
         self.source = source
+        self.webhook = webhook  # this batch's webhook endpoint and artifact store, checked
+        self.artifacts = artifacts
         self.parallel = parallel  # big files are checked in a helper process
         self.services = services
         self.batch_id = _batch_id(batch)
@@ -154,10 +158,15 @@ class Submission:
                     check_none_rejected(first)
                 check_limit(first.estimate, self.max_chars)
             sink = self._lookup_sink() if self.dry_run else self._enqueuer()
+            targets = not self.dry_run and (self.webhook or self.artifacts)
+            if targets:  # before any job is queued: its end must find them
+                self._set_targets()
             try:
                 seen_path = Path(tmp) / "seen-2.db"
                 report = self._pass(source, sink, seen_path, final=True, errors=errors)
             finally:
+                if targets:
+                    self._drop_targets_of_empty_batch()
                 if errors is not None:
                     errors.close()
             if errors is not None and errors.count:
@@ -167,6 +176,23 @@ class Submission:
                 check_none_rejected(report)
             check_limit(report.estimate, self.max_chars)
         return report
+
+    def _set_targets(self) -> None:
+        from clonequeue.results.keys import ResultKeys
+        from clonequeue.results.plan import set_batch_targets
+
+        assert self.services is not None
+        keys = ResultKeys(self.services.settings.namespace)
+        set_batch_targets(
+            self.services.redis, keys, self.batch_id, webhook=self.webhook, artifacts=self.artifacts
+        )
+
+    def _drop_targets_of_empty_batch(self) -> None:
+        """A batch that got no job must not exist because of its targets alone."""
+        assert self.services is not None
+        key = self.services.batches.keys.batch(self.batch_id)
+        if not self.services.redis.hexists(key, "total"):
+            self.services.redis.delete(key)
 
     def _lookup_sink(self) -> Sink:
         return OfflineSink() if self.services is None else LookupSink(self.services.batches)

@@ -9,6 +9,7 @@ import tornado.web
 from clonequeue.constants import AUDIO_PATH, CLONE_PATH, TASK_PATH_PREFIX
 from clonequeue.simulator import admin
 from clonequeue.simulator.engine import Engine
+from clonequeue.simulator.files import FileHandler
 from clonequeue.simulator.handlers import CreateHandler, NotFoundHandler, TaskHandler
 from clonequeue.simulator.tasks import Kind
 
@@ -35,6 +36,7 @@ def make_app(
         (r"/_sim/ledger", admin.LedgerHandler, adm),
         (r"/_sim/ledger/summary", admin.SummaryHandler, adm),
         (r"/_sim/tasks/([^/]+)", admin.TaskRecordHandler, adm),
+        (r"/_sim/files/([^/.]+)\.(wav|srt)", FileHandler, api),
     ]
     return tornado.web.Application(
         routes,

@@ -87,6 +87,23 @@ class SimConfig(BaseModel):
         None, gt=0.0, description="Come back up by itself after this long (required for refuse)."
     )
 
+    # --- result files (GET /_sim/files/<task id>.wav|.srt, the audioUrl it gives) ---------
+    file_bytes: int = Field(
+        48_044, ge=44, description="Size of every audio file served (a WAV tone; 44 B header)."
+    )
+    file_bytes_per_s: float | None = Field(
+        None, gt=0.0, description="Serve file bodies at most this fast (a slow CDN)."
+    )
+    file_missing_rate: float = Field(
+        0.0, ge=0.0, le=1.0, description="Fraction of file downloads answered 404."
+    )
+    file_truncate_rate: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="Fraction of file downloads cut off halfway (full Content-Length and digest).",
+    )
+
     @model_validator(mode="after")
     def _refuse_needs_an_end(self) -> Self:
         if self.down == "refuse" and self.down_for_s is None:

@@ -52,6 +52,7 @@ class Engine:
     def __init__(self, config: SimConfig | None = None, *, clock: SimClock | None = None) -> None:
         self.start_config = config or SimConfig()
         self.clock = clock or SimClock()
+        self.files_url: str | None = None  # set by the server: audioUrl points at itself
         self._begin(self.start_config)
 
     def _begin(self, config: SimConfig) -> None:
@@ -160,7 +161,22 @@ class Engine:
             raise codes.Rejection(404, codes.NOT_FOUND, f"task not found: {task_id}")
         now = self.clock.now()
         self.ledger.record_poll(task_id, now)
-        return task.public(now)
+        return task.public(now, files_url=self.files_url)
+
+    def file_task(self, task_id: str) -> Task | None:
+        """The completed task whose result file is asked for, if any."""
+        task = self.tasks.get(task_id)
+        if task is None or task.status(self.clock.now()) is not TaskStatus.COMPLETED:
+            return None
+        return task
+
+    def roll_file_fault(self) -> str | None:
+        """'missing', 'truncate' or None for one file download."""
+        if self._faults.roll(self._config.file_missing_rate):
+            return "missing"
+        if self._faults.roll(self._config.file_truncate_rate):
+            return "truncate"
+        return None
 
     def create(self, kind: Kind, account: str, body: object) -> Created:
         """Validate, check the model and the balance, then create, charge and record a task."""

@@ -65,6 +65,8 @@ class SimulatorServer:
     def _listen(self) -> None:
         sockets = tornado.netutil.bind_sockets(self.port, address=self.host)
         self.port = sockets[0].getsockname()[1]
+        if self.engine.files_url is None and self.host not in ("0.0.0.0", "::", ""):
+            self.engine.files_url = self.url  # audioUrl points at this simulator's own files
         server = tornado.httpserver.HTTPServer(self.app, xheaders=False)
         server.add_sockets(sockets)
         self._http = server

@@ -69,8 +69,14 @@ class Task:
         """Clone only: after this, an unactivated modelId is refused."""
         return self.finished_at + MODEL_ID_TTL_S
 
-    def public(self, now: float, *, full: bool = True) -> dict[str, Any]:
-        """``data`` of an answer; ``full=False`` is the shorter shape a create returns."""
+    def public(
+        self, now: float, *, full: bool = True, files_url: str | None = None
+    ) -> dict[str, Any]:
+        """``data`` of an answer; ``full=False`` is the shorter shape a create returns.
+
+        ``files_url``: the simulator's own address, which then serves the files
+        (``/_sim/files/<id>.wav``); without it the URLs are a CDN's, not fetchable.
+        """
         status = self.status(now)
         data: dict[str, Any] = {
             "id": self.id,
@@ -88,8 +94,15 @@ class Task:
             data["modelId"] = self.model_id if done else None
         else:
             data["modelId"] = self.model_id
-        data["audioUrl"] = f"{CDN_BASE_URL}/{self.id}.mp3" if done else None
-        data["subtitleFile"] = f"{CDN_BASE_URL}/{self.id}.srt" if done and self.subtitles else None
+        if files_url is not None:
+            audio, subtitle = (
+                f"{files_url}/_sim/files/{self.id}.wav",
+                f"{files_url}/_sim/files/{self.id}.srt",
+            )
+        else:
+            audio, subtitle = f"{CDN_BASE_URL}/{self.id}.mp3", f"{CDN_BASE_URL}/{self.id}.srt"
+        data["audioUrl"] = audio if done else None
+        data["subtitleFile"] = subtitle if done and self.subtitles else None
         return data
 
     def record(self, now: float) -> dict[str, Any]:

@@ -15,6 +15,7 @@ def create_app(settings: Settings) -> Celery:
     from kombu.entity import Exchange, Queue
 
     from clonequeue.redaction import register_secrets
+    from clonequeue.results import tasks as results_tasks
     from clonequeue.workers import kombu_fixes
     from clonequeue.workers.events import RedactingEvents
     from clonequeue.workers.tasks import register_tasks
@@ -22,6 +23,7 @@ def create_app(settings: Settings) -> Celery:
     kombu_fixes.apply()
     register_secrets(settings.secret_values())
     queues = QueueNames.for_namespace(settings.namespace)
+    results_queues = results_tasks.queue_names(settings.namespace)
     # Task events (Flower) carry exception text and tracebacks: secrets are masked in them.
     app = Celery("clonequeue", set_as_current=False, events=RedactingEvents)
     app.conf.update(
@@ -57,7 +59,7 @@ def create_app(settings: Settings) -> Celery:
         # One direct exchange and routing key per queue: a message goes to one queue only.
         task_queues=[
             Queue(name, Exchange(name, type="direct"), routing_key=name, durable=True)  # type: ignore[no-untyped-call]
-            for name in queues.all
+            for name in (*queues.all, *results_queues.values())
         ],
         task_default_queue=queues.submit,
         task_create_missing_queues=False,
@@ -80,11 +82,20 @@ def create_app(settings: Settings) -> Celery:
                 # it, so it needs no `expires` (that a backlog would make it miss).
                 "options": {"queue": queues.watchdog},
             },
+            # Webhooks and artifact copies from the events stream (clonequeue/results):
+            # cheap, so it shares the watchdog's queue and no backlog delays it.
+            "results": {
+                "task": results_tasks.RESULTS_PASS,
+                "schedule": settings.results_interval_s,
+                "options": {"queue": queues.watchdog},
+            },
         },
     )
     app.clonequeue_settings = settings
     app.clonequeue_queues = queues
     app.clonequeue_tasks = register_tasks(app, settings, queues)
+    app.clonequeue_results_queues = results_queues
+    results_tasks.register_results_tasks(app, settings)
     return app
 
 

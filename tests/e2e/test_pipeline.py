@@ -32,7 +32,7 @@ def test_a_small_batch_completes_with_results_in_redis(
     assert report.creates == 6 + 10
     docs = {d["id"]: d for d in system.docs(batch)}
     audio = docs["job-00000"]["audios"][1]
-    assert audio["audio_url"].endswith(".mp3")
+    assert audio["audio_url"].endswith(".wav")  # served by the simulator itself
     assert audio["subtitle_file"].endswith(".srt")
     assert docs["no-audios"]["clone"]["model_id"].startswith("model_")
     events = system.services.redis.xrange(system.services.jobs.keys.events)

@@ -1,0 +1,157 @@
+"""Durable copies: stream a finished audio or subtitle file into an fsspec store.
+
+Bounded memory whatever the size (1 MiB chunks; S3 parts of 5 MiB). The copy is
+written to ``<key>.part`` and renamed into place only once its length (and, when
+the server sends one, its ``Repr-Digest`` SHA-256) checked out, so a key holds a
+whole file or nothing we vouch for; the record's sha256 is the truth.
+
+Layout under the store's URL (README, "Artifacts"):
+``{batch}/{custom_id}/preview.<ext>``, ``{batch}/{custom_id}/{audio custom_id}.<ext>``
+and ``… /{audio custom_id}.<subtitle ext>``; ``ext`` from the source URL (mp3, srt
+when it has none). Characters other than letters, digits, ``. _ -`` become ``_``
+(plus a short hash of the original, so two ids cannot meet).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import posixpath
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import fsspec
+import urllib3
+
+CHUNK_BYTES = 1 << 20
+S3_PART_BYTES = 5 << 20  # S3's smallest multipart part: what one upload holds in memory
+_SAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+class DownloadError(Exception):
+    """A download that did not give a whole file; ``retry`` says whether to try again."""
+
+    def __init__(self, reason: str, *, retry: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry = retry
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    url: str
+    bytes: int
+    sha256: str
+    seconds: float
+
+    def fields(self) -> dict[str, Any]:
+        return {"url": self.url, "bytes": self.bytes, "sha256": self.sha256}
+
+
+def safe_name(value: str) -> str:
+    cleaned = _SAFE.sub("_", value)
+    if cleaned != value or cleaned in (".", ".."):
+        cleaned = f"{cleaned}_{hashlib.sha1(value.encode()).hexdigest()[:8]}"
+    return cleaned
+
+
+def extension(source_url: str, default: str) -> str:
+    ext = posixpath.splitext(urlsplit(source_url).path)[1].lower()
+    return ext if re.fullmatch(r"\.[a-z0-9]{1,5}", ext) else default
+
+
+def destination(store_url: str, batch: str, job: str, name: str) -> str:
+    """The full fsspec URL of one artifact."""
+    return "/".join((store_url.rstrip("/"), safe_name(batch), safe_name(job), name))
+
+
+def _open_options(fs: Any) -> dict[str, Any]:
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    return {"block_size": S3_PART_BYTES} if protocol in ("s3", "s3a") else {}
+
+
+def is_stored(dest: str, sha256: str, size: int) -> bool:
+    """Whether ``dest`` holds exactly the bytes recorded (read back, streaming)."""
+    fs, path = fsspec.core.url_to_fs(dest)
+    try:
+        if not fs.exists(path) or fs.size(path) != size:
+            return False
+        digest = hashlib.sha256()
+        with fs.open(path, "rb") as handle:
+            while chunk := handle.read(CHUNK_BYTES):
+                digest.update(chunk)
+    except OSError:
+        return False
+    return digest.hexdigest() == sha256
+
+
+def _expected_digest(headers: Any) -> str | None:
+    """The SHA-256 a server vouches for (RFC 9530 ``Repr-Digest: sha-256=:b64:``), as hex."""
+    for header in ("repr-digest", "content-digest"):
+        value = headers.get(header)
+        if value:
+            match = re.search(r"sha-256=:([A-Za-z0-9+/=]+):", value)
+            if match:
+                return base64.b64decode(match.group(1)).hex()
+    return None
+
+
+def download(http: urllib3.PoolManager, source: str, dest: str, *, timeout_s: float) -> Stored:
+    """Stream ``source`` into ``dest``; :class:`DownloadError` when it cannot be trusted."""
+    started = time.monotonic()
+    try:
+        response = http.request(
+            "GET", source, preload_content=False, redirect=True,
+            retries=urllib3.Retry(total=0, redirect=3, raise_on_redirect=True),
+            timeout=urllib3.Timeout(connect=timeout_s, read=timeout_s),
+        )  # fmt: skip
+    except urllib3.exceptions.HTTPError as exc:
+        raise DownloadError(
+            f"no answer from the file's server ({type(exc).__name__})", retry=True
+        ) from None
+    try:
+        if response.status != 200:
+            retry = response.status in (408, 429) or response.status >= 500
+            raise DownloadError(f"HTTP {response.status} from the file's server", retry=retry)
+        length = response.headers.get("content-length")
+        expected_size = int(length) if length and length.isdigit() else None
+        expected_sha = _expected_digest(response.headers)
+        fs, path = fsspec.core.url_to_fs(dest)
+        part = f"{path}.{uuid.uuid4().hex[:8]}.part"  # two racing copies never share one
+        fs.makedirs(posixpath.dirname(path), exist_ok=True)
+        digest, size = hashlib.sha256(), 0
+        try:
+            with fs.open(part, "wb", **_open_options(fs)) as sink:
+                try:
+                    for chunk in response.stream(CHUNK_BYTES, decode_content=False):
+                        digest.update(chunk)
+                        size += len(chunk)
+                        sink.write(chunk)
+                except (urllib3.exceptions.HTTPError, OSError) as exc:
+                    got = f"{size:,} of {expected_size:,}" if expected_size else f"{size:,}"
+                    raise DownloadError(
+                        f"body cut short after {got} bytes ({type(exc).__name__})", retry=True
+                    ) from None
+            if expected_size is not None and size != expected_size:
+                raise DownloadError(
+                    f"body truncated: {size:,} of {expected_size:,} bytes", retry=True
+                )
+            if expected_sha is not None and digest.hexdigest() != expected_sha:
+                raise DownloadError(
+                    f"checksum mismatch: got sha256 {digest.hexdigest()[:16]}…, the "
+                    f"server's Repr-Digest says {expected_sha[:16]}…",
+                    retry=True,
+                )
+            fs.mv(part, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                fs.rm(part)
+            raise
+    finally:
+        response.release_conn()
+    return Stored(dest, size, digest.hexdigest(), time.monotonic() - started)

@@ -1,0 +1,208 @@
+"""Deliveries and downloads as records: state, every attempt, when the next one is due.
+
+An item moves ``pending → sending → done | failed | disabled`` (``sending`` back to
+``pending`` for a retry). Only the worker whose claim moved it to ``sending`` acts,
+and the claim is a lease: a worker killed mid-attempt leaves ``sending`` with a lease
+that runs out, and the results pass re-drives it. The ``due`` score is when the pass
+should step in: the attempt's own time when no message was sent for it (a long
+wait), or that time plus a grace when a countdown message is on its way.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any, cast
+
+import redis
+
+from clonequeue.results.keys import ResultKeys
+
+MAX_ATTEMPTS_KEPT = 30  # every attempt is counted; the last ones are kept in full
+OPEN_STATES = ("pending", "sending")
+
+# KEYS: item, due zset. ARGV: item id, now, lease_s, grace_s.
+_CLAIM = """
+local raw = redis.call('GET', KEYS[1])
+if not raw then return {'gone'} end
+local doc = cjson.decode(raw)
+local now = tonumber(ARGV[2])
+if doc.state == 'sending' then
+  if (doc.lease_until or 0) > now then return {'busy'} end
+elseif doc.state ~= 'pending' then
+  return {doc.state}
+end
+if (doc.next_at or 0) > now + 1 then return {'early'} end
+doc.state = 'sending'
+doc.lease_until = now + tonumber(ARGV[3])
+redis.call('SET', KEYS[1], cjson.encode(doc), 'KEEPTTL')
+redis.call('ZADD', KEYS[2], doc.lease_until + tonumber(ARGV[4]), ARGV[1])
+return {'ok', cjson.encode(doc)}
+"""
+
+# KEYS: item, due zset. ARGV: item id, attempt JSON, state, next_at ('' = none),
+# due score ('' = none), fields JSON (merged into the document), max attempts kept.
+_FINISH = """
+local raw = redis.call('GET', KEYS[1])
+if not raw then return 'gone' end
+local doc = cjson.decode(raw)
+if doc.state ~= 'sending' then return 'stale' end
+local attempts = doc.attempts
+if type(attempts) ~= 'table' then attempts = {} end
+attempts[#attempts + 1] = cjson.decode(ARGV[2])
+while #attempts > tonumber(ARGV[7]) do table.remove(attempts, 1) end
+doc.attempts = attempts
+doc.tries = (doc.tries or 0) + 1
+for k, v in pairs(cjson.decode(ARGV[6])) do doc[k] = v end
+doc.state = ARGV[3]
+doc.lease_until = nil
+if ARGV[4] == '' then doc.next_at = nil else doc.next_at = tonumber(ARGV[4]) end
+redis.call('SET', KEYS[1], cjson.encode(doc), 'KEEPTTL')
+if ARGV[5] == '' then
+  redis.call('ZREM', KEYS[2], ARGV[1])
+else
+  redis.call('ZADD', KEYS[2], tonumber(ARGV[5]), ARGV[1])
+end
+return 'ok'
+"""
+
+# KEYS: item, due zset. ARGV: item id, now, allowed states (comma-separated),
+# fields JSON. An operator's redelivery / re-fetch: back to pending, due now.
+_REOPEN = """
+local raw = redis.call('GET', KEYS[1])
+if not raw then return 'gone' end
+local doc = cjson.decode(raw)
+local allowed = false
+for s in string.gmatch(ARGV[3], '[^,]+') do
+  if doc.state == s then allowed = true end
+end
+if not allowed then return doc.state end
+for k, v in pairs(cjson.decode(ARGV[4])) do doc[k] = v end
+doc.state = 'pending'
+doc.next_at = tonumber(ARGV[2])
+doc.round = (doc.round or 0) + 1
+redis.call('SET', KEYS[1], cjson.encode(doc), 'KEEPTTL')
+redis.call('ZADD', KEYS[2], tonumber(ARGV[2]), ARGV[1])
+return 'ok'
+"""
+
+
+class ItemStore:
+    """The records of one kind (``webhook`` or ``artifact``) of follow-up work."""
+
+    def __init__(self, client: redis.Redis, keys: ResultKeys, kind: str, retention_s: int) -> None:
+        self.client = client
+        self.keys = keys
+        self.kind = kind
+        self.retention_s = retention_s
+        self._claim = client.register_script(_CLAIM)
+        self._finish = client.register_script(_FINISH)
+        self._reopen = client.register_script(_REOPEN)
+
+    @property
+    def due_key(self) -> str:
+        return self.keys.due(self.kind)
+
+    def add(self, item_id: str, doc: dict[str, Any], *, now: float) -> bool:
+        """Record a new item, due now; False if it exists (a re-read stream entry)."""
+        doc = {**doc, "id": item_id, "state": "pending", "next_at": now, "tries": 0}
+        doc.setdefault("attempts", [])
+        key = self.keys.item(self.kind, item_id)
+        if not self.client.set(key, json.dumps(doc), nx=True, ex=self.retention_s):
+            return False
+        pipe = self.client.pipeline(transaction=True)
+        pipe.zadd(self.due_key, {item_id: now})
+        blist = self.keys.batch_items(self.kind, doc["batch"])
+        pipe.rpush(blist, item_id)
+        pipe.expire(blist, self.retention_s)
+        pipe.execute()
+        return True
+
+    def get(self, item_id: str) -> dict[str, Any] | None:
+        raw = self.client.get(self.keys.item(self.kind, item_id))
+        return json.loads(raw) if raw is not None else None
+
+    def replace(self, item_id: str, doc: dict[str, Any], *, now: float) -> None:
+        """Overwrite an item that is not being worked on (a new source after a retry)."""
+        fields = {k: v for k, v in doc.items() if k not in ("id", "state")}
+        self._reopen(
+            keys=[self.keys.item(self.kind, item_id), self.due_key],
+            args=[item_id, repr(now), "pending,done,failed,disabled", json.dumps(fields)],
+        )
+
+    def claim(
+        self, item_id: str, *, now: float, lease_s: float, grace_s: float
+    ) -> dict[str, Any] | None:
+        """Move the item to ``sending`` under a lease; None when another holds it or it is done."""
+        out = cast(
+            list[str],
+            self._claim(
+                keys=[self.keys.item(self.kind, item_id), self.due_key],
+                args=[item_id, repr(now), repr(lease_s), repr(grace_s)],
+            ),
+        )
+        return json.loads(out[1]) if out[0] == "ok" else None
+
+    def finish(
+        self,
+        item_id: str,
+        attempt: dict[str, Any],
+        *,
+        state: str,
+        next_at: float | None = None,
+        due_at: float | None = None,
+        fields: dict[str, Any] | None = None,
+    ) -> bool:
+        """Record an attempt and the item's next state (``pending`` with ``next_at`` to retry)."""
+        out = self._finish(
+            keys=[self.keys.item(self.kind, item_id), self.due_key],
+            args=[
+                item_id,
+                json.dumps(attempt),
+                state,
+                "" if next_at is None else repr(next_at),
+                "" if due_at is None else repr(due_at),
+                json.dumps(fields or {}),
+                MAX_ATTEMPTS_KEPT,
+            ],
+        )
+        return bool(out == "ok")
+
+    def reopen(self, item_id: str, *, now: float, states: tuple[str, ...]) -> bool:
+        """An operator's redelivery or re-fetch of an item in one of ``states``."""
+        out = self._reopen(
+            keys=[self.keys.item(self.kind, item_id), self.due_key],
+            args=[item_id, repr(now), ",".join(states), "{}"],
+        )
+        return bool(out == "ok")
+
+    def overdue(self, *, now: float, limit: int) -> list[str]:
+        """Items the pass should drive now (no live message, or a lease that ran out)."""
+        return [
+            str(i)
+            for i in cast(list[str], self.client.zrangebyscore(self.due_key, "-inf", now, 0, limit))
+        ]
+
+    def postpone(self, item_id: str, due_at: float) -> None:
+        """The pass published a message for the item: step in again only if it is lost."""
+        self.client.zadd(self.due_key, {item_id: due_at}, xx=True)
+
+    def forget(self, item_id: str) -> None:
+        """An item whose record expired or was purged."""
+        self.client.zrem(self.due_key, item_id)
+
+    def of_batch(self, batch_id: str) -> Iterator[dict[str, Any]]:
+        """The batch's items in the order they were recorded (expired ones skipped)."""
+        key = self.keys.batch_items(self.kind, batch_id)
+        start = 0
+        while True:
+            ids = cast(list[str], self.client.lrange(key, start, start + 499))
+            if not ids:
+                return
+            raws = cast(
+                list[str | None], self.client.mget([self.keys.item(self.kind, i) for i in ids])
+            )
+            for raw in raws:
+                if raw is not None:
+                    yield json.loads(raw)
+            start += len(ids)

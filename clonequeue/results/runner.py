@@ -1,0 +1,301 @@
+"""What the results tasks do, as plain functions over a context (testable without Celery).
+
+* :func:`run_pass` (beat, every ``RESULTS_INTERVAL_S``): read new terminal-job entries
+  from ``<ns>:events`` with the consumer group ``results`` (and, with XAUTOCLAIM,
+  those a dead consumer read but never acknowledged), record their deliveries and
+  downloads, publish their tasks, acknowledge; then re-drive every item whose next
+  attempt is overdue.
+* :func:`deliver_webhook` and :func:`fetch_artifact`: claim one item, make one
+  attempt, record it, schedule the next (a countdown when it is short; the pass
+  otherwise).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import redis
+import urllib3
+
+from clonequeue.config import Settings
+from clonequeue.config.settings import webhook_secrets
+from clonequeue.results import artifacts as art
+from clonequeue.results import webhooks as wh
+from clonequeue.results.items import ItemStore
+from clonequeue.results.keys import ARTIFACT, GROUP, WEBHOOK, ResultKeys
+from clonequeue.results.plan import Planner
+
+log = logging.getLogger(__name__)
+
+READ_COUNT = 500  # stream entries per read
+REDRIVE_LIMIT = 500  # overdue items re-driven per kind and pass
+CLAIM_IDLE_MS = 60_000  # an entry read this long ago and not acknowledged: its reader died
+MAX_COUNTDOWN_S = 60.0  # longer waits are left to the pass (far below any visibility timeout)
+
+# publish(kind, item id, countdown or None)
+Publish = Callable[[str, str, "float | None"], None]
+
+
+@dataclass
+class ResultsContext:
+    settings: Settings
+    client: redis.Redis
+    publish: Publish
+    clock: Callable[[], float] = time.time
+    consumer: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    http: urllib3.PoolManager = field(default_factory=lambda: urllib3.PoolManager(maxsize=16))
+    slots: threading.BoundedSemaphore | None = None
+
+    def __post_init__(self) -> None:
+        self.keys = ResultKeys(self.settings.namespace)
+        retention = int(self.settings.retention_s)
+        self.webhooks = ItemStore(self.client, self.keys, WEBHOOK, retention)
+        self.artifacts = ItemStore(self.client, self.keys, ARTIFACT, retention)
+        self.planner = Planner(self.client, self.keys, self.settings, self.webhooks, self.artifacts)
+        if self.slots is None:
+            self.slots = threading.BoundedSemaphore(self.settings.artifact_concurrency)
+
+    def store(self, kind: str) -> ItemStore:
+        return self.webhooks if kind == WEBHOOK else self.artifacts
+
+    @property
+    def grace_s(self) -> float:
+        """How long past its time a message may run before the pass sends another."""
+        return max(3 * self.settings.results_interval_s, 1.0)
+
+    def lease_s(self, kind: str) -> float:
+        if kind == WEBHOOK:
+            return 2 * self.settings.webhook_timeout_s + 5
+        return self.settings.artifact_lease_s
+
+
+# --- the pass ---------------------------------------------------------------------------------
+
+
+def ensure_group(ctx: ResultsContext) -> None:
+    """The consumer group, from the stream's start: no finished job is missed."""
+    try:
+        ctx.client.xgroup_create(ctx.keys.events, GROUP, id="0", mkstream=True)
+    except redis.exceptions.ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
+def run_pass(ctx: ResultsContext) -> str:
+    counts: Counter[str] = Counter()
+    ensure_group(ctx)
+    stream = ctx.keys.events
+    _, claimed, *_ = ctx.client.xautoclaim(
+        stream, GROUP, ctx.consumer, CLAIM_IDLE_MS, "0-0", count=READ_COUNT
+    )
+    counts["reclaimed"] = len(claimed)
+    entries = list(claimed)
+    for _, batch in cast(
+        list[Any], ctx.client.xreadgroup(GROUP, ctx.consumer, {stream: ">"}, count=READ_COUNT) or []
+    ):
+        entries += batch
+    for entry_id, fields in entries:
+        if fields:  # an entry trimmed from the stream comes back empty
+            for kind, item_id in ctx.planner.job_finished(entry_id, fields, now=ctx.clock()):
+                ctx.publish(kind, item_id, None)
+                counts[f"{kind}s recorded"] += 1
+        ctx.client.xack(stream, GROUP, entry_id)
+    counts["events"] = len(entries)
+    for kind in (WEBHOOK, ARTIFACT):
+        counts[f"{kind}s re-driven"] = redrive(ctx, kind)
+    summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()) if v)
+    if summary:
+        log.info("results pass: %s", summary)
+    return summary or "nothing to do"
+
+
+def redrive(ctx: ResultsContext, kind: str) -> int:
+    """Publish a message for every item whose attempt is due and has none on its way."""
+    store = ctx.store(kind)
+    now = ctx.clock()
+    ids = store.overdue(now=now, limit=REDRIVE_LIMIT)
+    for item_id in ids:
+        if store.get(item_id) is None:
+            store.forget(item_id)
+            continue
+        store.postpone(item_id, now + ctx.grace_s + ctx.lease_s(kind))
+        ctx.publish(kind, item_id, None)
+    return len(ids)
+
+
+def _schedule(ctx: ResultsContext, kind: str, item_id: str, wait: float) -> tuple[float, float]:
+    """(next_at, due score) for a retry after ``wait``; publishes a countdown if it is short."""
+    now = ctx.clock()
+    next_at = now + wait
+    return next_at, (next_at + ctx.grace_s if wait <= MAX_COUNTDOWN_S else next_at)
+
+
+def _send_retry(ctx: ResultsContext, kind: str, item_id: str, wait: float) -> None:
+    if wait <= MAX_COUNTDOWN_S:
+        ctx.publish(kind, item_id, wait)
+
+
+# --- one webhook attempt ---------------------------------------------------------------------
+
+
+def deliver_webhook(ctx: ResultsContext, item_id: str) -> str:
+    store = ctx.webhooks
+    doc = store.claim(item_id, now=ctx.clock(), lease_s=ctx.lease_s(WEBHOOK), grace_s=ctx.grace_s)
+    if doc is None:
+        return "not mine (done, busy or not yet due)"
+    settings = ctx.settings
+    url = doc["url"]
+    started = ctx.clock()
+    if ctx.client.sismember(ctx.keys.disabled_endpoints, url):
+        attempt = wh.Attempt("disable", error="endpoint disabled: it answered 410 Gone before")
+    else:
+        secrets = (
+            webhook_secrets(settings.webhook_secret.get_secret_value())
+            if settings.webhook_secret
+            else []
+        )
+        attempt = wh.send(
+            url,
+            item_id,
+            doc["body"],
+            secrets,
+            timeout_s=settings.webhook_timeout_s,
+            allow_private=settings.webhook_allow_private,
+            now=started,
+        )
+    record = attempt.record(started)
+    if attempt.verdict == "delivered":
+        store.finish(item_id, record, state="done", fields={"delivered_at": ctx.clock()})
+    elif attempt.verdict == "disable":
+        ctx.client.sadd(ctx.keys.disabled_endpoints, url)
+        store.finish(item_id, record, state="disabled", fields={"error": attempt.error})
+        log.warning("webhook %s: endpoint disabled (410 Gone); nothing more is sent to it", item_id)
+    elif attempt.verdict == "stop":
+        store.finish(item_id, record, state="failed", fields={"error": attempt.error})
+        log.warning("webhook %s: not delivered: %s", item_id, attempt.error)
+    else:
+        wait = wh.next_wait(
+            settings.webhook_retry_schedule_s, doc.get("tries", 0) + 1, attempt.retry_after_s
+        )
+        if wait is None:
+            reason = f"gave up after {doc.get('tries', 0) + 1} attempts; last: {attempt.error}"
+            store.finish(item_id, record, state="failed", fields={"error": reason})
+            log.warning("webhook %s: %s", item_id, reason)
+        else:
+            next_at, due = _schedule(ctx, WEBHOOK, item_id, wait)
+            store.finish(
+                item_id,
+                record,
+                state="pending",
+                next_at=next_at,
+                due_at=due,
+                fields={"error": attempt.error},
+            )
+            _send_retry(ctx, WEBHOOK, item_id, wait)
+    return f"{attempt.verdict} {attempt.status or attempt.error or ''}".strip()
+
+
+# --- one download ----------------------------------------------------------------------------
+
+
+def fetch_artifact(ctx: ResultsContext, item_id: str) -> str:
+    slots = ctx.slots
+    assert slots is not None
+    if not slots.acquire(blocking=False):  # the cap: wait outside, holding no claim
+        ctx.publish(ARTIFACT, item_id, 1.0)
+        return "all download slots busy; again in 1 s"
+    try:
+        return _fetch(ctx, item_id)
+    finally:
+        slots.release()
+
+
+def _fetch(ctx: ResultsContext, item_id: str) -> str:
+    store = ctx.artifacts
+    doc = store.claim(item_id, now=ctx.clock(), lease_s=ctx.lease_s(ARTIFACT), grace_s=ctx.grace_s)
+    if doc is None:
+        return "not mine (done, busy or not yet due)"
+    started = ctx.clock()
+    if (
+        doc.get("sha256")
+        and doc.get("url") == doc["dest"]
+        and art.is_stored(doc["dest"], doc["sha256"], doc["bytes"])
+    ):
+        store.finish(
+            item_id,
+            {
+                "at": round(started, 3),
+                "verdict": "stored",
+                "note": "already stored, checksum matches",
+            },
+            state="done",
+        )
+        return "already stored"
+    try:
+        stored = art.download(
+            ctx.http, doc["source"], doc["dest"], timeout_s=ctx.settings.artifact_timeout_s
+        )
+    except art.DownloadError as exc:
+        record = {
+            "at": round(started, 3),
+            "verdict": "retry" if exc.retry else "stop",
+            "error": exc.reason,
+        }
+        wait = (
+            wh.next_wait(ctx.settings.artifact_retry_schedule_s, doc.get("tries", 0) + 1, None)
+            if exc.retry
+            else None
+        )
+        if wait is None:
+            reason = (
+                exc.reason
+                if not exc.retry
+                else f"gave up after {doc.get('tries', 0) + 1} attempts; last: {exc.reason}"
+            )
+            store.finish(item_id, record, state="failed", fields={"error": reason})
+            log.warning("artifact %s: failed: %s", item_id, reason)
+            return f"failed: {reason}"
+        next_at, due = _schedule(ctx, ARTIFACT, item_id, wait)
+        store.finish(
+            item_id,
+            record,
+            state="pending",
+            next_at=next_at,
+            due_at=due,
+            fields={"error": exc.reason},
+        )
+        _send_retry(ctx, ARTIFACT, item_id, wait)
+        return f"retry in {wait:g} s: {exc.reason}"
+    except OSError as exc:  # the store itself (disk full, S3 refused): retried like the source
+        record = {"at": round(started, 3), "verdict": "retry", "error": f"store: {exc}"}
+        wait = wh.next_wait(ctx.settings.artifact_retry_schedule_s, doc.get("tries", 0) + 1, None)
+        if wait is None:
+            store.finish(item_id, record, state="failed", fields={"error": f"store: {exc}"})
+            return "failed: store"
+        next_at, due = _schedule(ctx, ARTIFACT, item_id, wait)
+        store.finish(
+            item_id,
+            record,
+            state="pending",
+            next_at=next_at,
+            due_at=due,
+            fields={"error": f"store: {exc}"},
+        )
+        _send_retry(ctx, ARTIFACT, item_id, wait)
+        return "retry: store"
+    record = {
+        "at": round(started, 3),
+        "verdict": "stored",
+        "bytes": stored.bytes,
+        "ms": int(stored.seconds * 1000),
+    }
+    store.finish(item_id, record, state="done", fields={**stored.fields(), "error": None})
+    return f"stored {stored.bytes} bytes"

@@ -1,0 +1,72 @@
+"""The results tasks on Celery: ids only in their arguments (never a secret or a body)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from clonequeue.config import Settings
+from clonequeue.results.keys import ARTIFACT, WEBHOOK
+
+RESULTS_PASS = "clonequeue.results_pass"
+DELIVER_WEBHOOK = "clonequeue.deliver_webhook"
+FETCH_ARTIFACT = "clonequeue.fetch_artifact"
+TASK_OF = {WEBHOOK: DELIVER_WEBHOOK, ARTIFACT: FETCH_ARTIFACT}
+
+
+def queue_names(ns: str) -> dict[str, str]:
+    """Their own queues: a slow receiver or a 100 MB file never delays a poll."""
+    return {WEBHOOK: f"{ns}.webhooks", ARTIFACT: f"{ns}.artifacts"}
+
+
+def publisher(app: Any, ns: str) -> Any:
+    queues = queue_names(ns)
+
+    def publish(kind: str, item_id: str, countdown: float | None) -> None:
+        app.send_task(
+            TASK_OF[kind],
+            args=[item_id],
+            queue=queues[kind],
+            countdown=countdown,
+            ignore_result=True,
+        )
+
+    return publish
+
+
+def register_results_tasks(app: Any, settings: Settings) -> None:
+    from clonequeue.logs import set_log_context
+    from clonequeue.results import runner
+    from clonequeue.store.connect import redis_client
+
+    lock = threading.Lock()
+    holder: dict[str, runner.ResultsContext] = {}
+
+    def context() -> runner.ResultsContext:
+        if "ctx" not in holder:
+            with lock:
+                if "ctx" not in holder:
+                    holder["ctx"] = runner.ResultsContext(
+                        settings,
+                        redis_client(settings.redis_url),
+                        publisher(app, settings.namespace),
+                    )
+        return holder["ctx"]
+
+    @app.task(name=RESULTS_PASS)  # type: ignore[untyped-decorator]
+    def results_pass() -> str:
+        """Record webhooks and downloads for finished jobs; re-drive overdue ones."""
+        set_log_context()
+        return runner.run_pass(context())
+
+    @app.task(name=DELIVER_WEBHOOK)  # type: ignore[untyped-decorator]
+    def deliver_webhook(msg_id: str) -> str:
+        """One signed attempt of a webhook delivery."""
+        set_log_context()
+        return runner.deliver_webhook(context(), msg_id)
+
+    @app.task(name=FETCH_ARTIFACT)  # type: ignore[untyped-decorator]
+    def fetch_artifact(item_id: str) -> str:
+        """Download one audio or subtitle file into the artifact store."""
+        set_log_context(job=item_id.partition("|")[0])
+        return runner.fetch_artifact(context(), item_id)

@@ -1,0 +1,178 @@
+"""One webhook attempt: the event signed as Standard Webhooks says, sent to a checked address.
+
+Headers ``webhook-id`` (the same on every retry of one event), ``webhook-timestamp``
+(this attempt's time) and ``webhook-signature`` (``v1,<base64 HMAC-SHA256 of
+id.timestamp.body>``, one per secret during a rotation), computed by the
+``standardwebhooks`` package. The answer decides what happens next (spec,
+"Retry schedule"): 2xx delivered; 410 the endpoint is disabled; 429, 5xx, timeouts
+and network errors retried later (``Retry-After`` honoured); any other answer,
+redirects included (never followed), stops.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, Literal
+
+import urllib3
+from standardwebhooks.webhooks import Webhook
+
+from clonequeue._version import __version__
+from clonequeue.results.targets import UnsafeTargetError, resolve
+
+MAX_PAYLOAD_BYTES = 20_000  # a bigger job record is sent by reference
+RESPONSE_BYTES_READ = 4096  # of the receiver's answer, for the attempt's record
+
+Verdict = Literal["delivered", "retry", "disable", "stop"]
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    verdict: Verdict
+    status: int | None = None
+    error: str | None = None
+    retry_after_s: float | None = None
+    elapsed_ms: int = 0
+
+    def record(self, at: float) -> dict[str, Any]:
+        out: dict[str, Any] = {"at": round(at, 3), "ms": self.elapsed_ms, "verdict": self.verdict}
+        if self.status is not None:
+            out["status"] = self.status
+        if self.error:
+            out["error"] = self.error
+        return out
+
+
+def event_body(event_type: str, at: float, data: dict[str, Any]) -> str:
+    """The payload ``{type, timestamp, data}`` as the exact JSON text that is signed."""
+    timestamp = datetime.fromtimestamp(at, UTC).isoformat().replace("+00:00", "Z")
+    return json.dumps(
+        {"type": event_type, "timestamp": timestamp, "data": data}, separators=(",", ":")
+    )
+
+
+def job_event_data(record: dict[str, Any]) -> dict[str, Any]:
+    """The job's result record, or a reference to it when it is too big to send."""
+    if len(json.dumps(record)) <= MAX_PAYLOAD_BYTES - 200:
+        return record
+    return {
+        "custom_id": record["custom_id"],
+        "batch": record["batch"],
+        "status": record["status"],
+        "truncated": True,
+        "results": f"clonequeue results {record['batch']} (the whole record, too big to send)",
+    }
+
+
+def signature(secrets: list[str], msg_id: str, at: float, body: str) -> str:
+    """``v1,…`` per secret, space-separated (Standard Webhooks, "Signature scheme")."""
+    stamp = datetime.fromtimestamp(int(at), UTC)
+    return " ".join(Webhook(secret).sign(msg_id, stamp, body) for secret in secrets)
+
+
+def send(
+    url: str,
+    msg_id: str,
+    body: str,
+    secrets: list[str],
+    *,
+    timeout_s: float,
+    allow_private: bool,
+    now: float | None = None,
+) -> Attempt:
+    """Send one attempt and judge the answer; never raises for the receiver's faults."""
+    started = time.monotonic()
+    at = time.time() if now is None else now
+
+    def done(verdict: Verdict, **kw: Any) -> Attempt:
+        return Attempt(verdict, elapsed_ms=int((time.monotonic() - started) * 1000), **kw)
+
+    if not secrets:
+        return done(
+            "stop",
+            error="CLONEQUEUE_WEBHOOK_SECRET is not set on the worker: nothing "
+            "is sent unsigned; set it, then `clonequeue webhooks BATCH --redeliver`",
+        )
+    try:
+        target = resolve(url, allow_private=allow_private)
+    except UnsafeTargetError as exc:
+        return done("stop", error=str(exc))
+    except OSError as exc:
+        return done("retry", error=str(exc))
+    headers = {
+        "content-type": "application/json",
+        "user-agent": f"clonequeue/{__version__}",
+        "host": target.host if target.port in (80, 443) else f"{target.host}:{target.port}",
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(at)),
+        "webhook-signature": signature(secrets, msg_id, at, body),
+    }
+    timeout = urllib3.Timeout(connect=timeout_s, read=timeout_s)
+    pool: urllib3.HTTPConnectionPool
+    if target.scheme == "https":
+        pool = urllib3.HTTPSConnectionPool(
+            target.address, target.port, timeout=timeout, retries=False, maxsize=1,
+            server_hostname=target.host, assert_hostname=target.host,
+        )  # fmt: skip
+    else:
+        pool = urllib3.HTTPConnectionPool(
+            target.address, target.port, timeout=timeout, retries=False, maxsize=1
+        )
+    try:
+        response = pool.urlopen(
+            "POST", target.path, body=body.encode(), headers=headers,
+            redirect=False, retries=False, preload_content=False, assert_same_host=False,
+        )  # fmt: skip
+        try:
+            response.read(RESPONSE_BYTES_READ)
+        finally:
+            response.release_conn()
+    except urllib3.exceptions.HTTPError as exc:
+        return done(
+            "retry",
+            error=f"{type(exc).__name__}: no answer within {timeout_s:g} s or "
+            "the connection failed",
+        )
+    finally:
+        pool.close()
+    status = response.status
+    if 200 <= status < 300:
+        return done("delivered", status=status)
+    if status == 410:
+        return done("disable", status=status, error="410 Gone: the endpoint is disabled")
+    if status == 429 or status >= 500:
+        return done(
+            "retry",
+            status=status,
+            error=f"HTTP {status}",
+            retry_after_s=retry_after(response.headers.get("retry-after"), at),
+        )
+    return done("stop", status=status, error=f"HTTP {status}: not retried")
+
+
+def retry_after(value: str | None, now: float) -> float | None:
+    """Seconds from a ``Retry-After`` header (seconds or an HTTP date), if any."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - now)
+    except (TypeError, ValueError):
+        return None
+
+
+def next_wait(schedule: tuple[float, ...], tries: int, retry_after_s: float | None) -> float | None:
+    """The wait before attempt ``tries`` (0-based), or None when the schedule is spent."""
+    if tries >= len(schedule):
+        return None
+    wait = schedule[tries]
+    if retry_after_s is not None:
+        wait = max(wait, retry_after_s)
+    return wait

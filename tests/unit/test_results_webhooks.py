@@ -1,0 +1,105 @@
+"""Webhook pieces without a network: target checks, signatures, the retry schedule."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+from standardwebhooks.webhooks import Webhook
+
+from clonequeue.config import load_settings
+from clonequeue.errors import ConfigError
+from clonequeue.results import webhooks as wh
+from clonequeue.results.artifacts import destination, safe_name
+from clonequeue.results.targets import UnsafeTargetError, check_url, resolve
+
+SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
+OTHER = "whsec_" + base64.b64encode(b"z" * 32).decode()
+
+
+@pytest.mark.parametrize(
+    ("url", "what"),
+    [
+        ("http://127.0.0.1:9/x", "loopback"),
+        ("http://localhost/x", "loopback"),
+        ("http://10.1.2.3/x", "private"),
+        ("http://192.168.0.1/x", "private"),
+        ("http://169.254.169.254/latest/meta-data", "link-local"),
+        ("http://[::1]/x", "loopback"),
+        ("http://[::ffff:127.0.0.1]/x", "loopback"),
+        ("http://0.0.0.0/x", "private|reserved"),
+    ],
+)
+def test_private_loopback_and_link_local_targets_are_refused(url: str, what: str) -> None:
+    with pytest.raises(UnsafeTargetError, match=what):
+        resolve(url, allow_private=False)
+    assert resolve(url, allow_private=True).address  # allowed with the setting
+
+
+@pytest.mark.parametrize(
+    "url", ["file:///etc/passwd", "gopher://x/", "ftp://h/x", "http://u:p@h.example/", "http:///x"]
+)
+def test_only_plain_http_urls(url: str) -> None:
+    with pytest.raises(UnsafeTargetError):
+        check_url(url)
+
+
+def test_the_connection_goes_to_the_checked_address_with_the_name_kept() -> None:
+    target = resolve("http://127.0.0.1:8080/hook?a=1", allow_private=True)
+    assert (target.address, target.port, target.path) == ("127.0.0.1", 8080, "/hook?a=1")
+
+
+def test_every_secret_of_a_rotation_signs_and_the_library_verifies() -> None:
+    body = wh.event_body("job.completed", 1_764_067_200.5, {"custom_id": "a"})
+    sig = wh.signature([SECRET, OTHER], "msg_1", 1_764_067_200.5, body)
+    assert len(sig.split(" ")) == 2
+    assert all(s.startswith("v1,") for s in sig.split(" "))
+    headers = {"webhook-id": "msg_1", "webhook-timestamp": "1764067200", "webhook-signature": sig}
+    for secret in (SECRET, OTHER):
+        verifier = Webhook(secret)
+        # the library refuses old timestamps; check the signature itself
+        expected = verifier.sign("msg_1", wh.datetime.fromtimestamp(1_764_067_200, wh.UTC), body)
+        assert expected in headers["webhook-signature"].split(" ")
+    payload = json.loads(body)
+    assert payload == {
+        "type": "job.completed",
+        "timestamp": "2025-11-25T10:40:00.500000Z",
+        "data": {"custom_id": "a"},
+    }
+
+
+def test_a_big_record_is_sent_by_reference() -> None:
+    record = {"custom_id": "a", "batch": "b", "status": "completed", "audios": ["x" * 30_000]}
+    data = wh.job_event_data(record)
+    assert data["truncated"] is True
+    assert "clonequeue results b" in data["results"]
+    assert len(wh.event_body("job.completed", 0, data)) < wh.MAX_PAYLOAD_BYTES
+
+
+def test_the_schedule_and_retry_after() -> None:
+    schedule = (0.0, 5.0, 300.0)
+    assert wh.next_wait(schedule, 1, None) == 5.0
+    assert wh.next_wait(schedule, 1, 60.0) == 60.0  # Retry-After wins when longer
+    assert wh.next_wait(schedule, 3, None) is None  # spent: the delivery fails
+    assert wh.retry_after("120", 0) == 120.0
+    assert wh.retry_after("Wed, 21 Oct 2015 07:28:00 GMT", 1445412470.0) == 10.0
+    assert wh.retry_after("soon", 0) is None
+
+
+def test_the_default_schedule_spans_a_day_and_secrets_are_checked() -> None:
+    settings = load_settings(env_file=None, redis_url="redis://127.0.0.1:1/0")
+    assert settings.webhook_retry_schedule_s[:4] == (0.0, 5.0, 300.0, 1800.0)
+    assert 24 * 3600 <= sum(settings.webhook_retry_schedule_s) <= 30 * 3600
+    with pytest.raises(ConfigError, match="whsec_") as info:
+        load_settings(env_file=None, webhook_secret="not-a-secret-value")
+    assert "not-a-secret-value" not in str(info.value)
+    ok = load_settings(env_file=None, webhook_secret=f"{SECRET},{OTHER}")
+    assert ok.webhook_secret is not None
+
+
+def test_artifact_keys_stay_inside_their_folder() -> None:
+    assert destination("s3://b/p/", "march", "spk-1", "x.mp3") == "s3://b/p/march/spk-1/x.mp3"
+    assert "/" not in safe_name("../../etc")
+    assert safe_name("../../etc") != safe_name("__.._etc")
+    assert safe_name("spk-1.a_b") == "spk-1.a_b"
