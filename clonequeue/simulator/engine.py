@@ -124,7 +124,7 @@ class Engine:
         task = self.tasks.get(task_id)
         if task is None:
             raise codes.Rejection(404, codes.NOT_FOUND, f"no task {task_id!r}")
-        return task.record(self.clock.now())
+        return task.record(self.clock.now(), files_url=self.files_url)
 
     # --- admission: what happens before a request has any effect ---------------------------------
 

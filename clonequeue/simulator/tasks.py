@@ -105,7 +105,7 @@ class Task:
         data["subtitleFile"] = subtitle if done and self.subtitles else None
         return data
 
-    def record(self, now: float) -> dict[str, Any]:
+    def record(self, now: float, *, files_url: str | None = None) -> dict[str, Any]:
         """Everything the simulator knows about the task, for ``GET /_sim/tasks/{id}``."""
         record: dict[str, Any] = {
             "id": self.id,
@@ -123,7 +123,7 @@ class Task:
             "chars": self.chars,
             "charge": self.charge,
             "refunded": self.refunded,
-            "public": self.public(now),
+            "public": self.public(now, files_url=files_url),
         }
         if self.kind is Kind.CLONE and self.error is None:
             record["model_activated"] = self.activated
