@@ -131,7 +131,7 @@ class Batch(str):
             for doc in docs:
                 yield result_record(doc)
             return
-        from clonequeue.results.operate import with_artifacts
+        from clonequeue.outputs.operate import with_artifacts
 
         pairs = ((doc, result_record(doc)) for doc in docs)
         yield from with_artifacts(self._services.redis, self._services.settings.namespace, pairs)
@@ -158,12 +158,12 @@ class Batch(str):
         return len(ids)
 
     def _results(self) -> Any:
-        from clonequeue.results.operate import Results
+        from clonequeue.outputs.operate import Results
 
         return Results(self._services.redis, self._services.settings)
 
     def _publish(self, kind: str, ids: list[str]) -> None:
-        from clonequeue.results.tasks import publisher
+        from clonequeue.outputs.tasks import publisher
 
         publish = publisher(self._services.app, self._services.settings.namespace)
         for item_id in ids:

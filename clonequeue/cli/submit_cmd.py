@@ -88,7 +88,7 @@ def submit(
     1: nothing submitted (empty input, every row rejected, or a fatal problem; no
     batch id is printed); 2: usage error.
     """
-    from clonequeue.results.operate import check_targets
+    from clonequeue.outputs.operate import check_targets
 
     check_targets(webhook, artifacts)
     source = InputFile.from_arg(file, input_format)

@@ -195,7 +195,7 @@ class Settings(BaseSettings):
         7 * 24 * 3600.0, description="Finished jobs' records expire after this."
     )
 
-    # --- Results: webhooks and artifact copies (clonequeue/results) -----------------------
+    # --- Results: webhooks and artifact copies (clonequeue/outputs) -----------------------
     webhook_url: HttpUrlStr | None = Field(
         None, description="Fleet default webhook endpoint (a batch's `submit --webhook` wins)."
     )

@@ -74,7 +74,7 @@ def submit(
     ``s3://bucket/prefix``) gets a copy of every finished file (README, "Using it").
     """
     from clonequeue.batch import Batch
-    from clonequeue.results.operate import check_targets
+    from clonequeue.outputs.operate import check_targets
 
     check_targets(webhook, artifacts)
 

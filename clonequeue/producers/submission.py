@@ -178,8 +178,8 @@ class Submission:
         return report
 
     def _set_targets(self) -> None:
-        from clonequeue.results.keys import ResultKeys
-        from clonequeue.results.plan import set_batch_targets
+        from clonequeue.outputs.keys import ResultKeys
+        from clonequeue.outputs.plan import set_batch_targets
 
         assert self.services is not None
         keys = ResultKeys(self.services.settings.namespace)

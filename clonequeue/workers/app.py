@@ -14,8 +14,8 @@ def create_app(settings: Settings) -> Celery:
     """A Celery app for ``settings`` with clonequeue's tasks registered."""
     from kombu.entity import Exchange, Queue
 
+    from clonequeue.outputs import tasks as results_tasks
     from clonequeue.redaction import register_secrets
-    from clonequeue.results import tasks as results_tasks
     from clonequeue.workers import kombu_fixes
     from clonequeue.workers.events import RedactingEvents
     from clonequeue.workers.tasks import register_tasks
@@ -82,7 +82,7 @@ def create_app(settings: Settings) -> Celery:
                 # it, so it needs no `expires` (that a backlog would make it miss).
                 "options": {"queue": queues.watchdog},
             },
-            # Webhooks and artifact copies from the events stream (clonequeue/results):
+            # Webhooks and artifact copies from the events stream (clonequeue/outputs):
             # cheap, so it shares the watchdog's queue and no backlog delays it.
             "results": {
                 "task": results_tasks.RESULTS_PASS,

@@ -13,7 +13,7 @@ import time
 import pytest
 
 import clonequeue
-from clonequeue.results.operate import Results
+from clonequeue.outputs.operate import Results
 from tests.e2e.receiver import Receiver
 from tests.e2e.system import System, make_rows
 

@@ -10,9 +10,9 @@ from standardwebhooks.webhooks import Webhook
 
 from clonequeue.config import load_settings
 from clonequeue.errors import ConfigError
-from clonequeue.results import webhooks as wh
-from clonequeue.results.artifacts import destination, safe_name
-from clonequeue.results.targets import UnsafeTargetError, check_url, resolve
+from clonequeue.outputs import webhooks as wh
+from clonequeue.outputs.artifacts import destination, safe_name
+from clonequeue.outputs.targets import UnsafeTargetError, check_url, resolve
 
 SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
 OTHER = "whsec_" + base64.b64encode(b"z" * 32).decode()

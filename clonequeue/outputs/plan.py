@@ -15,10 +15,10 @@ from typing import Any, cast
 import redis
 
 from clonequeue.config import Settings
-from clonequeue.results import artifacts as art
-from clonequeue.results import webhooks as wh
-from clonequeue.results.items import ItemStore
-from clonequeue.results.keys import ResultKeys
+from clonequeue.outputs import artifacts as art
+from clonequeue.outputs import webhooks as wh
+from clonequeue.outputs.items import ItemStore
+from clonequeue.outputs.keys import ResultKeys
 from clonequeue.store.records import doc_audios, result_record
 
 BATCH_WEBHOOK_FIELD = "webhook_url"  # in the batch hash: `submit --webhook`

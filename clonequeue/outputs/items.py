@@ -16,7 +16,7 @@ from typing import Any, cast
 
 import redis
 
-from clonequeue.results.keys import ResultKeys
+from clonequeue.outputs.keys import ResultKeys
 
 MAX_ATTEMPTS_KEPT = 30  # every attempt is counted; the last ones are kept in full
 OPEN_STATES = ("pending", "sending")

@@ -27,11 +27,11 @@ import urllib3
 
 from clonequeue.config import Settings
 from clonequeue.config.settings import webhook_secrets
-from clonequeue.results import artifacts as art
-from clonequeue.results import webhooks as wh
-from clonequeue.results.items import ItemStore
-from clonequeue.results.keys import ARTIFACT, GROUP, WEBHOOK, ResultKeys
-from clonequeue.results.plan import Planner
+from clonequeue.outputs import artifacts as art
+from clonequeue.outputs import webhooks as wh
+from clonequeue.outputs.items import ItemStore
+from clonequeue.outputs.keys import ARTIFACT, GROUP, WEBHOOK, ResultKeys
+from clonequeue.outputs.plan import Planner
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import threading
 from typing import Any
 
 from clonequeue.config import Settings
-from clonequeue.results.keys import ARTIFACT, WEBHOOK
+from clonequeue.outputs.keys import ARTIFACT, WEBHOOK
 
 RESULTS_PASS = "clonequeue.results_pass"
 DELIVER_WEBHOOK = "clonequeue.deliver_webhook"
@@ -36,7 +36,7 @@ def publisher(app: Any, ns: str) -> Any:
 
 def register_results_tasks(app: Any, settings: Settings) -> None:
     from clonequeue.logs import set_log_context
-    from clonequeue.results import runner
+    from clonequeue.outputs import runner
     from clonequeue.store.connect import redis_client
 
     lock = threading.Lock()

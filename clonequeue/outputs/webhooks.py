@@ -22,7 +22,7 @@ import urllib3
 from standardwebhooks.webhooks import Webhook
 
 from clonequeue._version import __version__
-from clonequeue.results.targets import UnsafeTargetError, resolve
+from clonequeue.outputs.targets import UnsafeTargetError, resolve
 
 MAX_PAYLOAD_BYTES = 20_000  # a bigger job record is sent by reference
 RESPONSE_BYTES_READ = 4096  # of the receiver's answer, for the attempt's record

@@ -11,10 +11,10 @@ import redis
 
 from clonequeue.config import Settings
 from clonequeue.errors import InputError
-from clonequeue.results.items import ItemStore
-from clonequeue.results.keys import ARTIFACT, WEBHOOK, ResultKeys
-from clonequeue.results.plan import Planner, artifact_items, batch_targets
-from clonequeue.results.targets import UnsafeTargetError, check_url
+from clonequeue.outputs.items import ItemStore
+from clonequeue.outputs.keys import ARTIFACT, WEBHOOK, ResultKeys
+from clonequeue.outputs.plan import Planner, artifact_items, batch_targets
+from clonequeue.outputs.targets import UnsafeTargetError, check_url
 
 MERGE_CHUNK = 500
 
