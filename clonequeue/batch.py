@@ -13,6 +13,9 @@ from an id in another process sees the same state.
 
 from __future__ import annotations
 
+import getpass
+import os
+import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -36,6 +39,15 @@ BatchStatus = BatchInfo  # total, counts per state, finished_jobs, is_finished, 
 class RetryOutcome:
     jobs: int  # jobs queued again
     steps: int  # creates sent (clones and production audios)
+
+
+def who_am_i() -> str:
+    """``user@host`` of this process, for the record of who cancelled a batch."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container)
+        user = f"uid {os.getuid()}"
+    return f"{user}@{socket.gethostname()}"
 
 
 class Batch(str):
@@ -190,11 +202,14 @@ class Batch(str):
                 steps += dispatcher.publish_creates(dispatches)
         return RetryOutcome(jobs, steps)
 
-    def cancel(self) -> dict[str, int]:
+    def cancel(self, *, by: str | None = None) -> dict[str, int]:
         """Cancel what has not started: counts of jobs ``cancelled`` now and ``requested``
-        (in flight: the running step finishes, no production audio follows)."""
+        (in flight: the running step finishes, no production audio follows).
+
+        ``by`` is who asked (default ``user@host``); each job's error names it and the time.
+        """
         self.status()
-        return self._services.batches.cancel(self.id, now=time.time())
+        return self._services.batches.cancel(self.id, now=time.time(), by=by or who_am_i())
 
     def purge(self, *, force: bool = False) -> int:
         """Delete a finished batch and its job records (export them first); returns how many.

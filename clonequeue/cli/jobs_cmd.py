@@ -6,7 +6,7 @@ import time
 
 import typer
 
-from clonequeue.batch import Batch
+from clonequeue.batch import Batch, who_am_i
 from clonequeue.cli import context
 from clonequeue.services import Services
 
@@ -51,7 +51,7 @@ def retry(
 
 def cancel(batch: str = typer.Argument(..., help="Batch id.")) -> None:
     """Cancel a batch: jobs not yet sent stop now; in-flight ones finish without audios."""
-    counts = _batch(batch).cancel()
+    counts = _batch(batch).cancel(by=f"{who_am_i()} (clonequeue cancel)")
     typer.echo(
         f"cancelled {counts['cancelled']:,} jobs; {counts['requested']:,} in flight will "
         "finish their current step and start no production audio"

@@ -160,15 +160,19 @@ class BatchStore:
                     dispatches += [Dispatch.parse(e) for e in out[1:]]
         return jobs, dispatches
 
-    def cancel(self, batch_id: str, *, now: float) -> dict[str, int]:
-        """Cancel every unfinished job; counts of 'cancelled' (at once) and 'requested'."""
+    def cancel(self, batch_id: str, *, now: float, by: str = "") -> dict[str, int]:
+        """Cancel every unfinished job; counts of 'cancelled' (at once) and 'requested'.
+
+        ``by`` (who asked) and ``now`` are kept in each job, so its result says who
+        cancelled it and when.
+        """
         counts = {"cancelled": 0, "requested": 0}
         for ids in self.job_ids(batch_id):
             pipe = self.client.pipeline(transaction=False)
             for job_id in ids:
                 self.jobs._scripts.run(
                     "cancel_job",
-                    [self.keys.ns, repr(now), job_id, self.jobs.limits.retention_s],
+                    [self.keys.ns, repr(now), job_id, self.jobs.limits.retention_s, by],
                     client=pipe,
                 )
             for out in pipe.execute():

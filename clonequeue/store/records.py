@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from enum import StrEnum
 from typing import Any
 
@@ -112,6 +113,8 @@ def job_error(doc: dict[str, Any]) -> dict[str, Any] | None:
     clone = doc["clone"]
     if clone.get("error") and clone["state"] in ("failed", "unknown", "pending"):
         return dict(clone["error"])
+    if doc["state"] == "cancelled":
+        return cancel_error(doc)
     audios = doc_audios(doc)
     bad = [a for a in audios if a["state"] in ("failed", "unknown")]
     if not bad:
@@ -124,6 +127,45 @@ def job_error(doc: dict[str, Any]) -> dict[str, Any] | None:
     return first
 
 
+def cancel_error(doc: dict[str, Any]) -> dict[str, Any]:
+    """``{"kind": "cancelled", "msg": "cancelled by … at …", "by", "at"}``."""
+    asked = doc.get("cancelled") or {}
+    by, at = asked.get("by") or None, asked.get("at")
+    when = (
+        time.strftime(" at %Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
+        if isinstance(at, int | float)
+        else ""
+    )
+    msg = f"cancelled by {by}{when}" if by else f"cancelled{when} (the batch was cancelled)"
+    return {"kind": "cancelled", "msg": msg, "by": by, "at": at}
+
+
+def audio_result(doc: dict[str, Any], audio: dict[str, Any]) -> dict[str, Any]:
+    """One entry of a result's ``audios``; one that never started in a finished job is
+    ``skipped``, with why (its clone failed, was not answered, or the job was cancelled)."""
+    state, error = audio["state"], audio.get("error")
+    if state == "pending" and doc["state"] in ("failed", "unknown", "cancelled"):
+        state = "skipped"
+        clone = doc["clone"]
+        why = (clone.get("error") or {}).get("msg")
+        if clone["state"] == "failed":
+            msg = f"not made: the clone failed ({why})" if why else "not made: the clone failed"
+        elif clone["state"] == "unknown":
+            msg = "not made: the clone's outcome is unknown (see the job's error)"
+        else:
+            msg = f"not made: the job ended {doc['state']}"
+        error = {"kind": "skipped", "msg": msg}
+    elif state == "cancelled" and error is None:
+        error = cancel_error(doc)
+    return {
+        "custom_id": audio["custom_id"],
+        "status": state,
+        "audioUrl": audio.get("audio_url"),
+        "subtitleFile": audio.get("subtitle_file"),
+        "error": error,
+    }
+
+
 def result_record(doc: dict[str, Any]) -> dict[str, Any]:
     """The record ``clonequeue results`` prints for a job (one JSONL line)."""
     clone = doc["clone"]
@@ -133,16 +175,7 @@ def result_record(doc: dict[str, Any]) -> dict[str, Any]:
         "status": doc["state"],
         "modelId": clone.get("model_id"),
         "audioUrl": clone.get("audio_url"),
-        "audios": [
-            {
-                "custom_id": a["custom_id"],
-                "status": a["state"],
-                "audioUrl": a.get("audio_url"),
-                "subtitleFile": a.get("subtitle_file"),
-                "error": a.get("error"),
-            }
-            for a in doc_audios(doc)
-        ],
+        "audios": [audio_result(doc, a) for a in doc_audios(doc)],
         "error": job_error(doc),
         "attempts": clone.get("attempts", 0),
         "retries": doc.get("retries", 0),

@@ -251,6 +251,8 @@ def _release(
     send_all(ctx.dispatcher, released.dispatches)
     if released.result in ("failed", "unknown"):
         STEPS_FINISHED.labels(_kind(step), released.result).inc()
+    if released.result == "failed":
+        log.warning("%s failed: %s", _kind(step), _reason(error))
     if released.result == "retry":
         return f"{error['msg']}; retry in {delay:.1f} s"
     return f"{released.result}: {error['msg']}"
@@ -299,9 +301,19 @@ def run_poll(ctx: WorkerContext, step: Dispatch) -> str:
     send_all(ctx.dispatcher, polled.dispatches)
     if polled.result == "done":
         STEPS_FINISHED.labels(_kind(step), status).inc()
-        log.info("%s %s", _kind(step), status)
+        if status == "failed":
+            log.warning("%s failed: %s", _kind(step), _reason(result.get("error")))
+        else:
+            log.info("%s %s", _kind(step), status)
         return str(status)
     return polled.result
+
+
+def _reason(error: dict[str, Any] | None) -> str:
+    """The API's reason for a failed step, with its code when it gave one."""
+    error = error or {}
+    msg = str(error.get("msg") or "no reason given")
+    return f"{msg} (code {error['code']})" if error.get("code") is not None else msg
 
 
 def _kind(step: Dispatch) -> str:

@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -220,3 +221,31 @@ def test_nothing_accepted_raises_instead_of_returning_a_batch_that_does_not_exis
         with pytest.raises(clonequeue.RowsRejectedError, match="every row was rejected"):
             clonequeue.submit([{"custom_id": "n-2"}], batch="n1", services=services)
     assert services.batches.info("n1") is None
+
+
+# --- 6. a cancelled job says who cancelled it and when -------------------------------------
+
+
+def test_cancelled_jobs_say_who_cancelled_them_and_when(
+    services: Services, redis_url: str, tmp_path: Path
+) -> None:
+    rows = [{**row("c-1"), "audios": [{"contentText": "Hello"}]}]
+    clonequeue.submit(rows, batch="cx1", services=services)
+    cancelled = cli(tmp_path, redis_url, "cancel", "cx1")
+    assert cancelled.returncode == 0, cancelled.stderr
+    out = cli(tmp_path, redis_url, "results", "cx1")
+    record = json.loads(out.stdout)
+    assert record["status"] == "cancelled"
+    error = record["error"]
+    assert error["kind"] == "cancelled"
+    assert error["by"].endswith("(clonequeue cancel)")
+    assert "@" in error["by"]
+    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(error["at"]))
+    assert error["msg"] == f"cancelled by {error['by']} at {when}"
+    assert abs(error["at"] - time.time()) < 60
+    assert [(a["status"], a["error"]) for a in record["audios"]] == [("cancelled", error)]
+
+    clonequeue.submit([row("c-2")], batch="cx2", services=services)
+    clonequeue.Batch("cx2", services=services).cancel(by="nightly-cleanup")
+    (again,) = clonequeue.Batch("cx2", services=services).results()
+    assert again["error"]["msg"].startswith("cancelled by nightly-cleanup at ")

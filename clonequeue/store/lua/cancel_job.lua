@@ -1,6 +1,6 @@
 -- Cancel a job: steps not yet sent are cancelled; a clone already sent finishes
 -- but starts no production audio. Finished jobs are left alone.
--- ARGV: ns, now, job_id, retention
+-- ARGV: ns, now, job_id, retention, by (who asked: kept with the time in doc.cancelled)
 -- Returns {'cancelled'} | {'requested'} | {'skipped', state} | {'gone'}
 local job_id, retention = ARGV[3], ARGV[4]
 local job_key = key('job', job_id)
@@ -23,6 +23,9 @@ local function cancel(step, item)
 end
 
 doc.cancel_requested = true
+if not doc.cancelled then
+  doc.cancelled = {by = ARGV[5] or '', at = tonumber(ARGV[2])}
+end
 if doc.clone.state == 'pending' then
   cancel(doc.clone, 'c')
 end
