@@ -29,6 +29,7 @@ BENCHES: dict[str, tuple[list[str], list[str]]] = {
     "simulator_throughput": ([], ["--duration-s", "2"]),
     "enqueue": ([], ["--rows", "20000"]),
     "http_client": ([], ["--quick"]),
+    "create_connection": ([], ["--quick"]),
     "redis_cost": ([], ["--quick"]),
     "api_calls": ([], ["--quick"]),
     "makespan": ([], ["--quick"]),
@@ -44,6 +45,7 @@ TITLES = {
     "makespan": "Makespan under a rate limit",
     "worker_pool": "Worker pool and task events",
     "http_client": "HTTP client CPU",
+    "create_connection": "Create connection policy (keep-alive race)",
     "profile_worker": "Where a poll's CPU goes",
     "proposals": "Candidate changes",
 }
