@@ -33,10 +33,6 @@ from clonequeue.metrics import API_CALLS, API_SECONDS, outcome_of
 if TYPE_CHECKING:
     from clonequeue.config import Settings
 
-# Exceptions urlopen raises instead of answering: urllib3's own, socket errors, and
-# the ValueError http.client raises for a header value it refuses (before sending).
-_NETWORK_FAILURES = (urllib3.exceptions.HTTPError, OSError, ValueError)
-
 
 class ApiClient:
     """Calls the API and returns :class:`RemoteTask` or raises an :class:`ApiError`.
@@ -145,7 +141,10 @@ class ApiClient:
                 redirect=False,
                 retries=False,
             )
-        except _NETWORK_FAILURES as exc:
+        except Exception as exc:
+            # urllib3's errors, socket errors, http.client's ValueError for a header it
+            # refuses, anything else: whether a byte of the request was written decides
+            # whether the API may hold it.
             error = network_error(
                 exc, endpoint=endpoint, is_create=is_create, sent=request_was_sent()
             )
