@@ -9,6 +9,7 @@ import typer
 
 from clonequeue.cli import context
 from clonequeue.config import LogFormat, Settings
+from clonequeue.constants import DEFAULT_API_BASE_URL
 
 PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
 LOGLEVEL_OPTION = typer.Option(None, "--loglevel", "-l", help="Default: CLONEQUEUE_LOG_LEVEL.")
@@ -26,6 +27,22 @@ def _settings_with(log_format: LogFormat | None) -> Settings:
         settings = settings.model_copy(update={"log_format": log_format})
     setup_logging(settings)
     return settings
+
+
+def real_api_notice(settings: Settings) -> str | None:
+    """One line for a worker about to reach the real, billing API by default, else None.
+
+    The default of CLONEQUEUE_API_BASE_URL is the real API, so a first try without it
+    set would spend money: say so once, at start-up. Set explicitly, it is a choice.
+    """
+    if "api_base_url" in settings.model_fields_set or settings.api_base_url != DEFAULT_API_BASE_URL:
+        return None
+    return (
+        f"note: CLONEQUEUE_API_BASE_URL is not set, so this worker sends jobs to the real "
+        f"JimmyAI API at {DEFAULT_API_BASE_URL}, billed to your token; to try clonequeue "
+        "without it, run `clonequeue simulator` and set "
+        "CLONEQUEUE_API_BASE_URL=http://127.0.0.1:8765 (or run `clonequeue demo`)"
+    )
 
 
 def _schedule_file(namespace: str) -> str:
@@ -72,6 +89,9 @@ def worker(
     """
     settings = _settings_with(log_format)
     settings.require_token()  # fail now, not at the first task
+    notice = real_api_notice(settings)
+    if notice:
+        typer.echo(notice, err=True)
     from clonequeue.workers.app import create_app
 
     if metrics_port:
