@@ -107,7 +107,8 @@ def download(http: urllib3.PoolManager, source: str, dest: str, *, timeout_s: fl
     try:
         response = http.request(
             "GET", source, preload_content=False, redirect=True,
-            retries=urllib3.Retry(total=0, redirect=3, raise_on_redirect=True),
+            # a pooled connection the server closed meanwhile is retried once; GET is safe
+            retries=urllib3.Retry(total=2, connect=1, read=1, status=0, redirect=3),
             timeout=urllib3.Timeout(connect=timeout_s, read=timeout_s),
         )  # fmt: skip
     except urllib3.exceptions.HTTPError as exc:

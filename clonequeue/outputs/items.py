@@ -1,7 +1,9 @@
 """Deliveries and downloads as records: state, every attempt, when the next one is due.
 
-An item moves ``pending → sending → done | failed | disabled`` (``sending`` back to
-``pending`` for a retry). Only the worker whose claim moved it to ``sending`` acts,
+``tries`` counts every attempt; ``round_tries`` those since an operator's redelivery
+or re-fetch, which starts the retry schedule over. An item moves
+``pending → sending → done | failed | disabled`` (``sending`` back to ``pending``
+for a retry). Only the worker whose claim moved it to ``sending`` acts,
 and the claim is a lease: a worker killed mid-attempt leaves ``sending`` with a lease
 that runs out, and the results pass re-drives it. The ``due`` score is when the pass
 should step in: the attempt's own time when no message was sent for it (a long
@@ -53,6 +55,7 @@ attempts[#attempts + 1] = cjson.decode(ARGV[2])
 while #attempts > tonumber(ARGV[7]) do table.remove(attempts, 1) end
 doc.attempts = attempts
 doc.tries = (doc.tries or 0) + 1
+doc.round_tries = (doc.round_tries or 0) + 1
 for k, v in pairs(cjson.decode(ARGV[6])) do doc[k] = v end
 doc.state = ARGV[3]
 doc.lease_until = nil
@@ -81,6 +84,7 @@ for k, v in pairs(cjson.decode(ARGV[4])) do doc[k] = v end
 doc.state = 'pending'
 doc.next_at = tonumber(ARGV[2])
 doc.round = (doc.round or 0) + 1
+doc.round_tries = 0
 redis.call('SET', KEYS[1], cjson.encode(doc), 'KEEPTTL')
 redis.call('ZADD', KEYS[2], tonumber(ARGV[2]), ARGV[1])
 return 'ok'

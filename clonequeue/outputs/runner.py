@@ -183,7 +183,7 @@ def deliver_webhook(ctx: ResultsContext, item_id: str) -> str:
         log.warning("webhook %s: not delivered: %s", item_id, attempt.error)
     else:
         wait = wh.next_wait(
-            settings.webhook_retry_schedule_s, doc.get("tries", 0) + 1, attempt.retry_after_s
+            settings.webhook_retry_schedule_s, doc.get("round_tries", 0) + 1, attempt.retry_after_s
         )
         if wait is None:
             reason = f"gave up after {doc.get('tries', 0) + 1} attempts; last: {attempt.error}"
@@ -250,7 +250,9 @@ def _fetch(ctx: ResultsContext, item_id: str) -> str:
             "error": exc.reason,
         }
         wait = (
-            wh.next_wait(ctx.settings.artifact_retry_schedule_s, doc.get("tries", 0) + 1, None)
+            wh.next_wait(
+                ctx.settings.artifact_retry_schedule_s, doc.get("round_tries", 0) + 1, None
+            )
             if exc.retry
             else None
         )
@@ -276,7 +278,9 @@ def _fetch(ctx: ResultsContext, item_id: str) -> str:
         return f"retry in {wait:g} s: {exc.reason}"
     except OSError as exc:  # the store itself (disk full, S3 refused): retried like the source
         record = {"at": round(started, 3), "verdict": "retry", "error": f"store: {exc}"}
-        wait = wh.next_wait(ctx.settings.artifact_retry_schedule_s, doc.get("tries", 0) + 1, None)
+        wait = wh.next_wait(
+            ctx.settings.artifact_retry_schedule_s, doc.get("round_tries", 0) + 1, None
+        )
         if wait is None:
             store.finish(item_id, record, state="failed", fields={"error": f"store: {exc}"})
             return "failed: store"

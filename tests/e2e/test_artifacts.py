@@ -28,14 +28,14 @@ FAST = {
 }
 
 
-def wait_for(check, timeout_s: float, what: str):  # type: ignore[no-untyped-def]
+def wait_for(check, timeout_s: float, what: str, detail=None):  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         value = check()
         if value:
             return value
         time.sleep(0.2)
-    raise AssertionError(f"not within {timeout_s} s: {what}")
+    raise AssertionError(f"not within {timeout_s} s: {what}; {detail() if detail else ''}")
 
 
 def items(system: System, batch: str) -> list[dict]:  # type: ignore[type-arg]
@@ -114,7 +114,7 @@ def test_a_404_and_a_truncated_body_fail_the_artifact_not_the_job_and_retry_fetc
     system.wait(batch, 60)
     failed = wait_for(lambda: settled(system, batch, 4), 60, "404s settled")
     assert all(i["state"] == "failed" and "HTTP 404" in i["error"] for i in failed)
-    assert all(i["tries"] == 1 for i in failed)  # a 404 is not retried
+    assert all(i["tries"] == 1 for i in failed), failed  # a 404 is not retried
     assert system.services.batches.info(batch).counts["completed"] == 2  # type: ignore[union-attr]
     record = next(clonequeue.results(batch, settings=system.settings))
     assert record["status"] == "completed"
@@ -126,6 +126,7 @@ def test_a_404_and_a_truncated_body_fail_the_artifact_not_the_job_and_retry_fetc
         lambda: (s := settled(system, batch, 4)) and all(i["tries"] == 4 for i in s),
         60,
         "truncated downloads retried three times",
+        lambda: [(i["state"], i["tries"], i.get("attempts")) for i in items(system, batch)],
     )
     truncated = items(system, batch)
     assert all(i["state"] == "failed" for i in truncated)
