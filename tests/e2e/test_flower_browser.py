@@ -45,6 +45,30 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
 ]
 UI_TIMEOUT_MS = 30_000
+NARROW_PX = 1400
+# Where the task table ends, each header's right edge, and the cells of the first row
+# that end past the window's right edge (Flower scrolls the table inside its card, so
+# those are hidden), in CSS pixels.
+TABLE_FIT_JS = """() => {
+  const table = document.querySelector('#tasks-table');
+  const headers = {};
+  for (const th of table.querySelectorAll('thead th')) {
+    headers[th.innerText.trim()] = Math.round(th.getBoundingClientRect().right);
+  }
+  const cellsCut = [];
+  for (const td of table.querySelectorAll('tbody tr:first-child td')) {
+    const box = td.getBoundingClientRect();
+    if (box.right > document.documentElement.clientWidth) {
+      cellsCut.push([td.innerText.slice(0, 40), Math.round(box.right)]);
+    }
+  }
+  return {
+    clientWidth: document.documentElement.clientWidth,
+    scrollWidth: document.documentElement.scrollWidth,
+    tableRight: Math.round(table.getBoundingClientRect().right),
+    headers, cellsCut,
+  };
+}"""
 
 
 def find_chromium() -> str | None:
@@ -228,6 +252,25 @@ def test_flower_shows_the_worker_online_and_the_run_succeeded(
                 screenshot = tmp_path / "flower-tasks.png"
                 page.screenshot(path=str(screenshot), full_page=True)
                 pages += [page.content(), page.inner_text("body")]
+
+                # On a 1,400 px screen the task table fits: no column is cut at the
+                # right, so each row's job (in args) and state can be read.
+                context.close()
+                context = browser.new_context(
+                    http_credentials={"username": user, "password": password},
+                    viewport={"width": NARROW_PX, "height": 900},
+                )
+                page = context.new_page()
+                page.goto(base + "/tasks")
+                first = page.locator("#tasks-table tbody tr", has_text="job=flower-0000").first
+                expect(first).to_be_visible(timeout=UI_TIMEOUT_MS)
+                page.screenshot(path=str(tmp_path / "flower-tasks-1400.png"), full_page=True)
+                fit = page.evaluate(TABLE_FIT_JS)
+                assert fit["scrollWidth"] <= fit["clientWidth"] == NARROW_PX, fit
+                assert fit["tableRight"] <= NARROW_PX, fit
+                for column in ("STATE", "ARGS"):  # CSS upper-cases the headers
+                    assert fit["headers"].get(column, NARROW_PX + 1) <= NARROW_PX, (column, fit)
+                assert fit["cellsCut"] == [], fit
             finally:
                 browser.close()
 
