@@ -101,3 +101,38 @@ def test_a_token_ending_in_a_newline_completes_every_job(
     log_text = worker.log_path.read_text()
     assert "Invalid header value" not in log_text
     assert "sim-token" not in log_text
+
+
+def test_a_rotated_token_file_is_used_by_running_workers_after_a_401(
+    make_system: type[System], simulator: SimulatorAdmin, tmp_path: Path
+) -> None:
+    """The worker starts with a token the API refuses (from a file): creates pause on the
+    401. The file is rotated to the right token; without a restart the next probe reads
+    it and every job completes."""
+    token_file = tmp_path / "api-token"
+    token_file.write_text("tok_revoked_0000\n")
+    system = make_system()
+    env = {k: v for k, v in system.stack.env().items() if k != "CLONEQUEUE_API_TOKEN"}
+    env["CLONEQUEUE_API_TOKEN_FILE"] = str(token_file)
+    worker = ManagedProcess(
+        [sys.executable, "-m", "clonequeue", "worker", "--beat", "--concurrency", "10"],
+        log_path=tmp_path / "rotating.log",
+        env=env,
+        name="rotating",
+    )
+    with worker:
+        worker.wait_ready(line="ready.", timeout_s=60)
+        batch = system.submit(make_rows(4, audios=1))
+        deadline = time.monotonic() + 30
+        while system.services.fleet.pause_reason() is None:
+            assert time.monotonic() < deadline, worker.log_tail(30)
+            time.sleep(0.2)
+        assert system.services.fleet.pause_reason()["kind"] == "auth"  # type: ignore[index]
+        token_file.write_text("sim-token\n")  # the secret manager rotates it
+        info = system.wait(batch, 90)
+    assert info.counts.get("completed") == 4, info.counts
+    assert not info.counts.get("unknown")
+    assert system.services.fleet.pause_reason() is None
+    log_text = worker.log_path.read_text()
+    assert "tok_revoked_0000" not in log_text
+    assert "the API token changed" in log_text
