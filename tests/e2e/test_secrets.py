@@ -136,3 +136,22 @@ def test_a_rotated_token_file_is_used_by_running_workers_after_a_401(
     log_text = worker.log_path.read_text()
     assert "tok_revoked_0000" not in log_text
     assert "the API token changed" in log_text
+
+
+def test_workers_lose_no_create_to_a_server_that_closes_idle_connections(
+    make_system: type[System], simulator: SimulatorAdmin
+) -> None:
+    """The keep-alive race through real workers: the simulator drops a request sent on a
+    connection idle for 0.7 s. Audio creates come after the clone's ~1.3 s: on a reused
+    connection they would be `unknown`; creates reuse only one used in the last 0.3 s."""
+    simulator.configure(idle_close_s=0.7)
+    system = make_system(http_create_max_idle_s="0.3")
+    system.start_worker()
+    batch = system.submit(make_rows(8, audios=2))
+    info = system.wait(batch, 90)
+    assert info.counts.get("completed") == 8, info.counts
+    assert not info.counts.get("unknown")
+    counts = simulator.ledger()["counts"]
+    assert not any("POST" in k and "idle_closed" in k for k in counts), counts
+    assert simulator.summary()["creates_total"] == 8 * 3
+    assert any("idle_closed" in k for k in counts), counts  # the server did close some (polls)
