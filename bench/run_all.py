@@ -35,6 +35,7 @@ BENCHES: dict[str, tuple[list[str], list[str]]] = {
     "makespan": ([], ["--quick"]),
     "worker_pool": ([], ["--quick"]),
     "inflight": (["--steps", "1000,2000,3000,4000"], ["--quick"]),
+    "artifacts": ([], ["--quick"]),
 }
 TITLES = {
     "simulator_throughput": "Simulator throughput",
@@ -46,6 +47,7 @@ TITLES = {
     "worker_pool": "Worker pool and task events",
     "http_client": "HTTP client CPU",
     "create_connection": "Create connection policy (keep-alive race)",
+    "artifacts": "Artifact downloads",
     "profile_worker": "Where a poll's CPU goes",
     "proposals": "Candidate changes",
 }
