@@ -146,9 +146,11 @@ def test_the_token_is_in_no_error_text(client: ApiClient, admin: SimulatorAdmin)
 
 
 def test_a_header_http_refuses_is_not_sent_and_never_quoted(
-    client: ApiClient, admin: SimulatorAdmin, monkeypatch: pytest.MonkeyPatch
+    own_sim: RunningSimulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """http.client raises ValueError("Invalid header value b'Bearer …\\n'") before writing."""
+    admin = SimulatorAdmin(own_sim.url)
+    client = ApiClient(own_sim.url, SecretStr(TOKEN))
     source = client._token  # what a token source holding a newline would give
     monkeypatch.setattr(source, "header", lambda: "Bearer sim-token\n")
     with pytest.raises(NotSentError) as info:
@@ -158,8 +160,9 @@ def test_a_header_http_refuses_is_not_sent_and_never_quoted(
     assert creates_seen(admin) == {}  # nothing reached the API
 
 
-def test_a_tls_handshake_failure_is_not_sent(sim: RunningSimulator, admin: SimulatorAdmin) -> None:
-    plain_port_over_tls = f"https://{sim.host}:{sim.port}"
+def test_a_tls_handshake_failure_is_not_sent(own_sim: RunningSimulator) -> None:
+    admin = SimulatorAdmin(own_sim.url)
+    plain_port_over_tls = f"https://{own_sim.host}:{own_sim.port}"
     with ApiClient(plain_port_over_tls, SecretStr(TOKEN)) as tls, pytest.raises(NotSentError):
         tls.create_clone(CLONE)
     assert creates_seen(admin) == {}
@@ -171,26 +174,35 @@ def test_a_newline_in_the_token_is_stripped(sim: RunningSimulator, admin: Simula
 
 
 def creates_seen(admin: SimulatorAdmin) -> dict[str, int]:
-    """The ledger's create counts (a slow GET of an earlier test may still be counted)."""
+    """The ledger's create counts."""
     counts: dict[str, int] = admin.ledger()["counts"]
     return {k: v for k, v in counts.items() if k.startswith("POST")}
+
+
+@pytest.fixture
+def own_sim() -> Iterator[RunningSimulator]:
+    """A simulator of this test's own: the shared one counts the late answers of slow
+    requests from earlier tests after its reset."""
+    with serve_in_thread(SimConfig()) as running:
+        yield running
 
 
 # --- the keep-alive race: a server that closes idle connections --------------------------
 
 
 @pytest.fixture
-def idle_closing(admin: SimulatorAdmin) -> SimulatorAdmin:
+def idle_closing(own_sim: RunningSimulator) -> SimulatorAdmin:
+    admin = SimulatorAdmin(own_sim.url)
     admin.configure(idle_close_s=0.3)
     return admin
 
 
 def test_reusing_an_idle_connection_for_a_create_loses_it(
-    sim: RunningSimulator, idle_closing: SimulatorAdmin
+    own_sim: RunningSimulator, idle_closing: SimulatorAdmin
 ) -> None:
     """Today's behaviour (any pooled connection): the second create meets a connection the
     server had closed, and its outcome is unknown although the API never read it."""
-    with ApiClient(sim.url, SecretStr(TOKEN), create_max_idle_s=None) as reuse_any:
+    with ApiClient(own_sim.url, SecretStr(TOKEN), create_max_idle_s=None) as reuse_any:
         reuse_any.create_clone(CLONE)
         time.sleep(0.5)
         with pytest.raises(OutcomeUnknownError):
@@ -199,9 +211,9 @@ def test_reusing_an_idle_connection_for_a_create_loses_it(
 
 
 def test_creates_open_a_fresh_connection_after_idling(
-    sim: RunningSimulator, idle_closing: SimulatorAdmin
+    own_sim: RunningSimulator, idle_closing: SimulatorAdmin
 ) -> None:
-    with ApiClient(sim.url, SecretStr(TOKEN), create_max_idle_s=0.2) as api:
+    with ApiClient(own_sim.url, SecretStr(TOKEN), create_max_idle_s=0.2) as api:
         for _ in range(3):
             api.create_clone(CLONE)
             time.sleep(0.5)
@@ -211,9 +223,9 @@ def test_creates_open_a_fresh_connection_after_idling(
 
 
 def test_a_poll_on_an_idle_connection_is_only_transient(
-    sim: RunningSimulator, idle_closing: SimulatorAdmin
+    own_sim: RunningSimulator, idle_closing: SimulatorAdmin
 ) -> None:
-    with ApiClient(sim.url, SecretStr(TOKEN), create_max_idle_s=0.2) as api:
+    with ApiClient(own_sim.url, SecretStr(TOKEN), create_max_idle_s=0.2) as api:
         task = api.create_clone(CLONE)
         time.sleep(0.5)
         with pytest.raises(ApiUnavailableError) as info:
