@@ -53,6 +53,7 @@ class ResultsContext:
     consumer: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     http: urllib3.PoolManager = field(default_factory=lambda: urllib3.PoolManager(maxsize=16))
     slots: threading.BoundedSemaphore | None = None
+    claim_idle_ms: int = CLAIM_IDLE_MS
 
     def __post_init__(self) -> None:
         self.keys = ResultKeys(self.settings.namespace)
@@ -94,7 +95,7 @@ def run_pass(ctx: ResultsContext) -> str:
     ensure_group(ctx)
     stream = ctx.keys.events
     _, claimed, *_ = ctx.client.xautoclaim(
-        stream, GROUP, ctx.consumer, CLAIM_IDLE_MS, "0-0", count=READ_COUNT
+        stream, GROUP, ctx.consumer, ctx.claim_idle_ms, "0-0", count=READ_COUNT
     )
     counts["reclaimed"] = len(claimed)
     entries = list(claimed)

@@ -103,3 +103,16 @@ def test_artifact_keys_stay_inside_their_folder() -> None:
     assert "/" not in safe_name("../../etc")
     assert safe_name("../../etc") != safe_name("__.._etc")
     assert safe_name("spk-1.a_b") == "spk-1.a_b"
+
+
+def test_the_secret_comes_from_a_file_too(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "whsec"
+    path.write_text(f"{SECRET}\n")
+    settings = load_settings(env_file=None, webhook_secret_file=str(path))
+    assert settings.webhook_secret is not None
+    assert settings.webhook_secret.get_secret_value() == SECRET
+    assert SECRET in settings.secret_values()  # the log redactor masks it
+    rotated = load_settings(env_file=None, webhook_secret=f"{SECRET} {OTHER}")
+    assert {SECRET, OTHER} <= set(rotated.secret_values())
+    with pytest.raises(ConfigError, match="not both"):
+        load_settings(env_file=None, webhook_secret=SECRET, webhook_secret_file=str(path))

@@ -1,0 +1,99 @@
+"""The results pass on a real Redis: stream entries to records, once, even after a crash."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import redis
+
+from clonequeue.config import load_settings
+from clonequeue.outputs import runner
+from clonequeue.outputs.keys import GROUP
+from clonequeue.outputs.plan import set_batch_targets
+
+SECRET = "whsec_" + "a" * 43 + "="
+
+
+def job_doc(job: str, batch: str) -> dict:  # type: ignore[type-arg]
+    return {
+        "v": 1, "id": job, "batch": batch, "state": "completed", "finished_at": 1.0,
+        "clone": {"state": "completed", "audio_url": f"http://127.0.0.1:9/{job}.wav"},
+        "audios": [{"custom_id": f"{job}-a", "state": "completed",
+                    "audio_url": f"http://127.0.0.1:9/{job}-a.mp3",
+                    "subtitle_file": f"http://127.0.0.1:9/{job}-a.srt"}],
+    }  # fmt: skip
+
+
+def context(url: str, published: list, **kw) -> runner.ResultsContext:  # type: ignore[type-arg,no-untyped-def]
+    settings = load_settings(env_file=None, redis_url=url, namespace="ns", webhook_secret=SECRET)
+    client = redis.Redis.from_url(url, decode_responses=True)
+    return runner.ResultsContext(
+        settings, client, lambda kind, item, countdown: published.append((kind, item)), **kw
+    )
+
+
+def finish_job(client: redis.Redis, job: str, batch: str, *, last: bool) -> None:
+    client.set(f"ns:job:{job}", json.dumps(job_doc(job, batch)))
+    client.hset(f"ns:batch:{batch}", mapping={"total": 2, "completed": 2 if last else 1})
+    if last:
+        client.hset(f"ns:batch:{batch}", "finished_at", "1764067200.5")
+    client.xadd("ns:events", {"job": job, "batch": batch, "state": "completed", "at": "1.0"})
+
+
+def test_entries_become_records_once_and_a_dead_readers_entries_are_reclaimed(
+    redis_client: redis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    published: list[tuple[str, str]] = []
+    ctx = context(redis_url, published, claim_idle_ms=0)
+    client = ctx.client
+    set_batch_targets(client, ctx.keys, "b", webhook="http://127.0.0.1:9/h",
+                      artifacts=f"file://{tmp_path}")  # fmt: skip
+    runner.ensure_group(ctx)
+    finish_job(client, "j1", "b", last=False)
+    finish_job(client, "j2", "b", last=True)
+    # a pass that read both entries and died before its XACK
+    client.xreadgroup(GROUP, "dead-worker", {"ns:events": ">"}, count=10)
+    summary = runner.run_pass(ctx)
+    webhooks = {i for k, i in published if k == "webhook"}
+    artifacts = {i for k, i in published if k == "artifact"}
+    assert len([i for i in webhooks if i.startswith("msg_batch_b_")]) == 1, (
+        summary,
+        published,
+        client.hgetall("ns:batch:b"),
+    )
+    assert len(webhooks) == 3  # one per job, one batch.completed
+    assert artifacts == {f"{j}|{w}" for j in ("j1", "j2") for w in ("preview", "0", "0.sub")}
+    assert client.xpending("ns:events", GROUP)["pending"] == 0
+    # the same entries read again (a pass that died after recording) add nothing
+    published.clear()
+    client.xgroup_setid("ns:events", GROUP, "0")
+    runner.run_pass(ctx)
+    assert published == []  # nothing new recorded, nothing overdue yet
+    assert len(list(ctx.webhooks.of_batch("b"))) == 3
+    assert len(list(ctx.artifacts.of_batch("b"))) == 6
+    for doc in ctx.webhooks.of_batch("b"):
+        assert SECRET[6:] not in json.dumps(doc)
+        body = json.loads(doc["body"])
+        assert set(body) == {"type", "timestamp", "data"}
+
+
+def test_an_overdue_item_is_re_driven_and_a_claim_is_exclusive(
+    redis_client: redis.Redis, redis_url: str
+) -> None:
+    published: list[tuple[str, str]] = []
+    ctx = context(redis_url, published)
+    store = ctx.webhooks
+    assert store.add("msg_1", {"batch": "b", "url": "http://127.0.0.1:9/", "body": "{}"}, now=100.0)
+    ctx.clock = lambda: 100.0
+    assert runner.redrive(ctx, "webhook") == 1
+    assert published == [("webhook", "msg_1")]
+    assert runner.redrive(ctx, "webhook") == 0  # a message is on its way: not again
+    first = store.claim("msg_1", now=100.0, lease_s=10, grace_s=1)
+    assert first is not None
+    assert store.claim("msg_1", now=105.0, lease_s=10, grace_s=1) is None  # leased
+    again = store.claim("msg_1", now=111.0, lease_s=10, grace_s=1)  # the holder died
+    assert again is not None
+    assert store.finish("msg_1", {"at": 111.0}, state="done")
+    assert store.finish("msg_1", {"at": 112.0}, state="done") is False  # the late one: stale
+    assert store.get("msg_1")["tries"] == 1  # type: ignore[index]
