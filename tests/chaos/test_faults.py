@@ -36,7 +36,8 @@ from tests.e2e.system import System
 pytestmark = [pytest.mark.e2e, pytest.mark.chaos, pytest.mark.timeout(900 if FULL else 300)]
 
 REDIS_DOWN_S = float(os.environ.get("CHAOS_REDIS_DOWN_S", 60.0 if FULL else 15.0))
-API_5XX_S = 30.0 if FULL else 8.0
+API_5XX_S = 30.0 if FULL else 10.0  # after Redis is back
+API_LEAD_S = 5.0  # the API fails this long before Redis comes back
 SUBMIT_ROWS = 5000 if FULL else 1000  # two of the producer's 500-row chunks at least
 CHUNK_ROWS = 500
 BEAT_DOWN_S = 30.0 if FULL else 10.0
@@ -54,10 +55,14 @@ def test_redis_sigkill_down_with_api_failing(
     redis_server: Any,
     chaos_report: ChaosReport,
 ) -> None:
-    """Redis SIGKILLed mid-batch and down a while; the API answers 503 for part of it."""
+    """Redis SIGKILLed mid-batch and down a while; the API answers 503 from the outage's
+    last seconds until a while after Redis is back, so the reconnected fleet meets it."""
     system = make_system(**SETTINGS)
     run = ChaosRun(
-        f"Redis SIGKILL, {REDIS_DOWN_S:.0f} s down, API 503", system, simulator, chaos_report
+        f"Redis SIGKILL {REDIS_DOWN_S:.0f} s, API 503 to {API_5XX_S:.0f} s after",
+        system,
+        simulator,
+        chaos_report,
     )
     for _ in range(2):
         system.start_worker()
@@ -65,13 +70,15 @@ def test_redis_sigkill_down_with_api_failing(
     run.wait_progress(0.05)
     redis_server.kill()
     try:
+        time.sleep(REDIS_DOWN_S - API_LEAD_S)
         simulator.configure(down="5xx")
+        time.sleep(API_LEAD_S)
+    finally:
+        redis_server.restart()
+    try:
         time.sleep(API_5XX_S)
-        simulator.configure(down=None)
-        time.sleep(REDIS_DOWN_S - API_5XX_S)
     finally:
         simulator.configure(down=None)
-        redis_server.restart()
     run.fault_ended()
     check(run.finish(), JOBS, unknown_allowed=False)
 
