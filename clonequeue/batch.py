@@ -99,6 +99,10 @@ class Batch(str):
             raise BatchNotFoundError(self.id)
         return info
 
+    def api_rate(self) -> Any:
+        """The fleet's adaptive API rate now (``clonequeue.workers.rate_view.RateSnapshot``)."""
+        return self._services.rate_snapshot()
+
     def pause_reason(self) -> dict[str, Any] | None:
         """Why creates are paused fleet-wide (``{kind, reason, since}``), or None."""
         return self._services.fleet.pause_reason()

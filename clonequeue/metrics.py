@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from prometheus_client import Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 API_CALLS = Counter(
@@ -74,9 +74,12 @@ class FleetCollector(Collector):
     """Gauges read from Redis and the broker at scrape time."""
 
     def __init__(self, snapshot: Callable[[], dict[str, Any]]) -> None:
-        self._snapshot = snapshot
+        from clonequeue.workers.rate_view import RateHistory
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+        self._snapshot = snapshot
+        self._rate_history = RateHistory()
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         started = time.monotonic()
         data = self._snapshot()
         jobs = GaugeMetricFamily(
@@ -93,11 +96,45 @@ class FleetCollector(Collector):
         yield depth
         for name, key, help_text in _FLEET_GAUGES:
             yield GaugeMetricFamily(name, help_text, value=float(data[key]))
+        if data.get("rate") is not None:
+            yield from self._rate_metrics(data["rate"])
         yield GaugeMetricFamily(
             "clonequeue_exporter_scrape_seconds",
             "Time to read the fleet's state.",
             value=time.monotonic() - started,
         )
+
+    def _rate_metrics(self, rate: Any) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        """The adaptive API rate (README, "Limits"); per-minute figures over the last minute."""
+        figures = self._rate_history.add(rate)
+        gauges = (
+            ("clonequeue_api_rate", rate.rate, "The fleet's API pace now, calls/s."),
+            (
+                "clonequeue_api_rate_ceiling",
+                rate.ceiling,
+                "CLONEQUEUE_API_RATE_LIMIT paced 2 % under, calls/s (absent for auto).",
+            ),
+            (
+                "clonequeue_api_rate_learned",
+                rate.learned,
+                "The pace at which the last 429s began, calls/s.",
+            ),
+            ("clonequeue_api_429_per_minute", figures.http_429_per_min, "429s, last minute."),
+            (
+                "clonequeue_api_useful_share",
+                figures.useful_share,
+                "Share of the last minute's calls that moved work on (create accepted, task done).",
+            ),
+        )
+        for name, value, help_text in gauges:
+            if value is not None:
+                yield GaugeMetricFamily(name, help_text, value=float(value))
+        for name, value, help_text in (
+            ("clonequeue_rate_calls", rate.calls, "API call slots taken by the fleet."),
+            ("clonequeue_rate_useful_calls", rate.useful, "Calls that moved work on."),
+            ("clonequeue_rate_429", rate.http_429, "Calls the API answered 429."),
+        ):
+            yield CounterMetricFamily(name, help_text, value=float(value))
 
 
 _FLEET_GAUGES: Iterable[tuple[str, str, str]] = (

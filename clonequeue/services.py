@@ -65,8 +65,17 @@ class Services:
     def now(self) -> float:
         return time.time()
 
+    def rate_snapshot(self) -> Any:
+        """The fleet's adaptive API rate (a ``RateSnapshot``): pace, ceiling, totals."""
+        from clonequeue.workers.limiter import rate_limiter
+        from clonequeue.workers.rate_view import read_rate
+
+        key = rate_limiter(self.settings, self.redis, self.jobs.keys).state_key
+        return read_rate(self.redis, key, self.settings.api_rate_limit)
+
     def fleet_state(self) -> dict[str, Any]:
-        """Jobs by state, queue depths, slots, parked and overdue steps, the pause, spend."""
+        """Jobs by state, queue depths, slots, parked and overdue steps, the pause, spend,
+        the adaptive API rate."""
         from clonequeue.store.records import JobState
 
         jobs = dict.fromkeys((s.value for s in JobState), 0)
@@ -84,6 +93,7 @@ class Services:
             "overdue": due.count_overdue(now=self.now()),
             "paused": 1 if fleet["paused"] else 0,
             "chars_spent": fleet["chars_submitted"] - fleet["chars_refunded"],
+            "rate": self.rate_snapshot(),
         }
 
 

@@ -86,7 +86,7 @@ def _follow(handle: Batch, interval: float, *, quiet: bool) -> BatchInfo:
     try:
         with view:
             while True:
-                view.update(info, handle.pause_reason())
+                view.update(info, handle.pause_reason(), handle.api_rate())
                 if info.is_finished:
                     return info
                 time.sleep(interval)

@@ -58,10 +58,12 @@ def _broker_url(value: str) -> str:
 def _rate_limit(value: str) -> str:
     from limits import parse
 
+    if value.strip().lower() == "auto":
+        return "auto"
     try:
         parse(value)
     except ValueError:
-        raise ValueError("must read like '20/second' or '600/minute'") from None
+        raise ValueError("must read like '20/second' or '600/minute', or be 'auto'") from None
     return value
 
 
@@ -127,7 +129,9 @@ class Settings(BaseSettings):
         "(else it opens a fresh one: no keep-alive race); 0 opens one for every create.",
     )
     api_rate_limit: RateLimitStr = Field(
-        "20/second", description="Global request rate over all workers, e.g. '20/second'."
+        "20/second",
+        description="Global request rate over all workers, e.g. '20/second' (the ceiling of "
+        "the adaptive rate), or 'auto' (no known ceiling: probe for the provider's limit).",
     )
     max_in_flight: PositiveInt = Field(
         500, description="Remote tasks (clones + audios) running at once, over all workers."

@@ -67,11 +67,10 @@ class Keys:
         """STRING with a TTL: set after a 429; no worker calls the API until it expires."""
         return f"{self.ns}:cooldown"
 
-    @property
-    def rate_slowdown(self) -> str:
-        """STRING with a TTL: the factor (>= 1) the rate limit's interval is stretched by
-        after 429s; gone a minute after the last one."""
-        return f"{self.ns}:rate:slowdown"
+    def rate_state(self, token_id: str) -> str:
+        """HASH with a TTL: the adaptive API rate of one token (workers/rate_lua.py): the
+        pace, where 429s began, counters. Named by a one-way hash of the token."""
+        return f"{self.ns}:rate:state:{token_id}"
 
     @property
     def watchdog_lock(self) -> str:

@@ -16,7 +16,7 @@ from clonequeue.store.connect import job_store, redis_client
 from clonequeue.store.fleet import Fleet
 from clonequeue.store.jobs import JobStore
 from clonequeue.workers.gate import FleetGate
-from clonequeue.workers.limiter import ApiRateLimiter
+from clonequeue.workers.limiter import ApiRateLimiter, rate_limiter
 
 
 @dataclass
@@ -50,7 +50,7 @@ class WorkerContext:
             settings=settings,
             jobs=jobs,
             client=ApiClient.from_settings(settings),
-            limiter=ApiRateLimiter(client, jobs.keys, settings.api_rate_limit),
+            limiter=rate_limiter(settings, client, jobs.keys),
             gate=FleetGate(client, jobs.keys, settings.max_in_flight),
             dispatcher=dispatcher,
         )

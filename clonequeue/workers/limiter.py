@@ -9,22 +9,22 @@ API, and a sliding-window provider answers 429 although we kept our limit (seen 
 CI at 25/s against an API allowing 30/s). Slot times come from the Redis server's
 clock, so hosts with skewed clocks share one timeline.
 
-The pace is ``PACING_MARGIN`` (2 %) under the configured rate: a slot is taken
-before its request travels, the provider counts arrivals, and the jitter between
-put a 51st call into the API's second now and then when we paced at exactly 50/s
-(one 429 per makespan run, each stopping the fleet for its ``Retry-After``; with
-the margin none).
+The pace is adaptive (workers/rate_lua.py says how it moves): one rate in Redis,
+per token, that a 429 cuts and that climbs back while calls go through, never above
+the configured rate paced ``PACING_MARGIN`` (2 %) under it (the API counts arrivals,
+and they jitter); ``auto`` has no ceiling and starts at ``AUTO_START_RATE``. The
+state outlives the workers (a week's TTL), so a restart starts from what was learned.
 
-After a 429 a fleet-wide cooldown key holds every worker back for the
-``Retry-After`` the API asked for, and the pace slows by ``SLOWDOWN_STEP`` (5 %) per
-429 episode, down to a quarter, until a minute passes without one. The provider
-does not publish its limits and counts by arrival, not by our slots: a limit set a
-hair too high would otherwise stop the fleet for a ``Retry-After`` again and again.
+A 429 whose ``Retry-After`` is longer than ``FLEET_PAUSE_MIN_S`` also sets a
+fleet-wide cooldown: no worker calls the API until it ends. A shorter one (a
+per-second window's usual "1") is honoured by the call that got it, which is
+re-queued at least that far out, while the cut slows everyone else; stopping the
+whole fleet for a second after every 429 cost more calls than the 429 itself.
 
 ``scarce()`` tells the scheduler when calls are the bottleneck (a slot was far off,
-or a cooldown ran, in the last minute): then a poll that finds a task still
-running costs a create or a poll that would have found a result, and polls move to
-the slow end of the provider's cadence.
+or a 429 came, in the last minute): then a poll that finds a task still running
+costs a create or a poll that would have found a result, and polls move to the
+slow end of the provider's cadence.
 
 A busy process leases a few consecutive slots per round trip (as many as it uses in
 ``LEASE_S``, at most ``MAX_LEASE``) and hands them to its threads: at hundreds of
@@ -37,6 +37,7 @@ left unused longer is dropped.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections import deque
@@ -45,85 +46,72 @@ from typing import cast
 import redis
 from limits import parse
 
+from clonequeue.config import Settings
 from clonequeue.store.keys import Keys
+from clonequeue.workers.rate_lua import COOL_DOWN, RESERVE
 
+AUTO = "auto"
+AUTO_START_RATE = 10.0  # calls/s: where `auto` starts when nothing was learned yet
+STATE_TTL_S = 7 * 86_400  # what was learned is kept this long after the last call
+FLEET_PAUSE_MIN_S = 2.0  # a Retry-After this long (or longer) pauses every worker
 COOLDOWN_CHECK_INTERVAL_S = 0.25
 LEASE_S = 0.05  # lease what this process uses in this long...
 MAX_LEASE = 10  # ...but never more slots than this at once
 DEMAND_WINDOW_S = 1.0
 PACING_MARGIN = 0.98  # pace at this share of the configured rate
-SLOWDOWN_STEP = 1.05  # each 429 episode stretches the interval by this...
-MAX_SLOWDOWN = 4.0  # ...up to this factor...
-SLOWDOWN_HOLD_S = 60  # ...until this long passes without a 429
 SCARCE_WAIT_S = 0.25  # a slot this far off means demand is above the rate...
 # ...and calls count as scarce for this long after: a batch's calls come in waves
 # (creates, then their polls a task's length later), and a lull between two must
 # not send the next wave's first polls out at the fast end.
 SCARCE_HOLD_S = 60.0
 
-# KEYS[1]: the timeline (the next free slot, microseconds); KEYS[2]: the slowdown
-# factor. ARGV: the interval between slots and the longest wait the caller accepts,
-# both in microseconds, and how many consecutive slots to reserve. Returns {the wait
-# before the first reserved slot (>= 0), or -(the wait) when it is longer than that
-# and nothing was reserved; the interval used}.
-RESERVE_SLOTS = """
-local now_t = redis.call('TIME')
-local now = tonumber(now_t[1]) * 1000000 + tonumber(now_t[2])
-local slowdown = tonumber(redis.call('GET', KEYS[2]) or '1') or 1
-local interval = math.floor(tonumber(ARGV[1]) * slowdown)
-local max_wait = tonumber(ARGV[2])
-local count = tonumber(ARGV[3])
-local slot = math.max(tonumber(redis.call('GET', KEYS[1]) or 0), now)
-local wait = slot - now
-if wait > max_wait then
-  return {-wait, interval}
-end
-local ttl_ms = math.floor((wait + count * interval) / 1000) + 1000
-redis.call('SET', KEYS[1], string.format('%d', slot + count * interval), 'PX', ttl_ms)
-return {wait, interval}
-"""
 
-# KEYS[1]: the cooldown, KEYS[2]: the slowdown factor. ARGV: the cooldown (ms), the
-# step, the cap, how long the slowdown holds (s). A 429 that finds a cooldown already
-# running belongs to the same episode (its call was in the air): it only extends the
-# cooldown. Returns the slowdown factor now in force.
-COOL_DOWN = """
-local ms = tonumber(ARGV[1])
-local left = redis.call('PTTL', KEYS[1])
-local slowdown = tonumber(redis.call('GET', KEYS[2]) or '1') or 1
-if left > 0 then
-  if ms > left then
-    redis.call('SET', KEYS[1], '1', 'PX', ms)
-  end
-  return tostring(slowdown)
-end
-redis.call('SET', KEYS[1], '1', 'PX', ms)
-slowdown = math.min(slowdown * tonumber(ARGV[2]), tonumber(ARGV[3]))
-redis.call('SET', KEYS[2], tostring(slowdown), 'EX', tonumber(ARGV[4]))
-return tostring(slowdown)
-"""
+def ceiling_per_s(rate: str) -> float | None:
+    """The configured rate in calls/s, paced ``PACING_MARGIN`` under; None for ``auto``."""
+    if rate.strip().lower() == AUTO:
+        return None
+    item = parse(rate)
+    return item.amount * PACING_MARGIN / item.get_expiry()
+
+
+def token_id(token: str | None) -> str:
+    """A short, one-way name for a token: the learned rate is the token's, not the fleet's."""
+    digest = hashlib.sha256(b"clonequeue-rate\0" + (token or "").encode()).hexdigest()
+    return digest[:16]
+
+
+def rate_limiter(settings: Settings, client: redis.Redis, keys: Keys) -> ApiRateLimiter:
+    """The fleet's adaptive rate limiter for the settings' token."""
+    token = settings.api_token.get_secret_value() if settings.api_token else None
+    return ApiRateLimiter(client, keys, settings.api_rate_limit, token=token_id(token))
 
 
 class ApiRateLimiter:
     """Reserve a slot for one API call, waiting a bounded time for it."""
 
-    def __init__(self, client: redis.Redis, keys: Keys, rate: str) -> None:
-        item = parse(rate)
+    def __init__(
+        self, client: redis.Redis, keys: Keys, rate: str, *, token: str = token_id(None)
+    ) -> None:
         self._client = client
         self._keys = keys
-        self._interval_us = max(
-            int(item.get_expiry() * 1_000_000 / (item.amount * PACING_MARGIN)), 1
-        )
-        self._reserve = client.register_script(RESERVE_SLOTS)
+        self._state_key = keys.rate_state(token)
+        self._ceiling = ceiling_per_s(rate)
+        self._start = self._ceiling or AUTO_START_RATE
+        self._reserve = client.register_script(RESERVE)
         self._cool_down = client.register_script(COOL_DOWN)
         self._lock = threading.Lock()
         self._cooldown_until = 0.0
         self._cooldown_checked_at = 0.0
         self._leased: deque[float] = deque()  # monotonic times of slots this process holds
         self._last_leased = float("-inf")  # when the last leased slot was given out
-        self._leased_interval_s = self._interval_us / 1_000_000  # slowed down after 429s
+        self._leased_interval_s = 1.0 / self._start  # the pace of the last lease
         self._demand: deque[float] = deque()  # when acquire was called, the last second
-        self._scarce_at = float("-inf")  # when a slot was last far off or a cooldown ran
+        self._scarce_at = float("-inf")  # when a slot was last far off or a 429 came
+        self._useful = 0  # useful calls not yet counted in Redis (sent with the next lease)
+
+    @property
+    def state_key(self) -> str:
+        return self._state_key
 
     def acquire(self, max_wait_s: float) -> float:
         """Take a slot: 0.0 when taken (after sleeping until it), else the seconds to wait.
@@ -141,11 +129,20 @@ class ApiRateLimiter:
         count = self._note_demand()
         at = self._take_leased(max_wait_s)
         if at is None:
+            with self._lock:
+                useful, self._useful = self._useful, 0
             wait_us, interval_us = cast(
                 list[int],
                 self._reserve(
-                    keys=[self._keys.rate_timeline, self._keys.rate_slowdown],
-                    args=[self._interval_us, int(max_wait_s * 1_000_000), count],
+                    keys=[self._keys.rate_timeline, self._state_key],
+                    args=[
+                        self._ceiling or 0,
+                        int(max_wait_s * 1_000_000),
+                        count,
+                        useful,
+                        self._start,
+                        STATE_TTL_S,
+                    ],
                 ),
             )
             if abs(wait_us) >= SCARCE_WAIT_S * 1_000_000:
@@ -164,8 +161,16 @@ class ApiRateLimiter:
             time.sleep(pause)
         return 0.0
 
+    def useful(self) -> None:
+        """Count a call that moved work on (a create accepted, a poll that found an end).
+
+        Counted here and sent with this process's next reservation: no round trip.
+        """
+        with self._lock:
+            self._useful += 1
+
     def scarce(self) -> bool:
-        """True while calls are the bottleneck: a slot was far off or a cooldown ran lately."""
+        """True while calls are the bottleneck: a slot was far off or a 429 came lately."""
         return time.monotonic() - self._scarce_at < SCARCE_HOLD_S
 
     def _note_demand(self) -> int:
@@ -195,19 +200,30 @@ class ApiRateLimiter:
             return at
 
     def cool_down(self, seconds: float) -> float:
-        """After a 429: no worker calls the API for ``seconds``, and the pace slows.
+        """After a 429: cut the fleet's pace; pause every worker if ``seconds`` is long.
 
-        Returns the slowdown factor now in force (1.05 after one 429 episode).
+        Returns the pace now in force (calls/s). The slots this process had leased
+        at the old pace are dropped.
         """
         millis = max(int(seconds * 1000), 1)
-        slowdown = self._cool_down(
-            keys=[self._keys.cooldown, self._keys.rate_slowdown],
-            args=[millis, SLOWDOWN_STEP, MAX_SLOWDOWN, SLOWDOWN_HOLD_S],
+        rate = self._cool_down(
+            keys=[self._keys.cooldown, self._state_key],
+            args=[
+                millis,
+                int(FLEET_PAUSE_MIN_S * 1000),
+                self._ceiling or 0,
+                self._start,
+                STATE_TTL_S,
+            ],
         )
+        now = time.monotonic()
         with self._lock:
-            self._cooldown_until = time.monotonic() + seconds
-            self._cooldown_checked_at = time.monotonic()
-        return float(cast(str, slowdown))
+            self._leased.clear()
+            self._scarce_at = now
+            if seconds >= FLEET_PAUSE_MIN_S:
+                self._cooldown_until = now + seconds
+                self._cooldown_checked_at = now
+        return float(cast(str, rate))
 
     def _cooldown_remaining(self) -> float:
         now = time.monotonic()

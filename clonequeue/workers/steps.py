@@ -101,6 +101,7 @@ def run_create(ctx: WorkerContext, step: Dispatch) -> str:
             pause={"kind": "config", "reason": str(exc), "since": ctx.clock()},
         )
     _count_chars(request)
+    ctx.limiter.useful()
     return _record_created(ctx, step, task)
 
 
@@ -300,6 +301,7 @@ def run_poll(ctx: WorkerContext, step: Dispatch) -> str:
         return f"{result['last_status']}; next poll in {delay:.1f} s"
     send_all(ctx.dispatcher, polled.dispatches)
     if polled.result == "done":
+        ctx.limiter.useful()
         STEPS_FINISHED.labels(_kind(step), status).inc()
         if status == "failed":
             log.warning("%s failed: %s", _kind(step), _reason(result.get("error")))
