@@ -86,8 +86,14 @@ def run_demo(workdir: Path, *, jobs_file: Path | None = None, timeout_s: float =
             f"Simulator  {stack.simulator_url} (the JimmyAI API's stand-in; 5% of "
             "calls answer 5xx, one voice is too short)"
         )
-        stack.start_worker("--beat", "--concurrency", "20")
+        voices = (
+            os.environ.get("CLONEQUEUE_ARTIFACTS_URL") or (workdir / "voices").resolve().as_uri()
+        )
+        stack.start_worker(
+            "--beat", "--concurrency", "20", env={"CLONEQUEUE_ARTIFACTS_URL": voices}
+        )
         console.print(f"Worker     1 process, 20 threads, watchdog on; logs in {workdir.resolve()}")
+        console.print(f"Artifacts  each finished audio and subtitle file copied to {voices}")
         settings = load_settings(
             env_file=None,
             redis_url=redis_url,
