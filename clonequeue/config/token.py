@@ -105,6 +105,8 @@ class TokenSource:
     def _refresh(self, *, force: bool) -> bool:
         assert self._path is not None
         with self._lock:
+            if not force and self._clock() - self._checked_at < self._check_every_s:
+                return False  # another thread checked while this one waited
             self._checked_at = self._clock()
             mtime = self._stat()
             if not force and mtime == self._mtime:
