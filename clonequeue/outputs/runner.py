@@ -31,6 +31,7 @@ from clonequeue.outputs import artifacts as art
 from clonequeue.outputs import webhooks as wh
 from clonequeue.outputs.items import ItemStore
 from clonequeue.outputs.keys import ARTIFACT, GROUP, WEBHOOK, ResultKeys
+from clonequeue.outputs.metrics import ARTIFACT_BYTES, ARTIFACT_DOWNLOADS, WEBHOOK_ATTEMPTS
 from clonequeue.outputs.plan import Planner
 
 log = logging.getLogger(__name__)
@@ -173,6 +174,7 @@ def deliver_webhook(ctx: ResultsContext, item_id: str) -> str:
             now=started,
         )
     record = attempt.record(started)
+    WEBHOOK_ATTEMPTS.labels(attempt.verdict).inc()
     if attempt.verdict == "delivered":
         store.finish(item_id, record, state="done", fields={"delivered_at": ctx.clock()})
     elif attempt.verdict == "disable":
@@ -239,6 +241,7 @@ def _fetch(ctx: ResultsContext, item_id: str) -> str:
             },
             state="done",
         )
+        ARTIFACT_DOWNLOADS.labels("kept").inc()
         return "already stored"
     try:
         stored = art.download(
@@ -265,6 +268,7 @@ def _fetch(ctx: ResultsContext, item_id: str) -> str:
             )
             store.finish(item_id, record, state="failed", fields={"error": reason})
             log.warning("artifact %s: failed: %s", item_id, reason)
+            ARTIFACT_DOWNLOADS.labels("failed").inc()
             return f"failed: {reason}"
         next_at, due = _schedule(ctx, ARTIFACT, item_id, wait)
         store.finish(
@@ -276,6 +280,7 @@ def _fetch(ctx: ResultsContext, item_id: str) -> str:
             fields={"error": exc.reason},
         )
         _send_retry(ctx, ARTIFACT, item_id, wait)
+        ARTIFACT_DOWNLOADS.labels("retry").inc()
         return f"retry in {wait:g} s: {exc.reason}"
     except OSError as exc:  # the store itself (disk full, S3 refused): retried like the source
         record = {"at": round(started, 3), "verdict": "retry", "error": f"store: {exc}"}
@@ -284,6 +289,7 @@ def _fetch(ctx: ResultsContext, item_id: str) -> str:
         )
         if wait is None:
             store.finish(item_id, record, state="failed", fields={"error": f"store: {exc}"})
+            ARTIFACT_DOWNLOADS.labels("failed").inc()
             return "failed: store"
         next_at, due = _schedule(ctx, ARTIFACT, item_id, wait)
         store.finish(
@@ -295,6 +301,7 @@ def _fetch(ctx: ResultsContext, item_id: str) -> str:
             fields={"error": f"store: {exc}"},
         )
         _send_retry(ctx, ARTIFACT, item_id, wait)
+        ARTIFACT_DOWNLOADS.labels("retry").inc()
         return "retry: store"
     record = {
         "at": round(started, 3),
@@ -303,4 +310,6 @@ def _fetch(ctx: ResultsContext, item_id: str) -> str:
         "ms": int(stored.seconds * 1000),
     }
     store.finish(item_id, record, state="done", fields={**stored.fields(), "error": None})
+    ARTIFACT_DOWNLOADS.labels("stored").inc()
+    ARTIFACT_BYTES.inc(stored.bytes)
     return f"stored {stored.bytes} bytes"
