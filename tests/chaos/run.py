@@ -11,7 +11,9 @@ recovery bound.
 from __future__ import annotations
 
 import os
+import re
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -162,6 +164,33 @@ class ChaosRun:
         return Verdict(
             report, info.counts, not_at_api, bad_failures, bad_unknowns, recover, bound, row
         )
+
+
+_WATCHDOG_LINE = re.compile(r"watchdog: ([a-z_]+ \d+(?:, [a-z_]+ \d+)*)\s*$")
+
+
+def watchdog_counts(system: System) -> Counter[str]:
+    """What the watchdog passes did, summed over every worker's log ("poll 48, create 2",
+    "fenced 1", ...): the proof that a fault took messages away and they came back."""
+    counts: Counter[str] = Counter()
+    for process in system.stack.workers:
+        for line in process.log_path.read_text(errors="replace").splitlines():
+            match = _WATCHDOG_LINE.search(line)
+            if match is None:
+                continue
+            for part in match.group(1).split(", "):
+                what, _, number = part.rpartition(" ")
+                if number.isdigit():
+                    counts[what] += int(number)
+    return counts
+
+
+def assert_redriven(system: System) -> Counter[str]:
+    """The fault must have bitten: the watchdog re-drove steps whose messages it took."""
+    counts = watchdog_counts(system)
+    print(f"watchdog: {dict(counts)}")
+    assert counts["poll"] + counts["create"] > 0, f"the watchdog re-drove nothing: {counts}"
+    return counts
 
 
 def check(

@@ -30,7 +30,7 @@ from clonequeue.local.hosts import (
 from clonequeue.local.netns import Network
 from clonequeue.local.stack import SimulatorAdmin
 from tests.chaos.report import FULL, ChaosReport
-from tests.chaos.run import JOBS, SETTINGS, ChaosRun, check
+from tests.chaos.run import JOBS, SETTINGS, ChaosRun, assert_redriven, check
 from tests.e2e.system import System
 
 pytestmark = [pytest.mark.e2e, pytest.mark.chaos, pytest.mark.timeout(900 if FULL else 300)]
@@ -238,6 +238,7 @@ def test_beat_kill_9_and_restart(
     system.start_beat("beat2")
     run.fault_ended()
     check(run.finish(), JOBS, unknown_allowed=True, unsent_unknown_allowed=True)
+    assert_redriven(system)
 
 
 def test_two_beats_at_once(
@@ -258,6 +259,7 @@ def test_two_beats_at_once(
     second.kill()
     run.fault_ended()
     check(run.finish(), JOBS, unknown_allowed=True, unsent_unknown_allowed=True)
+    assert_redriven(system)
 
 
 # --- workers -------------------------------------------------------------------------
@@ -289,6 +291,7 @@ def test_worker_frozen_past_visibility_timeout(
     run.fault_ended()
     # Frozen mid-create, its create may be in the air when the watchdog gives up on it.
     check(run.finish(settle_s=5), JOBS, unknown_allowed=True)
+    assert_redriven(system)
 
 
 # --- a host partitioned from Redis, not from the API ----------------------------------
@@ -349,5 +352,6 @@ def test_worker_cut_off_from_redis_not_the_api(
         run.fault_ended()
         # What w1 sent while cut off reached the API: it must be recorded or reported.
         check(run.finish(settle_s=5), JOBS, unknown_allowed=True)
+        assert_redriven(system)
     finally:
         system.stop()
