@@ -103,6 +103,13 @@ class SimConfig(BaseModel):
         le=1.0,
         description="Fraction of file downloads cut off halfway (full Content-Length and digest).",
     )
+    file_corrupt_rate: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="Fraction of file downloads with one byte changed (the length is right, "
+        "the digest is not).",
+    )
 
     @model_validator(mode="after")
     def _refuse_needs_an_end(self) -> Self:

@@ -171,11 +171,13 @@ class Engine:
         return task
 
     def roll_file_fault(self) -> str | None:
-        """'missing', 'truncate' or None for one file download."""
+        """'missing', 'truncate', 'corrupt' or None for one file download."""
         if self._faults.roll(self._config.file_missing_rate):
             return "missing"
         if self._faults.roll(self._config.file_truncate_rate):
             return "truncate"
+        if self._faults.roll(self._config.file_corrupt_rate):
+            return "corrupt"
         return None
 
     def create(self, kind: Kind, account: str, body: object) -> Created:

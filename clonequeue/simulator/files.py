@@ -4,7 +4,7 @@ Real bytes, so the artifact path runs offline: a WAV (16 kHz, 16-bit mono tone) 
 ``file_bytes`` bytes, streamed in chunks (a 100 MB file never sits in memory), with
 ``Content-Length`` and an RFC 9530 ``Repr-Digest`` (SHA-256) so a client can check
 what it got. Knobs: ``file_missing_rate`` (404), ``file_truncate_rate`` (the
-connection closes halfway through the body).
+connection closes halfway through the body), ``file_corrupt_rate`` (one byte changed).
 """
 
 from __future__ import annotations
@@ -97,7 +97,10 @@ class FileHandler(tornado.web.RequestHandler):
         self.set_header("Content-Length", str(size))
         self.set_header("Repr-Digest", f"sha-256=:{wav_sha256(size)}:")
         cut_at = size // 2 if fault == "truncate" else None
-        self.write(wav_header(size))
+        header = wav_header(size)
+        if fault == "corrupt":  # the last header byte: same length, another digest
+            header = header[:-1] + bytes([header[-1] ^ 0xFF])
+        self.write(header)
         sent, block = WAV_HEADER_BYTES, _tone_block()
         for offset, n in wav_chunks(size):
             if cut_at is not None and sent + n > cut_at:
