@@ -9,5 +9,12 @@ from clonequeue.config import Settings, load_settings
 
 @lru_cache(maxsize=1)
 def settings() -> Settings:
-    """The effective settings (environment + .env); raises ConfigError with one line each."""
-    return load_settings()
+    """The effective settings (environment + .env); raises ConfigError with one line each.
+
+    Their secrets are registered for redaction: an error line the CLI prints is masked.
+    """
+    from clonequeue.redaction import register_secrets
+
+    loaded = load_settings()
+    register_secrets(loaded.secret_values())
+    return loaded

@@ -24,7 +24,9 @@ EXIT_JOBS_FAILED = 4
 
 def fail(message: str, code: int = EXIT_FATAL) -> NoReturn:
     """Print ``error: message`` to stderr and exit with ``code``."""
-    for line in message.splitlines() or [message]:
+    from clonequeue.redaction import redact
+
+    for line in redact(message).splitlines() or [message]:
         print(f"error: {line}", file=sys.stderr)
     raise SystemExit(code)
 
