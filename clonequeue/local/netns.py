@@ -17,6 +17,14 @@ stops the processes started on the hosts and deletes every namespace, which
 deletes the veths and the bridge with them.
 
 Needs root (CAP_NET_ADMIN) and iproute2; :func:`unavailable_reason` says why not.
+In tests, the ``network`` fixture (tests/conftest.py) skips with that reason. E.g.::
+
+    store, worker = network.add_host("redis"), network.add_host("w1")
+    start_redis(store, tmp_path / "redis")            # clonequeue.local.hosts
+    port = store.forward(6379)                        # the test reaches it on 127.0.0.1
+    worker.process([...], log_path=..., env={"CLONEQUEUE_REDIS_URL":
+                   f"redis://{store.address}:6379/0"})  # or host.command(argv) as a prefix
+    network.cut(worker, store); ...; network.heal(worker, store)
 """
 
 from __future__ import annotations

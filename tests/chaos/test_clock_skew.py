@@ -18,10 +18,10 @@ import pytest
 from clonequeue.local import ManagedProcess
 from clonequeue.local.stack import SimulatorAdmin
 from tests.chaos.report import FULL, ChaosReport
-from tests.chaos.run import JOBS, SETTINGS, ChaosRun, check
+from tests.chaos.run import JOBS, SETTINGS, WAIT_S, ChaosRun, check
 from tests.e2e.system import System
 
-pytestmark = [pytest.mark.e2e, pytest.mark.chaos, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.e2e, pytest.mark.chaos, pytest.mark.timeout(int(WAIT_S) + 300)]
 
 CLOCK_AHEAD_S = 120 if FULL else 30
 

@@ -30,10 +30,11 @@ from clonequeue.local.hosts import (
 from clonequeue.local.netns import Network
 from clonequeue.local.stack import SimulatorAdmin
 from tests.chaos.report import FULL, ChaosReport
-from tests.chaos.run import JOBS, SETTINGS, ChaosRun, assert_redriven, check
+from tests.chaos.run import JOBS, SETTINGS, WAIT_S, ChaosRun, assert_redriven, check
 from tests.e2e.system import System
 
-pytestmark = [pytest.mark.e2e, pytest.mark.chaos, pytest.mark.timeout(900 if FULL else 300)]
+# The batch's wait, plus the fault's own time and the set-up around it.
+pytestmark = [pytest.mark.e2e, pytest.mark.chaos, pytest.mark.timeout(int(WAIT_S) + 300)]
 
 REDIS_DOWN_S = float(os.environ.get("CHAOS_REDIS_DOWN_S", 60.0 if FULL else 15.0))
 API_5XX_S = 30.0 if FULL else 10.0  # after Redis is back
