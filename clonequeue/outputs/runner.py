@@ -176,7 +176,9 @@ def deliver_webhook(ctx: ResultsContext, item_id: str) -> str:
     record = attempt.record(started)
     WEBHOOK_ATTEMPTS.labels(attempt.verdict).inc()
     if attempt.verdict == "delivered":
-        store.finish(item_id, record, state="done", fields={"delivered_at": ctx.clock()})
+        store.finish(  # the body is not needed any more: ~0.5-20 KB less per job
+            item_id, record, state="done", fields={"delivered_at": ctx.clock(), "body": None}
+        )
     elif attempt.verdict == "disable":
         ctx.client.sadd(ctx.keys.disabled_endpoints, url)
         store.finish(item_id, record, state="disabled", fields={"error": attempt.error})

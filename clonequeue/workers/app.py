@@ -87,7 +87,8 @@ def create_app(settings: Settings) -> Celery:
             "results": {
                 "task": results_tasks.RESULTS_PASS,
                 "schedule": settings.results_interval_s,
-                "options": {"queue": queues.watchdog},
+                # a missed pass is harmless (the next does its work): none pile up
+                "options": {"queue": queues.watchdog, "expires": 5 * settings.results_interval_s},
             },
         },
     )
