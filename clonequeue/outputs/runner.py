@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 READ_COUNT = 500  # stream entries per read
 REDRIVE_LIMIT = 500  # overdue items re-driven per kind and pass
 CLAIM_IDLE_MS = 60_000  # an entry read this long ago and not acknowledged: its reader died
-MAX_COUNTDOWN_S = 60.0  # longer waits are left to the pass (far below any visibility timeout)
+MAX_COUNTDOWN_S = 60.0  # longer waits are left to the pass
 
 # publish(kind, item id, countdown or None)
 Publish = Callable[[str, str, "float | None"], None]
@@ -72,6 +72,12 @@ class ResultsContext:
     def grace_s(self) -> float:
         """How long past its time a message may run before the pass sends another."""
         return max(3 * self.settings.results_interval_s, 1.0)
+
+    @property
+    def max_countdown_s(self) -> float:
+        """Longest countdown given: a fifth of the visibility timeout (a Redis-broker
+        message held longer is delivered twice, kombu #337), at most a minute."""
+        return min(MAX_COUNTDOWN_S, self.settings.visibility_timeout_s / 5)
 
     def lease_s(self, kind: str) -> float:
         if kind == WEBHOOK:
@@ -137,11 +143,11 @@ def _schedule(ctx: ResultsContext, kind: str, item_id: str, wait: float) -> tupl
     """(next_at, due score) for a retry after ``wait``; publishes a countdown if it is short."""
     now = ctx.clock()
     next_at = now + wait
-    return next_at, (next_at + ctx.grace_s if wait <= MAX_COUNTDOWN_S else next_at)
+    return next_at, (next_at + ctx.grace_s if wait <= ctx.max_countdown_s else next_at)
 
 
 def _send_retry(ctx: ResultsContext, kind: str, item_id: str, wait: float) -> None:
-    if wait <= MAX_COUNTDOWN_S:
+    if wait <= ctx.max_countdown_s:
         ctx.publish(kind, item_id, wait)
 
 

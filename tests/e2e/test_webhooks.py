@@ -166,3 +166,35 @@ def test_a_4xx_stops_and_a_private_target_is_refused_without_the_setting(
     assert all("loopback" in d["error"] for d in docs)
     assert receiver.received == []  # no byte went out
     receiver.stop()
+
+
+def test_retries_too_far_off_for_a_countdown_are_driven_by_the_pass(
+    make_system: type[System],
+) -> None:
+    """Waits longer than a fifth of the visibility timeout (30 s here: 6 s) are left to
+    the results pass, as an hour's outage would be with the production schedule."""
+    receiver = Receiver(NEW_SECRET, status=503).start()
+    settings = {**FAST, "webhook_retry_schedule_s": "[0, 8, 8, 8]"}
+    system = make_system(webhook_secret=NEW_SECRET, **settings)
+    system.start_worker()
+    batch = clonequeue.submit(
+        make_rows(2, prefix="far"), batch="far", services=system.services, webhook=receiver.url
+    )
+    system.wait(batch, 60)
+    wait_for(lambda: len(receiver.received) >= 3, 30, "first attempts answered 503")
+    pending = wait_for(
+        lambda: (d := deliveries(system, batch)) and len(d) == 3
+        and all(x["state"] == "pending" for x in d) and d,
+        30,
+        "all waiting for their second attempt",
+    )  # fmt: skip
+    due = system.services.redis.zrange(f"{system.namespace}:webhooks:due", 0, -1, withscores=True)
+    next_at = {d["id"]: d["next_at"] for d in pending}
+    scores = dict(due)
+    assert set(scores) == set(next_at)
+    # due exactly at the attempt's time, no grace: no message is on its way, the pass owns it
+    assert all(abs(scores[k] - next_at[k]) < 0.01 for k in next_at)
+    receiver.status = 200
+    wait_for(lambda: all(d["state"] == "done" for d in deliveries(system, batch)), 40, "delivered")
+    assert all(d["tries"] == 2 for d in deliveries(system, batch))
+    receiver.stop()
