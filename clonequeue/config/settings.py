@@ -293,6 +293,8 @@ class Settings(BaseSettings):
             )
         if self.webhook_secret is not None:
             _check_webhook_secrets(self.webhook_secret.get_secret_value())
+        if self.artifacts_url:
+            _check_store_url(self.artifacts_url)
         for name in ("webhook_retry_schedule_s", "artifact_retry_schedule_s"):
             schedule = getattr(self, name)
             if not schedule or any(s < 0 for s in schedule):
@@ -346,6 +348,16 @@ def _read_secret_file(path: Path, variable: str) -> str:
     if not value:
         raise ValueError(f"{variable}: {path} is empty")
     return value
+
+
+def _check_store_url(url: str) -> None:
+    import fsspec
+
+    protocol = url.split("://", 1)[0] if "://" in url else "file"
+    try:
+        fsspec.get_filesystem_class(protocol)
+    except (ImportError, ValueError) as exc:
+        raise ValueError(f"CLONEQUEUE_ARTIFACTS_URL={url!r}: {exc}") from None
 
 
 def webhook_secrets(value: str) -> list[str]:

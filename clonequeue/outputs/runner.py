@@ -290,6 +290,13 @@ def _fetch(ctx: ResultsContext, item_id: str) -> str:
         _send_retry(ctx, ARTIFACT, item_id, wait)
         ARTIFACT_DOWNLOADS.labels("retry").inc()
         return f"retry in {wait:g} s: {exc.reason}"
+    except (ImportError, ValueError) as exc:  # a store this worker cannot open (no s3fs?)
+        reason = f"store: {exc}"
+        store.finish(item_id, {"at": round(started, 3), "verdict": "stop", "error": reason},
+                     state="failed", fields={"error": reason})  # fmt: skip
+        ARTIFACT_DOWNLOADS.labels("failed").inc()
+        log.error("artifact %s: %s", item_id, reason)
+        return f"failed: {reason}"
     except OSError as exc:  # the store itself (disk full, S3 refused): retried like the source
         record = {"at": round(started, 3), "verdict": "retry", "error": f"store: {exc}"}
         wait = wh.next_wait(

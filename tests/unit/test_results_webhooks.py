@@ -116,3 +116,9 @@ def test_the_secret_comes_from_a_file_too(tmp_path) -> None:  # type: ignore[no-
     assert {SECRET, OTHER} <= set(rotated.secret_values())
     with pytest.raises(ConfigError, match="not both"):
         load_settings(env_file=None, webhook_secret=SECRET, webhook_secret_file=str(path))
+
+
+def test_an_unknown_artifact_store_is_refused_at_start() -> None:
+    with pytest.raises(ConfigError, match="Protocol not known"):
+        load_settings(env_file=None, artifacts_url="nope://bucket/x")
+    assert load_settings(env_file=None, artifacts_url="file:///data/voices").artifacts_url
