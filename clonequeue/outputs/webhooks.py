@@ -25,6 +25,7 @@ from clonequeue._version import __version__
 from clonequeue.outputs.targets import UnsafeTargetError, resolve
 
 MAX_PAYLOAD_BYTES = 20_000  # a bigger job record is sent by reference
+MAX_RETRY_AFTER_S = 24 * 3600.0
 RESPONSE_BYTES_READ = 4096  # of the receiver's answer, for the attempt's record
 
 Verdict = Literal["delivered", "retry", "disable", "stop"]
@@ -173,6 +174,6 @@ def next_wait(schedule: tuple[float, ...], tries: int, retry_after_s: float | No
     if tries >= len(schedule):
         return None
     wait = schedule[tries]
-    if retry_after_s is not None:
-        wait = max(wait, retry_after_s)
+    if retry_after_s is not None:  # honoured, but a receiver cannot park us past a day
+        wait = max(wait, min(retry_after_s, MAX_RETRY_AFTER_S))
     return wait

@@ -82,6 +82,7 @@ def test_the_schedule_and_retry_after() -> None:
     assert wh.next_wait(schedule, 1, None) == 5.0
     assert wh.next_wait(schedule, 1, 60.0) == 60.0  # Retry-After wins when longer
     assert wh.next_wait(schedule, 3, None) is None  # spent: the delivery fails
+    assert wh.next_wait(schedule, 1, 1e9) == 24 * 3600.0  # a day at most
     assert wh.retry_after("120", 0) == 120.0
     assert wh.retry_after("Wed, 21 Oct 2015 07:28:00 GMT", 1445412470.0) == 10.0
     assert wh.retry_after("soon", 0) is None
