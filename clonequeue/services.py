@@ -10,11 +10,12 @@ from typing import Any
 import redis
 
 from clonequeue.config import Settings, load_settings
+from clonequeue.config.redis_urls import mask_url
 from clonequeue.dispatch.dispatcher import CeleryDispatcher, send_all
 from clonequeue.dispatch.due import DueIndex
 from clonequeue.errors import StoreError
 from clonequeue.store.batches import BatchStore
-from clonequeue.store.connect import job_store, redis_client
+from clonequeue.store.connect import job_store, store_client
 from clonequeue.store.fleet import Fleet
 from clonequeue.store.jobs import Dispatch, JobStore
 
@@ -26,15 +27,15 @@ class Services:
     @cached_property
     def redis(self) -> redis.Redis:
         """The store's client; a Redis that does not answer now fails in about 2 s, not 30."""
-        with redis_client(self.settings.redis_url, ride_out_s=0) as probe:
+        with store_client(self.settings, ride_out_s=0) as probe:
             try:
                 probe.ping()
             except redis.exceptions.RedisError as exc:
                 raise StoreError(
-                    f"cannot reach Redis at {_safe_url(self.settings.redis_url)} ({exc}); "
+                    f"cannot reach Redis at {mask_url(self.settings.redis_url)} ({exc}); "
                     "start it (`clonequeue redis`) or set CLONEQUEUE_REDIS_URL"
                 ) from None
-        return redis_client(self.settings.redis_url)
+        return store_client(self.settings)
 
     @cached_property
     def jobs(self) -> JobStore:
@@ -95,16 +96,3 @@ class Services:
             "chars_spent": fleet["chars_submitted"] - fleet["chars_refunded"],
             "rate": self.rate_snapshot(),
         }
-
-
-def _safe_url(url: str) -> str:
-    """A URL without its password, for messages."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = f"{parts.username or ''}:***@{parts.hostname}"
-        if parts.port:
-            netloc += f":{parts.port}"
-        parts = parts._replace(netloc=netloc)
-    return urlunsplit(parts)

@@ -114,6 +114,11 @@ def worker(
         f"--concurrency={concurrency or settings.worker_concurrency}",
         f"--loglevel={loglevel or settings.log_level}",
         "--pool=threads",
+        # Mingle and gossip talk to every other worker over the broker: after a
+        # failover or reconnect they leave zombie workers (celery #8030), and we
+        # need neither (revokes and state live in our own records).
+        "--without-mingle",
+        "--without-gossip",
     ]
     if events:
         argv.append("--task-events")

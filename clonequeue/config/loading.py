@@ -10,6 +10,7 @@ from typing import Any
 from dotenv import dotenv_values
 from pydantic import ValidationError
 
+from clonequeue.config.redis_urls import mask_url
 from clonequeue.config.settings import (
     ENV_PREFIX,
     Settings,
@@ -67,6 +68,9 @@ def format_validation_error(exc: ValidationError) -> list[str]:
             lines.append(message if ENV_PREFIX in message else f"settings: {message}")
             continue
         field = str(loc[0])
-        shown = "" if _is_secret(field) else f"={error.get('input')!r}"
+        given = error.get("input")
+        if field.endswith("_url") and isinstance(given, str):
+            given = mask_url(given)
+        shown = "" if _is_secret(field) else f"={given!r}"
         lines.append(f"{env_name(field)}{shown}: {message}")
     return lines

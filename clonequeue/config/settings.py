@@ -23,6 +23,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from clonequeue.config.redis_urls import is_sentinel_url, mask_url, parse_sentinel_url
 from clonequeue.config.token import TokenSource, clean_token, read_token_file
 from clonequeue.constants import DEFAULT_API_BASE_URL, DEFAULT_NAMESPACE
 
@@ -37,15 +38,24 @@ def _http_url(value: str) -> str:
 
 
 def _redis_url(value: str) -> str:
+    if is_sentinel_url(value):
+        parse_sentinel_url(value)
+        return value
     parts = urlsplit(value)
     if parts.scheme not in ("redis", "rediss", "unix") or not (parts.hostname or parts.path):
-        raise ValueError("must be a Redis URL such as redis://127.0.0.1:6379/0")
+        raise ValueError(
+            "must be a Redis URL such as redis://127.0.0.1:6379/0, or Sentinel's "
+            "sentinel://h1:26379;sentinel://h2:26379"
+        )
     return value
 
 
 def _broker_url(value: str) -> str:
     from kombu.transport import TRANSPORT_ALIASES
 
+    if is_sentinel_url(value):
+        parse_sentinel_url(value)
+        return value
     scheme = urlsplit(value).scheme.split("+")[0]
     if scheme not in TRANSPORT_ALIASES:
         raise ValueError(
@@ -146,6 +156,25 @@ class Settings(BaseSettings):
     )
     namespace: NamespaceStr = Field(
         DEFAULT_NAMESPACE, description="Prefix of every Redis key and queue name."
+    )
+    sentinel_master: str = Field(
+        "mymaster",
+        min_length=1,
+        description="Sentinel URLs (sentinel://h1:26379;sentinel://h2:26379): the master's name.",
+    )
+    sentinel_password: SecretStr | None = Field(
+        None,
+        description="Sentinel URLs: the sentinels' own password, if they require one "
+        "(the master's goes in the URL, as in kombu).",
+    )
+    redis_min_replicas: int = Field(
+        0,
+        ge=0,
+        description="WAIT for this many replicas after a create's claim and its stored "
+        "task id (0: off, a single Redis); an unreplicated claim sends no create.",
+    )
+    redis_wait_timeout_ms: PositiveInt = Field(
+        500, description="How long one WAIT for REDIS_MIN_REPLICAS may block."
     )
 
     # --- Polling and deadlines -------------------------------------------------------
@@ -421,6 +450,8 @@ def describe_setting_value(name: str, value: Any) -> str:
         return "********** (set)" if value.get_secret_value() else "(empty)"
     if value is None:
         return "(not set)"
+    if name.endswith("_url") and isinstance(value, str):
+        return mask_url(value)
     if isinstance(value, StrEnum):
         return value.value
     return str(value)

@@ -17,6 +17,7 @@ from typing import Any, Self
 
 import urllib3
 
+from clonequeue.config.redis_urls import is_sentinel_url
 from clonequeue.local.ports import free_port
 from clonequeue.local.processes import ManagedProcess
 from clonequeue.local.redis import EmbeddedRedis, redis_answers
@@ -97,8 +98,11 @@ class LocalStack:
     # --- services ------------------------------------------------------------------
 
     def start_redis(self, url: str | None = None, *, embedded: bool = False) -> str:
-        """Use ``url`` when it answers (and ``embedded`` is False), else start our own."""
-        if url and not embedded and redis_answers(url):
+        """Use ``url`` when it answers (and ``embedded`` is False), else start our own.
+
+        A Sentinel URL is used as given: its sentinels say where the master is.
+        """
+        if url and not embedded and (is_sentinel_url(url) or redis_answers(url)):
             self.redis_url = url
         else:
             self.redis_server = EmbeddedRedis().start(directory=self.workdir / "redis")

@@ -37,7 +37,7 @@ def publisher(app: Any, ns: str) -> Any:
 def register_results_tasks(app: Any, settings: Settings) -> None:
     from clonequeue.logs import set_log_context
     from clonequeue.outputs import runner
-    from clonequeue.store.connect import redis_client
+    from clonequeue.store.connect import store_client
 
     lock = threading.Lock()
     holder: dict[str, runner.ResultsContext] = {}
@@ -48,7 +48,7 @@ def register_results_tasks(app: Any, settings: Settings) -> None:
                 if "ctx" not in holder:
                     holder["ctx"] = runner.ResultsContext(
                         settings,
-                        redis_client(settings.redis_url),
+                        store_client(settings),
                         publisher(app, settings.namespace),
                     )
         return holder["ctx"]

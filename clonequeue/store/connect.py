@@ -3,32 +3,78 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
+from redis.sentinel import Sentinel
 
 from clonequeue.config import Settings
+from clonequeue.config.redis_urls import is_sentinel_url, parse_sentinel_url
 from clonequeue.constants import REDIS_RIDE_OUT_S
 from clonequeue.store.jobs import JobStore, StoreLimits
 from clonequeue.store.keys import Keys
 
 
-def redis_client(url: str, *, ride_out_s: float = REDIS_RIDE_OUT_S) -> redis.Redis:
+def redis_client(
+    url: str,
+    *,
+    ride_out_s: float = REDIS_RIDE_OUT_S,
+    sentinel_master: str = "mymaster",
+    sentinel_password: str | None = None,
+) -> redis.Redis:
     """A Redis client for the job store (strings decoded) that rides out a Redis restart.
 
     A restart refuses connections, then answers LOADING while it reads its AOF; each
     command is retried through about ``ride_out_s`` of that, so a worker's thread or
     `status --wait` waits instead of failing. redis-py's own default gives up after
     about 2 s, and it changes between releases.
+
+    A ``sentinel://`` URL gives redis-py's Sentinel client for ``sentinel_master``:
+    every new connection asks the sentinels where the master is, and a demoted
+    master's READONLY drops the connection (redis-py turns it into a ConnectionError),
+    so the same retries carry a command over a failover to the new master.
     """
-    return redis.Redis.from_url(
-        url,
-        decode_responses=True,
-        health_check_interval=30,
-        socket_connect_timeout=5,
-        socket_timeout=30,
-        retry=ride_out_retry(ride_out_s),
+    options: dict[str, Any] = {
+        "decode_responses": True,
+        "health_check_interval": 30,
+        "socket_connect_timeout": 5,
+        "socket_timeout": 30,
+        "retry": ride_out_retry(ride_out_s),
+    }
+    if is_sentinel_url(url):
+        sentinel = sentinel_for(url, sentinel_password)
+        client: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
+            sentinel_master, **sentinel_master_options(url), **options
+        )
+        return client
+    return redis.Redis.from_url(url, **options)
+
+
+def sentinel_for(url: str, password: str | None = None) -> Sentinel:
+    """redis-py's Sentinel for every sentinel a ``sentinel://`` URL names."""
+    parsed = parse_sentinel_url(url)
+    sentinel_kwargs: dict[str, Any] = {"socket_timeout": 2, "socket_connect_timeout": 2}
+    if password:
+        sentinel_kwargs["password"] = password
+    return Sentinel(list(parsed.sentinels), sentinel_kwargs=sentinel_kwargs)  # type: ignore[no-untyped-call]
+
+
+def sentinel_master_options(url: str) -> dict[str, Any]:
+    """The master's login and db from a ``sentinel://`` URL (kombu's reading of it)."""
+    parsed = parse_sentinel_url(url)
+    return {"db": parsed.db, "username": parsed.username, "password": parsed.password}
+
+
+def store_client(settings: Settings, *, ride_out_s: float = REDIS_RIDE_OUT_S) -> redis.Redis:
+    """:func:`redis_client` for ``settings.redis_url`` (and its Sentinel settings)."""
+    password = settings.sentinel_password
+    return redis_client(
+        settings.redis_url,
+        ride_out_s=ride_out_s,
+        sentinel_master=settings.sentinel_master,
+        sentinel_password=password.get_secret_value() if password else None,
     )
 
 
@@ -60,13 +106,15 @@ def store_limits(settings: Settings) -> StoreLimits:
         first_poll_min_s=settings.poll_interval_min_s,
         first_poll_max_s=max_countdown_s(settings),
         first_poll_lag_s=settings.poll_interval_max_s,
+        min_replicas=settings.redis_min_replicas,
+        wait_timeout_ms=settings.redis_wait_timeout_ms,
     )
 
 
 def job_store(settings: Settings, client: redis.Redis | None = None) -> JobStore:
     """The job store for these settings (producers, workers and operators use it)."""
     return JobStore(
-        client or redis_client(settings.redis_url),
+        client or store_client(settings),
         Keys(settings.namespace),
         store_limits(settings),
     )

@@ -7,6 +7,7 @@ message finds the step moved on and does nothing (see lua/prelude.lua).
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -16,6 +17,11 @@ import redis
 from clonequeue.store.keys import Keys
 from clonequeue.store.records import CLONE_ITEM
 from clonequeue.store.scripts import Scripts
+
+log = logging.getLogger(__name__)
+
+UNREPLICATED = "unreplicated"  # Skipped reason: the claim did not reach enough replicas
+RECORD_WAITS = 3  # WAITs for a stored task id before it is logged as at risk
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +107,8 @@ class StoreLimits:
     first_poll_min_s: float = 5.0
     first_poll_max_s: float = 60.0
     first_poll_lag_s: float = 10.0  # a first poll comes at most this long after the first done
+    min_replicas: int = 0  # WAIT for this many replicas after a claim and a stored task id
+    wait_timeout_ms: int = 500
 
 
 class JobStore:
@@ -125,11 +133,40 @@ class JobStore:
         kind = "create" if step.remote_id is None else "poll"
         return str(self._run("check_step", now, step.job_id, step.item, step.gen, kind)[0])
 
+    def _run_replicated(self, name: str, now: float, *args: Any) -> tuple[list[Any], bool]:
+        """Run a script and WAIT for ``min_replicas``: (reply, whether enough replicas have it)."""
+        wanted = self.limits.min_replicas
+        if wanted <= 0:
+            return self._run(name, now, *args), True
+        out, acked = self._scripts.run_replicated(
+            name, [self.keys.ns, f"{now:.3f}", *args], wanted, self.limits.wait_timeout_ms
+        )
+        return out, acked >= wanted
+
+    def _wait_replicas(self) -> bool:
+        """WAIT again: behind a new write, as WAIT counts only its own connection's writes.
+
+        The replication stream is ordered, so replicas that have this later write have
+        every earlier one too (the task id stored through another connection).
+        """
+        with self.client.pipeline(transaction=False) as pipe:
+            pipe.incr(f"{self.keys.ns}:replication_mark")
+            pipe.execute_command(  # type: ignore[no-untyped-call]
+                "WAIT", self.limits.min_replicas, self.limits.wait_timeout_ms
+            )
+            _, acked = pipe.execute()
+        return int(acked) >= self.limits.min_replicas
+
     def claim_create(
         self, job_id: str, item: str, gen: int, *, now: float, lease_s: float
     ) -> Claimed | Skipped:
-        """Move a pending step to submitting, or park it when paused/full/over budget."""
-        out = self._run(
+        """Move a pending step to submitting, or park it when paused/full/over budget.
+
+        With ``min_replicas``, a claim that fewer replicas acknowledged in time is
+        undone (the step is pending again, re-driven by the watchdog) and no create
+        is sent: a failover could forget it, and the step would be created twice.
+        """
+        out, replicated = self._run_replicated(
             "claim_create",
             now,
             job_id,
@@ -140,6 +177,8 @@ class JobStore:
             self.limits.budget_chars,
             self.limits.retention_s,
         )
+        if out[0] == "ok" and not replicated:
+            return self._undo_claim(job_id, item, gen, now=now)
         if out[0] == "ok":
             return Claimed(
                 request=json.loads(out[1]),
@@ -151,11 +190,29 @@ class JobStore:
             )
         return Skipped(f"parked:{out[1]}" if out[0] == "parked" else out[0])
 
+    def _undo_claim(self, job_id: str, item: str, gen: int, *, now: float) -> Skipped:
+        error = {
+            "kind": UNREPLICATED,
+            "msg": f"the claim reached fewer than {self.limits.min_replicas} Redis replicas "
+            f"within {self.limits.wait_timeout_ms} ms, so no create was sent; retried",
+        }
+        released = self.release_create(job_id, item, gen, "retry", error, now=now, retry_at=now)
+        log.warning(
+            "create of job %s not sent: %s (release: %s)", job_id, error["msg"], released.result
+        )
+        return Skipped(UNREPLICATED)
+
     def record_created(
         self, job_id: str, item: str, gen: int, remote_id: str, *, now: float, next_due: float
     ) -> Created:
-        """Store the remote task id at once; the poll's generation, or None if it moved on."""
-        out = self._run(
+        """Store the remote task id at once; the poll's generation, or None if it moved on.
+
+        With ``min_replicas``, WAIT until that many replicas have it (up to
+        ``RECORD_WAITS`` times): the create is paid, so going on is all that is left,
+        but an id only the master holds is logged with the job, in case a failover
+        forgets it (the step would come back `unknown`).
+        """
+        out, replicated = self._run_replicated(
             "record_created",
             now,
             job_id,
@@ -166,6 +223,20 @@ class JobStore:
             self.limits.job_deadline_s,
             self.limits.retention_s,
         )
+        for _ in range(RECORD_WAITS - 1):
+            if replicated:
+                break
+            replicated = self._wait_replicas()
+        if not replicated:
+            log.error(
+                "remote task %s of job %s (step %s) is stored on the Redis master only "
+                "(fewer than %d replicas acknowledged): a failover now would report it unknown",
+                remote_id,
+                job_id,
+                item,
+                self.limits.min_replicas,
+                extra={"job": job_id, "remote_id": remote_id},
+            )
         if out[0] != "ok":
             return Created(None)
         return Created(int(out[1]), out[2] == 1, float(out[3]) if out[3] else None)

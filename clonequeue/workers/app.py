@@ -7,7 +7,11 @@ from typing import Any
 from celery import Celery
 
 from clonequeue.config import Settings
+from clonequeue.config.redis_urls import is_sentinel_url
 from clonequeue.dispatch.queues import QueueNames
+
+# Longer than kombu's 1 s BRPOP, far shorter than anyone waits for a failover.
+BROKER_SOCKET_TIMEOUT_S = 10.0
 
 
 def create_app(settings: Settings) -> Celery:
@@ -31,6 +35,7 @@ def create_app(settings: Settings) -> Celery:
         # Celery results expire and are not our store: job results live in our own
         # records. Nothing is written per task (ignore_result).
         result_backend=settings.redis_url,
+        result_backend_transport_options=sentinel_options(settings, settings.redis_url),
         task_ignore_result=True,
         # JSON only: messages carry ids, never pickled objects.
         task_serializer="json",
@@ -55,7 +60,11 @@ def create_app(settings: Settings) -> Celery:
             # After a kill -9 the watchdog re-drives overdue steps after
             # watchdog_grace_s, so recovery does not wait for this timeout.
             "visibility_timeout": settings.visibility_timeout_s,
+            **redis_broker_options(settings),
         },
+        # A demoted master answers READONLY (celery #7946): retry the channel error
+        # like a lost connection instead of stopping the consumer.
+        broker_channel_error_retry=True,
         # One direct exchange and routing key per queue: a message goes to one queue only.
         task_queues=[
             Queue(name, Exchange(name, type="direct"), routing_key=name, durable=True)  # type: ignore[no-untyped-call]
@@ -98,6 +107,36 @@ def create_app(settings: Settings) -> Celery:
     app.clonequeue_results_queues = results_queues
     results_tasks.register_results_tasks(app, settings)
     return app
+
+
+def redis_broker_options(settings: Settings) -> dict[str, Any]:
+    """Socket limits for a Redis broker, and the Sentinel options for a Sentinel one.
+
+    Without a socket timeout, a worker blocked reading from a master whose host went
+    away (no RST, e.g. a cut link) waits forever and never reconnects (celery
+    #6348/#10096); with one it notices within seconds and asks the sentinels again.
+    """
+    url = settings.effective_broker_url
+    if not (url.startswith(("redis", "rediss")) or is_sentinel_url(url)):
+        return {}
+    return {
+        "socket_timeout": BROKER_SOCKET_TIMEOUT_S,
+        "socket_connect_timeout": 5,
+        "socket_keepalive": True,
+        **sentinel_options(settings, url),
+    }
+
+
+def sentinel_options(settings: Settings, url: str) -> dict[str, Any]:
+    """kombu's Sentinel transport options (``master_name``, the sentinels' login)."""
+    if not is_sentinel_url(url):
+        return {}
+    options: dict[str, Any] = {"master_name": settings.sentinel_master}
+    kwargs: dict[str, Any] = {"socket_timeout": 2, "socket_connect_timeout": 2}
+    if settings.sentinel_password is not None:
+        kwargs["password"] = settings.sentinel_password.get_secret_value()
+    options["sentinel_kwargs"] = kwargs
+    return options
 
 
 def app_settings(app: Any) -> Settings:

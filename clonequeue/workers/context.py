@@ -12,7 +12,7 @@ from clonequeue.config import Settings
 from clonequeue.dispatch.dispatcher import Dispatcher
 from clonequeue.dispatch.due import DueIndex
 from clonequeue.store.batches import BatchStore
-from clonequeue.store.connect import job_store, redis_client
+from clonequeue.store.connect import job_store, store_client
 from clonequeue.store.fleet import Fleet
 from clonequeue.store.jobs import JobStore
 from clonequeue.workers.gate import FleetGate
@@ -44,7 +44,7 @@ class WorkerContext:
 
     @classmethod
     def build(cls, settings: Settings, dispatcher: Dispatcher) -> WorkerContext:
-        client = redis_client(settings.redis_url)
+        client = store_client(settings)
         jobs = job_store(settings, client)
         return cls(
             settings=settings,

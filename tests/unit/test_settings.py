@@ -180,3 +180,50 @@ def test_unknown_variable_suggests_only_a_close_match(
     message = config_error(monkeypatch, **{name: "1"})
     hint = f" (did you mean {suggestion}?)" if suggestion else ""
     assert message == f"{name} is not a clonequeue setting{hint}; see `clonequeue config show`"
+
+
+SENTINEL_URL = "sentinel://:s3cret-pw@h1:26379/1;sentinel://h2:26380;sentinel://h3"
+
+
+def test_sentinel_urls_are_parsed_as_kombu_reads_them() -> None:
+    from clonequeue.config.redis_urls import parse_sentinel_url
+
+    settings = load_settings(redis_url=SENTINEL_URL)
+    assert settings.effective_broker_url == SENTINEL_URL
+    assert settings.sentinel_master == "mymaster"
+    parsed = parse_sentinel_url(SENTINEL_URL)
+    assert parsed.sentinels == (("h1", 26379), ("h2", 26380), ("h3", 26379))
+    assert (parsed.password, parsed.db) == ("s3cret-pw", 1)
+
+
+def test_config_show_masks_passwords_in_redis_urls() -> None:
+    done = run_cli(
+        "config",
+        "show",
+        "--json",
+        env={
+            "CLONEQUEUE_REDIS_URL": SENTINEL_URL,
+            "CLONEQUEUE_BROKER_URL": "redis://:other-pw@h9:6379/0",
+            "CLONEQUEUE_SENTINEL_PASSWORD": "sentinel-pw",
+            "CLONEQUEUE_SENTINEL_MASTER": "cq",
+        },
+    )
+    assert done.returncode == 0, done.stderr
+    for secret in ("s3cret-pw", "other-pw", "sentinel-pw"):
+        assert secret not in done.stdout + done.stderr
+    shown = __import__("json").loads(done.stdout)
+    assert shown["CLONEQUEUE_REDIS_URL"].startswith("sentinel://:***@h1:26379/1;sentinel://h2")
+    assert shown["CLONEQUEUE_BROKER_URL"] == "redis://:***@h9:6379/0"
+    assert shown["CLONEQUEUE_SENTINEL_MASTER"] == "cq"
+    assert shown["CLONEQUEUE_REDIS_MIN_REPLICAS"] == "0"
+
+
+def test_a_bad_sentinel_url_names_the_part_without_its_password(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    message = config_error(
+        monkeypatch, CLONEQUEUE_REDIS_URL="sentinel://:pw-x@h1:26379;redis://:pw-x@h2:6379"
+    )
+    assert "CLONEQUEUE_REDIS_URL=" in message
+    assert "sentinel://host:port" in message
+    assert "pw-x" not in message

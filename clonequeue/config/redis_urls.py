@@ -1,0 +1,80 @@
+"""Redis URLs, plain or kombu's Sentinel form, parsed once for the store and the broker.
+
+kombu's form lists every sentinel, separated by ``;``:
+``sentinel://:PASSWORD@h1:26379/0;sentinel://h2:26379;sentinel://h3:26379``. The
+password (and user, and db) of the first URL that has one is the *master's*, as
+in kombu; sentinels that require a password of their own get
+``CLONEQUEUE_SENTINEL_PASSWORD``. The master's name is ``CLONEQUEUE_SENTINEL_MASTER``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+SENTINEL_SCHEME = "sentinel"
+SENTINEL_PORT = 26379
+
+
+@dataclass(frozen=True, slots=True)
+class SentinelUrl:
+    """The sentinels to ask, and how to log in to the master they name."""
+
+    sentinels: tuple[tuple[str, int], ...]
+    username: str | None
+    password: str | None
+    db: int
+
+
+def is_sentinel_url(url: str) -> bool:
+    return url.strip().lower().startswith(f"{SENTINEL_SCHEME}://")
+
+
+def parse_sentinel_url(url: str) -> SentinelUrl:
+    """Every ``sentinel://host:port`` of ``url``; ValueError naming the part that is wrong."""
+    sentinels: list[tuple[str, int]] = []
+    username = password = None
+    db = 0
+    for part in (p.strip() for p in url.split(";")):
+        if not part:
+            continue
+        parts = urlsplit(part)
+        if parts.scheme != SENTINEL_SCHEME or not parts.hostname:
+            raise ValueError(
+                "each part of a Sentinel URL must read sentinel://host:port "
+                f"(got {mask_url(part)!r})"
+            )
+        try:
+            port = parts.port or SENTINEL_PORT
+        except ValueError:
+            raise ValueError(f"bad port in {mask_url(part)!r}") from None
+        sentinels.append((parts.hostname, port))
+        if password is None and parts.password is not None:
+            username = unquote(parts.username) if parts.username else None
+            password = unquote(parts.password)
+        path = parts.path.strip("/")
+        if path:
+            if not path.isdigit():
+                raise ValueError(f"the db in {mask_url(part)!r} must be a number")
+            db = int(path)
+    if not sentinels:
+        raise ValueError("a Sentinel URL names at least one sentinel://host:port")
+    return SentinelUrl(tuple(sentinels), username, password, db)
+
+
+def mask_url(url: str) -> str:
+    """``url`` with every password replaced by ``***`` (each ``;``-separated part)."""
+    return ";".join(_mask_one(part) for part in url.split(";"))
+
+
+def _mask_one(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return "***"  # unparseable: show nothing that could be a secret
+    if not password:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))

@@ -1,0 +1,205 @@
+"""Redis Sentinel and WAIT, against real ``redis-server`` and ``redis-server --sentinel`` processes.
+
+Each test gets its own group (a master, replicas, 3 sentinels on free ports, 1 s failure
+detection); failovers are real: ``SENTINEL FAILOVER`` and a SIGKILLed master.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from clonequeue.config import load_settings
+from clonequeue.local.sentinel import SentinelGroup
+from clonequeue.store.connect import redis_client, store_limits
+from clonequeue.store.jobs import UNREPLICATED, Claimed, JobStore, Skipped
+from clonequeue.store.keys import Keys
+from clonequeue.workers.app import create_app
+from tests.integration.test_store import NOW, add, doc, spec
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def group(tmp_path: Path) -> Iterator[SentinelGroup]:
+    with SentinelGroup(replicas=2, sentinels=3, directory=tmp_path / "sentinel") as started:
+        yield started
+
+
+class Writer(threading.Thread):
+    """INCRs a counter through the store's client as fast as it can; records every error."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        super().__init__(daemon=True)
+        self.client, self.stop, self.done, self.errors = client, threading.Event(), 0, []
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                self.client.incr("counter")
+                self.done += 1
+            except redis.RedisError as exc:  # the test fails on any
+                self.errors.append(repr(exc))
+            time.sleep(0.002)
+
+    def progress_after(self, seconds: float) -> int:
+        before = self.done
+        time.sleep(seconds)
+        return self.done - before
+
+
+def test_the_store_client_rides_over_a_failover_and_a_killed_master(
+    group: SentinelGroup,
+) -> None:
+    client = redis_client(group.url)
+    writer = Writer(client)
+    writer.start()
+    try:
+        assert writer.progress_after(0.5) > 0
+        first = group.master()
+        second = group.failover()
+        assert second is not first
+        assert writer.progress_after(1.0) > 0, "no writes reached the new master"
+        second.kill()
+        third = group.wait_new_master(second)
+        assert third is not second
+        assert writer.progress_after(1.0) > 0, "no writes after the master was killed"
+    finally:
+        writer.stop.set()
+        writer.join(10)
+    assert writer.errors == [], writer.errors[:3]
+    with third.client() as direct:
+        assert int(direct.get("counter") or 0) > 0
+    client.close()
+
+
+def test_a_demoted_master_answers_readonly_and_our_clients_move_on(
+    group: SentinelGroup,
+) -> None:
+    settings = load_settings(env_file=None, redis_url=group.url, namespace="s")
+    store = redis_client(group.url)
+    store.set("before", "1")
+    old = group.master()
+    app = create_app(settings)
+    with app.connection_for_write() as connection:
+        connection.default_channel.client.lpush("s.probe", "before")
+        group.failover()
+        with old.client() as direct:  # what a worker holding a plain connection sees
+            deadline = time.monotonic() + 15  # sentinels demote the old master shortly after
+            while direct.info("replication")["role"] != "slave":
+                assert time.monotonic() < deadline, "the old master was never demoted"
+                time.sleep(0.05)
+            direct.get("before")  # reads still work on a replica
+            with pytest.raises(redis.exceptions.ReadOnlyError):
+                direct.set("after", "1")
+        store.set("after", "1")  # READONLY drops the connection; the retry finds the master
+        # kombu's Sentinel channel, as Celery's producer and consumer use it
+        connection.ensure_connection(max_retries=3)
+        producer = connection.Producer()
+        publish = connection.ensure(producer, producer.publish, max_retries=5)
+        publish({"hello": 1}, routing_key="s.probe", exchange="", serializer="json")
+    new = group.master()
+    with new.client() as direct:
+        assert direct.get("after") == "1"
+        assert direct.llen("s.probe") >= 1
+    store.close()
+
+
+def test_sentinel_settings_reach_kombu_and_redis_py(group: SentinelGroup) -> None:
+    url = ";".join(f"sentinel://:pw@{n.host}:{n.port}/2" for n in group.watchers)
+    settings = load_settings(
+        env_file=None, redis_url=url, sentinel_master="mymaster", sentinel_password="spw"
+    )
+    app = create_app(settings)
+    options = app.conf.broker_transport_options
+    assert options["master_name"] == "mymaster"
+    assert options["sentinel_kwargs"]["password"] == "spw"
+    assert app.conf.result_backend_transport_options["master_name"] == "mymaster"
+    assert app.conf.broker_channel_error_retry is True
+    pool = redis_client(url, sentinel_password="spw").connection_pool
+    assert pool.connection_kwargs["password"] == "pw"
+    assert pool.connection_kwargs["db"] == 2
+
+
+# --- WAIT ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def replicated(tmp_path: Path) -> Iterator[tuple[SentinelGroup, JobStore]]:
+    with SentinelGroup(replicas=1, sentinels=0, directory=tmp_path / "wait") as started:
+        master = started.data[0]
+        settings = load_settings(
+            env_file=None,
+            redis_url=f"redis://{master.host}:{master.port}/0",
+            namespace="w",
+            redis_min_replicas=1,
+            redis_wait_timeout_ms=200,
+            submit_max_attempts=3,
+        )
+        client = redis_client(settings.redis_url)
+        yield started, JobStore(client, Keys("w"), store_limits(settings))
+        client.close()
+
+
+def test_an_unreplicated_claim_sends_no_create(
+    replicated: tuple[SentinelGroup, JobStore],
+) -> None:
+    group, jobs = replicated
+    add(jobs, spec("a"), spec("b"))
+    claim = jobs.claim_create("a", "c", 0, now=NOW, lease_s=60)
+    assert isinstance(claim, Claimed)
+    replica = group.data[1]
+    assert replica.process is not None
+    assert replica.process.pid is not None
+    os.kill(replica.process.pid, signal.SIGSTOP)  # replication stalls; the master goes on
+    try:
+        started = time.monotonic()
+        refused = jobs.claim_create("b", "c", 0, now=NOW, lease_s=60)
+        waited = time.monotonic() - started
+    finally:
+        os.kill(replica.process.pid, signal.SIGCONT)
+    assert refused == Skipped(UNREPLICATED)
+    assert 0.2 <= waited < 2.0
+    step = doc(jobs, "b")["clone"]
+    assert step["state"] == "pending"  # undone: the watchdog sends it again later
+    assert step["error"]["kind"] == UNREPLICATED
+    assert "fewer than 1 Redis replicas" in step["error"]["msg"]
+    assert jobs.client.sismember(jobs.keys.inflight, "c|b") == 0
+    again = jobs.claim_create("b", "c", step["gen"], now=NOW + 1, lease_s=60)
+    assert isinstance(again, Claimed)  # the replica is back: the claim holds
+
+
+def test_a_stored_task_id_waits_for_the_replica(
+    replicated: tuple[SentinelGroup, JobStore], caplog: pytest.LogCaptureFixture
+) -> None:
+    group, jobs = replicated
+    add(jobs, spec("a"))
+    assert isinstance(jobs.claim_create("a", "c", 0, now=NOW, lease_s=60), Claimed)
+    replica = group.data[1]
+    assert replica.process is not None
+    assert replica.process.pid is not None
+    os.kill(replica.process.pid, signal.SIGSTOP)
+    try:
+        created = jobs.record_created("a", "c", 0, "remote-a", now=NOW, next_due=NOW + 5)
+    finally:
+        os.kill(replica.process.pid, signal.SIGCONT)
+    assert created.gen == 1  # paid: we go on and poll it
+    assert "remote-a" in caplog.text
+    assert "master only" in caplog.text
+    with replica.client() as direct:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            raw = direct.get(jobs.keys.job("a"))
+            if raw and json.loads(raw)["clone"].get("remote_id") == "remote-a":
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("the replica never got the task id")
