@@ -27,10 +27,10 @@ import _harness as h
 from clonequeue.jobspec import JobSpec
 from clonequeue.local.sentinel import SentinelGroup
 from clonequeue.store.batches import BatchStore
+from clonequeue.store.connect import redis_client
 from clonequeue.store.jobs import Claimed, JobStore, StoreLimits
 from clonequeue.store.keys import Keys
 from clonequeue.store.records import new_job_doc
-from clonequeue.workers.context import redis_client
 
 ROUND = 200
 
@@ -89,7 +89,9 @@ def main() -> None:
         pending = {mode: add_jobs(jobs, count, now) for mode, jobs in stores.items()}
         for start in range(0, count, ROUND):
             for mode, jobs in stores.items():
-                per_create[mode].append(create_round(jobs, pending[mode][start : start + ROUND], now))
+                per_create[mode].append(
+                    create_round(jobs, pending[mode][start : start + ROUND], now)
+                )
     plain = statistics.fmean(per_create["no WAIT"]) * 1000
     waited = statistics.fmean(per_create["WAIT 1"]) * 1000
     figures = [
