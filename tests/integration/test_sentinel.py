@@ -50,9 +50,14 @@ class Writer(threading.Thread):
                 self.errors.append(repr(exc))
             time.sleep(0.002)
 
-    def progress_after(self, seconds: float) -> int:
+    def progress_after(self, seconds: float, *, within_s: float = 15.0) -> int:
+        """Writes made in ``seconds`` (waiting up to ``within_s`` for the first: a loaded
+        machine can take longer than a second to elect and reconnect)."""
         before = self.done
         time.sleep(seconds)
+        deadline = time.monotonic() + within_s
+        while self.done == before and time.monotonic() < deadline:
+            time.sleep(0.05)
         return self.done - before
 
 
