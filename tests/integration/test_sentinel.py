@@ -11,14 +11,14 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import redis
 
 from clonequeue.config import load_settings
-from clonequeue.local.sentinel import SentinelGroup
+from clonequeue.local.sentinel import Node, SentinelGroup
 from clonequeue.store.connect import redis_client, store_limits
 from clonequeue.store.jobs import UNREPLICATED, Claimed, JobStore, Skipped
 from clonequeue.store.keys import Keys
@@ -61,22 +61,29 @@ class Writer(threading.Thread):
         return self.done - before
 
 
-def test_the_store_client_rides_over_a_failover(group: SentinelGroup) -> None:
+def writes_ride_over(group: SentinelGroup, fault: Callable[[Node], Node], what: str) -> None:
+    """Writes through the store's client go on, without one error, across ``fault``
+    (given the master, it returns the new one)."""
     client = redis_client(group.url)
     writer = Writer(client)
     writer.start()
     try:
         assert writer.progress_after(0.5) > 0
         first = group.master()
-        second = group.failover()
+        second = fault(first)
         assert second is not first
-        assert writer.progress_after(1.0) > 0, "no writes reached the new master"
+        assert writer.progress_after(1.0) > 0, f"no writes after {what}"
     finally:
         writer.stop.set()
         writer.join(10)
     assert writer.errors == [], writer.errors[:3]
     with second.client() as direct:
         assert int(direct.get("counter") or 0) > 0
+    client.close()
+
+
+def test_the_store_client_rides_over_a_failover(group: SentinelGroup) -> None:
+    writes_ride_over(group, lambda _master: group.failover(), "a failover")
 
 
 @pytest.mark.skipif(
@@ -85,23 +92,11 @@ def test_the_store_client_rides_over_a_failover(group: SentinelGroup) -> None:
     "resume within 15 s of a SIGKILLed master once (2026-12-02); under investigation",
 )
 def test_the_store_client_rides_over_a_killed_master(group: SentinelGroup) -> None:
-    client = redis_client(group.url)
-    writer = Writer(client)
-    writer.start()
-    try:
-        assert writer.progress_after(0.5) > 0
-        first = group.master()
-        first.kill()
-        second = group.wait_new_master(first)
-        assert second is not first
-        assert writer.progress_after(1.0) > 0, "no writes after the master was killed"
-    finally:
-        writer.stop.set()
-        writer.join(10)
-    assert writer.errors == [], writer.errors[:3]
-    with second.client() as direct:
-        assert int(direct.get("counter") or 0) > 0
-    client.close()
+    def kill(master: Node) -> Node:
+        master.kill()
+        return group.wait_new_master(master)
+
+    writes_ride_over(group, kill, "the master was killed")
 
 
 def test_a_demoted_master_answers_readonly_and_our_clients_move_on(
