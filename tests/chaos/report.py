@@ -17,6 +17,19 @@ import pytest
 FULL = os.environ.get("CHAOS_FULL") == "1"
 REPORT_PATH = Path(os.environ.get("CHAOS_REPORT", "bench/out/chaos.json"))
 ROWS_PATH = REPORT_PATH.with_suffix(".rows.jsonl")
+EXPECTED_FAILURE_KINDS = {"remote"}  # the simulator's failure_rate; faults must add none
+
+
+def chaos_settings(wait_s: float) -> dict[str, str]:
+    """The fleet's settings under a fault. Retries must outlast an outage: 0.2 s doubling
+    to 10 s over 15 attempts is ~100 s. A job's deadline is the batch's wait (the default
+    is 2 h; the e2e suite's 120 s is shorter than 1,000 jobs' calls take at 25/s)."""
+    return {
+        "retry_max_s": "10",
+        "submit_max_attempts": "15",
+        "http_read_timeout_s": "1.5",
+        "job_deadline_s": str(int(wait_s)),
+    }
 
 
 def _is_controller(config: pytest.Config) -> bool:

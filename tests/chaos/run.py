@@ -21,20 +21,12 @@ from clonequeue.config import Settings
 from clonequeue.local.audit import AuditReport, body_sha256, sent_body
 from clonequeue.local.stack import SimulatorAdmin
 from clonequeue.store.records import doc_audios
-from tests.chaos.report import FULL, ChaosReport
+from tests.chaos.report import EXPECTED_FAILURE_KINDS, FULL, ChaosReport, chaos_settings
 from tests.e2e.system import System, make_rows
 
 JOBS = 1000 if FULL else 80
 WAIT_S = float(os.environ.get("CHAOS_WAIT_S", 900.0 if FULL else 240.0))
-# As in test_chaos.py: retries outlast an outage (0.2 s doubling to 10 s, 15 attempts is
-# ~100 s); a job's deadline is the batch's wait.
-SETTINGS = {
-    "retry_max_s": "10",
-    "submit_max_attempts": "15",
-    "http_read_timeout_s": "1.5",
-    "job_deadline_s": str(int(WAIT_S)),
-}
-EXPECTED_FAILURE_KINDS = {"remote"}  # the simulator's failure_rate; faults must add none
+SETTINGS = chaos_settings(WAIT_S)
 UNKNOWN_KINDS = ("no_answer", "lost_worker")
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from clonequeue.local.stack import SimulatorAdmin
-from tests.chaos.report import FULL
+from tests.chaos.report import EXPECTED_FAILURE_KINDS, FULL, chaos_settings
 from tests.e2e.system import System, make_rows
 
 pytestmark = [pytest.mark.e2e, pytest.mark.chaos]
@@ -25,16 +25,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.chaos]
 JOBS = 1000 if FULL else 80
 OUTAGE_S = 60.0 if FULL else 10.0
 WAIT_S = float(os.environ.get("CHAOS_WAIT_S", 900.0 if FULL else 180.0))
-# Retries must outlast an outage: 0.2 s doubling to 10 s over 15 attempts is ~100 s.
-# A job's deadline is the batch's wait (the default is 2 h; the e2e suite's 120 s is
-# shorter than 1,000 jobs' calls take at the 429 storm's 25/s).
-SETTINGS = {
-    "retry_max_s": "10",
-    "submit_max_attempts": "15",
-    "http_read_timeout_s": "1.5",
-    "job_deadline_s": str(int(WAIT_S)),
-}
-EXPECTED_FAILURE_KINDS = {"remote"}  # the simulator's failure_rate; faults must add none
+SETTINGS = chaos_settings(WAIT_S)
 
 
 class Scenario:
