@@ -2,6 +2,11 @@
 
 CSV mirrors the CSV input: one row per production audio (a job without audios
 is one row), so the results of a CSV submission line up with its rows.
+
+CSV is opened in spreadsheets, which run a cell that starts with ``=``, ``+``,
+``-``, ``@``, tab or CR as a formula: a custom_id or an API message could then
+run one on the reader's machine. Every such text cell is written with a ``'``
+first (OWASP's advice on CSV injection); numbers are written as numbers.
 """
 
 from __future__ import annotations
@@ -62,12 +67,16 @@ def write_records(records: Iterable[dict[str, Any]], out: IO[str], fmt: OutputFo
 
 def write_csv(records: Iterable[dict[str, Any]], out: IO[str]) -> int:
     writer = csv.writer(out, lineterminator="\n")
+    # csv quotes a cell holding "\n" but not one holding a lone "\r" (with "\n" line
+    # ends), which readers take as a line break: such rows are written fully quoted.
+    quoting_all = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_ALL)
     writer.writerow(CSV_COLUMNS)
     count = 0
     for record in records:
         count += 1
         for row in csv_rows(record):
-            writer.writerow([_cell(row.get(c)) for c in CSV_COLUMNS])
+            cells = [_cell(row.get(c)) for c in CSV_COLUMNS]
+            (quoting_all if any("\r" in c for c in cells) else writer).writerow(cells)
     return count
 
 
@@ -109,9 +118,20 @@ def csv_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+# What makes a spreadsheet read a cell as a formula (OWASP, "CSV Injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    return str(value)
+    if isinstance(value, int | float):
+        return str(value)  # a real number (-5, -1.5e3) is data, never a formula: kept as is
+    return neutralised(str(value))
+
+
+def neutralised(text: str) -> str:
+    """``text``, with a ``'`` before it when a spreadsheet would run it as a formula."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text

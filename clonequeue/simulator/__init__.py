@@ -34,6 +34,7 @@ Knobs (:class:`SimConfig`; CLI flags with dashes; ``PATCH /_sim/config`` at run 
     tokens, initial_balance   accounts, start-only (CLI ``--token`` repeatable, ``--balance``)
     clone_queue_s, clone_processing_s, audio_queue_s, audio_processing_s, jitter_ratio
     failure_rate              fraction of tasks that fail (decided at creation)
+    failure_msg               the msg of every failed task (None: a built-in reason)
     seed                      same requests in the same order → same ids and outcomes
     price_per_10k_chars, voice_fee, balance_error ("http402" | "code200")
     error_5xx_rate            fraction of API requests answered 500/502/503, no effect

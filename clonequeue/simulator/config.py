@@ -46,6 +46,13 @@ class SimConfig(BaseModel):
         0.0, ge=0.0, lt=1.0, description="Durations vary by up to ± this fraction."
     )
     failure_rate: float = Field(0.0, ge=0.0, le=1.0, description="Fraction of tasks that fail.")
+    failure_msg: str | None = Field(
+        None,
+        min_length=1,
+        max_length=500,
+        description="The msg of every failed task (None: one of the built-in reasons); "
+        "a test's way to hand the client any text, e.g. a spreadsheet formula.",
+    )
     seed: int = Field(0, description="Seeds every random choice: same requests, same answers.")
 
     # --- billing --------------------------------------------------------------------------

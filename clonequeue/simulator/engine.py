@@ -261,6 +261,8 @@ class Engine:
             error = reasons[0]
         elif outcomes.roll(config.failure_rate):
             error = outcomes.choice(reasons)
+        if error is not None and config.failure_msg is not None:
+            error = config.failure_msg
         if config.jitter_ratio > 0:
             queue_s *= 1 + outcomes.uniform(-config.jitter_ratio, config.jitter_ratio)
             processing_s *= 1 + outcomes.uniform(-config.jitter_ratio, config.jitter_ratio)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +15,7 @@ from clonequeue.api.billing import CostEstimate
 from clonequeue.producers import estimate as estimates
 from clonequeue.producers.dedupe import SeenBefore, SeenIds
 from clonequeue.producers.errors import EstimateTooHighError
-from clonequeue.producers.export import CSV_COLUMNS, csv_rows, write_csv
+from clonequeue.producers.export import CSV_COLUMNS, csv_rows, neutralised, write_csv
 from clonequeue.producers.sources import IterableSource
 from clonequeue.producers.submission import Submission, SubmitReport
 
@@ -145,3 +146,32 @@ def test_result_csv_has_one_row_per_audio_and_one_for_a_job_without() -> None:
 def test_public_api_is_pinned() -> None:
     assert set(clonequeue.__all__) >= {"Batch", "submit", "results", "JobSpec", "Settings"}
     assert clonequeue.Batch.__module__ == "clonequeue.batch"
+
+
+@pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "\r"])
+def test_csv_cells_a_spreadsheet_would_run_as_formulas_start_with_a_quote(start: str) -> None:
+    record = {
+        "custom_id": f"{start}1+1",
+        "status": "failed",
+        "error": {"kind": "remote", "msg": f'{start}HYPERLINK("http://x")', "code": -5},
+        "attempts": -1,
+        "created_at": -1.5,
+        "audios": [],
+    }
+    out = io.StringIO()
+    write_csv([record], out)
+    row = next(csv.DictReader(io.StringIO(out.getvalue(), newline="")))
+    assert row["custom_id"] == f"'{start}1+1"
+    assert row["error_msg"] == f'\'{start}HYPERLINK("http://x")'
+    # real numbers are data, not formulas: written as they are
+    assert (row["error_code"], row["attempts"], row["created_at"]) == ("-5", "-1", "-1.5")
+
+
+def test_csv_cells_that_only_contain_formula_characters_later_are_kept() -> None:
+    assert [neutralised(t) for t in ("a=b", "x-1", "", "'=already")] == [
+        "a=b",
+        "x-1",
+        "",
+        "'=already",
+    ]
+    assert neutralised("-5") == "'-5"  # text, not a number: a custom_id of "-5"
