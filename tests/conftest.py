@@ -29,12 +29,12 @@ from clonequeue.local import (
     free_port,
     netns,
     port_answers,
+    rabbitmq,
 )
 from clonequeue.local.stack import SimulatorAdmin
 from tests.e2e.system import System
 
 RABBITMQ_PORT = 5672
-RABBITMQ_URL = f"amqp://guest:guest@{LOCALHOST}:{RABBITMQ_PORT}//"
 pytest_plugins = ["tests.chaos.report"]
 
 
@@ -56,6 +56,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         )
         for item in needs_rabbitmq:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_vhost() -> Iterator[rabbitmq.Vhost]:
+    """A vhost of the session's own on the machine's RabbitMQ, deleted at the end.
+
+    Made with ``rabbitmqctl`` or the management API; skips, saying why, when neither works.
+    """
+    reason = rabbitmq.unavailable_reason()
+    if reason is not None:
+        pytest.skip(f"RabbitMQ answers but no vhost of our own can be made: {reason}")
+    with rabbitmq.temporary_vhost() as vhost:
+        yield vhost
 
 
 # --- Redis ------------------------------------------------------------------------------
@@ -172,9 +185,13 @@ def broker(request: pytest.FixtureRequest) -> dict[str, str]:
     """Settings for ``make_system``: the suite's Redis as the broker, then RabbitMQ.
 
     Job records stay in Redis either way; the RabbitMQ case runs where one answers
-    on 127.0.0.1:5672 (each system's queues are its own and deleted afterwards).
+    on 127.0.0.1:5672, in the session's own vhost (each system's queues are its own and
+    deleted afterwards; the vhost goes at the end of the session).
     """
-    return {} if request.param == "redis" else {"broker_url": RABBITMQ_URL}
+    if request.param == "redis":
+        return {}
+    vhost: rabbitmq.Vhost = request.getfixturevalue("rabbitmq_vhost")
+    return {"broker_url": vhost.url}
 
 
 # --- several hosts on one machine (network namespaces) -------------------------------------
