@@ -23,6 +23,7 @@ from typing import Any
 
 from clonequeue.config import Settings
 from clonequeue.producers.errors import BatchNotFoundError, ProducerError
+from clonequeue.producers.frames import FrameKind
 from clonequeue.producers.rows import RowError
 from clonequeue.producers.submission import SubmitReport
 from clonequeue.services import Services
@@ -151,6 +152,16 @@ class Batch(str):
 
         pairs = ((doc, result_record(doc)) for doc in docs)
         yield from with_artifacts(self._services.redis, self._services.settings.namespace, pairs)
+
+    def results_frame(self, kind: FrameKind = "pandas") -> Any:
+        """The results as a DataFrame, one row per job: ``kind="pandas"`` or ``"polars"``.
+
+        The columns are the Parquet export's (the CSV's job columns; ``audios`` a list
+        of dicts with the CSV's audio columns). Needs the ``frames`` extra.
+        """
+        from clonequeue.producers.frames import results_frame
+
+        return results_frame(self.results(), kind)
 
     def webhooks(self) -> Iterator[dict[str, Any]]:
         """Every webhook delivery of the batch with its attempts."""

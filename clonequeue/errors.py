@@ -11,6 +11,7 @@ Callers act on the class, never on message text::
     │   ├── EstimateTooHighError     the batch would bill more than --max-chars
     │   └── BatchNotFoundError       no such batch (never made, purged or expired)
     ├── LocalServiceError            a local Redis/simulator/worker did not start (local/)
+    ├── MissingExtraError            an optional package (pyarrow, pandas, polars) is needed
     └── ApiError                     the JimmyAI API said no, or could not be heard
         ├── TransientApiError        nothing was created; the same request may succeed later
         │   ├── ApiUnavailableError  5xx, a read (GET) that failed or was unreadable
@@ -43,6 +44,10 @@ class ConfigError(ClonequeueError):
 
 class InputError(ClonequeueError):
     """A job row or request field breaks a rule; the message names field and rule."""
+
+
+class MissingExtraError(ClonequeueError, ImportError):
+    """An optional dependency is not installed; the message says which extra installs it."""
 
 
 class StoreError(ClonequeueError):

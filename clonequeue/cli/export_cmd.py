@@ -1,4 +1,4 @@
-"""``results`` and ``errors``: a batch's records out as JSONL or CSV, streamed from Redis."""
+"""``results`` and ``errors``: a batch's records out as JSONL, CSV or Parquet, streamed."""
 
 from __future__ import annotations
 
@@ -11,12 +11,17 @@ import typer
 
 from clonequeue.batch import Batch
 from clonequeue.cli import context
-from clonequeue.cli.errors import fail
-from clonequeue.producers.export import output_format, write_records
+from clonequeue.cli.errors import EXIT_USAGE, fail
+from clonequeue.producers.export import OutputFormat, output_format, write_records
 from clonequeue.services import Services
 
 FORMAT_OPT = typer.Option(
-    "jsonl", "--format", "-f", help="jsonl (one record per job) or csv (one row per audio)."
+    "jsonl",
+    "--format",
+    "-f",
+    help="jsonl (one record per job), csv (one row per audio; cells starting with = + - @ "
+    "tab or CR get a leading ' so a spreadsheet never runs them) or parquet (one row per "
+    "job, `audios` a list of structs; needs -o and the parquet extra: pyarrow).",
 )
 OUTPUT_OPT = typer.Option(None, "--output", "-o", help="Write here, not to stdout.")
 
@@ -46,6 +51,8 @@ def errors(
 
 def _write(records: Iterable[dict[str, Any]], format_name: str, output: Path | None) -> int:
     fmt = output_format(format_name)
+    if fmt is OutputFormat.PARQUET:
+        return _write_parquet(records, output)
     if output is None:
         return write_records(records, sys.stdout, fmt)
     try:
@@ -54,3 +61,14 @@ def _write(records: Iterable[dict[str, Any]], format_name: str, output: Path | N
         fail(f"cannot write {output}: {exc.strerror or exc}")
     with sink:
         return write_records(records, sink, fmt)
+
+
+def _write_parquet(records: Iterable[dict[str, Any]], output: Path | None) -> int:
+    from clonequeue.producers.parquet_export import write_parquet
+
+    if output is None:
+        fail("--format parquet writes a file: add -o FILE.parquet", EXIT_USAGE)
+    try:
+        return write_parquet(records, output)
+    except OSError as exc:
+        fail(f"cannot write {output}: {exc.strerror or exc}")

@@ -1,4 +1,4 @@
-"""``clonequeue submit`` and ``clonequeue estimate``: a JSONL or CSV file (or stdin) in.
+"""``clonequeue submit`` and ``clonequeue estimate``: a JSONL, CSV or Parquet file (or stdin) in.
 
 Exit codes: 0 every row accepted; 3 some rows rejected (the rest went ahead);
 1 nothing submitted (an empty input, every row rejected, Redis unreachable,
@@ -26,13 +26,17 @@ from clonequeue.services import Services
 SHOWN_ERRORS = 20  # rejected rows printed on stderr; all of them are in the errors file
 
 FILE_ARG = typer.Argument(
-    ..., metavar="FILE|-", help="JSONL or CSV file of jobs (.gz too); '-' reads stdin."
+    ...,
+    metavar="FILE|-",
+    help="JSONL, CSV (.gz too) or Parquet file of jobs (Parquet: the CSV columns, `audios` a "
+    "list of structs; needs the parquet extra, pyarrow); '-' reads JSONL or CSV from stdin.",
 )
 FORMAT_OPT = typer.Option(
     None,
     "--format",
     "-f",
-    help="jsonl or csv. Default: from the file's extension; for stdin, sniffed.",
+    help="jsonl, csv or parquet. Default: from the file's extension (.jsonl, .ndjson, .csv, "
+    ".parquet, .pq); for stdin, sniffed.",
 )
 
 

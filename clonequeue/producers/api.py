@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from clonequeue.config import Settings
 from clonequeue.jobspec import JobSpec
 from clonequeue.producers.errors import RejectedRowsWarning
+from clonequeue.producers.frames import FrameSource, frame_kind
 from clonequeue.producers.rows import Row, RowError
 from clonequeue.producers.sources import InputFile, IterableSource, RowSource
 from clonequeue.producers.submission import (
@@ -33,7 +34,8 @@ if TYPE_CHECKING:
     from clonequeue.batch import Batch
 
 
-Rows = Iterable[JobSpec | dict[str, Any]] | str | os.PathLike[str]
+# A pandas or Polars DataFrame is accepted too (typed Any: neither library is required).
+Rows = Iterable[JobSpec | dict[str, Any]] | str | os.PathLike[str] | Any
 
 
 def submit(
@@ -57,8 +59,10 @@ def submit(
     ``wait()``, ``results()``, ``errors()``.
 
     ``rows`` is an iterable of dicts in the JSONL shape (or :class:`JobSpec`), read
-    once and never held whole, or the path (``str`` or ``pathlib.Path``) of a
-    JSONL/CSV file; a ``str`` that names no file is a ``TypeError``.
+    once and never held whole; a pandas or Polars DataFrame (the CSV columns, with
+    ``audios`` a list column of dicts), read a slice at a time; or the path (``str``
+    or ``pathlib.Path``) of a JSONL, CSV or Parquet file; a ``str`` that names no
+    file is a ``TypeError``.
 
     Rejected rows never stop the good ones, and are never silent: they are in
     ``batch.rejected`` (line, custom_id, field, rule), a :class:`RejectedRowsWarning`
@@ -112,9 +116,11 @@ def submit(
 
 
 def row_source(rows: Rows) -> RowSource:
-    """Where the rows come from: a file named by a path, else an iterable read once."""
+    """Where the rows come from: a file named by a path, a DataFrame, else an iterable."""
     if isinstance(rows, str | os.PathLike):
         return _file_source(rows)
+    if frame_kind(rows) is not None:  # before Iterable: a pandas frame iterates its columns
+        return FrameSource(rows)
     if isinstance(rows, bytes | bytearray | Mapping):
         raise TypeError(
             f"rows must be an iterable of dicts (or JobSpecs) or a file path, not "
@@ -129,8 +135,8 @@ def _file_source(path: str | os.PathLike[str]) -> InputFile:
     if isinstance(path, str) and not os.path.isfile(name):
         problem = "is not a regular file" if os.path.exists(name) else "names no file"
         raise TypeError(
-            f"rows is the str {name!r}, which {problem}; pass the path of a JSONL or CSV "
-            "file that exists, or an iterable of dicts"
+            f"rows is the str {name!r}, which {problem}; pass the path of a JSONL, CSV or "
+            "Parquet file that exists, a DataFrame, or an iterable of dicts"
         )
     return InputFile.from_arg(os.path.join(".", name) if name == "-" else name)
 

@@ -253,7 +253,7 @@ def _explain(exc: ValidationError, lines: list[int]) -> list[str]:
     reasons = []
     for error in exc.errors():
         column, line = _column(error["loc"], lines)
-        message = _message(error)
+        message = error_message(error)
         where = column if line == lines[0] else f"{column} (line {line})"
         reasons.append(f"{where}: {message}" if where else message)
     return reasons
@@ -268,7 +268,8 @@ def _column(loc: tuple[int | str, ...], lines: list[int]) -> tuple[str, Any]:
     return ".".join(str(part) for part in loc), lines[0]
 
 
-def _message(error: Any) -> str:
+def error_message(error: Any) -> str:
+    """One pydantic error in words: the rule, or the cell that is not of the right type."""
     kind = str(error["type"])
     if kind == "missing":
         return "is required"

@@ -1,5 +1,8 @@
 """Result records out as JSONL or CSV, streaming (one job in memory at a time).
 
+Parquet and DataFrames (parquet_export.py, frames.py) take :func:`job_row`: the CSV's
+job columns once per job, its audio columns as an ``audios`` list of structs.
+
 CSV mirrors the CSV input: one row per production audio (a job without audios
 is one row), so the results of a CSV submission line up with its rows.
 
@@ -42,16 +45,22 @@ CSV_COLUMNS = (
 )
 
 
+JOB_COLUMNS = tuple(c for c in CSV_COLUMNS if not c.startswith("audio_"))
+# the fields of each entry of a job row's ``audios``: the CSV's audio_* columns
+AUDIO_COLUMNS = tuple(c.removeprefix("audio_") for c in CSV_COLUMNS if c.startswith("audio_"))
+
+
 class OutputFormat(StrEnum):
     JSONL = "jsonl"
     CSV = "csv"
+    PARQUET = "parquet"
 
 
 def output_format(value: str) -> OutputFormat:
     try:
         return OutputFormat(value.lower())
     except ValueError:
-        raise InputError(f"--format {value!r}: use jsonl or csv") from None
+        raise InputError(f"--format {value!r}: use jsonl, csv or parquet") from None
 
 
 def write_records(records: Iterable[dict[str, Any]], out: IO[str], fmt: OutputFormat) -> int:
@@ -80,10 +89,28 @@ def write_csv(records: Iterable[dict[str, Any]], out: IO[str]) -> int:
     return count
 
 
+def job_row(record: dict[str, Any]) -> dict[str, Any]:
+    """One job's row for Parquet and DataFrames: :data:`JOB_COLUMNS` and ``audios``."""
+    job = _job_columns(record)
+    audios = record.get("audios") or []
+    job["audios"] = [
+        {k.removeprefix("audio_"): v for k, v in _audio_columns(a).items()} for a in audios
+    ]
+    return job
+
+
 def csv_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
     """The CSV rows of one result record: the job's columns repeated on each audio's row."""
+    job = _job_columns(record)
+    audios = record.get("audios") or []
+    if not audios:
+        return [job]
+    return [{**job, **_audio_columns(audio)} for audio in audios]
+
+
+def _job_columns(record: dict[str, Any]) -> dict[str, Any]:
     error = record.get("error") or {}
-    job = {
+    return {
         "custom_id": record["custom_id"],
         "batch": record.get("batch"),
         "status": record["status"],
@@ -97,25 +124,19 @@ def csv_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
         "created_at": record.get("created_at"),
         "finished_at": record.get("finished_at"),
     }
-    audios = record.get("audios") or []
-    if not audios:
-        return [job]
-    rows = []
-    for audio in audios:
-        audio_error = audio.get("error") or {}
-        rows.append(
-            {
-                **job,
-                "audio_custom_id": audio.get("custom_id"),
-                "audio_status": audio.get("status"),
-                "audio_audioUrl": audio.get("audioUrl"),
-                "audio_subtitleFile": audio.get("subtitleFile"),
-                "audio_error_kind": audio_error.get("kind"),
-                "audio_error_code": audio_error.get("code"),
-                "audio_error_msg": audio_error.get("msg"),
-            }
-        )
-    return rows
+
+
+def _audio_columns(audio: dict[str, Any]) -> dict[str, Any]:
+    audio_error = audio.get("error") or {}
+    return {
+        "audio_custom_id": audio.get("custom_id"),
+        "audio_status": audio.get("status"),
+        "audio_audioUrl": audio.get("audioUrl"),
+        "audio_subtitleFile": audio.get("subtitleFile"),
+        "audio_error_kind": audio_error.get("kind"),
+        "audio_error_code": audio_error.get("code"),
+        "audio_error_msg": audio_error.get("msg"),
+    }
 
 
 # What makes a spreadsheet read a cell as a formula (OWASP, "CSV Injection").

@@ -1,4 +1,4 @@
-"""Where rows come from: a JSONL or CSV file (optionally gzipped), stdin, or an iterable.
+"""Where rows come from: a JSONL, CSV (optionally gzipped) or Parquet file, stdin, or an iterable.
 
 Gzip is recognised by its magic bytes, not by the name: ``jobs.jsonl`` that is
 gzipped and ``gzip -c jobs.jsonl | clonequeue submit -`` are read like
@@ -41,9 +41,16 @@ GZIP_MAGIC = b"\x1f\x8b"
 class InputFormat(StrEnum):
     JSONL = "jsonl"
     CSV = "csv"
+    PARQUET = "parquet"
 
 
-EXTENSIONS = {".jsonl": InputFormat.JSONL, ".ndjson": InputFormat.JSONL, ".csv": InputFormat.CSV}
+EXTENSIONS = {
+    ".jsonl": InputFormat.JSONL,
+    ".ndjson": InputFormat.JSONL,
+    ".csv": InputFormat.CSV,
+    ".parquet": InputFormat.PARQUET,
+    ".pq": InputFormat.PARQUET,
+}
 
 
 def detect_format(name: str, explicit: str | None = None) -> InputFormat:
@@ -52,14 +59,14 @@ def detect_format(name: str, explicit: str | None = None) -> InputFormat:
         try:
             return InputFormat(explicit.lower())
         except ValueError:
-            raise InputError(f"--format {explicit!r}: use jsonl or csv") from None
+            raise InputError(f"--format {explicit!r}: use jsonl, csv or parquet") from None
     stem = name.removesuffix(".gz")
     suffix = os.path.splitext(stem)[1].lower()
     if suffix in EXTENSIONS:
         return EXTENSIONS[suffix]
     raise InputError(
-        f"cannot tell the format of {name} from its extension (.jsonl, .ndjson or .csv); "
-        "pass --format jsonl or --format csv"
+        f"cannot tell the format of {name} from its extension (.jsonl, .ndjson, .csv or "
+        ".parquet); pass --format jsonl, --format csv or --format parquet"
     )
 
 
@@ -108,6 +115,11 @@ class InputFile:
                 raise UnreadableInputError(
                     f"cannot read {STDIN_LABEL}: {exc}; nothing was read"
                 ) from None
+            if fmt is InputFormat.PARQUET:
+                raise UnreadableInputError(
+                    f"cannot read Parquet from {STDIN_LABEL}: a Parquet reader starts at the "
+                    "file's end (its footer); pass the file's path instead of -"
+                )
             return cls(None, fmt, stdin=stream)
         path = Path(arg)
         fmt = detect_format(path.name, explicit_format)
@@ -122,6 +134,10 @@ class InputFile:
 
     @contextmanager
     def open(self) -> Iterator[RowStream]:
+        if self.format is InputFormat.PARQUET and self.path is not None:
+            with self._parquet_rows() as stream:
+                yield stream
+            return
         if self.path is None:
             assert self.stdin is not None
             with self._rows_of(self.stdin) as rows:
@@ -135,6 +151,17 @@ class InputFile:
             ) from None
         with raw, self._rows_of(raw) as rows:
             yield RowStream(rows, raw.tell, os.fstat(raw.fileno()).st_size)
+
+    @contextmanager
+    def _parquet_rows(self) -> Iterator[RowStream]:
+        from clonequeue.producers.parquet_reading import ParquetRows
+
+        assert self.path is not None
+        parquet = ParquetRows(self.path, self.label)
+        try:
+            yield RowStream(parquet.rows(), lambda: parquet.position, parquet.size)
+        finally:
+            parquet.close()
 
     @contextmanager
     def _rows_of(self, raw: IO[bytes]) -> Iterator[Iterator[Row]]:
@@ -187,9 +214,11 @@ def gunzipped(raw: IO[bytes]) -> IO[bytes]:
 
 
 def _sniff(stream: IO[bytes]) -> InputFormat:
-    """JSONL when the first non-blank byte of stdin is '{', else CSV (a header)."""
+    """JSONL when the first non-blank byte of stdin is '{', Parquet's magic, else CSV."""
     peek = getattr(stream, "peek", None)
     head = peek(4096) if peek is not None else b""
+    if head.startswith(b"PAR1"):
+        return InputFormat.PARQUET
     head = head.removeprefix(b"\xef\xbb\xbf").lstrip()
     return InputFormat.CSV if head and not head.startswith(b"{") else InputFormat.JSONL
 

@@ -147,6 +147,9 @@ def test_a_truncated_gzip_is_one_clear_fatal_error(tmp_path: Path) -> None:
         ("jobs.csv.gz", None, InputFormat.CSV),
         ("jobs.txt", "csv", InputFormat.CSV),
         ("-", "JSONL", InputFormat.JSONL),
+        ("jobs.parquet", None, InputFormat.PARQUET),
+        ("jobs.pq", None, InputFormat.PARQUET),
+        ("jobs.bin", "parquet", InputFormat.PARQUET),
     ],
 )
 def test_format_from_option_or_extension(
@@ -156,9 +159,9 @@ def test_format_from_option_or_extension(
 
 
 def test_unknown_extension_or_format_is_a_usage_error() -> None:
-    with pytest.raises(InputError, match="pass --format jsonl or --format csv"):
+    with pytest.raises(InputError, match="pass --format jsonl, --format csv or --format parquet"):
         detect_format("jobs.txt")
-    with pytest.raises(InputError, match="--format 'xml': use jsonl or csv"):
+    with pytest.raises(InputError, match="--format 'xml': use jsonl, csv or parquet"):
         detect_format("jobs.jsonl", "xml")
 
 
