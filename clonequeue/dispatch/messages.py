@@ -18,6 +18,12 @@ from typing import Any
 from celery.utils.nodenames import anon_nodename
 
 from clonequeue.constants import CREATE_AUDIO, POLL_AUDIO, POLL_CLONE, SUBMIT_CLONE
+from clonequeue.dispatch.delayed import (
+    declare_delayed_delivery,
+    delayed_route,
+    uses_native_delay,
+    whole_seconds,
+)
 from clonequeue.store.jobs import Dispatch
 
 _UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)
@@ -35,6 +41,8 @@ class TaskPublisher:
         self._origin = anon_nodename()  # what send_task puts in the header
         self._declared: set[str] = set()
         self._random = random.Random()  # seeded from os.urandom once
+        self.native_delay = uses_native_delay(app)  # RabbitMQ with quorum queues
+        self._delay_ready = False
 
     def publish(self, calls: Iterable[TaskCall]) -> int:
         """Send every call; returns how many. A failed flush raises (kombu's BatchPublishError)."""
@@ -57,6 +65,14 @@ class TaskPublisher:
         if queue not in self._declared:
             producer.maybe_declare(amqp.queues[queue])
             self._declared.add(queue)
+        route: dict[str, str] = {}
+        if countdown and countdown > 0 and self.native_delay:
+            if not self._delay_ready:
+                declare_delayed_delivery(self._app, amqp.queues.values())
+                self._delay_ready = True
+            countdown = whole_seconds(countdown)  # the ETA the delayed levels deliver at
+            exchange, routing_key = delayed_route(countdown, amqp.queues[queue].routing_key)
+            route = {"exchange": exchange, "routing_key": routing_key}
         message = amqp.as_task_v2(
             self.task_id(),
             name,
@@ -70,7 +86,9 @@ class TaskPublisher:
             # that nothing reads.
             ignore_result=True,
         )
-        amqp.send_task_message(producer, name, message, queue=queue, declare=(), retry=retry)
+        amqp.send_task_message(
+            producer, name, message, queue=queue, declare=(), retry=retry, **route
+        )
 
     def task_id(self) -> str:
         """A random (version 4) UUID, as ``send_task`` gives, without a syscall per message.

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+# RabbitMQ: replicated (Raft), durable, at-least-once dead-lettering; and the
+# queue type that turns on Celery's native delayed delivery (delayed.py).
+QUORUM_ARGUMENTS = {"x-queue-type": "quorum"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,3 +36,22 @@ class QueueNames:
     def for_step(self, is_clone: bool, *, running: bool) -> str:
         """The queue a step's next message waits in: its poll's, or its create's."""
         return self.poll if running else self.for_create(is_clone)
+
+
+def broker_queue(name: str, *, rabbitmq: bool) -> Any:
+    """One kombu queue and its own exchange, routing key = name: a message reaches one queue.
+
+    Redis: a direct exchange. RabbitMQ: a quorum queue on a topic exchange, because
+    native delayed delivery binds ``#.<name>`` and skips direct exchanges.
+    """
+    from kombu.entity import Exchange, Queue
+
+    if not rabbitmq:
+        return Queue(name, Exchange(name, type="direct"), routing_key=name, durable=True)  # type: ignore[no-untyped-call]
+    return Queue(  # type: ignore[no-untyped-call]
+        name,
+        Exchange(name, type="topic"),  # type: ignore[no-untyped-call]
+        routing_key=name,
+        durable=True,
+        queue_arguments=dict(QUORUM_ARGUMENTS),
+    )

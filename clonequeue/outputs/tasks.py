@@ -20,9 +20,16 @@ def queue_names(ns: str) -> dict[str, str]:
 
 
 def publisher(app: Any, ns: str) -> Any:
+    from clonequeue.dispatch.delayed import uses_native_delay, whole_seconds
+
     queues = queue_names(ns)
+    # On RabbitMQ send_task routes a countdown through the delayed-delivery levels,
+    # which count whole seconds (and Celery refuses one under a second).
+    native_delay = uses_native_delay(app)
 
     def publish(kind: str, item_id: str, countdown: float | None) -> None:
+        if native_delay and countdown and countdown > 0:
+            countdown = whole_seconds(countdown)
         app.send_task(
             TASK_OF[kind],
             args=[item_id],

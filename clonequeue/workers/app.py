@@ -8,7 +8,8 @@ from celery import Celery
 
 from clonequeue.config import Settings
 from clonequeue.config.redis_urls import is_sentinel_url
-from clonequeue.dispatch.queues import QueueNames
+from clonequeue.dispatch.delayed import is_rabbitmq_url
+from clonequeue.dispatch.queues import QueueNames, broker_queue
 
 # Longer than kombu's 1 s BRPOP, far shorter than anyone waits for a failover.
 BROKER_SOCKET_TIMEOUT_S = 10.0
@@ -16,8 +17,6 @@ BROKER_SOCKET_TIMEOUT_S = 10.0
 
 def create_app(settings: Settings) -> Celery:
     """A Celery app for ``settings`` with clonequeue's tasks registered."""
-    from kombu.entity import Exchange, Queue
-
     from clonequeue.outputs import tasks as results_tasks
     from clonequeue.redaction import register_secrets
     from clonequeue.workers import kombu_fixes
@@ -28,6 +27,7 @@ def create_app(settings: Settings) -> Celery:
     register_secrets(settings.secret_values())
     queues = QueueNames.for_namespace(settings.namespace)
     results_queues = results_tasks.queue_names(settings.namespace)
+    rabbitmq = is_rabbitmq_url(settings.effective_broker_url)
     # Task events (Flower) carry exception text and tracebacks: secrets are masked in them.
     app = Celery("clonequeue", set_as_current=False, events=RedactingEvents)
     app.conf.update(
@@ -65,12 +65,14 @@ def create_app(settings: Settings) -> Celery:
         # A demoted master answers READONLY (celery #7946): retry the channel error
         # like a lost connection instead of stopping the consumer.
         broker_channel_error_retry=True,
-        # One direct exchange and routing key per queue: a message goes to one queue only.
+        # One exchange and routing key per queue: a message goes to one queue only.
+        # RabbitMQ: quorum queues on topic exchanges (dispatch/queues.py).
         task_queues=[
-            Queue(name, Exchange(name, type="direct"), routing_key=name, durable=True)  # type: ignore[no-untyped-call]
+            broker_queue(name, rabbitmq=rabbitmq)
             for name in (*queues.all, *results_queues.values())
         ],
         task_default_queue=queues.submit,
+        **(rabbitmq_options() if rabbitmq else {}),
         task_create_missing_queues=False,
         # Task events feed Flower. The "sent" event would add a publish per message.
         worker_send_task_events=True,
@@ -107,6 +109,23 @@ def create_app(settings: Settings) -> Celery:
     app.clonequeue_results_queues = results_queues
     results_tasks.register_results_tasks(app, settings)
     return app
+
+
+def rabbitmq_options() -> dict[str, Any]:
+    """Quorum queues with native delayed delivery (clonequeue/dispatch/delayed.py).
+
+    A countdown waits on the broker in the ``celery_delayed_*`` levels, not in a
+    worker's memory, so no visibility timeout or ``consumer_timeout`` applies to it.
+    Quorum queues have no global QoS: Celery detects them and sets the prefetch per
+    consumer (``worker_prefetch_multiplier`` × concurrency on each queue), which stays
+    fixed — nothing needs it to grow, since countdowns no longer arrive early.
+    """
+    return {
+        "task_default_queue_type": "quorum",
+        "task_default_exchange_type": "topic",
+        "broker_native_delayed_delivery_queue_type": "quorum",
+        "worker_detect_quorum_queues": True,
+    }
 
 
 def redis_broker_options(settings: Settings) -> dict[str, Any]:

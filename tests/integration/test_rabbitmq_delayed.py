@@ -1,0 +1,112 @@
+"""On RabbitMQ, a countdown waits on the broker (native delayed delivery), not in a worker.
+
+Our queues are quorum queues; a countdown message our publisher sends goes through
+the ``celery_delayed_*`` levels with the exchange and routing key Celery's own
+``send_task`` gives it, and reaches its queue only when it is due.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from celery.signals import before_task_publish
+from kombu.transport.native_delayed_delivery import level_name
+
+from clonequeue.config import load_settings
+from clonequeue.dispatch.broker import queue_depths
+from clonequeue.dispatch.delayed import (
+    DELAYED_ENTRY_EXCHANGE,
+    declare_delayed_delivery,
+    uses_native_delay,
+)
+from clonequeue.dispatch.dispatcher import CeleryDispatcher
+from clonequeue.local import rabbitmq
+from clonequeue.store.jobs import Dispatch
+from clonequeue.workers.app import create_app
+
+pytestmark = pytest.mark.rabbitmq
+LEVELS = [level_name(level) for level in range(28)]
+
+
+@pytest.fixture
+def app(rabbitmq_vhost: rabbitmq.Vhost, redis_url: str) -> Iterator[Any]:
+    settings = load_settings(
+        env_file=None,
+        redis_url=redis_url,
+        broker_url=rabbitmq_vhost.url,
+        namespace=f"delay{uuid.uuid4().hex[:6]}",
+    )
+    app = create_app(settings)
+    declare_delayed_delivery(app, app.amqp.queues.values())
+    with app.connection_for_write() as connection:
+        channel = connection.channel()
+        for level in LEVELS:  # what earlier tests of this session left waiting
+            channel.queue_purge(level)
+    yield app
+    with app.connection_for_write() as connection:
+        channel = connection.channel()
+        for queue in app.amqp.queues.values():
+            channel.queue_delete(queue.name)
+    app.close()
+
+
+def published_routes(publish: Any) -> list[tuple[str, str]]:
+    routes: list[tuple[str, str]] = []
+
+    def record(exchange: Any = None, routing_key: str = "", **_: Any) -> None:
+        routes.append((getattr(exchange, "name", exchange), routing_key))
+
+    before_task_publish.connect(record, weak=False)
+    try:
+        publish()
+    finally:
+        before_task_publish.disconnect(record)
+    return routes
+
+
+def test_queues_are_quorum_queues_and_native_delay_is_on(app: Any) -> None:
+    assert uses_native_delay(app)
+    for queue in app.amqp.queues.values():
+        assert queue.queue_arguments == {"x-queue-type": "quorum"}
+        assert queue.exchange.type == "topic"
+
+
+def test_our_countdown_takes_the_route_send_task_gives_it(app: Any) -> None:
+    dispatcher = CeleryDispatcher(app)
+    step = Dispatch("job-1", "c", 1, remote_id="r-1")
+    ours = published_routes(lambda: dispatcher.poll(step, countdown=5))
+    celery = published_routes(
+        lambda: app.send_task(
+            "clonequeue.poll_clone", args=[], queue=dispatcher.queues.poll, countdown=5
+        )
+    )
+    assert ours == celery
+    assert ours[0][0] == DELAYED_ENTRY_EXCHANGE
+    assert ours[0][1].endswith(f".{dispatcher.queues.poll}")
+
+
+def test_a_countdown_waits_on_the_broker_then_reaches_its_queue(
+    app: Any, rabbitmq_vhost: rabbitmq.Vhost
+) -> None:
+    dispatcher = CeleryDispatcher(app)
+    poll_queue = dispatcher.queues.poll
+    dispatcher.poll(Dispatch("job-3", "c", 1, remote_id="r-3"), countdown=5)
+    assert rabbitmq_vhost.queues()[poll_queue]["type"] == "quorum"
+    depths = queue_depths(app, [poll_queue, *LEVELS])
+    assert depths[poll_queue] == 0
+    assert sum(depths[name] for name in LEVELS) == 1  # on the broker, in the levels
+    dispatcher.poll(Dispatch("job-2", "c", 1, remote_id="r-2"), countdown=0.4)  # sent as 1 s
+    deadline = time.monotonic() + 30
+    while (depths := queue_depths(app, [poll_queue, *LEVELS]))[poll_queue] < 2:
+        assert time.monotonic() < deadline, f"not delivered: {depths}"
+        time.sleep(0.2)
+    with app.connection_for_write() as connection:
+        channel = connection.channel()
+        bodies = []
+        while (message := channel.basic_get(poll_queue, no_ack=True)) is not None:
+            bodies.append(message.headers["argsrepr"])
+    assert sorted(bodies) == ["job=job-2 remote=r-2 gen=1", "job=job-3 remote=r-3 gen=1"]
