@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from clonequeue.local import rabbitmq
 from clonequeue.local.stack import SimulatorAdmin
 from tests.chaos.report import EXPECTED_FAILURE_KINDS, FULL, chaos_settings
 from tests.e2e.system import System, make_rows
@@ -29,9 +30,17 @@ SETTINGS = chaos_settings(WAIT_S)
 
 
 class Scenario:
-    def __init__(self, system: System, simulator: SimulatorAdmin, redis_server: Any) -> None:
+    def __init__(
+        self,
+        system: System,
+        simulator: SimulatorAdmin,
+        redis_server: Any,
+        vhost: rabbitmq.Vhost | None = None,
+    ) -> None:
         self.system, self.simulator, self.redis_server = system, simulator, redis_server
+        self.vhost = vhost  # the session's RabbitMQ vhost, for the RabbitMQ faults
         self.done = threading.Event()
+        self.broker_restarts = 0
 
     def progress(self) -> float:
         info = self.system.info("chaos")
@@ -56,6 +65,21 @@ def restart_redis(s: Scenario) -> None:
         if s.done.is_set():
             return
         s.redis_server.restart()
+
+
+def restart_rabbitmq(s: Scenario) -> None:
+    """Close every connection of our RabbitMQ vhost twice, at a third and at two thirds:
+    what a broker restart does to clients, without stopping the machine's broker
+    (others use it). Unacknowledged messages go back to their queues; countdowns wait
+    in the delayed levels on the broker meanwhile."""
+    assert s.vhost is not None
+    for mark in (0.33, 0.66):
+        while s.progress() < mark and not s.done.wait(0.2):
+            pass
+        if s.done.is_set():
+            return
+        s.vhost.close_connections("clonequeue chaos: broker restart")
+        s.broker_restarts += 1
 
 
 def api_down(mode: str) -> Callable[[Scenario], None]:
@@ -105,26 +129,41 @@ FAULTS: dict[str, Callable[[Scenario], None]] = {
     "balance runs out": balance_runs_out,
     "slow network": slow_network,
 }
+# The same checks with RabbitMQ as the broker (quorum queues, native delayed delivery).
+RABBITMQ_FAULTS: dict[str, Callable[[Scenario], None]] = {
+    "worker kill -9 (RabbitMQ)": kill_workers,
+    "broker restart (RabbitMQ)": restart_rabbitmq,
+}
 
 
 @pytest.mark.timeout(int(WAIT_S + 120))
-@pytest.mark.parametrize("name", list(FAULTS))
+@pytest.mark.parametrize(
+    "name",
+    [*FAULTS, *(pytest.param(name, marks=pytest.mark.rabbitmq) for name in RABBITMQ_FAULTS)],
+)
 def test_chaos(
     name: str,
     make_system: type[System],
     simulator: SimulatorAdmin,
     redis_server: Any,
     chaos_report: Any,
+    request: pytest.FixtureRequest,
 ) -> None:
     extra = {"api_rate_limit": "100/second"} if name == "slow network" else {}
+    vhost: rabbitmq.Vhost | None = None
+    if name in RABBITMQ_FAULTS:
+        vhost = request.getfixturevalue("rabbitmq_vhost")
+        extra["broker_url"] = vhost.url
     system = make_system(**SETTINGS, **extra)
     simulator.configure(failure_rate=0.05, seed=hash(name) % 1000)
-    scenario = Scenario(system, simulator, redis_server)
+    scenario = Scenario(system, simulator, redis_server, vhost)
     for _ in range(2):
         system.start_worker()
     started = time.monotonic()
     system.submit(make_rows(JOBS, audios=1), batch="chaos")
-    fault = threading.Thread(target=FAULTS[name], args=(scenario,), daemon=True)
+    fault = threading.Thread(
+        target={**FAULTS, **RABBITMQ_FAULTS}[name], args=(scenario,), daemon=True
+    )
     fault.start()
     try:
         info = system.wait("chaos", WAIT_S)
@@ -154,13 +193,16 @@ def test_chaos(
     )
     assert report.ok, report.problems()
     assert report.jobs == JOBS
+    if name == "broker restart (RabbitMQ)":
+        assert scenario.broker_restarts == 2, "the batch ended before both restarts"
     for doc in system.docs("chaos"):
         for step in [doc["clone"], *doc.get("audios", [])]:
             if step["state"] == "failed":
                 assert step["error"]["kind"] in EXPECTED_FAILURE_KINDS, (name, doc["id"], step)
             if step["state"] == "unknown":
                 assert step["error"]["kind"] in ("no_answer", "lost_worker"), (name, step)
-    if name in ("API down (5xx)", "429 storm", "balance runs out", "Redis restart"):
+    no_unknowns = ("API down (5xx)", "429 storm", "balance runs out", "Redis restart")
+    if name in no_unknowns:
         assert info.counts.get("unknown", 0) == 0, f"{name} must not leave unknown outcomes"
     if name == "API down (refused)":
         # Going down closes the open connections too: a create written on one at that
