@@ -93,6 +93,7 @@ class LocalStack:
         self.simulator_url = ""
         self.admin: SimulatorAdmin | None = None
         self.workers: list[ManagedProcess] = []
+        self._workers_started = 0  # names are never reused, even after one was removed
         self._stack = ExitStack()
 
     # --- services ------------------------------------------------------------------
@@ -129,7 +130,10 @@ class LocalStack:
         self, *args: str, name: str | None = None, env: dict[str, str] | None = None
     ) -> ManagedProcess:
         """Run ``clonequeue worker`` with ``args``; ready when Celery says so."""
-        name = name or f"worker{len(self.workers) + 1}"
+        # A reused node name clashes with the live worker of that name (on RabbitMQ
+        # its exclusive pidbox queue is locked: the newcomer never gets ready).
+        self._workers_started += 1
+        name = name or f"worker{self._workers_started}"
         process = ManagedProcess(
             [sys.executable, "-m", "clonequeue", "worker", f"--hostname={name}@%h", *args],
             log_path=self.workdir / f"{name}.log",
