@@ -1,14 +1,17 @@
 """Reading deploy/: its files, the commands they run, and a checker for those commands.
 
-Used by test_deploy_manifests.py. Commands are collected from docker-compose.yml
-(commands, healthchecks), the Kubernetes manifests (commands, probes), the systemd
-units (Exec lines) and the start scripts, looking inside ``sh -c``; a ``clonequeue``
+Used by test_deploy_manifests.py. Commands are collected from the compose files
+(docker-compose.yml and the Sentinel one: commands, healthchecks), the Kubernetes
+manifests (commands, probes; the base and the sentinel overlay), the systemd units
+(Exec lines) and the start scripts, looking inside ``sh -c``; a ``clonequeue``
 command is checked against the real CLI's command tree, and options it passes
 through, against Celery's or Flower's.
 """
 
 from __future__ import annotations
 
+import copy
+import re
 import shlex
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,6 +29,10 @@ SCRIPTS = DEPLOY / "scripts"
 K8S = DEPLOY / "k8s"
 SYSTEMD = DEPLOY / "systemd"
 COMPOSE_FILE = DEPLOY / "docker-compose.yml"
+COMPOSE_SENTINEL_FILE = DEPLOY / "docker-compose.sentinel.yml"
+COMPOSE_FILES = (COMPOSE_FILE, COMPOSE_SENTINEL_FILE)
+K8S_SENTINEL = K8S / "sentinel"
+SENTINEL_MONITOR = re.compile(r"sentinel monitor ([^\s'\"]+) ([^\s'\"]+) ([^\s'\"]+) ([^\s'\"]+)")
 SHELL_OPERATORS = set(";&|<>()")
 
 
@@ -49,12 +56,52 @@ def k8s_objects() -> list[tuple[Path, dict[str, Any]]]:
 
 def k8s_base() -> list[dict[str, Any]]:
     """The objects `kubectl apply -k deploy/k8s` creates."""
-    kustomization = yaml_documents(K8S / "kustomization.yaml")[0]
-    return [doc for name in kustomization["resources"] for doc in yaml_documents(K8S / name)]
+    return kustomize(K8S)
+
+
+def k8s_sentinel() -> list[dict[str, Any]]:
+    """The objects `kubectl apply -k deploy/k8s/sentinel` creates."""
+    return kustomize(K8S_SENTINEL)
+
+
+def kustomize(directory: Path) -> list[dict[str, Any]]:
+    """What kustomize builds here, for what our files use: resources (files or other
+    kustomizations), ``$patch: delete`` patches, and strategic-merge patches of maps."""
+    kustomization = yaml_documents(directory / "kustomization.yaml")[0]
+    objects: list[dict[str, Any]] = []
+    for name in kustomization["resources"]:
+        path = (directory / name).resolve()
+        objects += kustomize(path) if path.is_dir() else yaml_documents(path)
+    for patch in kustomization.get("patches", []):
+        for doc in yaml_documents(directory / patch["path"]):
+            key = (doc["kind"], doc["metadata"]["name"])
+            [target] = [o for o in objects if (o["kind"], o["metadata"]["name"]) == key]
+            if doc.get("$patch") == "delete":
+                objects.remove(target)
+            else:
+                objects[objects.index(target)] = merged(target, doc)
+    return objects
+
+
+def merged(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """A strategic merge of maps (lists are replaced, which our patches never touch)."""
+    out = copy.deepcopy(base)
+    for key, value in patch.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merged(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def is_delete_patch(doc: dict[str, Any]) -> bool:
+    return doc.get("$patch") == "delete"
 
 
 def workloads(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [o for o in objects if o["kind"] in ("Deployment", "StatefulSet")]
+    return [
+        o for o in objects if o["kind"] in ("Deployment", "StatefulSet") and not is_delete_patch(o)
+    ]
 
 
 def by_kind_and_name(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
@@ -62,9 +109,14 @@ def by_kind_and_name(objects: list[dict[str, Any]], kind: str, name: str) -> dic
     return found
 
 
-def compose() -> dict[str, Any]:
-    [doc] = yaml_documents(COMPOSE_FILE)
+def compose(path: Path = COMPOSE_FILE) -> dict[str, Any]:
+    [doc] = yaml_documents(path)
     return doc
+
+
+def sentinel_monitors(text: str) -> list[tuple[str, str, str, str]]:
+    """(master name, host, port, quorum) of each ``sentinel monitor`` line in ``text``."""
+    return [m.groups() for m in SENTINEL_MONITOR.finditer(text)]  # type: ignore[misc]
 
 
 def parse_unit(path: Path) -> dict[str, list[tuple[str, str]]]:
@@ -166,17 +218,19 @@ def split_shell(text: str, where: str) -> Iterator[tuple[str, list[str]]]:
 
 
 def compose_commands() -> Iterator[tuple[str, list[str]]]:
-    for name, service in compose()["services"].items():
-        command = service.get("command")
-        if command:
-            argv = shlex.split(command) if isinstance(command, str) else list(command)
-            yield f"compose {name}", argv
-        test = (service.get("healthcheck") or {}).get("test")
-        if test and test[0] == "CMD-SHELL":
-            # $$ is compose's escape for a literal $.
-            yield f"compose {name} healthcheck", ["sh", "-c", test[1].replace("$$", "$")]
-        elif test and test[0] == "CMD":
-            yield f"compose {name} healthcheck", list(test[1:])
+    for path in COMPOSE_FILES:
+        for name, service in compose(path)["services"].items():
+            where = f"{path.name} {name}"
+            command = service.get("command")
+            if command:
+                argv = shlex.split(command) if isinstance(command, str) else list(command)
+                # $$ is compose's escape for a literal $.
+                yield where, [word.replace("$$", "$") for word in argv]
+            test = (service.get("healthcheck") or {}).get("test")
+            if test and test[0] == "CMD-SHELL":
+                yield f"{where} healthcheck", ["sh", "-c", test[1].replace("$$", "$")]
+            elif test and test[0] == "CMD":
+                yield f"{where} healthcheck", list(test[1:])
 
 
 def pod_containers(workload: dict[str, Any]) -> list[dict[str, Any]]:
@@ -186,7 +240,7 @@ def pod_containers(workload: dict[str, Any]) -> list[dict[str, Any]]:
 
 def k8s_commands() -> Iterator[tuple[str, list[str]]]:
     for path, doc in k8s_objects():
-        if doc["kind"] not in ("Deployment", "StatefulSet"):
+        if doc["kind"] not in ("Deployment", "StatefulSet") or is_delete_patch(doc):
             continue
         for container in pod_containers(doc):
             where = f"{path.name} {doc['metadata']['name']}/{container['name']}"

@@ -26,11 +26,13 @@ import urllib3
 import yaml
 
 from clonequeue.config import known_variables, load_settings
+from clonequeue.config.redis_urls import SENTINEL_PORT, parse_sentinel_url
 from clonequeue.dispatch.queues import QueueNames
 from clonequeue.errors import ConfigError
 from clonequeue.local import ManagedProcess, free_port, port_answers
 from tests.integration.deploy_files import (
     COMPOSE_FILE,
+    COMPOSE_SENTINEL_FILE,
     DEPLOY,
     K8S,
     ROOT,
@@ -44,10 +46,12 @@ from tests.integration.deploy_files import (
     env_file,
     k8s_base,
     k8s_objects,
+    k8s_sentinel,
     logical_lines,
     parse_unit,
     pod_containers,
     script_references,
+    sentinel_monitors,
     shell_words,
     unit_values,
     workloads,
@@ -271,11 +275,12 @@ def docker_compose_available() -> bool:
     return done.returncode == 0
 
 
-def test_docker_compose_config_accepts_the_file(tmp_path: Path) -> None:
+@pytest.mark.parametrize("path", [COMPOSE_FILE, COMPOSE_SENTINEL_FILE], ids=lambda p: p.name)
+def test_docker_compose_config_accepts_the_file(path: Path) -> None:
     if not docker_compose_available():
         pytest.skip("no `docker compose` here (the docker CLI's compose plugin is missing)")
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLONEQUEUE_")}
-    command = ["docker", "compose", "-f", str(COMPOSE_FILE), "--profile", "trial", "config"]
+    command = ["docker", "compose", "-f", str(path), "--profile", "trial", "config"]
     without_login = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
     assert without_login.returncode != 0
     assert "CLONEQUEUE_FLOWER_BASIC_AUTH" in without_login.stderr
@@ -313,8 +318,12 @@ def test_every_k8s_file_parses_and_the_base_lists_its_files() -> None:
     assert {i["name"] for i in kustomization["images"]} == {"clonequeue"}
 
 
-def test_k8s_selectors_match_their_pods() -> None:
-    objects = k8s_base()
+K8S_BUILDS = [pytest.param(k8s_base, id="base"), pytest.param(k8s_sentinel, id="sentinel")]
+
+
+@pytest.mark.parametrize("build", K8S_BUILDS)
+def test_k8s_selectors_match_their_pods(build: Any) -> None:
+    objects = build()
     pod_labels = []
     for workload in workloads(objects):
         labels = workload["spec"]["template"]["metadata"]["labels"]
@@ -338,8 +347,9 @@ def test_k8s_selectors_match_their_pods() -> None:
         assert any(selector.items() <= labels.items() for _, labels in pod_labels)
 
 
-def test_k8s_secrets_and_config_references_exist() -> None:
-    objects = k8s_base()
+@pytest.mark.parametrize("build", K8S_BUILDS)
+def test_k8s_secrets_and_config_references_exist(build: Any) -> None:
+    objects = build()
     [secret] = [doc for _, doc in k8s_objects() if doc["kind"] == "Secret"]
     secret_keys = set(secret["stringData"])
     configmaps = {o["metadata"]["name"] for o in objects if o["kind"] == "ConfigMap"}
@@ -441,6 +451,126 @@ def test_k8s_redis_is_durable_and_never_evicts() -> None:
     assert flags["--maxmemory-policy"] == "noeviction"
     assert "--maxmemory" in flags
     assert redis["spec"]["volumeClaimTemplates"]
+
+
+# --- the Sentinel setups (docker-compose.sentinel.yml, k8s/sentinel) -------------------------
+
+
+def check_sentinel_settings(
+    env: dict[str, str], sentinels: dict[str, str], redis_replicas: int, where: str
+) -> None:
+    """The fleet's settings are valid, list every sentinel (host → its config text) and
+    name the master they monitor, whose quorum is a majority."""
+    settings_from(env, where)
+    url = env["CLONEQUEUE_REDIS_URL"]
+    assert "CLONEQUEUE_BROKER_URL" not in env, f"{where}: the broker follows REDIS_URL"
+    parsed = parse_sentinel_url(url)
+    assert sorted(host for host, _ in parsed.sentinels) == sorted(sentinels), where
+    assert {port for _, port in parsed.sentinels} == {SENTINEL_PORT}, where
+    assert len(sentinels) >= 3, f"{where}: at least 3 sentinels"
+    assert len(sentinels) % 2 == 1, f"{where}: an odd number of sentinels"
+    master = env["CLONEQUEUE_SENTINEL_MASTER"]
+    for host, text in sentinels.items():
+        [(name, _, port, quorum)] = sentinel_monitors(text)
+        assert name == master, f"{where}: {host} monitors {name!r}, the fleet asks for {master!r}"
+        assert port == "6379", where
+        assert len(sentinels) // 2 < int(quorum) <= len(sentinels), f"{where}: quorum {quorum}"
+    min_replicas = int(env["CLONEQUEUE_REDIS_MIN_REPLICAS"])
+    # Claims wait for a replica, and one replica down does not stop creates.
+    assert 1 <= min_replicas <= redis_replicas - 1, f"{where}: MIN_REPLICAS {min_replicas}"
+
+
+def redis_flags(words: list[str]) -> dict[str, list[str]]:
+    flags: dict[str, list[str]] = {}
+    for word in words:
+        if word.startswith("--"):
+            flags[word] = []
+            current = flags[word]
+        elif flags:
+            current.append(word)
+    return flags
+
+
+def check_durable(flags: dict[str, list[str]], where: str) -> None:
+    assert flags["--appendonly"] == ["yes"], where
+    assert flags["--appendfsync"] == ["everysec"], where
+    assert flags["--maxmemory-policy"] == ["noeviction"], where
+
+
+def test_compose_sentinel_setup_agrees_with_itself() -> None:
+    doc = compose(COMPOSE_SENTINEL_FILE)
+    services = doc["services"]
+    base = set(compose()["services"]) - {"redis"}
+    sentinels = {n: s for n, s in services.items() if n.startswith("sentinel-")}
+    redises = {n: s for n, s in services.items() if n.startswith("redis-")}
+    assert set(services) == base | set(sentinels) | set(redises)
+    assert len(redises) == 3
+    assert len(sentinels) == 3
+    texts = {name: " ".join(s["command"]) for name, s in sentinels.items()}
+    [(_, first_master, _, _)] = sentinel_monitors(texts["sentinel-0"])
+    for name, service in redises.items():
+        flags = redis_flags(service["command"][1:])
+        check_durable(flags, name)
+        assert flags["--replica-announce-ip"] == [name]
+        if name == first_master:
+            assert "--replicaof" not in flags
+        else:
+            assert flags["--replicaof"] == [first_master, "6379"], name
+    for name, service in sentinels.items():
+        assert service["environment"]["SENTINEL_HOST"] == name  # what it announces
+        assert "sentinel announce-ip $$SENTINEL_HOST" in texts[name]
+        assert service["command"][-1].strip().endswith("exec redis-sentinel /data/sentinel.conf")
+        assert service["volumes"][0].endswith(":/data"), "its config survives a restart"
+        done = subprocess.run(["sh", "-n", "-c", service["command"][2]], capture_output=True)
+        assert done.returncode == 0, done.stderr
+    clonequeue = {n: s for n, s in services.items() if n in base and n != "simulator"}
+    assert clonequeue, "the fleet's services"
+    for name, service in clonequeue.items():
+        env = {k: resolve_compose_defaults(v) for k, v in service["environment"].items()}
+        env.pop("CLONEQUEUE_FLOWER_BASIC_AUTH", None)
+        check_sentinel_settings(env, texts, len(redises) - 1, f"compose sentinel {name}")
+        assert set(service["depends_on"]) == set(sentinels), name
+
+
+def test_k8s_sentinel_overlay_agrees_with_itself() -> None:
+    objects = k8s_sentinel()
+    kinds = {(o["kind"], o["metadata"]["name"]) for o in objects}
+    assert ("StatefulSet", "redis") not in kinds
+    assert ("Service", "redis") not in kinds
+    redis = by_kind_and_name(objects, "StatefulSet", "redis-ha")
+    sentinel = by_kind_and_name(objects, "StatefulSet", "sentinel")
+    scripts = by_kind_and_name(objects, "ConfigMap", "redis-sentinel-scripts")["data"]
+    for name, text in scripts.items():
+        done = subprocess.run(["sh", "-n", "-c", text], capture_output=True)
+        assert done.returncode == 0, (name, done.stderr)
+    config = by_kind_and_name(objects, "ConfigMap", "clonequeue-config")["data"]
+    [redis_container] = pod_containers(redis)
+    [sentinel_container] = pod_containers(sentinel)
+    sentinel_env = container_env(sentinel_container)
+    master = config["CLONEQUEUE_SENTINEL_MASTER"]
+    assert container_env(redis_container)["MASTER_NAME"] == master
+    assert sentinel_env["MASTER_NAME"] == master
+    # The script's monitor line, with the pod's variables filled in.
+    text = scripts["sentinel.sh"].replace("$MASTER_NAME", master)
+    text = text.replace("$QUORUM", sentinel_env["QUORUM"]).replace("$master", "redis-ha-0")
+    service = sentinel["spec"]["serviceName"]
+    hosts = {f"sentinel-{i}.{service}": text for i in range(sentinel["spec"]["replicas"])}
+    check_sentinel_settings(config, hosts, redis["spec"]["replicas"], "k8s sentinel")
+    assert redis["spec"]["replicas"] == 3
+    # Each finds the master by the others' names, else the first Redis; all by their
+    # headless Services, which list pods before they are ready.
+    find = scripts["find-master.sh"]
+    first = f"redis-ha-0.{redis['spec']['serviceName']}"
+    assert find.strip().endswith(f"echo {first}")
+    assert f"sentinel-$i.{service}" in find
+    assert f"for i in {' '.join(str(i) for i in range(len(hosts)))}; do" in find
+    for name in (redis["spec"]["serviceName"], service):
+        headless = by_kind_and_name(objects, "Service", name)["spec"]
+        assert headless["clusterIP"] == "None"
+        assert headless["publishNotReadyAddresses"]
+    words = shell_words(" ".join(logical_lines(scripts["redis.sh"])))
+    check_durable(redis_flags(words), "redis.sh")
+    assert redis["spec"]["volumeClaimTemplates"], "the Redis data is on volumes"
 
 
 def test_k8s_autoscaling_example_targets_the_submit_queue() -> None:
