@@ -36,6 +36,7 @@ BENCHES: dict[str, tuple[list[str], list[str]]] = {
     "worker_pool": ([], ["--quick"]),
     "inflight": (["--steps", "1000,2000,3000,4000"], ["--quick"]),
     "artifacts": ([], ["--quick"]),
+    "parquet_memory": (["--rows", "200000"], ["--rows", "20000"]),
 }
 TITLES = {
     "simulator_throughput": "Simulator throughput",
@@ -48,6 +49,7 @@ TITLES = {
     "http_client": "HTTP client CPU",
     "create_connection": "Create connection policy (keep-alive race)",
     "artifacts": "Artifact downloads",
+    "parquet_memory": "Parquet input memory",
     "profile_worker": "Where a poll's CPU goes",
     "proposals": "Candidate changes",
 }

@@ -23,7 +23,9 @@ FORMAT_OPT = typer.Option(
     "tab or CR get a leading ' so a spreadsheet never runs them) or parquet (one row per "
     "job, `audios` a list of structs; needs -o and the parquet extra: pyarrow).",
 )
-OUTPUT_OPT = typer.Option(None, "--output", "-o", help="Write here, not to stdout.")
+OUTPUT_OPT = typer.Option(
+    None, "--output", "-o", help="Write here, not to stdout (required for parquet)."
+)
 
 
 def results(
@@ -31,7 +33,12 @@ def results(
     output_format_name: str = FORMAT_OPT,
     output: Path | None = OUTPUT_OPT,
 ) -> None:
-    """Write one result record per job, in submission order (failed jobs with their error)."""
+    """Write one result record per job, in submission order (failed jobs with their error).
+
+    Streamed from Redis: memory does not grow with the batch. CSV mirrors the CSV
+    input (one row per production audio) and is safe to open in a spreadsheet; Parquet
+    has the CSV's job columns and `audios` as a list column, 10,000 jobs per row group.
+    """
     handle = Batch(batch, services=Services(context.settings()))
     handle.status()
     _write(handle.results(), output_format_name, output)
@@ -42,7 +49,10 @@ def errors(
     output_format_name: str = FORMAT_OPT,
     output: Path | None = OUTPUT_OPT,
 ) -> None:
-    """Write the records of jobs that failed, are unknown or were cancelled, with why."""
+    """Write the records of jobs that failed, are unknown or were cancelled, with why.
+
+    The same formats and columns as `results`; the count goes to stderr.
+    """
     handle = Batch(batch, services=Services(context.settings()))
     handle.status()
     count = _write(handle.errors(), output_format_name, output)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import difflib
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from pydantic import ValidationError
@@ -57,23 +57,34 @@ def check_columns(names: Iterable[str], label: str) -> list[str]:
     return names
 
 
-def row_of(record: Mapping[str, Any], number: int) -> Row:
-    """One job from one row's cells (plain Python values: str, float, list, dict, None)."""
+def row_of(record: Mapping[str, Any], number: int, *, plain: bool = False) -> Row:
+    """One job from one row's cells.
+
+    ``plain``: the cells are plain Python already (pyarrow's ``to_pylist``), so only
+    nulls are dropped; else (DataFrames) NaN, NA, NaT and numpy values are unwrapped.
+    """
+    cell = _plain_cell if plain else _cell
     data: dict[str, Any] = {}
-    custom_id = _cell(record.get("custom_id"))
+    custom_id = cell(record.get("custom_id"))
     if custom_id is not None:
         data["custom_id"] = custom_id
-    data["clone"] = {c: v for c in CLONE_COLUMNS if (v := _cell(record.get(c))) is not None}
-    audios = _cell(record.get(AUDIOS_COLUMN))
+    data["clone"] = {c: v for c in CLONE_COLUMNS if (v := cell(record.get(c))) is not None}
+    audios = cell(record.get(AUDIOS_COLUMN))
     if audios is not None:
-        data["audios"] = [_audio(a) for a in audios] if isinstance(audios, list | tuple) else audios
-    original = {k: _cell(v) for k, v in record.items()}
+        data["audios"] = (
+            [_audio(a, cell) for a in audios] if isinstance(audios, list | tuple) else audios
+        )
+    original = record if plain else {k: _cell(v) for k, v in record.items()}
     return Row(number, data=data, original=original, explain=explain)
 
 
-def _audio(audio: Any) -> Any:
+def _plain_cell(value: Any) -> Any:
+    return value
+
+
+def _audio(audio: Any, cell: Callable[[Any], Any]) -> Any:
     if isinstance(audio, Mapping):
-        fields = {k: v for k, value in audio.items() if (v := _cell(value)) is not None}
+        fields = {k: v for k, value in audio.items() if (v := cell(value)) is not None}
         pitch = fields.get("pitch")
         if isinstance(pitch, float) and pitch.is_integer():
             # pandas keeps an integer column with nulls as floats (2 becomes 2.0)

@@ -49,7 +49,7 @@ class ParquetRows:
                 ):
                     for record in batch.to_pylist():
                         number += 1
-                        yield row_of(record, number)
+                        yield row_of(record, number, plain=True)
             except (OSError, ValueError) as exc:
                 raise UnreadableInputError(
                     f"reading {self.label} failed after row {number}: {exc}; "

@@ -7,7 +7,8 @@ gzipped and ``gzip -c jobs.jsonl | clonequeue submit -`` are read like
 A source is opened once per pass. Files can be read twice (validate and estimate,
 then enqueue); stdin and iterables can be read once, so when a second pass is
 needed they are first spooled to a temporary file. Nothing holds more than one
-row (or one CSV job) in memory.
+row (or one CSV job, or one Parquet record batch) in memory. Parquet is read from
+files only: its reader starts at the footer, at the end.
 """
 
 from __future__ import annotations
