@@ -32,10 +32,12 @@ _FLOATS = {"created_at", "finished_at"}
 
 
 def frame_kind(value: object) -> FrameKind | None:
-    """``"pandas"`` or ``"polars"`` for a DataFrame of that library, else None."""
-    module = type(value).__module__.split(".")[0]
-    if type(value).__name__ == "DataFrame" and module in FRAME_KINDS:
-        return module
+    """``"pandas"`` or ``"polars"`` for a DataFrame of that library (or a subclass: a
+    GeoDataFrame is a pandas one), else None."""
+    for cls in type(value).__mro__:
+        module = cls.__module__.split(".")[0]
+        if cls.__name__ == "DataFrame" and module in FRAME_KINDS:
+            return module
     return None
 
 

@@ -203,3 +203,13 @@ def test_results_frame_has_the_parquet_columns(kind: str, monkeypatch: pytest.Mo
     assert int(rows[0]["error_code"]) == -5
     with pytest.raises(ValueError, match="use 'pandas' or 'polars'"):
         results_frame([], "arrow")  # type: ignore[arg-type]
+
+
+def test_a_subclass_of_a_pandas_frame_is_a_frame_and_other_values_are_not() -> None:
+    class Geo(pd.DataFrame):
+        pass
+
+    assert frames.frame_kind(Geo(ROWS)) == "pandas"
+    assert frames.frame_kind(pl.DataFrame(ROWS)) == "polars"
+    assert frames.frame_kind(ROWS) is None
+    assert frames.frame_kind(pd.Series([1])) is None
