@@ -121,6 +121,8 @@ def row_source(rows: Rows) -> RowSource:
         return _file_source(rows)
     if frame_kind(rows) is not None:  # before Iterable: a pandas frame iterates its columns
         return FrameSource(rows)
+    if type(rows).__name__ == "LazyFrame" and type(rows).__module__.startswith("polars"):
+        raise TypeError("rows is a Polars LazyFrame: pass frame.collect() (a DataFrame)")
     if isinstance(rows, bytes | bytearray | Mapping):
         raise TypeError(
             f"rows must be an iterable of dicts (or JobSpecs) or a file path, not "

@@ -29,7 +29,9 @@ REQUIRED_COLUMNS = ("custom_id", "fileUrl")
 def check_columns(names: Iterable[str], label: str) -> list[str]:
     """The column names, or :class:`UnreadableInputError` naming every problem (nothing read)."""
     names = [str(n) for n in names]
-    problems = []
+    problems = [
+        f"column '{n}' appears twice" for n in sorted({n for n in names if names.count(n) > 1})
+    ]
     for name in names:
         if name in COLUMNS:
             continue

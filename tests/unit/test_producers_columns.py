@@ -213,3 +213,12 @@ def test_a_subclass_of_a_pandas_frame_is_a_frame_and_other_values_are_not() -> N
     assert frames.frame_kind(pl.DataFrame(ROWS)) == "polars"
     assert frames.frame_kind(ROWS) is None
     assert frames.frame_kind(pd.Series([1])) is None
+
+
+def test_a_repeated_column_and_a_lazy_frame_are_refused_with_what_to_do() -> None:
+    twice = pd.DataFrame([["a", "https://v.example.com/a.mp3", "b"]])
+    twice.columns = ["custom_id", "fileUrl", "custom_id"]
+    with pytest.raises(UnreadableInputError, match="column 'custom_id' appears twice"):
+        clonequeue.estimate(twice)
+    with pytest.raises(TypeError, match=r"pass frame.collect\(\)"):
+        clonequeue.estimate(pl.DataFrame(ROWS).lazy())
