@@ -212,7 +212,9 @@ class Batch(str):
         dispatcher = self._services.dispatcher
         for what, chosen in (("failed", failed), ("unknown", unknown)):
             if chosen:
-                count, dispatches = self._services.batches.retry(self.id, what, now=time.time())
+                count, dispatches = self._services.batches.retry(
+                    self.id, what, now=self._services.now()
+                )
                 jobs += count
                 steps += dispatcher.publish_creates(dispatches)
         return RetryOutcome(jobs, steps)
@@ -224,7 +226,7 @@ class Batch(str):
         ``by`` is who asked (default ``user@host``); each job's error names it and the time.
         """
         self.status()
-        return self._services.batches.cancel(self.id, now=time.time(), by=by or who_am_i())
+        return self._services.batches.cancel(self.id, now=self._services.now(), by=by or who_am_i())
 
     def purge(self, *, force: bool = False) -> int:
         """Delete a finished batch and its job records (export them first); returns how many.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -15,6 +14,7 @@ from clonequeue.dispatch.dispatcher import CeleryDispatcher, send_all
 from clonequeue.dispatch.due import DueIndex
 from clonequeue.errors import StoreError
 from clonequeue.store.batches import BatchStore
+from clonequeue.store.clock import FleetClock
 from clonequeue.store.connect import job_store, store_client
 from clonequeue.store.fleet import Fleet
 from clonequeue.store.jobs import Dispatch, JobStore
@@ -63,8 +63,13 @@ class Services:
     def dispatcher(self) -> CeleryDispatcher:
         return CeleryDispatcher(self.app)
 
+    @cached_property
+    def clock(self) -> FleetClock:
+        """The fleet's clock (Redis's time): what every state change is stamped with."""
+        return FleetClock(self.redis)
+
     def now(self) -> float:
-        return time.time()
+        return self.clock()
 
     def rate_snapshot(self) -> Any:
         """The fleet's adaptive API rate (a ``RateSnapshot``): pace, ceiling, totals."""

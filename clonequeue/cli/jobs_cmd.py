@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import typer
 
 from clonequeue.batch import Batch, who_am_i
@@ -73,7 +71,7 @@ def resume() -> None:
     """Lift a fleet-wide pause (balance, token, budget or manual) and release parked jobs."""
     services = Services(context.settings())
     reason = services.fleet.pause_reason()
-    steps = services.fleet.resume(now=time.time())
+    steps = services.fleet.resume(now=services.now())
     services.dispatch(steps)
     if reason:
         typer.echo(f"resumed (was paused: {reason.get('reason')}); {len(steps)} jobs released")
@@ -86,5 +84,5 @@ def pause(
 ) -> None:
     """Stop new creates on every worker (polls of running tasks go on)."""
     services = Services(context.settings())
-    services.fleet.pause(reason, now=time.time())
+    services.fleet.pause(reason, now=services.now())
     typer.echo("creates paused fleet-wide; `clonequeue resume` lifts it")

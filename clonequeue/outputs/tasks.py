@@ -57,6 +57,7 @@ def register_results_tasks(app: Any, settings: Settings) -> None:
                         settings,
                         store_client(settings),
                         publisher(app, settings.namespace),
+                        clock=app.clonequeue_clock,  # the fleet's (Redis's time)
                     )
         return holder["ctx"]
 

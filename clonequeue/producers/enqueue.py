@@ -9,15 +9,21 @@ messages, leaves due entries behind: the watchdog re-drives them.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+
+import kombu.exceptions
+import redis
 
 from clonequeue.dispatch.dispatcher import CeleryDispatcher
 from clonequeue.producers.intake import Checked
 from clonequeue.store.batches import BatchStore
+
+log = logging.getLogger(__name__)
 
 
 def new_batch_id() -> str:
@@ -44,17 +50,25 @@ class Placement:
 class Enqueuer:
     """Turns checked rows into job records and their first messages."""
 
-    def __init__(self, dispatcher: CeleryDispatcher, batches: BatchStore, batch_id: str) -> None:
+    def __init__(
+        self,
+        dispatcher: CeleryDispatcher,
+        batches: BatchStore,
+        batch_id: str,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._dispatcher = dispatcher
         self._batches = batches
         self.batch_id = batch_id
+        self._clock = clock  # the fleet's: first creates are due by Redis's time
+        self.unsent = 0  # recorded jobs whose first message the broker refused
 
     def place(self, chunk: Sequence[Checked]) -> Placement:
         """Record the chunk's jobs and publish a create message for each new one."""
         placement = Placement()
         if not chunk:
             return placement
-        now = time.time()
+        now = self._clock()
         docs = [(c.custom_id, c.doc or "") for c in chunk]
         result = self._batches.create_jobs(self.batch_id, docs, now=now)
         existing = {job_id: (batch, same) for job_id, batch, same in result.existing}
@@ -68,9 +82,25 @@ class Enqueuer:
         return placement
 
     def publish_creates(self, job_ids: Sequence[str]) -> None:
-        """The first message of each job, pipelined through one producer batch."""
-        if job_ids:
+        """The first message of each job, pipelined through one producer batch.
+
+        The jobs are recorded, each with its due entry, before this: if the broker
+        fails now (Redis crashed between the two), the watchdog sends these messages
+        within the recovery bound, so the submit goes on instead of giving up.
+        """
+        if not job_ids:
+            return
+        try:
             self._dispatcher.publish_first_creates(job_ids)
+        except (kombu.exceptions.KombuError, redis.exceptions.RedisError, OSError) as exc:
+            self.unsent += len(job_ids)
+            log.warning(
+                "the broker failed (%s: %s) while sending the first messages of %d recorded "
+                "jobs; the watchdog sends them once it answers",
+                type(exc).__name__,
+                exc,
+                len(job_ids),
+            )
 
     def finish(self) -> None:
         """Nothing to hand over: every job recorded has its entry in the due-index."""

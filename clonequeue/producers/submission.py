@@ -199,7 +199,9 @@ class Submission:
 
     def _enqueuer(self) -> Enqueuer:
         assert self.services is not None
-        return Enqueuer(self.services.dispatcher, self.services.batches, self.batch_id)
+        return Enqueuer(
+            self.services.dispatcher, self.services.batches, self.batch_id, self.services.clock
+        )
 
     def _pass(
         self,
@@ -229,7 +231,8 @@ class Submission:
                 raise
             raise ProducerError(
                 f"Redis (or the broker) failed after {report.new:,} new jobs were recorded in "
-                f"batch {self.batch_id} ({type(exc).__name__}: {exc}); run the same command again "
+                f"batch {self.batch_id} (the rows being recorded then may be too; "
+                f"{type(exc).__name__}: {exc}); run the same command again "
                 "once Redis answers: rows already recorded are skipped, not sent twice"
             ) from None
         return report

@@ -19,8 +19,11 @@ def create_app(settings: Settings) -> Celery:
     """A Celery app for ``settings`` with clonequeue's tasks registered."""
     from clonequeue.outputs import tasks as results_tasks
     from clonequeue.redaction import register_secrets
+    from clonequeue.store.clock import FleetClock
+    from clonequeue.store.connect import store_client
     from clonequeue.workers import kombu_fixes
     from clonequeue.workers.events import RedactingEvents
+    from clonequeue.workers.fleet_time import use_fleet_clock
     from clonequeue.workers.tasks import register_tasks
 
     kombu_fixes.apply()
@@ -30,6 +33,8 @@ def create_app(settings: Settings) -> Celery:
     rabbitmq = is_rabbitmq_url(settings.effective_broker_url)
     # Task events (Flower) carry exception text and tracebacks: secrets are masked in them.
     app = Celery("clonequeue", set_as_current=False, events=RedactingEvents)
+    # One clock for the fleet: ETAs and expiry times in Redis's time (fleet_time.py).
+    use_fleet_clock(app, FleetClock(store_client(settings)))
     app.conf.update(
         broker_url=settings.effective_broker_url,
         # Celery results expire and are not our store: job results live in our own

@@ -12,6 +12,7 @@ from clonequeue.config import Settings
 from clonequeue.dispatch.dispatcher import Dispatcher
 from clonequeue.dispatch.due import DueIndex
 from clonequeue.store.batches import BatchStore
+from clonequeue.store.clock import FleetClock
 from clonequeue.store.connect import job_store, store_client
 from clonequeue.store.fleet import Fleet
 from clonequeue.store.jobs import JobStore
@@ -43,10 +44,14 @@ class WorkerContext:
         return DueIndex(self.jobs.client, self.jobs.keys, self.settings.watchdog_grace_s)
 
     @classmethod
-    def build(cls, settings: Settings, dispatcher: Dispatcher) -> WorkerContext:
+    def build(
+        cls, settings: Settings, dispatcher: Dispatcher, clock: Callable[[], float] | None = None
+    ) -> WorkerContext:
+        """``clock``: the fleet's (Redis's time, store/clock.py); one is made when not given."""
         client = store_client(settings)
         jobs = job_store(settings, client)
         return cls(
+            clock=clock or FleetClock(client),
             settings=settings,
             jobs=jobs,
             client=ApiClient.from_settings(settings),

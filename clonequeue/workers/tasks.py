@@ -7,7 +7,6 @@ token, never a script's text. ``argsrepr`` makes them read well in Flower.
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -31,12 +30,15 @@ class Tasks:
     watchdog: Any
 
 
-def _observe_lag(request: Any) -> None:
-    """How late this countdown message ran (metric clonequeue_poll_lag_seconds)."""
+def _observe_lag(request: Any, now: float) -> None:
+    """How late this countdown message ran (metric clonequeue_poll_lag_seconds).
+
+    The message's ETA is in fleet time (fleet_time.py), so ``now`` is too.
+    """
     eta = getattr(request, "eta", None)
     if eta:
         due = datetime.fromisoformat(eta) if isinstance(eta, str) else eta
-        POLL_LAG.observe(max(0.0, time.time() - due.timestamp()))
+        POLL_LAG.observe(max(0.0, now - due.timestamp()))
 
 
 def register_tasks(app: Any, settings: Settings, queues: QueueNames) -> Tasks:
@@ -48,7 +50,9 @@ def register_tasks(app: Any, settings: Settings, queues: QueueNames) -> Tasks:
         if "ctx" not in holder:
             with lock:
                 if "ctx" not in holder:
-                    holder["ctx"] = WorkerContext.build(settings, CeleryDispatcher(app, queues))
+                    holder["ctx"] = WorkerContext.build(
+                        settings, CeleryDispatcher(app, queues), app.clonequeue_clock
+                    )
         return holder["ctx"]
 
     from clonequeue.workers import steps, watchdog
@@ -69,14 +73,14 @@ def register_tasks(app: Any, settings: Settings, queues: QueueNames) -> Tasks:
     def poll_clone(self: Any, job_id: str, remote_id: str, gen: int) -> str:
         """Poll a job's clone task; re-schedules itself until it is done."""
         set_log_context(job=job_id, remote_id=remote_id)
-        _observe_lag(self.request)
+        _observe_lag(self.request, context().clock())
         return steps.run_poll(context(), Dispatch(job_id, "c", gen, remote_id))
 
     @app.task(name=POLL_AUDIO, bind=True)  # type: ignore[untyped-decorator]
     def poll_audio(self: Any, job_id: str, index: int, remote_id: str, gen: int) -> str:
         """Poll a production audio task; re-schedules itself until it is done."""
         set_log_context(job=job_id, remote_id=remote_id)
-        _observe_lag(self.request)
+        _observe_lag(self.request, context().clock())
         return steps.run_poll(context(), Dispatch(job_id, str(index), gen, remote_id))
 
     @app.task(name=WATCHDOG)  # type: ignore[untyped-decorator]

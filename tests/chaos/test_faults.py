@@ -218,7 +218,9 @@ def test_redis_crash_mid_submit(
     print(f"producer exit {code}; its last lines:\n{producer.output()[-1500:]}")
     summary = resubmit(system, rows, run.batch)
     assert summary["new"] + summary["already_submitted"] == SUBMIT_ROWS, summary
-    assert code == 0 or summary["new"] > 0, (code, producer.output()[-2000:])
+    # A 5 s crash is ridden out: the jobs recorded before it keep their due entries,
+    # and the rows read during it are recorded once Redis is back.
+    assert code == 0, (code, producer.output()[-2000:])
     check(run.finish(), SUBMIT_ROWS, unknown_allowed=False)
 
 
