@@ -71,6 +71,17 @@ class Vhost:
             rows = _http("GET", f"queues/{quote(self.name, safe='')}") or []
         return {row["name"]: {k: row.get(k) for k in fields[1:]} for row in rows}
 
+    def consumers(self) -> list[dict[str, Any]]:
+        """Each consumer of this vhost: its queue, prefetch count and whether it acks."""
+        fields = ("queue_name", "prefetch_count", "ack_required")
+        if self.via == "rabbitmqctl":
+            out = _ctl("list_consumers", "-p", self.name, "-q", "--formatter", "json", *fields)
+            rows = json.loads(out or "[]")
+        else:
+            rows = _http("GET", f"consumers/{quote(self.name, safe='')}") or []
+            rows = [{**row, "queue_name": row["queue"]["name"]} for row in rows]
+        return [{k: row.get(k) for k in fields} for row in rows]
+
 
 def unavailable_reason() -> str | None:
     """Why no vhost can be made here, or None when one can."""
