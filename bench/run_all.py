@@ -37,6 +37,7 @@ BENCHES: dict[str, tuple[list[str], list[str]]] = {
     "inflight": (["--steps", "1000,2000,3000,4000"], ["--quick"]),
     "artifacts": ([], ["--quick"]),
     "parquet_memory": (["--rows", "200000"], ["--rows", "20000"]),
+    "broker_compare": ([], ["--quick"]),
 }
 TITLES = {
     "simulator_throughput": "Simulator throughput",
@@ -50,6 +51,7 @@ TITLES = {
     "create_connection": "Create connection policy (keep-alive race)",
     "artifacts": "Artifact downloads",
     "parquet_memory": "Parquet input memory",
+    "broker_compare": "Redis vs RabbitMQ: held countdowns",
     "profile_worker": "Where a poll's CPU goes",
     "proposals": "Candidate changes",
 }
