@@ -17,6 +17,7 @@ from celery.signals import before_task_publish
 from kombu.transport.native_delayed_delivery import level_name
 
 from clonequeue.config import load_settings
+from clonequeue.constants import POLL_CLONE
 from clonequeue.dispatch.broker import queue_depths
 from clonequeue.dispatch.delayed import (
     DELAYED_ENTRY_EXCHANGE,
@@ -80,9 +81,7 @@ def test_our_countdown_takes_the_route_send_task_gives_it(app: Any) -> None:
     step = Dispatch("job-1", "c", 1, remote_id="r-1")
     ours = published_routes(lambda: dispatcher.poll(step, countdown=5))
     celery = published_routes(
-        lambda: app.send_task(
-            "clonequeue.poll_clone", args=[], queue=dispatcher.queues.poll, countdown=5
-        )
+        lambda: app.send_task(POLL_CLONE, args=[], queue=dispatcher.queues.poll, countdown=5)
     )
     assert ours == celery
     assert ours[0][0] == DELAYED_ENTRY_EXCHANGE
@@ -113,3 +112,16 @@ def test_a_countdown_waits_on_the_broker_then_reaches_its_queue(
         while (message := channel.basic_get(poll_queue, no_ack=True)) is not None:
             bodies.append(message.headers["argsrepr"])
     assert sorted(bodies) == ["job=job-2 remote=r-2 gen=1", "job=job-3 remote=r-3 gen=1"]
+
+
+def test_a_results_retry_under_a_second_is_sent_as_one_second(app: Any) -> None:
+    """Celery's send_task refuses a native delay under 1 s; the results publisher rounds up."""
+    from clonequeue.outputs.keys import WEBHOOK
+    from clonequeue.outputs.tasks import publisher
+
+    with pytest.raises(ValueError, match="positive"):
+        app.send_task(POLL_CLONE, args=[], queue=app.clonequeue_queues.poll, countdown=0.3)
+    publish = publisher(app, app.clonequeue_settings.namespace)
+    [(exchange, routing_key)] = published_routes(lambda: publish(WEBHOOK, "item-1", 0.3))
+    assert exchange == DELAYED_ENTRY_EXCHANGE
+    assert routing_key == "0." * 27 + "1." + f"{app.clonequeue_settings.namespace}.webhooks"
