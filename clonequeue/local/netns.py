@@ -36,7 +36,7 @@ import random
 import secrets
 import shutil
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -139,14 +139,21 @@ class Host:
         self.processes.append(process)
         return process
 
-    def forward(self, port: int, target: str = "127.0.0.1") -> int:
+    def forward(
+        self,
+        port: int,
+        target: str = "127.0.0.1",
+        *,
+        resolve: Callable[[], tuple[str, int]] | None = None,
+    ) -> int:
         """A port on 127.0.0.1 *here* that relays to ``target:port`` inside this host.
 
         This is how the test process (in the machine's namespace) reaches a service
         on a host without any route out of the namespaces; cutting links does not
         cut it (it enters the namespace directly, to its loopback by default).
+        ``resolve`` names the target per connection instead (see :class:`Forward`).
         """
-        forward = Forward(self.netns_path, target, port).start()
+        forward = Forward(self.netns_path, target, port, resolve=resolve).start()
         self._forwards.append(forward)
         return forward.port
 

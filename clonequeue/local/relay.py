@@ -14,6 +14,7 @@ import ctypes
 import os
 import socket
 import threading
+from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
 from typing import Self
@@ -55,10 +56,22 @@ def connect_in(netns_path: Path, host: str, port: int, timeout_s: float = 5.0) -
 
 
 class Forward:
-    """Listen on 127.0.0.1 (a free port); relay each connection to ``host:port`` in a netns."""
+    """Listen on 127.0.0.1 (a free port); relay each connection to ``host:port`` in a netns.
 
-    def __init__(self, netns_path: Path, host: str, port: int) -> None:
+    ``resolve``, if given, names the target afresh for every new connection (e.g. the
+    Redis master the sentinels name now), so a client here follows a failover.
+    """
+
+    def __init__(
+        self,
+        netns_path: Path,
+        host: str,
+        port: int,
+        *,
+        resolve: Callable[[], tuple[str, int]] | None = None,
+    ) -> None:
         self.netns_path, self.target_host, self.target_port = netns_path, host, port
+        self.resolve = resolve
         self._listener = socket.create_server((LOCALHOST, 0))
         self.port: int = self._listener.getsockname()[1]
         self._closed = threading.Event()
@@ -79,7 +92,8 @@ class Forward:
 
     def _serve(self, client: socket.socket) -> None:
         try:
-            upstream = connect_in(self.netns_path, self.target_host, self.target_port)
+            host, port = self.resolve() if self.resolve else (self.target_host, self.target_port)
+            upstream = connect_in(self.netns_path, host, port)
         except OSError:
             client.close()  # the caller sees a refused/reset connection, as it would
             return

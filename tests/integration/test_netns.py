@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from clonequeue.local import netns
-from clonequeue.local.hosts import REDIS_PORT, start_redis
+from clonequeue.local.hosts import REDIS_PORT, start_redis, start_redis_ha
 from clonequeue.local.netns import Host, Network
 
 
@@ -92,3 +92,26 @@ def test_netem_latency_or_a_reason(network: Network, tmp_path: Path) -> None:
     assert reach(a, b.address, REDIS_PORT) == "timeout"
     network.unshape(a)
     assert reach(a, b.address, REDIS_PORT) == "ok"
+
+
+def test_sentinels_on_hosts_fail_over_a_cut_master(network: Network, tmp_path: Path) -> None:
+    """A master and a replica on hosts of their own, 3 sentinels on 3 more: the master's
+    link goes down, the sentinels promote the replica, and :meth:`RedisHA.follow` leads
+    the test process to the new master; healed, the old master comes back as a replica."""
+    a, b, client = network.add_host("a"), network.add_host("b"), network.add_host("client")
+    watchers = [network.add_host(f"s{i}") for i in range(3)]
+    group = start_redis_ha([a, b], watchers, tmp_path / "ha")
+    assert group.url == ";".join(f"sentinel://{h.address}:26379" for h in watchers)
+    assert group.master() is a
+    followed = redis.Redis(port=group.follow(client), socket_timeout=5, decode_responses=True)
+    followed.set("before", "1")
+    assert followed.info("replication")["role"] == "master"
+    network.cut(a)
+    assert group.wait_new_master(a) is b
+    followed.close()  # a new connection asks the sentinels again
+    assert followed.get("before") == "1"  # replicated before the cut
+    assert followed.info("replication")["role"] == "master"
+    network.heal(a)
+    old = redis.Redis(port=a.forward(REDIS_PORT), socket_timeout=5, decode_responses=True)
+    group.wait(lambda: old.info("replication")["role"] == "slave", "the old master to rejoin")
+    assert old.info("replication")["master_host"] == b.address
