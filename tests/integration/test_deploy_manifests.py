@@ -757,3 +757,52 @@ def test_liveness_probe_and_start_flower_against_a_real_worker(
             )
             assert workers.status == 200
         assert "Visit me at http://127.0.0.1:" in flower.log_tail(200)
+
+
+def compose_sentinel_config() -> str:
+    """The sentinel.conf that docker-compose.sentinel.yml's sentinels write (its printf)."""
+    command = compose(COMPOSE_SENTINEL_FILE)["services"]["sentinel-0"]["command"][2]
+    lines = re.findall(r"^\s*['\"](.+)['\"] \\$", command, flags=re.M)
+    return "\n".join(lines).replace("$$SENTINEL_HOST", "SELF")
+
+
+def k8s_sentinel_config() -> str:
+    """The sentinel.conf that the overlay's sentinel.sh writes (its heredoc)."""
+    scripts = by_kind_and_name(k8s_sentinel(), "ConfigMap", "redis-sentinel-scripts")["data"]
+    [body] = re.findall(r"<<EOF\n(.*?)\nEOF\n", scripts["sentinel.sh"], flags=re.S)
+    sentinel = pod_containers(by_kind_and_name(k8s_sentinel(), "StatefulSet", "sentinel"))[0]
+    env = container_env(sentinel)
+    text = body.replace("$(hostname).sentinel", "SELF").replace("$master", "redis-ha-0")
+    return text.replace("$MASTER_NAME", env["MASTER_NAME"]).replace("$QUORUM", env["QUORUM"])
+
+
+@pytest.mark.parametrize("config", [compose_sentinel_config, k8s_sentinel_config])
+def test_the_sentinel_config_runs_in_a_real_sentinel(config: Any, tmp_path: Path) -> None:
+    """redis-server --sentinel accepts the file the setup writes, and finds the master
+    (its hosts and ports swapped for a local master and free ports)."""
+    import redis as redis_py
+
+    from clonequeue.local import LOCALHOST, EmbeddedRedis
+    from clonequeue.local.redis import find_redis_server
+
+    text = config()
+    [(name, host, _, _)] = sentinel_monitors(text)
+    master = EmbeddedRedis().start(directory=tmp_path / "master")
+    port = free_port()
+    conf = tmp_path / "sentinel.conf"
+    local = text.replace("SELF", LOCALHOST).replace(f"{host} 6379", f"{LOCALHOST} {master.port}")
+    local = local.replace("port 26379", f"port {port}")
+    conf.write_text(f'{local}\nbind {LOCALHOST}\ndir {tmp_path}\ndaemonize no\nlogfile ""\n')
+    executable = find_redis_server()
+    assert executable is not None
+    sentinel = ManagedProcess(
+        [str(executable), str(conf), "--sentinel"], log_path=tmp_path / "sentinel.log"
+    )
+    try:
+        with sentinel:
+            sentinel.wait_ready(line="+monitor master", timeout_s=20)
+            client = redis_py.Redis(host=LOCALHOST, port=port, decode_responses=True)
+            assert client.sentinel_get_master_addr_by_name(name) == (LOCALHOST, master.port)
+            client.close()
+    finally:
+        master.close()
