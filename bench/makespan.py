@@ -22,7 +22,7 @@ Method
     used calls / rate + one duration, 50 s: a bound that the calls of other jobs,
     made while the last task runs, beat.) Our 5 -> 10 s schedule would poll a 10 s
     task twice (5-5.5 s, 12.5 s) when calls are plentiful; under a binding limit
-    polls move to the cadence's slow end (see README: "When calls are scarce"). The
+    polls move to the cadence's slow end (README: "Calls spent where they finish work"). The
     table also gives the bound for the calls actually made (calls / rate), which
     says how busy the limit was kept.
 

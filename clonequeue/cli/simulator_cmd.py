@@ -74,7 +74,17 @@ def simulator(
     rate_limit_per_s: Annotated[
         int | None, typer.Option(help=_help("rate_limit_per_s") + " Default: no limit.")
     ] = None,
+    rate_limit_schedule: Annotated[
+        str,
+        typer.Option(
+            help="AFTER_S:LIMIT,... e.g. '20:20,40:40': the limit becomes LIMIT requests/s "
+            "AFTER_S real seconds after start (a limit changing mid-run). Default: none."
+        ),
+    ] = "",
     latency_s: Annotated[float, typer.Option(help=_help("latency_s"))] = _default("latency_s"),
+    latency_jitter_s: Annotated[float, typer.Option(help=_help("latency_jitter_s"))] = _default(
+        "latency_jitter_s"
+    ),
     slow_rate: Annotated[float, typer.Option(help=_help("slow_rate"))] = _default("slow_rate"),
     slow_s: Annotated[float, typer.Option(help=_help("slow_s"))] = _default("slow_s"),
     lost_response_rate: Annotated[float, typer.Option(help=_help("lost_response_rate"))] = (
@@ -106,7 +116,9 @@ def simulator(
         "balance_error": balance_error,
         "error_5xx_rate": error_5xx_rate,
         "rate_limit_per_s": rate_limit_per_s,
+        "rate_limit_schedule": _schedule(rate_limit_schedule),
         "latency_s": latency_s,
+        "latency_jitter_s": latency_jitter_s,
         "slow_rate": slow_rate,
         "slow_s": slow_s,
         "lost_response_rate": lost_response_rate,
@@ -131,3 +143,17 @@ def simulator(
 def _announce(url: str) -> None:
     print(f"simulator listening on {url}", flush=True)  # scripts wait for this line
     print(f"admin API at {url}/_sim/; Ctrl-C to stop", file=sys.stderr, flush=True)
+
+
+def _schedule(text: str) -> list[tuple[float, int]]:
+    """``'20:20,40:40'`` as ``[(20.0, 20), (40.0, 40)]``; a bad entry is a usage error."""
+    entries = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        after, sep, limit = part.partition(":")
+        try:
+            if not sep:
+                raise ValueError(part)
+            entries.append((float(after), int(limit)))
+        except ValueError:
+            fail(f"--rate-limit-schedule: {part!r} is not AFTER_S:LIMIT", EXIT_USAGE)
+    return entries

@@ -39,7 +39,10 @@ Knobs (:class:`SimConfig`; CLI flags with dashes; ``PATCH /_sim/config`` at run 
     price_per_10k_chars, voice_fee, balance_error ("http402" | "code200")
     error_5xx_rate            fraction of API requests answered 500/502/503, no effect
     rate_limit_per_s          at most N API requests per sliding real second (None: off)
+    rate_limit_schedule       [[after_s, N], ...]: the limit becomes N after_s real seconds
+                              after the knob was set (a limit that changes mid-run)
     latency_s                 added before every API answer
+    latency_jitter_s          a further uniform [0, this] delay before admission (arrival jitter)
     slow_rate, slow_s         fraction of answers held slow_s after the effect happened
     lost_response_rate        fraction of creates that take effect, then close unanswered
     idle_close_s              a keep-alive connection idle this long is closed, seen by the

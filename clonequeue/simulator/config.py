@@ -69,7 +69,19 @@ class SimConfig(BaseModel):
     rate_limit_per_s: int | None = Field(
         None, ge=1, description="At most this many API requests in any 1 s window; else 429."
     )
+    rate_limit_schedule: tuple[tuple[float, int], ...] = Field(
+        (),
+        description="[[after_s, limit], ...]: the limit becomes `limit` requests/s once "
+        "`after_s` real seconds have passed since this knob was set (a provider's limit "
+        "changing under load); before the first entry, rate_limit_per_s holds.",
+    )
     latency_s: float = Field(0.0, ge=0.0, description="Delay added to every API answer.")
+    latency_jitter_s: float = Field(
+        0.0,
+        ge=0.0,
+        description="A further random delay in [0, this] before each API request is admitted "
+        "(arrival jitter: requests sent evenly reach the rate window unevenly).",
+    )
     slow_rate: float = Field(
         0.0, ge=0.0, le=1.0, description="Fraction of API answers delayed by slow_s (after effect)."
     )
@@ -117,6 +129,15 @@ class SimConfig(BaseModel):
         description="Fraction of file downloads with one byte changed (the length is right, "
         "the digest is not).",
     )
+
+    @model_validator(mode="after")
+    def _schedule_is_ordered(self) -> Self:
+        times = [after for after, _ in self.rate_limit_schedule]
+        if times != sorted(times) or any(t < 0 for t in times):
+            raise ValueError("rate_limit_schedule: after_s must be >= 0 and ascending")
+        if any(limit < 1 for _, limit in self.rate_limit_schedule):
+            raise ValueError("rate_limit_schedule: every limit must be >= 1")
+        return self
 
     @model_validator(mode="after")
     def _refuse_needs_an_end(self) -> Self:

@@ -63,6 +63,7 @@ class Engine:
         self.ledger = Ledger()
         self.accounts = Accounts(config.tokens, config.initial_balance)
         self._rate = RateWindow()
+        self._schedule_since = self.clock.real()
         self._outage = Outage()
         if config.down is not None:
             self._outage.start(self.clock.real())
@@ -72,6 +73,7 @@ class Engine:
         self._ids = Dice(seed, "ids")
         self._outcomes = Dice(seed, "outcomes")
         self._faults = Dice(seed, "faults")
+        self._arrivals = Dice(seed, "arrivals")  # its own stream: jitter moves no other fault
 
     # --- configuration and admin -----------------------------------------------------------------
 
@@ -86,8 +88,10 @@ class Engine:
             self._seed(new.seed)
         if isinstance(patch, dict) and patch.get("down") is not None:
             self._outage.start(self.clock.real())
-        if new.rate_limit_per_s != self._config.rate_limit_per_s:
-            self._rate.clear()
+        if isinstance(patch, dict) and "rate_limit_schedule" in patch:
+            self._schedule_since = self.clock.real()
+        # A changed limit keeps the window's history: requests admitted in the last
+        # second still count against a lowered limit, as at a provider.
         self._config = new
         return new
 
@@ -95,6 +99,22 @@ class Engine:
         """Back to the start: no tasks, empty ledger, start balances, knobs and clock."""
         self.clock.reset()
         self._begin(self.start_config)
+
+    def rate_limit_now(self) -> int | None:
+        """The limit in force: ``rate_limit_schedule``'s latest entry due, else the knob."""
+        limit = self._config.rate_limit_per_s
+        elapsed = self.clock.real() - self._schedule_since
+        for after_s, scheduled in self._config.rate_limit_schedule:
+            if after_s > elapsed:
+                break
+            limit = scheduled
+        return limit
+
+    def arrival_delay(self) -> float:
+        """Seconds before a request reaches admission: ``latency_s`` plus its jitter."""
+        config = self._config
+        jitter = config.latency_jitter_s
+        return config.latency_s + (self._arrivals.uniform(0.0, jitter) if jitter > 0 else 0.0)
 
     def down_mode(self) -> str | None:
         """The outage in force now; one whose ``down_for_s`` has passed is ended here."""
@@ -132,7 +152,7 @@ class Engine:
         """Raise the Rejection of an outage, the rate limit or a random 5xx; else return."""
         if self.down_mode() == "5xx":
             raise codes.Rejection(503, codes.SERVER_ERROR, "service unavailable (simulated outage)")
-        wait_s = self._rate.admit(self._config.rate_limit_per_s, self.clock.real())
+        wait_s = self._rate.admit(self.rate_limit_now(), self.clock.real())
         if wait_s is not None:
             raise codes.Rejection(
                 429, codes.RATE_LIMITED, "too many requests", retry_after_s=wait_s

@@ -34,9 +34,6 @@ class RateWindow:
         accepted.append(now)
         return None
 
-    def clear(self) -> None:
-        self._accepted.clear()
-
 
 class Dice:
     """A seeded random stream; ``roll(0)`` never draws, so unused knobs cost nothing."""

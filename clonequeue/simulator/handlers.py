@@ -120,10 +120,10 @@ class ApiHandler(JsonHandler):
         self.answer(rejection.http_status, rejection.body(), headers)
 
     def run(self, step: Callable[[], Awaitable[None] | None]) -> Awaitable[None] | None:
-        """Run ``step`` now, or after ``latency_s`` when that knob is set."""
+        """Run ``step`` now, or after ``latency_s`` (plus its jitter) when those are set."""
         if self.idle_closed():
             return None
-        latency_s = self.engine.config.latency_s
+        latency_s = self.engine.arrival_delay()
         if latency_s > 0:
             return self._after(latency_s, step)
         return step()

@@ -66,6 +66,15 @@ class Created:
 
 
 @dataclass(frozen=True, slots=True)
+class PollCheck:
+    """A poll's message is still wanted (``verdict`` ok), and what says if it is early."""
+
+    verdict: str
+    age_s: float | None = None  # since the remote task was created
+    first_poll_s: float | None = None  # the batch's learned first-poll delay
+
+
+@dataclass(frozen=True, slots=True)
 class Skipped:
     """Nothing to do: ``reason`` is stale, gone, cancelled, or parked:<why>."""
 
@@ -123,6 +132,14 @@ class JobStore:
     def _run(self, name: str, now: float, *args: Any) -> list[Any]:
         # Times to the millisecond: every stored timestamp is this NOW.
         return self._scripts.run(name, [self.keys.ns, f"{now:.3f}", *args])
+
+    def check_poll(self, step: Dispatch, *, now: float) -> PollCheck:
+        """``check_step`` for a poll, with its task's age and the batch's learned first poll."""
+        reply = self._run("check_step", now, step.job_id, step.item, step.gen, "poll")
+        verdict = str(reply[0])
+        if verdict != "ok" or len(reply) < 3:
+            return PollCheck(verdict)
+        return PollCheck(verdict, _float_or_none(reply[1]), _float_or_none(reply[2]))
 
     def check_step(self, step: Dispatch, *, now: float) -> str:
         """Is ``step`` still waiting for this message? ``ok``, ``cancelling``, ``stale``, ``gone``.
@@ -362,3 +379,8 @@ class JobStore:
         """While paused for balance/token, let one parked step through per interval."""
         out = self._run("probe", now, interval_s, self.limits.grace_s)
         return [Dispatch.parse(e) for e in out]
+
+
+def _float_or_none(value: Any) -> float | None:
+    text = value.decode() if isinstance(value, bytes) else str(value)
+    return float(text) if text else None

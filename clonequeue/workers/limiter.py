@@ -33,6 +33,15 @@ still the fleet's one timeline. A leased slot may be spent a little late (its th
 was busy), but never more than ``LEASE_S`` late and never sooner than one interval
 after the process's previous leased call, so leases never add up to a burst; one
 left unused longer is dropped.
+
+A cut moves the slots already handed out: threads wait up to ``LIMITER_WAIT_S`` for
+their slot, so ~2 s of slots at the old pace would otherwise still go out after a
+429 (at a limit that halved, half of them as 429s). Each cut has a number, a time, a
+stretch factor and a pause (rate_lua.py); a process learns of one from its own 429,
+from any reservation's answer, or from a check every ``CUT_CHECK_S`` while one of its
+threads waits, and every slot it holds that lies after the cut moves to
+``cut + pause + (slot - cut) * factor`` — the same move the script made on the
+timeline, so the fleet's slots stay in one order and one pace.
 """
 
 from __future__ import annotations
@@ -41,6 +50,7 @@ import hashlib
 import threading
 import time
 from collections import deque
+from dataclasses import dataclass
 from typing import cast
 
 import redis
@@ -48,7 +58,7 @@ from limits import parse
 
 from clonequeue.config import Settings
 from clonequeue.store.keys import Keys
-from clonequeue.workers.rate_lua import COOL_DOWN, RESERVE
+from clonequeue.workers.rate_lua import COOL_DOWN, CUT_INFO, RESERVE
 
 AUTO = "auto"
 AUTO_START_RATE = 10.0  # calls/s: where `auto` starts when nothing was learned yet
@@ -64,6 +74,23 @@ SCARCE_WAIT_S = 0.25  # a slot this far off means demand is above the rate...
 # (creates, then their polls a task's length later), and a lull between two must
 # not send the next wave's first polls out at the fast end.
 SCARCE_HOLD_S = 60.0
+CUT_CHECK_S = 0.1  # a waiting thread's process looks for other processes' cuts this often
+SPARE_WAIT_S = 0.05  # a call that only takes spare capacity takes a slot this near, or none
+
+
+@dataclass(frozen=True, slots=True)
+class Cut:
+    """One cut of the pace as this process applies it: slots after ``at`` (monotonic) move."""
+
+    seq: int
+    at: float
+    factor: float
+    pause_s: float
+
+    def move(self, slot: float) -> float:
+        if slot <= self.at:
+            return slot
+        return self.at + self.pause_s + (slot - self.at) * self.factor
 
 
 def ceiling_per_s(rate: str) -> float | None:
@@ -99,15 +126,19 @@ class ApiRateLimiter:
         self._start = self._ceiling or AUTO_START_RATE
         self._reserve = client.register_script(RESERVE)
         self._cool_down = client.register_script(COOL_DOWN)
+        self._cut_info = client.register_script(CUT_INFO)
         self._lock = threading.Lock()
         self._cooldown_until = 0.0
         self._cooldown_checked_at = 0.0
-        self._leased: deque[float] = deque()  # monotonic times of slots this process holds
+        # slots this process holds: (monotonic time, when it was reserved)
+        self._leased: deque[tuple[float, float]] = deque()
         self._last_leased = float("-inf")  # when the last leased slot was given out
         self._leased_interval_s = 1.0 / self._start  # the pace of the last lease
         self._demand: deque[float] = deque()  # when acquire was called, the last second
         self._scarce_at = float("-inf")  # when a slot was last far off or a 429 came
         self._useful = 0  # useful calls not yet counted in Redis (sent with the next lease)
+        self._cuts: deque[Cut] = deque(maxlen=16)  # the latest cuts, oldest first
+        self._cuts_checked_at = float("-inf")
 
     @property
     def state_key(self) -> str:
@@ -127,11 +158,12 @@ class ApiRateLimiter:
             time.sleep(cooldown)
         max_wait_s = max(max_wait_s - max(cooldown, 0.0), 0.0)
         count = self._note_demand()
-        at = self._take_leased(max_wait_s)
-        if at is None:
+        taken = self._take_leased(max_wait_s)
+        if taken is None:
+            reserved_at = time.monotonic()
             with self._lock:
                 useful, self._useful = self._useful, 0
-            wait_us, interval_us = cast(
+            reply = cast(
                 list[int],
                 self._reserve(
                     keys=[self._keys.rate_timeline, self._state_key],
@@ -145,6 +177,8 @@ class ApiRateLimiter:
                     ],
                 ),
             )
+            wait_us, interval_us = reply[0], reply[1]
+            self._learn_cut(reply[2:])
             if abs(wait_us) >= SCARCE_WAIT_S * 1_000_000:
                 self._scarce_at = time.monotonic()
             if wait_us < 0:
@@ -153,13 +187,55 @@ class ApiRateLimiter:
             interval_s = interval_us / 1_000_000
             with self._lock:
                 self._leased_interval_s = interval_s
-                self._leased.extend(first + i * interval_s for i in range(count))
-            at = self._take_leased(float("inf"))  # the first of them (or an earlier one)
-            assert at is not None
-        pause = at - time.monotonic()
-        if pause > 0:
-            time.sleep(pause)
+                self._leased.extend((first + i * interval_s, reserved_at) for i in range(count))
+            taken = self._take_leased(float("inf"))  # the first of them (or an earlier one)
+            assert taken is not None
+        self._wait_for(*taken)
         return 0.0
+
+    def _wait_for(self, at: float, reserved_at: float) -> None:
+        """Sleep until the slot ``at``, moving it by every cut made after it was reserved."""
+        seq = 0
+        while True:
+            with self._lock:
+                for cut in self._cuts:
+                    if cut.seq > seq and cut.at > reserved_at:
+                        at = cut.move(at)
+                    seq = max(seq, cut.seq)
+            pause = at - time.monotonic()
+            if pause <= 0:
+                return
+            if pause <= CUT_CHECK_S:
+                time.sleep(pause)
+                return
+            time.sleep(CUT_CHECK_S)
+            self._check_cuts()
+
+    def _check_cuts(self) -> None:
+        """At most every ``CUT_CHECK_S`` per process: a cut another process made?"""
+        now = time.monotonic()
+        with self._lock:
+            if now - self._cuts_checked_at < CUT_CHECK_S:
+                return
+            self._cuts_checked_at = now
+        self._learn_cut(cast(list[int], self._cut_info(keys=[self._state_key])))
+
+    def _learn_cut(self, info: list[int]) -> None:
+        """Note the last cut (number, age µs, factor x 1e6, pause µs) if it is new here."""
+        seq = int(info[0])
+        with self._lock:
+            if seq == 0 or (self._cuts and self._cuts[-1].seq >= seq):
+                return
+            cut = Cut(
+                seq=seq,
+                at=time.monotonic() - int(info[1]) / 1_000_000,
+                factor=int(info[2]) / 1_000_000,
+                pause_s=int(info[3]) / 1_000_000,
+            )
+            self._cuts.append(cut)
+            self._leased = deque(
+                (cut.move(slot) if cut.at > since else slot, since) for slot, since in self._leased
+            )
 
     def useful(self) -> None:
         """Count a call that moved work on (a create accepted, a poll that found an end).
@@ -183,47 +259,51 @@ class ApiRateLimiter:
             per_s = len(self._demand) / DEMAND_WINDOW_S
         return max(1, min(MAX_LEASE, int(per_s * LEASE_S)))
 
-    def _take_leased(self, max_wait_s: float) -> float | None:
-        """When to call on a slot this process leased, if that is within ``max_wait_s``."""
+    def _take_leased(self, max_wait_s: float) -> tuple[float, float] | None:
+        """A slot this process leased, if within ``max_wait_s``: (when, when reserved)."""
         now = time.monotonic()
         with self._lock:
             leased = self._leased
-            while leased and leased[0] < now - LEASE_S:
+            while leased and leased[0][0] < now - LEASE_S:
                 leased.popleft()  # unused for too long: dropped
             if not leased:
                 return None
-            at = max(leased[0], self._last_leased + self._leased_interval_s)
+            slot, reserved_at = leased[0]
+            at = max(slot, self._last_leased + self._leased_interval_s)
             if at - now > max_wait_s:
                 return None
             leased.popleft()
             self._last_leased = at
-            return at
+            return at, reserved_at
 
     def cool_down(self, seconds: float) -> float:
         """After a 429: cut the fleet's pace; pause every worker if ``seconds`` is long.
 
-        Returns the pace now in force (calls/s). The slots this process had leased
-        at the old pace are dropped.
+        Returns the pace now in force (calls/s). The slots this process holds move
+        with the cut (see the module's docstring).
         """
         millis = max(int(seconds * 1000), 1)
-        rate = self._cool_down(
-            keys=[self._keys.cooldown, self._state_key],
-            args=[
-                millis,
-                int(FLEET_PAUSE_MIN_S * 1000),
-                self._ceiling or 0,
-                self._start,
-                STATE_TTL_S,
-            ],
+        reply = cast(
+            list[str | int],
+            self._cool_down(
+                keys=[self._keys.cooldown, self._state_key, self._keys.rate_timeline],
+                args=[
+                    millis,
+                    int(FLEET_PAUSE_MIN_S * 1000),
+                    self._ceiling or 0,
+                    self._start,
+                    STATE_TTL_S,
+                ],
+            ),
         )
+        self._learn_cut([int(x) for x in reply[1:]])
         now = time.monotonic()
         with self._lock:
-            self._leased.clear()
             self._scarce_at = now
             if seconds >= FLEET_PAUSE_MIN_S:
                 self._cooldown_until = now + seconds
                 self._cooldown_checked_at = now
-        return float(cast(str, rate))
+        return float(reply[0])
 
     def _cooldown_remaining(self) -> float:
         now = time.monotonic()

@@ -6,41 +6,81 @@ The state is one hash per namespace and token (``Keys.rate_state``):
 ``w``     the pace at which the last 429 episode began (0: none seen yet), i.e. what
           was learned about the provider's limit;
 ``t``     when ``r`` was last advanced (µs, Redis clock);
-``cut``   when the last episode began (µs);
+``cut``   when the last episode (or its escalation) began (µs);
 ``hold``  seconds of binding demand spent at the plateau since that episode;
+``hb``    how long to hold there before probing (s);
+``e429``  429s counted in the current episode;
+``seq`` / ``cf`` / ``cp``: the number of the last cut, its stretch factor (old pace /
+          new pace) and its pause (µs): how workers move the slots they already hold;
 ``calls`` / ``useful`` / ``n429``: totals for the exporter and ``status --watch``.
 
 How ``r`` moves (the shape of CUBIC's window: concave back, a plateau, a convex probe):
 
-* a 429 that begins an episode sets ``w = r`` and cuts ``r`` to ``BETA * r``; 429s
+* a 429 that begins an episode sets ``w = r`` (while ``auto`` still doubles from its
+  start: the pace of half a second before, as a one-second window counts that late;
+  such an overshoot is never escalated) and cuts ``r`` to ``BETA * w``; 429s
   within ``EPISODE_S`` of it answer calls already sent at the old pace and cut nothing;
+* an episode with ``STREAK_N`` 429s is heavy, and if 429s still come within
+  ``STREAK_S`` of it, after its cut took effect, the limit fell far (a provider under
+  load halving it), not an arrival jittered over the edge: the next episode cuts to
+  ``DEEP * w``, pauses the fleet for the Retry-After (at most ``STREAK_PAUSE_S``: the
+  provider's window must drain) and forgets the old limit (``w = r``: it holds there
+  and probes upwards from there; starting over as ``auto`` does, doubling, overshot
+  and escalated again, over and over);
+* every cut stretches the slots already reserved on the timeline by the same factor
+  (and shifts them by the pause), and workers move the slots they hold likewise
+  (workers/limiter.py): a cut acts on the next call, not after the ~2 s of slots
+  threads were already waiting for, which at the old pace met the provider as 429s;
 * after a cut, ``r`` climbs back towards ``PLATEAU * w`` (just under where 429s began)
   with time constant ``RECOVER_TAU_S`` (~2 s to get there);
-* there it holds for ``HOLD_S`` seconds of binding demand, then probes upwards,
-  doubling every ``PROBE_DOUBLING_S`` (``FRESH_DOUBLING_S`` before any 429 was seen),
-  until the next 429 (or the ceiling) stops it.
+* there it holds for ``HOLD_S`` seconds of binding demand (twice as long each time
+  429s began within 3 % of where they did last time, up to ``HOLD_MAX_S``: a limit
+  that stays put is probed less often), then probes upwards, slowly
+  at first (``PROBE_START`` per s) and faster the longer no 429 comes (+``PROBE_ACCEL``
+  per s each second: a limit that doubled is found in ~8 s), doubling every
+  ``FRESH_DOUBLING_S`` while no 429 was ever seen (auto's start), until the next 429
+  (or the ceiling) stops it.
 
-``r`` only probes while demand binds (the next free slot is in the future): a fleet
+``r`` only probes while demand binds (the next free slot is ``BINDING_WAIT_S`` off: a
+slot only a lease ahead is no queue of calls): a fleet
 that does not use its rate learns nothing by raising it, and would then meet the
 provider with a burst. It never exceeds the ceiling (``CLONEQUEUE_API_RATE_LIMIT``
-paced 2 % under) and never goes below ``MIN_RATE``.
+paced 2 % under) and never goes below ``MIN_RATE``. Numbers are stored with 17
+significant digits: with Lua's default 14 a pace saved at its plateau could read
+back a hair under it, and the climb back (not the hold) then ran on every call, for
+good, so the probe never started again (the bug issue 15's first bench found).
 """
 
 from __future__ import annotations
 
-BETA = 0.85  # a 429 episode cuts the pace to this share of it
+BETA = 0.9  # a 429 episode cuts the pace to this share of it
+DEEP = 0.5  # ...an escalated one to this share of where the episode began
+STREAK_N = 5  # this many 429s in one episode make it heavy...
+STREAK_S = 1.0  # ...and a heavy episode followed this soon by another escalates
+STREAK_PAUSE_S = 1.0  # an escalation pauses the fleet for the Retry-After, at most this
 PLATEAU = 0.98  # ...then it climbs back to this share of where the 429s began
 RECOVER_TAU_S = 0.6  # time constant of that climb
-HOLD_S = 15.0  # seconds held there (while demand binds) before probing upwards
-PROBE_DOUBLING_S = 4.0  # the probe doubles the pace this often
+HOLD_S = 4.0  # seconds held there (while demand binds) before probing upwards...
+HOLD_MAX_S = 12.0  # ...doubling, up to this, each time 429s begin where they did before
+SAME_LIMIT = 0.97  # "where they did before": at this share of the last episode's pace or more
+PROBE_START = 0.005  # the probe's growth (per s, logarithmic) when it begins...
+PROBE_ACCEL = 0.02  # ...and how much it grows each second of probing
 FRESH_DOUBLING_S = 2.0  # ...and this often while no 429 was ever seen (auto's start)
 EPISODE_S = 0.25  # 429s this soon after a cut belong to its episode
+# Demand binds when the next free slot is this far off: a queue of calls. Leases span
+# at most LEASE_S per process while demand is below the pace, so they never look like one.
+BINDING_WAIT_S = 0.25
 MIN_RATE = 0.2  # calls/s: the floor, so a run of 429s never stops the fleet for good
 MAX_RATE = 10_000.0  # calls/s: auto's ceiling, only so the numbers stay finite
 
 _PARAMS = f"""
-local BETA, PLATEAU, TAU = {BETA}, {PLATEAU}, {RECOVER_TAU_S}
-local HOLD, DOUBLING, FRESH = {HOLD_S}, {PROBE_DOUBLING_S}, {FRESH_DOUBLING_S}
+local BETA, DEEP, PLATEAU, TAU = {BETA}, {DEEP}, {PLATEAU}, {RECOVER_TAU_S}
+local STREAK_N, STREAK = {STREAK_N}, {STREAK_S * 1_000_000:.0f}
+local BINDING = {BINDING_WAIT_S * 1_000_000:.0f}
+local STREAK_PAUSE = {STREAK_PAUSE_S * 1_000_000:.0f}
+local HOLD, PROBE0, ACCEL, FRESH = {HOLD_S}, {PROBE_START}, {PROBE_ACCEL}, {FRESH_DOUBLING_S}
+local HOLD_MAX, SAME = {HOLD_MAX_S}, {SAME_LIMIT}
+local FRESH_BACK = {2 ** (-0.5 / FRESH_DOUBLING_S)}
 local EPISODE, MIN_RATE, MAX_RATE = {EPISODE_S * 1_000_000:.0f}, {MIN_RATE}, {MAX_RATE}
 """
 
@@ -53,9 +93,10 @@ local function redis_now()
 end
 
 local function load(key, start, now)
-  local s = redis.call('HMGET', key, 'r', 'w', 't', 'cut', 'hold')
+  local s = redis.call('HMGET', key, 'r', 'w', 't', 'cut', 'hold', 'e429', 'hb', 'fresh')
   return {r = tonumber(s[1]) or start, w = tonumber(s[2]) or 0, t = tonumber(s[3]) or now,
-          cut = tonumber(s[4]) or 0, hold = tonumber(s[5]) or 0}
+          cut = tonumber(s[4]) or 0, hold = tonumber(s[5]) or 0, e429 = tonumber(s[6]) or 0,
+          hb = tonumber(s[7]) or HOLD, fresh = tonumber(s[8]) or 0}
 end
 
 local function advance(st, now, binding, cap)
@@ -63,24 +104,47 @@ local function advance(st, now, binding, cap)
   st.t = now
   if now - st.cut >= EPISODE then
     local target = math.min(PLATEAU * st.w, cap)
+    local near = target - 0.005 * st.w
     if st.w > 0 and st.r < target then
       st.r = target - (target - st.r) * math.exp(-dt / TAU)
-      if st.r > target - 0.005 * st.w then st.r = target end
-    elseif binding then
-      if st.w > 0 and st.hold < HOLD then
+      if st.r >= near then st.r = target end
+    end
+    -- Not an `else`: a pace that reached the plateau in this step, or reads back a
+    -- hair under it, holds and then probes like one that was there all along.
+    if binding and (st.w == 0 or st.r >= near) then
+      if st.w == 0 then
+        st.r = st.r * 2 ^ (dt / FRESH)
+      elseif st.hold < st.hb then
         st.hold = st.hold + dt
       else
-        st.r = st.r * 2 ^ (dt / (st.w > 0 and DOUBLING or FRESH))
+        st.r = st.r * math.exp((PROBE0 + ACCEL * (st.hold - st.hb)) * dt)
+        st.hold = st.hold + dt
       end
     end
   end
   st.r = math.max(math.min(st.r, cap), MIN_RATE)
 end
 
+local function num(x)
+  return string.format('%.17g', x)
+end
+
 local function save(key, st, ttl)
-  redis.call('HSET', key, 'r', tostring(st.r), 'w', tostring(st.w), 't', string.format('%d', st.t),
-             'cut', string.format('%d', st.cut), 'hold', tostring(st.hold))
+  redis.call('HSET', key, 'r', num(st.r), 'w', num(st.w), 't', string.format('%d', st.t),
+             'cut', string.format('%d', st.cut), 'hold', num(st.hold),
+             'e429', string.format('%d', st.e429), 'hb', num(st.hb),
+             'fresh', string.format('%d', st.fresh))
   redis.call('EXPIRE', key, ttl)
+end
+
+-- What workers need to move the slots they hold after the last cut: its number, its
+-- age (µs), its stretch factor (x 1e6) and its pause (µs).
+local function cut_info(key, now)
+  local c = redis.call('HMGET', key, 'seq', 'cut', 'cf', 'cp')
+  local seq = tonumber(c[1]) or 0
+  if seq == 0 then return {0, 0, 1000000, 0} end
+  return {seq, now - (tonumber(c[2]) or now), math.floor((tonumber(c[3]) or 1) * 1000000),
+          tonumber(c[4]) or 0}
 end
 
 local function cap_of(ceiling)
@@ -94,7 +158,7 @@ end
 # (µs), how many consecutive slots to reserve, useful calls to count, the start rate,
 # the state's TTL (s). Returns {the wait before the first reserved slot (>= 0), or
 # -(the wait) when it is longer than that and nothing was reserved; the interval
-# (µs) used}.
+# (µs) used; then cut_info's four numbers}.
 RESERVE = (
     _PARAMS
     + _ADVANCE
@@ -103,43 +167,91 @@ local now = redis_now()
 local ceiling, max_wait, count = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local st = load(KEYS[2], tonumber(ARGV[5]), now)
 local slot = math.max(tonumber(redis.call('GET', KEYS[1]) or 0), now)
-advance(st, now, slot > now, cap_of(ceiling))
+advance(st, now, slot - now > BINDING, cap_of(ceiling))
 save(KEYS[2], st, tonumber(ARGV[6]))
 if tonumber(ARGV[4]) > 0 then redis.call('HINCRBY', KEYS[2], 'useful', ARGV[4]) end
 local interval = math.max(math.floor(1000000 / st.r), 1)
 local wait = slot - now
+local c = cut_info(KEYS[2], now)
 if wait > max_wait then
-  return {-wait, interval}
+  return {-wait, interval, c[1], c[2], c[3], c[4]}
 end
 redis.call('HINCRBY', KEYS[2], 'calls', count)
 local ttl_ms = math.floor((wait + count * interval) / 1000) + 1000
 redis.call('SET', KEYS[1], string.format('%d', slot + count * interval), 'PX', ttl_ms)
-return {wait, interval}
+return {wait, interval, c[1], c[2], c[3], c[4]}
 """
 )
 
-# KEYS[1]: the cooldown; KEYS[2]: the rate state. ARGV: the Retry-After (ms), the
-# shortest Retry-After that pauses the whole fleet (ms), the ceiling, the start
-# rate, the state's TTL (s). Returns the pace now in force (calls/s, as a string).
+# KEYS[1]: the cooldown; KEYS[2]: the rate state; KEYS[3]: the timeline. ARGV: the
+# Retry-After (ms), the shortest Retry-After that pauses the whole fleet (ms), the
+# ceiling, the start rate, the state's TTL (s). Returns {the pace now in force
+# (calls/s, as a string), then cut_info's four numbers}.
 COOL_DOWN = (
     _PARAMS
     + _ADVANCE
     + """
 local now = redis_now()
 local ms, fleet_ms = tonumber(ARGV[1]), tonumber(ARGV[2])
+local cap = cap_of(tonumber(ARGV[3]))
 local st = load(KEYS[2], tonumber(ARGV[4]), now)
 redis.call('HINCRBY', KEYS[2], 'n429', 1)
+local pause = 0
 if ms >= fleet_ms and ms > redis.call('PTTL', KEYS[1]) then
   redis.call('SET', KEYS[1], '1', 'PX', ms)
+  pause = ms * 1000
 end
+local before = st.r
 if now - st.cut >= EPISODE then
-  advance(st, now, false, cap_of(tonumber(ARGV[3])))
-  st.w = st.r
-  st.r = math.max(BETA * st.r, MIN_RATE)
+  -- a heavy episode (STREAK_N 429s) that the cut did not end: the limit fell far
+  local deep = st.e429 >= STREAK_N and now - st.cut < STREAK and st.fresh == 0
+  advance(st, now, false, cap)
+  before = st.r
+  if deep then
+    st.r = math.max(DEEP * st.w, MIN_RATE)
+    st.fresh = 0
+    st.w = st.r -- the old limit is no guide: hold here, then probe from here
+    st.hb = HOLD
+    pause = math.max(pause, math.min(ms * 1000, STREAK_PAUSE))
+  else
+    -- 429s where they began last time: the limit stays put, so probe it less often
+    st.hb = (st.w > 0 and st.r >= SAME * st.w) and math.min(2 * st.hb, HOLD_MAX) or HOLD
+    -- a doubling pace meets a one-second window late: the limit is where it was
+    -- half a window ago
+    local doubling = st.w == 0 and st.r < 0.999 * cap
+    st.w = doubling and st.r * FRESH_BACK or st.r
+    st.r = math.max(BETA * st.w, MIN_RATE)
+    st.fresh = doubling and 1 or 0 -- an overshoot, not a fall: never escalated
+  end
   st.cut = now
   st.hold = 0
-  save(KEYS[2], st, tonumber(ARGV[5]))
+  st.e429 = 1
+else
+  st.e429 = st.e429 + 1
 end
-return tostring(st.r)
+save(KEYS[2], st, tonumber(ARGV[5]))
+if st.r < before or pause > 0 then
+  -- stretch what is already reserved, as the workers stretch the slots they hold
+  local factor = before / st.r
+  local slot = tonumber(redis.call('GET', KEYS[3]) or 0)
+  local moved = now + pause + math.max(slot - now, 0) * factor
+  redis.call('SET', KEYS[3], string.format('%d', moved),
+             'PX', math.floor((moved - now) / 1000) + 1000)
+  local seq = redis.call('HINCRBY', KEYS[2], 'seq', 1)
+  redis.call('HSET', KEYS[2], 'cut', string.format('%d', now), 'cf', num(factor),
+             'cp', string.format('%d', pause))
+end
+local c = cut_info(KEYS[2], now)
+return {tostring(st.r), c[1], c[2], c[3], c[4]}
+"""
+)
+
+# KEYS[1]: the rate state. Returns cut_info's four numbers (a process checks for
+# other processes' cuts while one of its threads waits for a slot).
+CUT_INFO = (
+    _PARAMS
+    + _ADVANCE
+    + """
+return cut_info(KEYS[1], redis_now())
 """
 )

@@ -33,9 +33,10 @@ from clonequeue.errors import (
 )
 from clonequeue.logs import add_log_context
 from clonequeue.metrics import CHARS_SUBMITTED, CREATE_RETRIES, STEPS_FINISHED
-from clonequeue.store.jobs import Claimed, Created, Dispatch, Skipped
+from clonequeue.store.jobs import Claimed, Created, Dispatch, PollCheck, Skipped
 from clonequeue.store.records import ErrorKind
 from clonequeue.workers.context import WorkerContext
+from clonequeue.workers.limiter import SPARE_WAIT_S
 from clonequeue.workers.schedule import first_poll_delay, poll_delay, retry_delay
 
 log = logging.getLogger(__name__)
@@ -136,9 +137,9 @@ def _record_created(ctx: WorkerContext, step: Dispatch, task: RemoteTask) -> str
         )
         return f"created {task.id}, but the job moved on"
     s = ctx.settings
-    delay = first_poll_delay(
+    delay = first_poll_delay(  # early while calls are scarce: it waits for a spare slot
         created.first_poll_s,
-        min_s=_cadence_min_s(ctx),
+        min_s=s.poll_interval_min_s,
         max_s=max_countdown_s(s),
         jitter=s.poll_jitter_ratio,
         rng=ctx.rng,
@@ -192,8 +193,10 @@ def _handle_create_error(ctx: WorkerContext, step: Dispatch, claim: Claimed, exc
             ctx.limiter.cool_down(exc.retry_after_s or 1.0)
         reason = "rate_limited" if isinstance(exc, RateLimitedError) else "unavailable"
         CREATE_RETRIES.labels(reason).inc()
+        # A 429 is our pacing's miss, not the provider failing: after its Retry-After,
+        # with no exponential backoff (the adaptive rate slows the whole fleet instead).
         delay = retry_delay(
-            claim.attempts,
+            1 if isinstance(exc, RateLimitedError) else claim.attempts,
             base_s=ctx.settings.retry_base_s,
             max_s=ctx.settings.retry_max_s,
             retry_after_s=exc.retry_after_s,
@@ -275,12 +278,18 @@ def run_poll(ctx: WorkerContext, step: Dispatch) -> str:
     A stale or duplicate poll stops before it takes a rate slot or calls the API.
     """
     assert step.remote_id is not None
-    verdict = ctx.jobs.check_step(step, now=ctx.clock())
-    if verdict != "ok":
-        return verdict
-    wait = ctx.limiter.acquire(LIMITER_WAIT_S)
-    if wait:
-        return _paced(ctx, step, wait)
+    check = ctx.jobs.check_poll(step, now=ctx.clock())
+    if check.verdict != "ok":
+        return check.verdict
+    early_by = _early_by(ctx, check)
+    if early_by > 0 and ctx.limiter.scarce():
+        # Likely early while calls are scarce: only a slot nobody else is waiting for.
+        if ctx.limiter.acquire(SPARE_WAIT_S):
+            return _paced(ctx, step, max(early_by, SPARE_WAIT_S))
+    else:
+        wait = ctx.limiter.acquire(LIMITER_WAIT_S)
+        if wait:
+            return _paced(ctx, step, wait)
     status, result = _poll_once(ctx, step.remote_id)
     now = ctx.clock()
     polled = ctx.jobs.record_poll(
@@ -339,6 +348,19 @@ def _poll_once(ctx: WorkerContext, remote_id: str) -> tuple[Any, dict[str, Any]]
         result["error"] = {"kind": ErrorKind.REMOTE.value, "msg": task.error_text()}
         return "failed", result
     return "running", result
+
+
+def _early_by(ctx: WorkerContext, check: PollCheck) -> float:
+    """How long before its task is likely done a poll comes (<= 0: not early).
+
+    Likely done: older than the batch's learned first-poll delay and than the slow
+    end of the cadence (a task still running then is polled at that interval anyway).
+    A task of unknown age counts as done.
+    """
+    if check.age_s is None:
+        return 0.0
+    likely_done_s = max(ctx.settings.poll_interval_max_s, check.first_poll_s or 0.0)
+    return likely_done_s - check.age_s
 
 
 def _cadence_min_s(ctx: WorkerContext) -> float:

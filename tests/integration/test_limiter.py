@@ -173,7 +173,7 @@ def take_for(
     seconds: float,
     api: RateWindow | None = None,
     limit: int = 0,
-    threads: int = 8,
+    threads: int = 16,
 ) -> tuple[list[float], int]:
     """Threads take slots as fast as they get them (demand above the pace) for ``seconds``;
     with ``api``, each call meets a sliding-window limit and a refusal is a 429."""
@@ -255,3 +255,71 @@ def test_useful_calls_are_counted_with_the_next_reservation(redis_client: redis.
     assert evalsha_calls(redis_client) - before == 1
     state = redis_client.hgetall(limiter.state_key)
     assert (int(state[b"calls"]), int(state[b"useful"])) == (2, 2)
+
+
+def test_a_pace_read_back_a_hair_under_its_plateau_still_holds_and_probes(
+    redis_client: redis.Redis,
+) -> None:
+    """The probe-gating bug of issue 15: the climb back to the plateau ran instead of the
+    hold whenever the stored pace read back a rounding error under it, so the pace sat
+    there for good (the old scripts' 14-digit numbers did that about every other cut)."""
+    limiter = ApiRateLimiter(redis_client, Keys("gate"), "auto", token=token_id("tok"))
+    assert limiter.acquire(1.0) == 0.0
+    w = 10.0
+    plateau = rate_lua.PLATEAU * w
+    redis_client.hset(
+        limiter.state_key,
+        mapping={"r": repr(plateau - 1e-12), "w": repr(w), "hold": repr(rate_lua.HOLD_S)},
+    )
+    take_for(limiter, 1.5)  # 16 threads at ~10/s: a queue of calls, demand binds
+    assert float(redis_client.hget(limiter.state_key, "hold")) > rate_lua.HOLD_S + 0.5  # type: ignore[arg-type]
+    assert pace(redis_client, limiter) > plateau * 1.002  # probing upwards
+
+
+def test_a_cut_moves_the_slots_other_workers_already_hold(redis_client: redis.Redis) -> None:
+    """Threads of another process waiting for slots reserved before a long Retry-After
+    wait it out too, instead of sending at the old pace into the pause."""
+    holder = ApiRateLimiter(redis_client, Keys("move"), "5/second")
+    cutter = ApiRateLimiter(redis_client, Keys("move"), "5/second")
+    done: list[float] = []
+    started = time.monotonic()
+
+    def take() -> None:
+        assert holder.acquire(5.0) == 0.0
+        done.append(time.monotonic() - started)
+
+    threads = [threading.Thread(target=take) for _ in range(4)]  # slots 0 .. 0.6 s out
+    for thread in threads:
+        thread.start()
+    time.sleep(0.1)
+    cutter.cool_down(3.0)  # a pause for everyone (FLEET_PAUSE_MIN_S is 2 s)
+    for thread in threads:
+        thread.join()
+    assert sum(t >= 3.0 for t in done) >= 2  # the slots after the cut moved past the pause
+
+
+def test_a_heavy_episode_that_429s_go_on_after_escalates(redis_client: redis.Redis) -> None:
+    """Many 429s at once that the first cut does not end: the limit fell far. The next
+    episode halves the pace from where the first began and forgets the old limit."""
+    limiter = ApiRateLimiter(redis_client, Keys("heavy"), "40/second")
+    assert limiter.acquire(1.0) == 0.0
+    start = 40 * PACING_MARGIN
+    for _ in range(rate_lua.STREAK_N):
+        assert limiter.cool_down(1.0) == pytest.approx(start * rate_lua.BETA)
+    time.sleep(rate_lua.EPISODE_S + 0.05)
+    assert limiter.cool_down(1.0) == pytest.approx(start * rate_lua.DEEP, rel=0.02)
+    assert float(redis_client.hget(limiter.state_key, "w")) == pytest.approx(  # type: ignore[arg-type]
+        start * rate_lua.DEEP, rel=0.02
+    )
+    assert redis_client.hget(limiter.state_key, "cp") == b"1000000"  # the fleet paused 1 s
+
+
+def test_a_light_episode_followed_by_another_only_cuts_again(redis_client: redis.Redis) -> None:
+    """A jittered arrival over the edge, then another: two ordinary cuts, no escalation."""
+    limiter = ApiRateLimiter(redis_client, Keys("light"), "40/second")
+    assert limiter.acquire(1.0) == 0.0
+    first = limiter.cool_down(1.0)
+    time.sleep(rate_lua.EPISODE_S + 0.05)
+    second = limiter.cool_down(1.0)
+    assert second >= first * rate_lua.BETA * 0.99
+    assert second < first

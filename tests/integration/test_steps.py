@@ -14,6 +14,7 @@ import redis
 from clonequeue.api.models import RemoteTask
 from clonequeue.config import load_settings
 from clonequeue.constants import MODEL_ID_TTL_S
+from clonequeue.dispatch.bounds import LIMITER_WAIT_S
 from clonequeue.errors import (
     ApiUnavailableError,
     InsufficientBalanceError,
@@ -29,7 +30,7 @@ from clonequeue.store.records import new_job_doc
 from clonequeue.workers import steps
 from clonequeue.workers.context import WorkerContext
 from clonequeue.workers.gate import FleetGate
-from clonequeue.workers.limiter import ApiRateLimiter
+from clonequeue.workers.limiter import SPARE_WAIT_S, ApiRateLimiter
 
 NOW = 1_900_000_000.0
 
@@ -413,13 +414,55 @@ def test_no_slot_after_a_claim_through_a_closed_gate_is_no_rejection(
     assert api(ctx).calls == []
 
 
-def test_while_calls_are_scarce_polls_come_at_the_cadences_slow_end(ctx: WorkerContext) -> None:
-    """A first poll at 10 s, not 5-5.5 s, and the next ones every 10 s, not 7.5 s."""
+def test_while_calls_are_scarce_a_poll_that_finds_its_task_running_waits_the_slow_end(
+    ctx: WorkerContext,
+) -> None:
+    """The first poll is scheduled as usual (5-5.5 s); the next ones every 10 s, not 7.5 s."""
     assert not ctx.limiter.scarce()
     ctx.limiter.cool_down(0.3)  # a 429 just now: the create waits it out, and calls are scarce
     api(ctx).answers = [task(), task("processing")]
     steps.run_create(ctx, Dispatch("j", "c", 0))
-    steps.run_poll(ctx, Dispatch("j", "c", 1, "audio_r1"))
+    steps.run_poll(ctx, Dispatch("j", "c", 1, "audio_r1"))  # a spare slot was free: it went
     (_, _, first), (_, _, second) = sent(ctx)
-    assert 10.0 <= (first or 0) <= 11.0
+    assert 5.0 <= (first or 0) <= 5.5
     assert second == 10.0
+
+
+def test_while_calls_are_scarce_an_early_poll_takes_only_a_spare_slot(
+    ctx: WorkerContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A poll before its task is likely done (10 s old, the cadence's slow end) asks only
+    for a slot nobody waits for; with none free it waits until the task is likely done,
+    spending no call; then it queues for a slot like a create."""
+    api(ctx).answers = [task(), task("completed", modelId="m1")]
+    steps.run_create(ctx, Dispatch("j", "c", 0))
+    ctx.limiter.cool_down(0.3)  # calls are scarce
+    asked: list[float] = []
+
+    def acquire(max_wait_s: float) -> float:
+        asked.append(max_wait_s)
+        return 0.4 if max_wait_s <= SPARE_WAIT_S else 0.0  # the queue is 0.4 s deep
+
+    monkeypatch.setattr(ctx.limiter, "acquire", acquire)
+    ctx.clock.now = NOW + 4.0  # type: ignore[attr-defined]
+    poll = Dispatch("j", "c", 1, "audio_r1")
+    assert steps.run_poll(ctx, poll).startswith("rate limit")
+    assert asked == [SPARE_WAIT_S]
+    assert len(api(ctx).calls) == 1  # the create only
+    assert sent(ctx)[-1] == ("poll", poll, pytest.approx(6.0))  # at 10 s of age
+    assert ctx.jobs.client.zscore(ctx.jobs.keys.due, "c|j") == pytest.approx(NOW + 10.0)
+    ctx.clock.now = NOW + 10.0  # type: ignore[attr-defined]
+    assert steps.run_poll(ctx, poll) == "completed"
+    assert asked == [SPARE_WAIT_S, LIMITER_WAIT_S]
+
+
+def test_an_early_poll_goes_at_once_while_calls_are_plentiful(
+    ctx: WorkerContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api(ctx).answers = [task(), task("processing")]
+    steps.run_create(ctx, Dispatch("j", "c", 0))
+    assert not ctx.limiter.scarce()
+    taken = count_slots(ctx, monkeypatch)
+    ctx.clock.now = NOW + 5.0  # type: ignore[attr-defined]
+    assert steps.run_poll(ctx, Dispatch("j", "c", 1, "audio_r1")).startswith("processing")
+    assert taken == [LIMITER_WAIT_S]

@@ -366,3 +366,41 @@ def test_reset_restores_the_start() -> None:
     assert sim.engine.clock.offset_s == 0
     assert sim.balance == 1000
     assert sim.clone().id == first  # the seeded streams start over too
+
+
+def test_a_rate_limit_schedule_changes_the_limit_on_the_real_clock() -> None:
+    """40/s -> 20/s -> 40/s as a provider under load does, timed from when it was set."""
+    sim = Sim(rate_limit_per_s=3)
+    sim.engine.patch_config({"rate_limit_schedule": [[10, 1], [20, 3]]})
+    assert sim.engine.rate_limit_now() == 3
+    sim.engine.clock.advance(3600)  # simulated time moves no rate limit
+    assert sim.engine.rate_limit_now() == 3
+    sim.real_time.tick(10)
+    assert sim.engine.rate_limit_now() == 1
+    sim.engine.admit()
+    assert rejection(sim.engine.admit).http_status == 429
+    sim.real_time.tick(10)
+    assert sim.engine.rate_limit_now() == 3
+
+
+def test_a_lowered_limit_counts_the_requests_already_admitted() -> None:
+    sim = Sim(rate_limit_per_s=3)
+    for _ in range(3):
+        sim.engine.admit()
+    sim.engine.patch_config({"rate_limit_per_s": 2})
+    assert rejection(sim.engine.admit).http_status == 429  # 3 in the last second: over 2
+
+
+def test_a_bad_rate_limit_schedule_is_refused() -> None:
+    with pytest.raises(ConfigPatchError, match="ascending"):
+        patched(SimConfig(), {"rate_limit_schedule": [[10, 5], [5, 5]]})
+
+
+def test_arrival_jitter_is_seeded_and_bounded() -> None:
+    delays = [Sim(latency_s=0.1, latency_jitter_s=0.05).engine.arrival_delay() for _ in range(2)]
+    assert delays[0] == delays[1]  # same seed, same draw
+    engine = Sim(latency_s=0.1, latency_jitter_s=0.05).engine
+    draws = [engine.arrival_delay() for _ in range(200)]
+    assert all(0.1 <= d <= 0.15 for d in draws)
+    assert max(draws) - min(draws) > 0.03
+    assert Sim(latency_s=0.1).engine.arrival_delay() == 0.1
