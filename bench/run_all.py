@@ -38,6 +38,7 @@ BENCHES: dict[str, tuple[list[str], list[str]]] = {
     "artifacts": ([], ["--quick"]),
     "parquet_memory": (["--rows", "200000"], ["--rows", "20000"]),
     "broker_compare": ([], ["--quick"]),
+    "hosts": ([], ["--quick"]),  # root only: network namespaces
 }
 TITLES = {
     "simulator_throughput": "Simulator throughput",
@@ -52,6 +53,7 @@ TITLES = {
     "artifacts": "Artifact downloads",
     "parquet_memory": "Parquet input memory",
     "broker_compare": "Redis vs RabbitMQ: held countdowns",
+    "hosts": "Scale-out: 1 vs 2 worker hosts",
     "profile_worker": "Where a poll's CPU goes",
     "proposals": "Candidate changes",
 }
