@@ -33,6 +33,7 @@ BENCHES: dict[str, tuple[list[str], list[str]]] = {
     "redis_cost": ([], ["--quick"]),
     "api_calls": ([], ["--quick"]),
     "makespan": ([], ["--quick"]),
+    "adaptive_rate": (["--workers", "2"], ["--quick"]),  # 1 worker too: run it on its own
     "worker_pool": ([], ["--quick"]),
     "inflight": (["--steps", "1000,2000,3000,4000"], ["--quick"]),
     "artifacts": ([], ["--quick"]),
@@ -47,6 +48,7 @@ TITLES = {
     "api_calls": "API calls per job",
     "redis_cost": "Redis cost",
     "makespan": "Makespan under a rate limit",
+    "adaptive_rate": "Adaptive rate (API 40→20→40/s)",
     "worker_pool": "Worker pool and task events",
     "http_client": "HTTP client CPU",
     "create_connection": "Create connection policy (keep-alive race)",
