@@ -65,6 +65,44 @@ def run_create(ctx: WorkerContext, step: Dispatch) -> str:
     if isinstance(claim, Skipped):
         return claim.reason
     add_log_context(batch=claim.batch)
+    try:
+        prepared = _prepare_create(ctx, step, claim, holds_rate_slot=holds_rate_slot)
+    except Exception as exc:
+        # Left `submitting`, the step would become `unknown` ("the API may hold it")
+        # though no byte went out: hand it back for a retry instead.
+        log.exception("create of job %s failed before it was sent; it is retried", step.job_id)
+        error = {"kind": ErrorKind.REJECTED, "msg": f"not sent: {type(exc).__name__}: {exc}"}
+        delay = retry_delay(
+            claim.attempts, base_s=ctx.settings.retry_base_s, max_s=ctx.settings.retry_max_s
+        )
+        return _release(ctx, step, "retry", error, delay=delay)
+    if isinstance(prepared, str):
+        return prepared
+    request = prepared
+    try:
+        if isinstance(request, CloneRequest):
+            task = ctx.client.create_clone(request)
+        else:
+            task = ctx.client.create_audio(request)
+    except ApiError as exc:
+        return _handle_create_error(ctx, step, claim, exc)
+    except ConfigError as exc:
+        return _release(
+            ctx,
+            step,
+            "blocked",
+            {"kind": "config", "msg": str(exc)},
+            pause={"kind": "config", "reason": str(exc), "since": ctx.clock()},
+        )
+    _count_chars(request)
+    ctx.limiter.useful()
+    return _record_created(ctx, step, task)
+
+
+def _prepare_create(
+    ctx: WorkerContext, step: Dispatch, claim: Claimed, *, holds_rate_slot: bool
+) -> CloneRequest | AudioRequest | str:
+    """The request to send for a claimed step, or the outcome when it is not to be sent."""
     if not holds_rate_slot:  # the gate looked closed a moment ago: rare
         wait = ctx.limiter.acquire(LIMITER_WAIT_S)
         if wait:
@@ -86,24 +124,7 @@ def run_create(ctx: WorkerContext, step: Dispatch) -> str:
                 "used; `clonequeue retry BATCH --failed` clones it again",
             },
         )
-    try:
-        if isinstance(request, CloneRequest):
-            task = ctx.client.create_clone(request)
-        else:
-            task = ctx.client.create_audio(request)
-    except ApiError as exc:
-        return _handle_create_error(ctx, step, claim, exc)
-    except ConfigError as exc:
-        return _release(
-            ctx,
-            step,
-            "blocked",
-            {"kind": "config", "msg": str(exc)},
-            pause={"kind": "config", "reason": str(exc), "since": ctx.clock()},
-        )
-    _count_chars(request)
-    ctx.limiter.useful()
-    return _record_created(ctx, step, task)
+    return request
 
 
 def _count_chars(request: CloneRequest | AudioRequest) -> None:

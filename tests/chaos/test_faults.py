@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from contextlib import suppress
 from pathlib import Path
@@ -209,10 +210,14 @@ def test_redis_crash_mid_submit(
         producer.feed(rows[:half])
         wait_recorded(system, run.batch, half)
         redis_server.kill()
-        producer.feed(rows[half:])
+        # Fed from a thread: a producer riding out the crash reads no input meanwhile,
+        # so a pipe-full of rows would block this test until it gave up.
+        rest = threading.Thread(target=producer.feed, args=(rows[half:],), daemon=True)
+        rest.start()
         time.sleep(5)
     finally:
         redis_server.restart()
+    rest.join(60)
     code = producer.close_input()
     run.fault_ended()
     print(f"producer exit {code}; its last lines:\n{producer.output()[-1500:]}")

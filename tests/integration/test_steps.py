@@ -466,3 +466,26 @@ def test_an_early_poll_goes_at_once_while_calls_are_plentiful(
     ctx.clock.now = NOW + 5.0  # type: ignore[attr-defined]
     assert steps.run_poll(ctx, Dispatch("j", "c", 1, "audio_r1")).startswith("processing")
     assert taken == [LIMITER_WAIT_S]
+
+
+def test_an_error_after_the_claim_before_sending_is_retried_never_unknown(
+    ctx: WorkerContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Claimed, then something of ours raised before a byte went out: a retry, not unknown.
+
+    Left `submitting`, the watchdog would report the step `unknown` ("the API may hold
+    it"; seen with libfaketime making every time.sleep fail) though the API has nothing.
+    """
+
+    def broken(step: Dispatch, claim: Any) -> Any:
+        raise OSError(22, "Invalid argument")
+
+    monkeypatch.setattr(steps, "_request_for", broken)
+    outcome = steps.run_create(ctx, Dispatch("j", "c", 0))
+    assert "not sent: OSError" in outcome
+    assert api(ctx).calls == []
+    clone = doc(ctx)["clone"]
+    assert (clone["state"], clone["gen"]) == ("pending", 1)
+    assert clone["error"]["msg"].startswith("not sent: OSError")
+    ((kind, step, _),) = sent(ctx)
+    assert (kind, step) == ("create", Dispatch("j", "c", 1))
