@@ -41,7 +41,9 @@ stretch factor and a pause (rate_lua.py); a process learns of one from its own 4
 from any reservation's answer, or from a check every ``CUT_CHECK_S`` while one of its
 threads waits, and every slot it holds that lies after the cut moves to
 ``cut + pause + (slot - cut) * factor`` — the same move the script made on the
-timeline, so the fleet's slots stay in one order and one pace.
+timeline, so the fleet's slots stay in one order and one pace. A slot moved more than
+``MOVED_SLACK_S`` past what its caller would wait (a long pause) is given up: the
+caller re-queues its step instead of holding a thread, or a create's claim, through it.
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ SCARCE_WAIT_S = 0.25  # a slot this far off means demand is above the rate...
 # not send the next wave's first polls out at the fast end.
 SCARCE_HOLD_S = 60.0
 CUT_CHECK_S = 0.1  # a waiting thread's process looks for other processes' cuts this often
+MOVED_SLACK_S = 1.0  # a held slot a cut moved this far past the caller's wait is given up
 SPARE_WAIT_S = 0.05  # a call that only takes spare capacity takes a slot this near, or none
 
 
@@ -157,6 +160,7 @@ class ApiRateLimiter:
                 return cooldown
             time.sleep(cooldown)
         max_wait_s = max(max_wait_s - max(cooldown, 0.0), 0.0)
+        give_up_at = time.monotonic() + max_wait_s + MOVED_SLACK_S
         count = self._note_demand()
         taken = self._take_leased(max_wait_s)
         if taken is None:
@@ -190,11 +194,15 @@ class ApiRateLimiter:
                 self._leased.extend((first + i * interval_s, reserved_at) for i in range(count))
             taken = self._take_leased(float("inf"))  # the first of them (or an earlier one)
             assert taken is not None
-        self._wait_for(*taken)
-        return 0.0
+        return self._wait_for(*taken, give_up_at=give_up_at)
 
-    def _wait_for(self, at: float, reserved_at: float) -> None:
-        """Sleep until the slot ``at``, moving it by every cut made after it was reserved."""
+    def _wait_for(self, at: float, reserved_at: float, *, give_up_at: float) -> float:
+        """Sleep until the slot ``at``, moving it by every cut made after it was reserved.
+
+        0.0 once there; if a cut moved it past ``give_up_at`` (a long pause), the
+        slot is given up and the wait returned, so the caller re-queues its step
+        rather than hold a thread (or a create's claim) through the pause.
+        """
         seq = 0
         while True:
             with self._lock:
@@ -202,12 +210,15 @@ class ApiRateLimiter:
                     if cut.seq > seq and cut.at > reserved_at:
                         at = cut.move(at)
                     seq = max(seq, cut.seq)
-            pause = at - time.monotonic()
+            now = time.monotonic()
+            pause = at - now
+            if at > give_up_at:
+                return pause
             if pause <= 0:
-                return
+                return 0.0
             if pause <= CUT_CHECK_S:
                 time.sleep(pause)
-                return
+                return 0.0
             time.sleep(CUT_CHECK_S)
             self._check_cuts()
 
