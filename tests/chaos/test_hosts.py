@@ -12,6 +12,7 @@ small batch; ``make chaos`` (CHAOS_FULL=1) runs every fault over 200 jobs.
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections.abc import Iterator
@@ -126,12 +127,14 @@ class Fleet:
         """The workers that answer a control ping, asked until ``expected`` all do (a
         worker whose broker connection hung on a cut master reconnects within its
         socket timeout, and a loaded machine stretches that)."""
-        deadline = time.monotonic() + timeout_s
-        while True:
+        started = time.monotonic()
+        for asked in itertools.count(1):
             replies = self.system.services.app.control.ping(timeout=5.0)
             names = {name.split("@")[0] for reply in replies for name in reply}
-            if names >= expected or time.monotonic() > deadline:
+            if names >= expected or time.monotonic() > started + timeout_s:
+                print(f"control ping: {sorted(names)} answered the {asked}. ask")
                 return names
+        raise AssertionError("unreachable")
 
     def stop(self) -> None:
         self.system.stop()
