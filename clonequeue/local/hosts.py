@@ -4,7 +4,11 @@ Each starter runs the real program inside a host (``ip netns exec``), listening 
 the host's loopback and its ``eth0`` address, and waits until its log says it is
 ready (the test process cannot probe an address inside a namespace; it reaches a
 service through :meth:`Host.forward`). Processes are the host's: stopped by
-``Network.close()``, or by the caller first.
+``Network.close()``, or by the caller first, or SIGKILLed by :func:`kill_host`.
+
+:func:`start_redis_ha` puts a Redis master, its replicas and sentinels on hosts of
+their own (real ``redis-server`` and ``redis-server --sentinel`` processes); the
+fleet gets :attr:`RedisHA.url`, the test process :meth:`RedisHA.follow`.
 """
 
 from __future__ import annotations
