@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from clonequeue.constants import REDIS_RIDE_OUT_S
 from clonequeue.local.hosts import (
     REDIS_PORT,
     SIMULATOR_PORT,
@@ -209,6 +211,7 @@ def test_redis_crash_mid_submit(
     try:
         producer.feed(rows[:half])
         wait_recorded(system, run.batch, half)
+        killed = time.monotonic()
         redis_server.kill()
         # Fed from a thread: a producer riding out the crash reads no input meanwhile,
         # so a pipe-full of rows would block this test until it gave up.
@@ -216,16 +219,25 @@ def test_redis_crash_mid_submit(
         rest.start()
         time.sleep(5)
     finally:
-        redis_server.restart()
+        redis_server.restart()  # returns once it answers PING (after loading its AOF)
+    away_s = time.monotonic() - killed
     rest.join(60)
     code = producer.close_input()
     run.fault_ended()
-    print(f"producer exit {code}; its last lines:\n{producer.output()[-1500:]}")
+    print(f"producer exit {code}, Redis away {away_s:.0f} s; its last lines:\n{producer.output()[-1500:]}")
     summary = resubmit(system, rows, run.batch)
     assert summary["new"] + summary["already_submitted"] == SUBMIT_ROWS, summary
-    # A 5 s crash is ridden out: the jobs recorded before it keep their due entries,
-    # and the rows read during it are recorded once Redis is back.
-    assert code == 0, (code, producer.output()[-2000:])
+    # A crash shorter than the ride-out is ridden out: the jobs recorded before it keep
+    # their due entries, and the rows read during it are recorded once Redis is back.
+    # (After earlier faults the suite's Redis has a long AOF to load: it can stay away
+    # longer; then the producer must have stopped saying how many it had recorded.)
+    output = producer.output()
+    if away_s < REDIS_RIDE_OUT_S - 5:
+        assert code == 0, (f"Redis was away {away_s:.0f} s", code, output[-2000:])
+    elif code != 0:
+        said = re.search(r"failed after ([\d,]+) new jobs were recorded", output)
+        assert said is not None, output[-2000:]
+        assert int(said[1].replace(",", "")) >= half, output[-2000:]
     check(run.finish(), SUBMIT_ROWS, unknown_allowed=False)
 
 
