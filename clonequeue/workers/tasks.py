@@ -14,6 +14,7 @@ from typing import Any
 from clonequeue.config import Settings
 from clonequeue.constants import CREATE_AUDIO, POLL_AUDIO, POLL_CLONE, SUBMIT_CLONE, WATCHDOG
 from clonequeue.dispatch.dispatcher import CeleryDispatcher
+from clonequeue.dispatch.messages import DUE_HEADER
 from clonequeue.dispatch.queues import QueueNames
 from clonequeue.logs import set_log_context
 from clonequeue.metrics import POLL_LAG
@@ -33,12 +34,16 @@ class Tasks:
 def _observe_lag(request: Any, now: float) -> None:
     """How late this countdown message ran (metric clonequeue_poll_lag_seconds).
 
-    The message's ETA is in fleet time (fleet_time.py), so ``now`` is too.
+    The message's ETA is in fleet time (fleet_time.py), so ``now`` is too; a message
+    the broker delayed (RabbitMQ) has no ETA but its due time in a header.
     """
-    eta = getattr(request, "eta", None)
-    if eta:
-        due = datetime.fromisoformat(eta) if isinstance(eta, str) else eta
-        POLL_LAG.observe(max(0.0, now - due.timestamp()))
+    due_at = getattr(request, DUE_HEADER, None)
+    if due_at is None:
+        eta = getattr(request, "eta", None)
+        if not eta:
+            return
+        due_at = (datetime.fromisoformat(eta) if isinstance(eta, str) else eta).timestamp()
+    POLL_LAG.observe(max(0.0, now - float(due_at)))
 
 
 def register_tasks(app: Any, settings: Settings, queues: QueueNames) -> Tasks:

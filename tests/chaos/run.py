@@ -115,6 +115,8 @@ class ChaosRun:
         moves = getattr(self, "_moves", None)
         stalled = None if moves is None else moves.stop()
         backlog = None if moves is None else moves.backlog_s
+        if moves is not None:
+            print(f"{self.name}: last steps to move: {moves.last_movers}")
         if settle_s:
             time.sleep(settle_s)
             info = self.system.info(self.batch)
@@ -203,6 +205,7 @@ class StepMoves:
         for doc in system.docs(batch):
             self._open.update(_step_marks(doc))
         self._last_move = 0.0
+        self.last_movers: list[str] = []  # the slowest steps to move: what held recovery
         self.backlog_s: float | None = None  # until the create queues first ran empty
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -221,6 +224,10 @@ class StepMoves:
         moved = [key for key, mark in self._open.items() if now.get(key) != mark]
         if moved:
             self._last_move = time.monotonic() - self._started
+            self.last_movers = [
+                f"{key} {self._open[key]} -> {now.get(key, 'ended')} at {self._last_move:.0f} s"
+                for key in moved[:3]
+            ]
             for key in moved:
                 del self._open[key]
 

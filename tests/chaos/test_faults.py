@@ -224,7 +224,8 @@ def test_redis_crash_mid_submit(
     rest.join(60)
     code = producer.close_input()
     run.fault_ended()
-    print(f"producer exit {code}, Redis away {away_s:.0f} s; its last lines:\n{producer.output()[-1500:]}")
+    last_lines = producer.output()[-1500:]
+    print(f"producer exit {code}, Redis away {away_s:.0f} s; its last lines:\n{last_lines}")
     summary = resubmit(system, rows, run.batch)
     assert summary["new"] + summary["already_submitted"] == SUBMIT_ROWS, summary
     # A crash shorter than the ride-out is ridden out: the jobs recorded before it keep

@@ -25,6 +25,7 @@ from clonequeue.dispatch.delayed import (
     uses_native_delay,
 )
 from clonequeue.dispatch.dispatcher import CeleryDispatcher
+from clonequeue.dispatch.messages import DUE_HEADER
 from clonequeue.local import rabbitmq
 from clonequeue.store.jobs import Dispatch
 from clonequeue.workers.app import create_app
@@ -108,10 +109,15 @@ def test_a_countdown_waits_on_the_broker_then_reaches_its_queue(
         time.sleep(0.2)
     with app.connection_for_write() as connection:
         channel = connection.channel()
-        bodies = []
+        bodies, headers = [], []
         while (message := channel.basic_get(poll_queue, no_ack=True)) is not None:
             bodies.append(message.headers["argsrepr"])
+            headers.append(message.headers)
     assert sorted(bodies) == ["job=job-2 remote=r-2 gen=1", "job=job-3 remote=r-3 gen=1"]
+    # The broker was the timer: no ETA for a worker to hold them to, the due time for
+    # the lateness metric only.
+    assert all(h.get("eta") is None for h in headers), headers
+    assert all(isinstance(h.get(DUE_HEADER), float) for h in headers), headers
 
 
 def test_a_results_retry_under_a_second_is_sent_as_one_second(app: Any) -> None:
