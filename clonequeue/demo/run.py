@@ -32,15 +32,18 @@ from clonequeue.services import Services
 from clonequeue.store.batches import BatchInfo
 from clonequeue.store.records import result_record
 
+# Tasks that end before the first poll (5 s): the demo shows every path (a rejected
+# row, a failed voice, 5xx survived, artifacts) in ~15 s rather than waiting out the
+# poll cadence (42 s with 6-7 s tasks).
 SIMULATOR_KNOBS = (
     "--clone-queue-s",
-    "1",
+    "0.5",
     "--clone-processing-s",
-    "6",
+    "3",
     "--audio-queue-s",
-    "1",
+    "0.5",
     "--audio-processing-s",
-    "5",
+    "2.5",
     "--jitter-ratio",
     "0.3",
     "--error-5xx-rate",
@@ -90,7 +93,11 @@ def run_demo(workdir: Path, *, jobs_file: Path | None = None, timeout_s: float =
             os.environ.get("CLONEQUEUE_ARTIFACTS_URL") or (workdir / "voices").resolve().as_uri()
         )
         stack.start_worker(
-            "--beat", "--concurrency", "20", env={"CLONEQUEUE_ARTIFACTS_URL": voices}
+            "--beat",
+            "--concurrency",
+            "20",
+            # A poll that met a 5xx comes again at the cadence's slow end: 5 s, not 10.
+            env={"CLONEQUEUE_ARTIFACTS_URL": voices, "CLONEQUEUE_POLL_INTERVAL_MAX_S": "5"},
         )
         console.print(f"Worker     1 process, 20 threads, watchdog on; logs in {workdir.resolve()}")
         console.print(f"Artifacts  each finished audio and subtitle file copied to {voices}")
