@@ -225,6 +225,7 @@ def analyse(
     minimum_calls = 2 * len(tasks)
     bound = max(plan.time_for(minimum_calls), chain)
     states = Counter(d["state"] for d in docs)
+    last_jobs = tail_jobs(docs, tasks, polls, t0)
     result = {
         "case": case,
         "setting": CASES[case],
@@ -243,6 +244,7 @@ def analyse(
         "makespan_ratio": makespan / bound,
         "states": dict(states),
         "phase_ratios": phase_ratios(accepted, useful_at, plan, busy0, busy1),
+        "last_jobs": last_jobs,
         "per_s": {  # calls the API accepted in each second since t0, for plots and diagnosis
             "creates": per_second(creates, makespan),
             "polls": per_second(all_polls, makespan),
@@ -258,6 +260,37 @@ def analyse(
         flush=True,
     )
     return result
+
+
+def tail_jobs(
+    docs: list[dict[str, Any]],
+    tasks: dict[str, dict[str, Any]],
+    polls: dict[str, list[float]],
+    t0: float,
+    count: int = 5,
+) -> list[list[dict[str, Any]]]:
+    """The steps of the jobs that finished last (times since t0): where the makespan's tail goes."""
+
+    def end(doc: dict[str, Any]) -> float:
+        return max(float(s.get("completed_at") or 0) for s in h.steps_of(doc))
+
+    out = []
+    for doc in sorted(docs, key=end)[-count:]:
+        steps = []
+        for step in h.steps_of(doc):
+            tid = step.get("remote_id") or ""
+            task = tasks.get(tid, {})
+            steps.append(
+                {
+                    "created": round(float(task.get("created_at", t0)) - t0, 2),
+                    "finished": round(float(task.get("finished_at", t0)) - t0, 2),
+                    "polls": [round(t, 2) for t in polls.get(tid, [])],
+                    "recorded": round(float(step.get("completed_at") or t0) - t0, 2),
+                    "attempts": step.get("attempts"),
+                }
+            )
+        out.append(steps)
+    return out
 
 
 def phase_ratios(

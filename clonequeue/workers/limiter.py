@@ -42,8 +42,10 @@ from any reservation's answer, or from a check every ``CUT_CHECK_S`` while one o
 threads waits, and every slot it holds that lies after the cut moves to
 ``cut + pause + (slot - cut) * factor`` — the same move the script made on the
 timeline, so the fleet's slots stay in one order and one pace. A slot moved more than
-``MOVED_SLACK_S`` past what its caller would wait (a long pause) is given up: the
-caller re-queues its step instead of holding a thread, or a create's claim, through it.
+``CUT_KEEP_S`` past the cut is given up (its caller re-queues its step instead of
+holding a thread, or a create's claim, through a pause), and the script starts the
+timeline there, not after every moved slot: given up one by one, the stretched slots
+of a halved pace left the API idle for 4 s (issue 15's drop to 20/s).
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ from limits import parse
 
 from clonequeue.config import Settings
 from clonequeue.store.keys import Keys
-from clonequeue.workers.rate_lua import COOL_DOWN, CUT_INFO, RESERVE
+from clonequeue.workers.rate_lua import COOL_DOWN, CUT_INFO, CUT_KEEP_S, RESERVE
 
 AUTO = "auto"
 AUTO_START_RATE = 10.0  # calls/s: where `auto` starts when nothing was learned yet
@@ -94,6 +96,14 @@ class Cut:
         if slot <= self.at:
             return slot
         return self.at + self.pause_s + (slot - self.at) * self.factor
+
+    def keeps(self, moved: float) -> bool:
+        """Whether a slot moved to ``moved`` is still held (else given up: see rate_lua)."""
+        return moved <= self.at + CUT_KEEP_S
+
+    def free_from(self) -> float:
+        """Where the timeline starts again after this cut: past every slot it kept."""
+        return self.at + max(self.pause_s, CUT_KEEP_S)
 
 
 def ceiling_per_s(rate: str) -> float | None:
@@ -160,7 +170,9 @@ class ApiRateLimiter:
                 return cooldown
             time.sleep(cooldown)
         max_wait_s = max(max_wait_s - max(cooldown, 0.0), 0.0)
-        give_up_at = time.monotonic() + max_wait_s + MOVED_SLACK_S
+        # the cuts' own rule (Cut.keeps) gives up a moved slot; this only bounds a thread's
+        # wait through a run of cuts
+        give_up_at = time.monotonic() + max_wait_s + CUT_KEEP_S + MOVED_SLACK_S
         count = self._note_demand()
         taken = self._take_leased(max_wait_s)
         if taken is None:
@@ -205,12 +217,17 @@ class ApiRateLimiter:
         """
         seq = 0
         while True:
+            given_up = None
             with self._lock:
                 for cut in self._cuts:
-                    if cut.seq > seq and cut.at > reserved_at:
+                    if cut.seq > seq and cut.at > reserved_at and given_up is None:
                         at = cut.move(at)
+                        if not cut.keeps(at):
+                            given_up = min(at, cut.free_from())
                     seq = max(seq, cut.seq)
             now = time.monotonic()
+            if given_up is not None:
+                return max(given_up - now, CUT_CHECK_S)
             pause = at - now
             if at > give_up_at:
                 return pause
@@ -244,9 +261,14 @@ class ApiRateLimiter:
                 pause_s=int(info[3]) / 1_000_000,
             )
             self._cuts.append(cut)
-            self._leased = deque(
-                (cut.move(slot) if cut.at > since else slot, since) for slot, since in self._leased
-            )
+            kept: deque[tuple[float, float]] = deque()
+            for slot, since in self._leased:
+                if cut.at > since:
+                    slot = cut.move(slot)
+                    if not cut.keeps(slot):
+                        continue  # given up, as the timeline was (rate_lua)
+                kept.append((slot, since))
+            self._leased = kept
 
     def useful(self) -> None:
         """Count a call that moved work on (a create accepted, a poll that found an end).

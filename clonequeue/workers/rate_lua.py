@@ -18,19 +18,29 @@ How ``r`` moves (the shape of CUBIC's window: concave back, a plateau, a convex 
 
 * a 429 that begins an episode sets ``w = r`` (while ``auto`` still doubles from its
   start: the pace of half a second before, as a one-second window counts that late;
-  such an overshoot is never escalated) and cuts ``r`` to ``BETA * w``; 429s
-  within ``EPISODE_S`` of it answer calls already sent at the old pace and cut nothing;
+  such an overshoot is never escalated); 429s within ``EPISODE_S`` of it answer calls
+  already sent at the old pace and cut nothing;
+* near where the last episode began (``r >= NEAR * w``: at the plateau, or probing
+  above it) it cuts ``r`` a little, to ``GENTLE * r``: arrivals that jitter against
+  the provider's sliding window draw an isolated 429 just under its limit, and each
+  one cutting 10 % held the pace at ~0.9x; since ``w`` moves down to where the 429
+  came, the plateau follows the edge down until 429s are rare. Far below ``w`` (or
+  the first 429 ever) it cuts to ``BETA * r``;
 * an episode with ``STREAK_N`` 429s is heavy, and if 429s still come within
   ``STREAK_S`` of it, after its cut took effect, the limit fell far (a provider under
-  load halving it), not an arrival jittered over the edge: the next episode cuts to
+  load halving it), not arrivals jittered over the edge: the next episode cuts to
   ``DEEP * w``, pauses the fleet for the Retry-After (at most ``STREAK_PAUSE_S``: the
   provider's window must drain) and forgets the old limit (``w = r``: it holds there
   and probes upwards from there; starting over as ``auto`` does, doubling, overshot
-  and escalated again, over and over);
+  and escalated again, over and over). Five 429s within one episode alone are no
+  sign: threads woken late on a loaded host send a burst, and escalating on that
+  halved a pace that was 0.94x of an unchanged limit;
 * every cut stretches the slots already reserved on the timeline by the same factor
   (and shifts them by the pause), and workers move the slots they hold likewise
   (workers/limiter.py): a cut acts on the next call, not after the ~2 s of slots
-  threads were already waiting for, which at the old pace met the provider as 429s;
+  threads were already waiting for, which at the old pace met the provider as 429s.
+  Slots moved past ``CUT_KEEP_S`` after the cut are given up, and the timeline
+  starts there (or after the pause);
 * after a cut, ``r`` climbs back towards ``PLATEAU * w`` (just under where 429s began)
   with time constant ``RECOVER_TAU_S`` (~2 s to get there);
 * there it holds for ``HOLD_S`` seconds of binding demand (twice as long each time
@@ -53,7 +63,9 @@ good, so the probe never started again (the bug issue 15's first bench found).
 
 from __future__ import annotations
 
-BETA = 0.9  # a 429 episode cuts the pace to this share of it
+BETA = 0.9  # a 429 episode cuts the pace to this share of it (far from the learned limit)...
+GENTLE = 0.95  # ...to this share near it (an arrival jittered over the edge, not a fall)
+NEAR = 0.9  # "near": at this share of the pace where the last episode began, or more
 DEEP = 0.5  # ...an escalated one to this share of where the episode began
 STREAK_N = 5  # this many 429s in one episode make it heavy...
 STREAK_S = 1.0  # ...and a heavy episode followed this soon by another escalates
@@ -67,6 +79,10 @@ PROBE_START = 0.005  # the probe's growth (per s, logarithmic) when it begins...
 PROBE_ACCEL = 0.02  # ...and how much it grows each second of probing
 FRESH_DOUBLING_S = 2.0  # ...and this often while no 429 was ever seen (auto's start)
 EPISODE_S = 0.25  # 429s this soon after a cut belong to its episode
+# A cut keeps the reserved slots it moves to at most this far after it (the rest are
+# given up by their holders, and the timeline starts there): stretched whole, ~2 s of
+# slots at a halved pace reached 4 s out, given up one by one, and left the API idle.
+CUT_KEEP_S = 2.0  # the longest a thread waits for a slot (dispatch.bounds.LIMITER_WAIT_S)
 # Demand binds when the next free slot is this far off: a queue of calls. Leases span
 # at most LEASE_S per process while demand is below the pace, so they never look like one.
 BINDING_WAIT_S = 0.25
@@ -75,6 +91,7 @@ MAX_RATE = 10_000.0  # calls/s: auto's ceiling, only so the numbers stay finite
 
 _PARAMS = f"""
 local BETA, DEEP, PLATEAU, TAU = {BETA}, {DEEP}, {PLATEAU}, {RECOVER_TAU_S}
+local GENTLE, NEAR, KEEP = {GENTLE}, {NEAR}, {CUT_KEEP_S * 1_000_000:.0f}
 local STREAK_N, STREAK = {STREAK_N}, {STREAK_S * 1_000_000:.0f}
 local BINDING = {BINDING_WAIT_S * 1_000_000:.0f}
 local STREAK_PAUSE = {STREAK_PAUSE_S * 1_000_000:.0f}
@@ -219,8 +236,11 @@ if now - st.cut >= EPISODE then
     -- a doubling pace meets a one-second window late: the limit is where it was
     -- half a window ago
     local doubling = st.w == 0 and st.r < 0.999 * cap
+    -- near where the last episode began: an arrival jittered over the edge; cut a
+    -- little, and learn the edge as a little lower (the plateau follows it down)
+    local near = st.w > 0 and st.fresh == 0 and st.r >= NEAR * st.w
     st.w = doubling and st.r * FRESH_BACK or st.r
-    st.r = math.max(BETA * st.w, MIN_RATE)
+    st.r = math.max((near and GENTLE or BETA) * st.w, MIN_RATE)
     st.fresh = doubling and 1 or 0 -- an overshoot, not a fall: never escalated
   end
   st.cut = now
@@ -235,6 +255,8 @@ if st.r < before or pause > 0 then
   local factor = before / st.r
   local slot = tonumber(redis.call('GET', KEYS[3]) or 0)
   local moved = now + pause + math.max(slot - now, 0) * factor
+  -- slots moved past KEEP are given up by their holders: the timeline starts there
+  moved = math.max(now + pause, math.min(moved, now + KEEP))
   redis.call('SET', KEYS[3], string.format('%d', moved),
              'PX', math.floor((moved - now) / 1000) + 1000)
   local seq = redis.call('HINCRBY', KEYS[2], 'seq', 1)

@@ -308,14 +308,84 @@ def test_a_heavy_episode_that_429s_go_on_after_escalates(redis_client: redis.Red
     limiter = ApiRateLimiter(redis_client, Keys("heavy"), "40/second")
     assert limiter.acquire(1.0) == 0.0
     start = 40 * PACING_MARGIN
-    for _ in range(rate_lua.STREAK_N):
+    for _ in range(rate_lua.STREAK_N):  # a burst within one episode cuts once
         assert limiter.cool_down(1.0) == pytest.approx(start * rate_lua.BETA)
     time.sleep(rate_lua.EPISODE_S + 0.05)
     assert limiter.cool_down(1.0) == pytest.approx(start * rate_lua.DEEP, rel=0.02)
-    assert float(redis_client.hget(limiter.state_key, "w")) == pytest.approx(  # type: ignore[arg-type]
-        start * rate_lua.DEEP, rel=0.02
-    )
+    assert learned(redis_client, limiter) == pytest.approx(start * rate_lua.DEEP, rel=0.02)
     assert redis_client.hget(limiter.state_key, "cp") == b"1000000"  # the fleet paused 1 s
+
+
+def learned(client: redis.Redis, limiter: ApiRateLimiter) -> float:
+    return float(client.hget(limiter.state_key, "w"))  # type: ignore[arg-type]
+
+
+def at_plateau(client: redis.Redis, limiter: ApiRateLimiter, w: float) -> None:
+    """A state that learned its edge at ``w`` long ago and sits at its plateau."""
+    assert limiter.acquire(1.0) == 0.0
+    client.hset(
+        limiter.state_key,
+        mapping={"r": repr(rate_lua.PLATEAU * w), "w": repr(w), "cut": "0", "e429": "0"},
+    )
+
+
+def test_an_isolated_429_near_the_learned_limit_cuts_a_little(redis_client: redis.Redis) -> None:
+    """At the plateau a 429 is an arrival jittered over the edge: a small cut, and the
+    edge is learned a little lower, so the plateau follows it down."""
+    limiter = ApiRateLimiter(redis_client, Keys("gentle"), "auto", token=token_id("tok"))
+    at_plateau(redis_client, limiter, 38.0)
+    r = rate_lua.PLATEAU * 38.0
+    assert limiter.cool_down(1.0) == pytest.approx(rate_lua.GENTLE * r, rel=1e-3)
+    assert learned(redis_client, limiter) == pytest.approx(r, rel=1e-3)
+    assert redis_client.hget(limiter.state_key, "cp") == b"0"  # no pause
+
+
+def test_a_429_far_below_the_learned_limit_cuts_hard(redis_client: redis.Redis) -> None:
+    limiter = ApiRateLimiter(redis_client, Keys("far"), "auto", token=token_id("tok"))
+    at_plateau(redis_client, limiter, 38.0)
+    redis_client.hset(limiter.state_key, "r", "20.0")  # e.g. climbing back after a cut
+    assert limiter.cool_down(1.0) == pytest.approx(rate_lua.BETA * 20.0, rel=0.02)
+    assert learned(redis_client, limiter) == pytest.approx(20.0, rel=0.02)
+
+
+def redis_now_us(client: redis.Redis) -> int:
+    seconds, micros = client.time()
+    return int(seconds) * 1_000_000 + int(micros)
+
+
+def test_a_cut_keeps_only_the_slots_it_moves_within_its_keep(redis_client: redis.Redis) -> None:
+    """A halving cut with 2 s of slots reserved: stretched whole they reached 4 s out and
+    the API sat idle while their holders gave them up one by one. The timeline starts
+    again CUT_KEEP_S after the cut (or after its pause), and a holder whose slot moved
+    past that gives it up at once, to come back when the timeline is free again."""
+    keys = Keys("keep")
+    holder = ApiRateLimiter(redis_client, keys, "10/second")
+    cutter = ApiRateLimiter(redis_client, keys, "10/second")
+    assert holder.acquire(1.0) == 0.0
+    # 1.5 s of other workers' slots reserved ahead of this one
+    redis_client.set(keys.rate_timeline, str(redis_now_us(redis_client) + 1_500_000))
+    waits: list[tuple[float, float]] = []
+    started = time.monotonic()
+
+    def take() -> None:
+        wait = holder.acquire(2.0)
+        waits.append((time.monotonic() - started, wait))
+
+    thread = threading.Thread(target=take)  # its slot is ~1.5 s out
+    thread.start()
+    time.sleep(0.1)
+    for _ in range(rate_lua.STREAK_N):  # a heavy episode: cut by 10 %, the slot kept
+        cutter.cool_down(1.0)
+    time.sleep(rate_lua.EPISODE_S + 0.05)
+    cutter.cool_down(1.0)  # ...and 429s go on: halved, a 1 s pause
+    thread.join()
+    ((waited, wait),) = waits
+    # moved to ~cut + 1 + 1.2 * 1.9 = cut + 3.3 s: given up at once...
+    assert waited < 0.8
+    # ...coming back when the timeline is free again, not at its moved slot
+    assert rate_lua.CUT_KEEP_S - 0.3 <= wait <= rate_lua.CUT_KEEP_S + 0.1
+    free_in = int(redis_client.get(keys.rate_timeline)) - redis_now_us(redis_client)  # type: ignore[arg-type]
+    assert free_in <= rate_lua.CUT_KEEP_S * 1_000_000
 
 
 def test_a_light_episode_followed_by_another_only_cuts_again(redis_client: redis.Redis) -> None:
