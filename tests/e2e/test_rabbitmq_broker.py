@@ -32,13 +32,15 @@ def test_polls_wait_on_the_broker_and_prefetch_is_per_consumer(
 
     system.submit(make_rows(20, audios=1))
     app = system.services.app
-    held = []
+    held, unanswered = [], 0
     deadline = time.monotonic() + 60
     while not system.info("b").is_finished and time.monotonic() < deadline:
-        replies = app.control.inspect(timeout=2).scheduled() or {}
-        assert replies, "the worker answers"
+        replies = app.control.inspect(timeout=3).scheduled() or {}
+        if not replies:  # a loaded host: the broadcast's reply came after the timeout
+            unanswered += 1
+            continue
         held.append(sum(len(requests) for requests in replies.values()))
-    assert len(held) >= 3, "sampled while polls were waiting"
+    assert len(held) >= 3, f"sampled while polls were waiting ({unanswered} unanswered)"
     assert held == [0] * len(held), "no countdown waited in the worker"
     system.wait("b", 60)
     assert system.audit("b").ok
