@@ -176,6 +176,13 @@ class Settings(BaseSettings):
     redis_wait_timeout_ms: PositiveInt = Field(
         500, description="How long one WAIT for REDIS_MIN_REPLICAS may block."
     )
+    redis_replica_window_s: float = Field(
+        60.0,
+        ge=0,
+        description="With REDIS_MIN_REPLICAS: WAIT for every replica the master listed "
+        "this recently, if more (a failover may promote any of them); at least Sentinel's "
+        "down-after-milliseconds x 10. 0: exactly REDIS_MIN_REPLICAS.",
+    )
 
     # --- Polling and deadlines -------------------------------------------------------
     poll_interval_min_s: PositiveFloat = Field(5.0, description="First poll after a create.")

@@ -108,6 +108,7 @@ def store_limits(settings: Settings) -> StoreLimits:
         first_poll_lag_s=settings.poll_interval_max_s,
         min_replicas=settings.redis_min_replicas,
         wait_timeout_ms=settings.redis_wait_timeout_ms,
+        replica_window_s=settings.redis_replica_window_s,
     )
 
 

@@ -16,6 +16,7 @@ import redis
 
 from clonequeue.store.keys import Keys
 from clonequeue.store.records import CLONE_ITEM
+from clonequeue.store.replicas import ReplicaWatch
 from clonequeue.store.scripts import Scripts
 
 log = logging.getLogger(__name__)
@@ -118,6 +119,7 @@ class StoreLimits:
     first_poll_lag_s: float = 10.0  # a first poll comes at most this long after the first done
     min_replicas: int = 0  # WAIT for this many replicas after a claim and a stored task id
     wait_timeout_ms: int = 500
+    replica_window_s: float = 60.0  # and for every replica seen this recently (replicas.py)
 
 
 class JobStore:
@@ -128,6 +130,7 @@ class JobStore:
         self.keys = keys
         self.limits = limits
         self._scripts = Scripts(client)
+        self._replicas = ReplicaWatch(client, window_s=limits.replica_window_s)
 
     def _run(self, name: str, now: float, *args: Any) -> list[Any]:
         # Times to the millisecond: every stored timestamp is this NOW.
@@ -151,14 +154,19 @@ class JobStore:
         return str(self._run("check_step", now, step.job_id, step.item, step.gen, kind)[0])
 
     def _run_replicated(self, name: str, now: float, *args: Any) -> tuple[list[Any], bool]:
-        """Run a script and WAIT for ``min_replicas``: (reply, whether enough replicas have it)."""
-        wanted = self.limits.min_replicas
-        if wanted <= 0:
+        """Run a script and WAIT for the replicas (``wanted_replicas``): (reply, whether
+        enough have it)."""
+        if self.limits.min_replicas <= 0:
             return self._run(name, now, *args), True
+        wanted = self.wanted_replicas()
         out, acked = self._scripts.run_replicated(
             name, [self.keys.ns, f"{now:.3f}", *args], wanted, self.limits.wait_timeout_ms
         )
         return out, acked >= wanted
+
+    def wanted_replicas(self) -> int:
+        """``min_replicas``, or every replica the master listed lately if more (replicas.py)."""
+        return self._replicas.wanted(self.limits.min_replicas)
 
     def _wait_replicas(self) -> bool:
         """WAIT again: behind a new write, as WAIT counts only its own connection's writes.
@@ -166,13 +174,14 @@ class JobStore:
         The replication stream is ordered, so replicas that have this later write have
         every earlier one too (the task id stored through another connection).
         """
+        wanted = self.wanted_replicas()
         with self.client.pipeline(transaction=False) as pipe:
             pipe.incr(f"{self.keys.ns}:replication_mark")
             pipe.execute_command(  # type: ignore[no-untyped-call]
-                "WAIT", self.limits.min_replicas, self.limits.wait_timeout_ms
+                "WAIT", wanted, self.limits.wait_timeout_ms
             )
             _, acked = pipe.execute()
-        return int(acked) >= self.limits.min_replicas
+        return int(acked) >= wanted
 
     def claim_create(
         self, job_id: str, item: str, gen: int, *, now: float, lease_s: float
@@ -210,7 +219,7 @@ class JobStore:
     def _undo_claim(self, job_id: str, item: str, gen: int, *, now: float) -> Skipped:
         error = {
             "kind": UNREPLICATED,
-            "msg": f"the claim reached fewer than {self.limits.min_replicas} Redis replicas "
+            "msg": f"the claim reached fewer than {self.wanted_replicas()} Redis replicas "
             f"within {self.limits.wait_timeout_ms} ms, so no create was sent; retried",
         }
         released = self.release_create(job_id, item, gen, "retry", error, now=now, retry_at=now)
@@ -251,7 +260,7 @@ class JobStore:
                 remote_id,
                 job_id,
                 item,
-                self.limits.min_replicas,
+                self.wanted_replicas(),
                 extra={"job": job_id, "remote_id": remote_id},
             )
         if out[0] != "ok":

@@ -221,3 +221,38 @@ def test_a_stored_task_id_waits_for_the_replica(
             time.sleep(0.05)
         else:
             pytest.fail("the replica never got the task id")
+
+
+def test_a_replica_that_just_left_still_counts_until_the_window_passes(tmp_path: Path) -> None:
+    """WAIT 1 with two replicas can be acknowledged by the one a failover does not promote
+    (replicas.py): every replica seen within the window must acknowledge a claim."""
+    with SentinelGroup(replicas=2, sentinels=0, directory=tmp_path / "window") as group:
+        master = group.data[0]
+        settings = load_settings(
+            env_file=None,
+            redis_url=f"redis://{master.host}:{master.port}/0",
+            namespace="win",
+            redis_min_replicas=1,
+            redis_wait_timeout_ms=200,
+            redis_replica_window_s=3,
+            submit_max_attempts=5,
+        )
+        client = redis_client(settings.redis_url)
+        try:
+            jobs = JobStore(client, Keys("win"), store_limits(settings))
+            add(jobs, spec("a"), spec("b"), spec("c"))
+            assert jobs.wanted_replicas() == 2  # the floor is 1; the master lists 2
+            assert isinstance(jobs.claim_create("a", "c", 0, now=NOW, lease_s=60), Claimed)
+            group.data[2].kill()  # one replica gone: it might have been the one promoted
+            deadline = time.monotonic() + 5
+            while int(client.info("replication")["connected_slaves"]) != 1:
+                assert time.monotonic() < deadline, "the master never noticed the replica left"
+                time.sleep(0.05)
+            refused = jobs.claim_create("b", "c", 0, now=NOW, lease_s=60)
+            assert refused == Skipped(UNREPLICATED)
+            assert "fewer than 2 Redis replicas" in doc(jobs, "b")["clone"]["error"]["msg"]
+            time.sleep(3.5)  # the window passes: the one replica left is all there is
+            assert jobs.wanted_replicas() == 1
+            assert isinstance(jobs.claim_create("c", "c", 0, now=NOW, lease_s=60), Claimed)
+        finally:
+            client.close()

@@ -79,7 +79,7 @@ class Message:
     step: Dispatch
     ready_at: float
     chain: int  # which sender's line of work it continues
-    copy: bool = False  # a duplicate the broker made (not a sender of its own)
+    copy: bool = False  # a duplicate the broker made, or one a re-drive overtook
 
 
 @dataclass
@@ -141,6 +141,7 @@ class Network:
     """The broker: every published message, until delivered or lost."""
 
     clock: Any
+    grace_s: float
     messages: list[Message] = field(default_factory=list)
     chains: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     current: dict[tuple[str, str], int] = field(default_factory=dict)  # chain being delivered
@@ -152,8 +153,21 @@ class Network:
             self.crash_on_publish = False
             raise WorkerCrash  # the state change is stored, its message never sent
         key = (step.job_id, step.item)
-        chain = self.current.get(key) or next(self.chains)
+        chain = self.current.get(key)
+        if chain is None:  # a sender of its own: the watchdog's re-drive, an unpark
+            chain = next(self.chains)
+            self._overtake(step)
         self.messages.append(Message(kind, step, self.clock() + (countdown or 0.0), chain))
+
+    def _overtake(self, step: Dispatch) -> None:
+        """A re-drive presumes a message lost that is overdue past the watchdog's grace
+        (no consumer took it: all workers down, say). If it turns up after all, it is a
+        duplicate that the step's claim must fence, like one the broker made; a message
+        not yet that overdue stays live, and a second chain beside it is a bug."""
+        for m in self.messages:
+            same = (m.step.job_id, m.step.item, m.step.gen) == (step.job_id, step.item, step.gen)
+            if same and m.ready_at + self.grace_s <= self.clock():
+                m.copy = True
 
     def create(self, step: Dispatch, *, countdown: float | None = None) -> None:
         self._add("create", step, countdown)
@@ -201,7 +215,7 @@ class StepMachine(RuleBasedStateMachine):
         self.jobs: JobStore = job_store(self.settings)
         self.clock = Clock()
         self.api = ModelApi()
-        self.net = Network(self.clock)
+        self.net = Network(self.clock, self.settings.watchdog_grace_s)
         self.queues = QueueNames.for_namespace(self.settings.namespace)
         self.ctx = WorkerContext(
             settings=self.settings,
@@ -327,7 +341,11 @@ class StepMachine(RuleBasedStateMachine):
             if state["gen"] == m.step.gen:
                 live.setdefault((m.step.job_id, m.step.item), set()).add(m.chain)
         doubled = {k: v for k, v in live.items() if len(v) > 1}
-        assert not doubled, f"steps with two live chains of messages: {doubled}"
+        assert not doubled, (
+            f"steps with two live chains of messages: {doubled}; messages: "
+            f"{[m for m in self.net.messages if (m.step.job_id, m.step.item) in doubled]}; "
+            f"steps: {[docs[j]['clone'] if i == 'c' else docs[j] for j, i in doubled]}"
+        )
 
     # --- once the faults stop --------------------------------------------------------
 
