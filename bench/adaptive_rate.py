@@ -16,6 +16,9 @@ Method
 
 Figures per case (t0: the submit starts; the busy phase runs from the first create
 to the last, as in issue 15)
+    pace/limit     the fleet's adaptive pace (at most the limit), sampled every 0.5 s over
+                   the busy phase, / the limit: the limiter's share of the shortfall; the
+                   rest (calls below the pace) is demand: no call was waiting for a slot.
     useful/limit   calls that moved work on (a create accepted, the first poll at or
                    after its task's end) in the busy phase / the API's limit integrated
                    over it. Goal >= 0.95.
@@ -178,7 +181,13 @@ def run_case(args: Any, plan: Plan, case: str, workers: int) -> dict[str, Any]:
         rate_end = services.rate_snapshot().to_dict()
         for process in stack.workers:
             h.keep_problems(process, f"adaptive_rate-{case}-{workers}-{process.name}")
-    return analyse(plan, case, workers, t0, makespan, ledger, summary, docs, tasks) | {
+    result = analyse(plan, case, workers, t0, makespan, ledger, summary, docs, tasks)
+    busy = [p for p in sampler.points if result["busy0_s"] <= p["t"] <= result["busy1_s"]]
+    if busy:  # the limiter's share of the shortfall: its pace (at most the limit) / the limit
+        pace = sum(min(p["rate"] or 0.0, plan.limit(p["t"])) for p in busy)
+        result["pace_ratio"] = pace / sum(plan.limit(p["t"]) for p in busy)
+        print(f"pace/limit over the busy phase {result['pace_ratio']:.3f}", flush=True)
+    return result | {
         "samples": sampler.points,
         "rate_end": rate_end,
     }
@@ -231,6 +240,8 @@ def analyse(
         "setting": CASES[case],
         "workers": workers,
         "busy_s": busy1 - busy0,
+        "busy0_s": busy0,
+        "busy1_s": busy1,
         "useful_ratio": useful_busy / allowed,
         "accepted_ratio": in_busy / allowed,
         "http_429": summary["http_429"],
@@ -372,7 +383,8 @@ def main() -> None:
                 "x",
                 goal=f">= {GOALS['useful']}",
                 met=r["useful_ratio"] >= GOALS["useful"],
-                note=f"accepted/limit {r['accepted_ratio']:.3f}; per phase accepted/useful "
+                note=f"accepted/limit {r['accepted_ratio']:.3f}; pace/limit "
+                f"{r.get('pace_ratio', float('nan')):.3f}; per phase accepted/useful "
                 f"{r['phase_ratios']}; {r['calls_per_task']:.2f} calls/task",
             ),
             h.Figure(
