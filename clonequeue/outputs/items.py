@@ -91,6 +91,17 @@ return 'ok'
 """
 
 
+# KEYS: due zset. ARGV: item id, now, new due score. The pass's re-drive: only while
+# the item is still overdue (a worker's finish may have rescheduled it since the pass
+# read the index); 1 if postponed, so the pass publishes a message.
+_POSTPONE_IF_OVERDUE = """
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not score or tonumber(score) > tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[1], tonumber(ARGV[3]), ARGV[1])
+return 1
+"""
+
+
 class ItemStore:
     """The records of one kind (``webhook`` or ``artifact``) of follow-up work."""
 
@@ -102,6 +113,7 @@ class ItemStore:
         self._claim = client.register_script(_CLAIM)
         self._finish = client.register_script(_FINISH)
         self._reopen = client.register_script(_REOPEN)
+        self._postpone = client.register_script(_POSTPONE_IF_OVERDUE)
 
     @property
     def due_key(self) -> str:
@@ -187,9 +199,12 @@ class ItemStore:
             for i in cast(list[str], self.client.zrangebyscore(self.due_key, "-inf", now, 0, limit))
         ]
 
-    def postpone(self, item_id: str, due_at: float) -> None:
-        """The pass published a message for the item: step in again only if it is lost."""
-        self.client.zadd(self.due_key, {item_id: due_at}, xx=True)
+    def postpone_if_overdue(self, item_id: str, *, now: float, due_at: float) -> bool:
+        """The pass is about to publish a message for the item: step in again only if it
+        is lost. False if the item is no longer overdue (a worker rescheduled it after
+        the pass read the index: its own next time stands, and no message is needed)."""
+        out = self._postpone(keys=[self.due_key], args=[item_id, repr(now), repr(due_at)])
+        return bool(out == 1)
 
     def forget(self, item_id: str) -> None:
         """An item whose record expired or was purged."""

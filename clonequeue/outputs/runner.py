@@ -129,14 +129,17 @@ def redrive(ctx: ResultsContext, kind: str) -> int:
     """Publish a message for every item whose attempt is due and has none on its way."""
     store = ctx.store(kind)
     now = ctx.clock()
-    ids = store.overdue(now=now, limit=REDRIVE_LIMIT)
-    for item_id in ids:
+    driven = 0
+    for item_id in store.overdue(now=now, limit=REDRIVE_LIMIT):
         if store.get(item_id) is None:
             store.forget(item_id)
             continue
-        store.postpone(item_id, now + ctx.grace_s + ctx.lease_s(kind))
-        ctx.publish(kind, item_id, None)
-    return len(ids)
+        if store.postpone_if_overdue(
+            item_id, now=now, due_at=now + ctx.grace_s + ctx.lease_s(kind)
+        ):
+            ctx.publish(kind, item_id, None)
+            driven += 1
+    return driven
 
 
 def _schedule(ctx: ResultsContext, kind: str, item_id: str, wait: float) -> tuple[float, float]:

@@ -97,3 +97,25 @@ def test_an_overdue_item_is_re_driven_and_a_claim_is_exclusive(
     assert store.finish("msg_1", {"at": 111.0}, state="done")
     assert store.finish("msg_1", {"at": 112.0}, state="done") is False  # the late one: stale
     assert store.get("msg_1")["tries"] == 1  # type: ignore[index]
+
+
+def test_a_pass_that_read_an_item_overdue_leaves_a_worker_s_new_schedule_alone(
+    redis_client: redis.Redis, redis_url: str
+) -> None:
+    """The pass reads the overdue items, then postpones each: a worker that finished an
+    attempt in between (the next one due later) keeps its due time, and no message is
+    sent. Before, the pass's due time overwrote the worker's (seen in a CI run: a
+    retry due 1.5 s before its `next_at`)."""
+    published: list[tuple[str, str]] = []
+    ctx = context(redis_url, published)
+    store = ctx.webhooks
+    assert store.add("msg_2", {"batch": "b", "url": "http://127.0.0.1:9/", "body": "{}"}, now=100.0)
+    assert store.overdue(now=101.0, limit=10) == ["msg_2"]  # what the pass read
+    claimed = store.claim("msg_2", now=101.0, lease_s=10, grace_s=1)  # a worker, meanwhile
+    assert claimed is not None
+    assert store.finish("msg_2", {"at": 101.0}, state="pending", next_at=113.0, due_at=113.0)
+    assert not store.postpone_if_overdue("msg_2", now=101.0, due_at=131.0)
+    assert redis_client.zscore("ns:webhooks:due", "msg_2") == 113.0
+    ctx.clock = lambda: 101.0
+    assert runner.redrive(ctx, "webhook") == 0
+    assert published == []
