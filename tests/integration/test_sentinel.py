@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -150,18 +151,22 @@ def test_sentinel_settings_reach_kombu_and_redis_py(group: SentinelGroup) -> Non
 # --- WAIT ---------------------------------------------------------------------------------
 
 
+def wait_settings(master: Node, namespace: str, **extra: Any) -> Any:
+    """A store on ``master`` that WAITs for one replica, 200 ms at a time."""
+    return load_settings(
+        env_file=None,
+        redis_url=f"redis://{master.host}:{master.port}/0",
+        namespace=namespace,
+        redis_min_replicas=1,
+        redis_wait_timeout_ms=200,
+        **extra,
+    )
+
+
 @pytest.fixture
 def replicated(tmp_path: Path) -> Iterator[tuple[SentinelGroup, JobStore]]:
     with SentinelGroup(replicas=1, sentinels=0, directory=tmp_path / "wait") as started:
-        master = started.data[0]
-        settings = load_settings(
-            env_file=None,
-            redis_url=f"redis://{master.host}:{master.port}/0",
-            namespace="w",
-            redis_min_replicas=1,
-            redis_wait_timeout_ms=200,
-            submit_max_attempts=3,
-        )
+        settings = wait_settings(started.data[0], "w", submit_max_attempts=3)
         client = redis_client(settings.redis_url)
         yield started, JobStore(client, Keys("w"), store_limits(settings))
         client.close()
@@ -227,15 +232,8 @@ def test_a_replica_that_just_left_still_counts_until_the_window_passes(tmp_path:
     """WAIT 1 with two replicas can be acknowledged by the one a failover does not promote
     (replicas.py): every replica seen within the window must acknowledge a claim."""
     with SentinelGroup(replicas=2, sentinels=0, directory=tmp_path / "window") as group:
-        master = group.data[0]
-        settings = load_settings(
-            env_file=None,
-            redis_url=f"redis://{master.host}:{master.port}/0",
-            namespace="win",
-            redis_min_replicas=1,
-            redis_wait_timeout_ms=200,
-            redis_replica_window_s=3,
-            submit_max_attempts=5,
+        settings = wait_settings(
+            group.data[0], "win", redis_replica_window_s=3, submit_max_attempts=5
         )
         client = redis_client(settings.redis_url)
         try:
