@@ -180,14 +180,24 @@ class ChaosRun:
 
 
 def _step_marks(doc: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
-    """Each open step's position: it has moved when any of these changed (or its job ended)."""
+    """Each open step's position: it has moved when any of these changed (or its job ended).
+
+    Steps with no message by design are the batch's work, not recovery, and not open
+    here: an audio whose clone has not completed (the clone's own step stands for the
+    job until then), and a parked step (the in-flight cap is full: it waits for a
+    slot); a step that parks has moved. (Seen in full runs: the last "movers" 119-122 s
+    after two beats and after a 90 s partition were audios created once their clones,
+    of 48-72 s tasks, completed: never a lost message.)
+    """
     if doc["state"] in TERMINAL_STEP_STATES:
         return {}
-    steps = [("c", doc["clone"])] + [(str(i), a) for i, a in enumerate(doc_audios(doc))]
+    steps = [("c", doc["clone"])]
+    if doc["clone"]["state"] == "completed":
+        steps += [(str(i), a) for i, a in enumerate(doc_audios(doc))]
     return {
         f"{doc['id']}/{item}": (step["state"], step.get("gen"), step.get("polls"))
         for item, step in steps
-        if step["state"] not in TERMINAL_STEP_STATES
+        if step["state"] not in TERMINAL_STEP_STATES and not step.get("parked")
     }
 
 
