@@ -153,23 +153,24 @@ class JobStore:
         kind = "create" if step.remote_id is None else "poll"
         return str(self._run("check_step", now, step.job_id, step.item, step.gen, kind)[0])
 
-    def _run_replicated(self, name: str, now: float, *args: Any) -> tuple[list[Any], bool]:
-        """Run a script and WAIT for the replicas (``wanted_replicas``): (reply, whether
-        enough have it)."""
+    def _run_replicated(self, name: str, now: float, *args: Any) -> tuple[list[Any], int]:
+        """Run a script and WAIT for the replicas (``wanted_replicas``): (reply, how many
+        replicas were wanted and not all reached: 0 when they have it)."""
         if self.limits.min_replicas <= 0:
-            return self._run(name, now, *args), True
+            return self._run(name, now, *args), 0
         wanted = self.wanted_replicas()
         out, acked = self._scripts.run_replicated(
             name, [self.keys.ns, f"{now:.3f}", *args], wanted, self.limits.wait_timeout_ms
         )
-        return out, acked >= wanted
+        return out, 0 if acked >= wanted else wanted
 
     def wanted_replicas(self) -> int:
         """``min_replicas``, or every replica the master listed lately if more (replicas.py)."""
         return self._replicas.wanted(self.limits.min_replicas)
 
-    def _wait_replicas(self) -> bool:
+    def _wait_replicas(self) -> int:
         """WAIT again: behind a new write, as WAIT counts only its own connection's writes.
+        Returns as ``_run_replicated`` does (0: enough replicas have it).
 
         The replication stream is ordered, so replicas that have this later write have
         every earlier one too (the task id stored through another connection).
@@ -181,7 +182,7 @@ class JobStore:
                 "WAIT", wanted, self.limits.wait_timeout_ms
             )
             _, acked = pipe.execute()
-        return int(acked) >= wanted
+        return 0 if int(acked) >= wanted else wanted
 
     def claim_create(
         self, job_id: str, item: str, gen: int, *, now: float, lease_s: float
@@ -192,7 +193,7 @@ class JobStore:
         undone (the step is pending again, re-driven by the watchdog) and no create
         is sent: a failover could forget it, and the step would be created twice.
         """
-        out, replicated = self._run_replicated(
+        out, short_of = self._run_replicated(
             "claim_create",
             now,
             job_id,
@@ -203,8 +204,8 @@ class JobStore:
             self.limits.budget_chars,
             self.limits.retention_s,
         )
-        if out[0] == "ok" and not replicated:
-            return self._undo_claim(job_id, item, gen, now=now)
+        if out[0] == "ok" and short_of:
+            return self._undo_claim(job_id, item, gen, now=now, wanted=short_of)
         if out[0] == "ok":
             return Claimed(
                 request=json.loads(out[1]),
@@ -216,10 +217,10 @@ class JobStore:
             )
         return Skipped(f"parked:{out[1]}" if out[0] == "parked" else out[0])
 
-    def _undo_claim(self, job_id: str, item: str, gen: int, *, now: float) -> Skipped:
+    def _undo_claim(self, job_id: str, item: str, gen: int, *, now: float, wanted: int) -> Skipped:
         error = {
             "kind": UNREPLICATED,
-            "msg": f"the claim reached fewer than {self.wanted_replicas()} Redis replicas "
+            "msg": f"the claim reached fewer than {wanted} Redis replicas "
             f"within {self.limits.wait_timeout_ms} ms, so no create was sent; retried",
         }
         released = self.release_create(job_id, item, gen, "retry", error, now=now, retry_at=now)
@@ -238,7 +239,7 @@ class JobStore:
         but an id only the master holds is logged with the job, in case a failover
         forgets it (the step would come back `unknown`).
         """
-        out, replicated = self._run_replicated(
+        out, short_of = self._run_replicated(
             "record_created",
             now,
             job_id,
@@ -250,17 +251,17 @@ class JobStore:
             self.limits.retention_s,
         )
         for _ in range(RECORD_WAITS - 1):
-            if replicated:
+            if not short_of:
                 break
-            replicated = self._wait_replicas()
-        if not replicated:
+            short_of = self._wait_replicas()
+        if short_of:
             log.error(
                 "remote task %s of job %s (step %s) is stored on the Redis master only "
                 "(fewer than %d replicas acknowledged): a failover now would report it unknown",
                 remote_id,
                 job_id,
                 item,
-                self.wanted_replicas(),
+                short_of,
                 extra={"job": job_id, "remote_id": remote_id},
             )
         if out[0] != "ok":
