@@ -20,23 +20,20 @@ def queue_names(ns: str) -> dict[str, str]:
 
 
 def publisher(app: Any, ns: str) -> Any:
-    from clonequeue.dispatch.delayed import uses_native_delay, whole_seconds
+    """``publish(kind, item_id, countdown)`` for webhook deliveries and downloads.
+
+    Through our ``TaskPublisher``, as every step is sent: on RabbitMQ a countdown waits
+    on the broker (native delayed delivery, whole seconds, no ETA), so a retry an hour
+    out never sits in a worker's timer; on Redis it carries the ETA as usual.
+    """
+    from clonequeue.dispatch.messages import TaskPublisher
 
     queues = queue_names(ns)
-    # On RabbitMQ send_task routes a countdown through the delayed-delivery levels,
-    # which count whole seconds (and Celery refuses one under a second).
-    native_delay = uses_native_delay(app)
+    tasks = TaskPublisher(app)
 
     def publish(kind: str, item_id: str, countdown: float | None) -> None:
-        if native_delay and countdown and countdown > 0:
-            countdown = whole_seconds(countdown)
-        app.send_task(
-            TASK_OF[kind],
-            args=[item_id],
-            queue=queues[kind],
-            countdown=countdown,
-            ignore_result=True,
-        )
+        call = (TASK_OF[kind], (item_id,), queues[kind], f"item={item_id}")
+        tasks.publish_one(call, countdown=countdown)
 
     return publish
 

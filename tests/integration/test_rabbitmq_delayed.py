@@ -120,14 +120,27 @@ def test_a_countdown_waits_on_the_broker_then_reaches_its_queue(
     assert all(isinstance(h.get(DUE_HEADER), float) for h in headers), headers
 
 
-def test_a_results_retry_under_a_second_is_sent_as_one_second(app: Any) -> None:
-    """Celery's send_task refuses a native delay under 1 s; the results publisher rounds up."""
+def test_a_results_retry_waits_on_the_broker_rounded_up_to_a_second(app: Any) -> None:
+    """Celery's send_task refuses a native delay under 1 s; the results publisher rounds
+    up, and its retries carry no ETA (a retry an hour out must not sit in a worker)."""
     from clonequeue.outputs.keys import WEBHOOK
-    from clonequeue.outputs.tasks import publisher
+    from clonequeue.outputs.tasks import publisher, queue_names
 
     with pytest.raises(ValueError, match="positive"):
         app.send_task(POLL_CLONE, args=[], queue=app.clonequeue_queues.poll, countdown=0.3)
-    publish = publisher(app, app.clonequeue_settings.namespace)
+    namespace = app.clonequeue_settings.namespace
+    publish = publisher(app, namespace)
     [(exchange, routing_key)] = published_routes(lambda: publish(WEBHOOK, "item-1", 0.3))
     assert exchange == DELAYED_ENTRY_EXCHANGE
-    assert routing_key == "0." * 27 + "1." + f"{app.clonequeue_settings.namespace}.webhooks"
+    assert routing_key == "0." * 27 + "1." + f"{namespace}.webhooks"
+    webhooks = queue_names(namespace)[WEBHOOK]
+    deadline = time.monotonic() + 30
+    while queue_depths(app, [webhooks])[webhooks] < 1:
+        assert time.monotonic() < deadline, "the retry never reached its queue"
+        time.sleep(0.2)
+    with app.connection_for_write() as connection:
+        message = connection.channel().basic_get(webhooks, no_ack=True)
+    assert message is not None
+    assert message.headers["argsrepr"] == "item=item-1"
+    assert message.headers.get("eta") is None, message.headers
+    assert isinstance(message.headers.get(DUE_HEADER), float), message.headers
