@@ -18,7 +18,12 @@ from pydantic import ValidationError
 from clonequeue.api.billing import billed_chars, preview_chars
 from clonequeue.api.models import AudioRequest, CloneRequest, RemoteTask, describe_validation_error
 from clonequeue.constants import MODEL_ID_TTL_S
-from clonequeue.dispatch.bounds import LIMITER_WAIT_S, create_lease_s, max_countdown_s
+from clonequeue.dispatch.bounds import (
+    LIMITER_WAIT_S,
+    POLL_WAIT_S,
+    create_lease_s,
+    max_countdown_s,
+)
 from clonequeue.dispatch.dispatcher import send_all
 from clonequeue.errors import (
     ApiError,
@@ -308,7 +313,7 @@ def run_poll(ctx: WorkerContext, step: Dispatch) -> str:
         if ctx.limiter.acquire(SPARE_WAIT_S):
             return _paced(ctx, step, max(early_by, SPARE_WAIT_S))
     else:
-        wait = ctx.limiter.acquire(LIMITER_WAIT_S)
+        wait = ctx.limiter.acquire(POLL_WAIT_S)  # past any create: it is never turned away
         if wait:
             return _paced(ctx, step, wait)
     status, result = _poll_once(ctx, step.remote_id)
