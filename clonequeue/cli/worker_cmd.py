@@ -92,7 +92,6 @@ def worker(
     notice = real_api_notice(settings)
     if notice:
         typer.echo(notice, err=True)
-    from clonequeue.dispatch.queues import consume_order
     from clonequeue.workers.app import create_app
 
     if metrics_port:
@@ -109,7 +108,6 @@ def worker(
         raise typer.BadParameter(f"unknown queue {exc}; use {', '.join(by_short)}") from None
     selected += [q for q in app.clonequeue_results_queues.values() if q not in selected]
     selected.append(names.watchdog)  # every worker runs the watchdog's passes (one at a time)
-    selected = consume_order(selected, names, app.clonequeue_results_queues.values())
     argv = [
         "worker",
         f"--queues={','.join(selected)}",

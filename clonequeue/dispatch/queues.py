@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,17 +55,3 @@ def broker_queue(name: str, *, rabbitmq: bool) -> Any:
         durable=True,
         queue_arguments=dict(QUORUM_ARGUMENTS),
     )
-
-
-def consume_order(selected: Iterable[str], names: QueueNames, results: Iterable[str]) -> list[str]:
-    """The worker's queues, most urgent first; on a Redis broker it fetches in this order.
-
-    Round robin (kombu's default) left a finished task's poll in the Redis list 10-29 s
-    behind the creates while the rate limit bound (a busy worker fetches one message
-    per task done), and the job's audios waited with it. So: the watchdog's passes (a
-    few a minute), polls, the results' deliveries (one per finished job: never held
-    behind a batch's creates), the audios of clones that are done (their jobs are half
-    way), then new clones.
-    """
-    rank = [names.watchdog, names.poll, *results, names.produce, names.submit]
-    return sorted(selected, key=lambda q: rank.index(q) if q in rank else len(rank))

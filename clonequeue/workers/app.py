@@ -144,9 +144,6 @@ def redis_broker_options(settings: Settings) -> dict[str, Any]:
     if not (url.startswith(("redis", "rediss")) or is_sentinel_url(url)):
         return {}
     return {
-        # The worker's queues in the order it lists them (cli/worker_cmd.py), the first
-        # with a message first, instead of round robin: see ``consume_order``.
-        "queue_order_strategy": "priority",
         "socket_timeout": BROKER_SOCKET_TIMEOUT_S,
         "socket_connect_timeout": 5,
         "socket_keepalive": True,
