@@ -26,11 +26,11 @@ from clonequeue.store.connect import max_countdown_s
 
 # A create's lease beyond its HTTP timeouts: the wait for a rate slot and scheduling.
 LIMITER_WAIT_S = 2.0  # a thread waits this long for a rate slot, else re-queues
+LEASE_MARGIN_S = 5.0
 # A poll of a task likely done takes a slot up to this far off: further than creates
 # ever reserve, so it is never turned away behind them while calls are scarce (each
 # turn away re-queued it, and a clone's poll came 48 s late, its audios with it).
 POLL_WAIT_S = 4.0
-LEASE_MARGIN_S = 5.0
 # Celery's consumer retries a lost broker connection every 2, 4, ... up to 30 s.
 RECONNECT_S = 30.0
 

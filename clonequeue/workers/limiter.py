@@ -35,7 +35,8 @@ after the process's previous leased call, so leases never add up to a burst; one
 left unused longer is dropped.
 
 A cut moves the slots already handed out: threads wait up to ``LIMITER_WAIT_S`` for
-their slot, so ~2 s of slots at the old pace would otherwise still go out after a
+their slot (a poll of a task likely done up to ``POLL_WAIT_S``: dispatch/bounds.py),
+so ~2 s of slots at the old pace would otherwise still go out after a
 429 (at a limit that halved, half of them as 429s). Each cut has a number, a time, a
 stretch factor and a pause (rate_lua.py); a process learns of one from its own 429,
 from any reservation's answer, or from a check every ``CUT_CHECK_S`` while one of its

@@ -70,6 +70,14 @@ def published_routes(publish: Any) -> list[tuple[str, str]]:
     return routes
 
 
+def wait_until_queued(app: Any, queue: str, count: int, within_s: float = 30) -> None:
+    """Until ``count`` messages have left the delayed levels for ``queue``."""
+    deadline = time.monotonic() + within_s
+    while (depths := queue_depths(app, [queue, *LEVELS]))[queue] < count:
+        assert time.monotonic() < deadline, f"not delivered to {queue}: {depths}"
+        time.sleep(0.2)
+
+
 def test_queues_are_quorum_queues_and_native_delay_is_on(app: Any) -> None:
     assert uses_native_delay(app)
     for queue in app.amqp.queues.values():
@@ -103,10 +111,7 @@ def test_a_countdown_waits_on_the_broker_then_reaches_its_queue(
     assert sum(depths[name] for name in LEVELS) == 1  # on the broker, in the levels
     assert depths[poll_queue] == 0  # not yet in its queue, where a worker would take it
     dispatcher.poll(Dispatch("job-2", "c", 1, remote_id="r-2"), countdown=0.4)  # sent as 1 s
-    deadline = time.monotonic() + 30
-    while (depths := queue_depths(app, [poll_queue, *LEVELS]))[poll_queue] < 2:
-        assert time.monotonic() < deadline, f"not delivered: {depths}"
-        time.sleep(0.2)
+    wait_until_queued(app, poll_queue, 2)
     with app.connection_for_write() as connection:
         channel = connection.channel()
         bodies, headers = [], []
@@ -134,10 +139,7 @@ def test_a_results_retry_waits_on_the_broker_rounded_up_to_a_second(app: Any) ->
     assert exchange == DELAYED_ENTRY_EXCHANGE
     assert routing_key == "0." * 27 + "1." + f"{namespace}.webhooks"
     webhooks = queue_names(namespace)[WEBHOOK]
-    deadline = time.monotonic() + 30
-    while queue_depths(app, [webhooks])[webhooks] < 1:
-        assert time.monotonic() < deadline, "the retry never reached its queue"
-        time.sleep(0.2)
+    wait_until_queued(app, webhooks, 1)
     with app.connection_for_write() as connection:
         message = connection.channel().basic_get(webhooks, no_ack=True)
     assert message is not None
