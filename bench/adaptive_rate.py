@@ -119,6 +119,7 @@ class Sampler:
                 snap = self.services.rate_snapshot()
                 state = self.services.redis.hget(snap_key(self.services), "hold")
                 summary = self.admin.summary()
+                queues = self._queues()
             except Exception:  # noqa: BLE001 - a missed sample is no reason to stop
                 continue
             self.points.append(
@@ -128,8 +129,29 @@ class Sampler:
                     "learned": snap.learned,
                     "hold": float(state or 0),
                     "http_429": summary["http_429"],
+                    "queues": queues,
                 }
             )
+
+    def _queues(self) -> dict[str, int]:
+        """Messages waiting per queue (list, and countdowns in its scheduled set), steps
+        in flight and parked: where demand waits when calls go unused."""
+        from clonequeue.dispatch.scheduled import scheduled_key
+
+        r = self.services.redis
+        keys = self.services.jobs.keys
+        names = self.services.dispatcher.queues
+        with r.pipeline(transaction=False) as pipe:
+            for name in (names.submit, names.produce, names.poll):
+                pipe.llen(name)
+                pipe.zcard(scheduled_key(name))
+            pipe.scard(keys.inflight)
+            pipe.zcard(keys.parked("clone"))
+            pipe.zcard(keys.parked("audio"))
+            got = pipe.execute()
+        labels = ["submit", "submit_later", "produce", "produce_later", "poll", "poll_later"]
+        names_all = [*labels, "inflight", "parked_clone", "parked_audio"]
+        return dict(zip(names_all, map(int, got), strict=True))
 
 
 def snap_key(services: Any) -> str:

@@ -24,6 +24,7 @@ from clonequeue.dispatch.delayed import (
     uses_native_delay,
     whole_seconds,
 )
+from clonequeue.dispatch.scheduled import DELAY_HEADER, install
 from clonequeue.store.jobs import Dispatch
 
 _UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)
@@ -45,6 +46,10 @@ class TaskPublisher:
         self._declared: set[str] = set()
         self._random = random.Random()  # seeded from os.urandom once
         self.native_delay = uses_native_delay(app)  # RabbitMQ with quorum queues
+        # Redis: a countdown waits in a sorted set until due (scheduled.py)
+        self.scheduled_delay = app.connection_for_write().transport.driver_type == "redis"
+        if self.scheduled_delay:
+            install()
         self._delay_ready = False
 
     def publish(self, calls: Iterable[TaskCall]) -> int:
@@ -69,7 +74,8 @@ class TaskPublisher:
             producer.maybe_declare(amqp.queues[queue])
             self._declared.add(queue)
         route: dict[str, str] = {}
-        due_at = None
+        due_at: float | None = None
+        delay_s: float | None = None
         if countdown and countdown > 0 and self.native_delay:
             if not self._delay_ready:
                 declare_delayed_delivery(self._app, amqp.queues.values())
@@ -82,6 +88,12 @@ class TaskPublisher:
             # longer the more the host is loaded). The due time rides in a header of
             # ours, for the lateness metric only.
             due_at = self._app.now().timestamp() + delay
+            countdown = None
+        elif countdown and countdown > 0 and self.scheduled_delay:
+            # Redis: the message waits in its queue's scheduled set, not in the list
+            # nor in a worker's memory (scheduled.py); no ETA, for the same reason.
+            delay_s = countdown
+            due_at = self._app.now().timestamp() + countdown
             countdown = None
         message = amqp.as_task_v2(
             self.task_id(),
@@ -98,6 +110,8 @@ class TaskPublisher:
         )
         if due_at is not None:
             message.headers[DUE_HEADER] = due_at
+        if delay_s is not None:
+            message.headers[DELAY_HEADER] = delay_s
         amqp.send_task_message(
             producer, name, message, queue=queue, declare=(), retry=retry, **route
         )

@@ -45,7 +45,7 @@ def redis_client(
     }
     if is_sentinel_url(url):
         sentinel = sentinel_for(url, sentinel_password)
-        client: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
+        client: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call,unused-ignore]
             sentinel_master, **sentinel_master_options(url), **options
         )
         return client
@@ -58,7 +58,7 @@ def sentinel_for(url: str, password: str | None = None) -> Sentinel:
     sentinel_kwargs: dict[str, Any] = {"socket_timeout": 2, "socket_connect_timeout": 2}
     if password:
         sentinel_kwargs["password"] = password
-    return Sentinel(list(parsed.sentinels), sentinel_kwargs=sentinel_kwargs)  # type: ignore[no-untyped-call]
+    return Sentinel(list(parsed.sentinels), sentinel_kwargs=sentinel_kwargs)  # type: ignore[no-untyped-call,unused-ignore]
 
 
 def sentinel_master_options(url: str) -> dict[str, Any]:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery import Celery
+from celery import Celery, bootsteps
 
 from clonequeue.config import Settings
 from clonequeue.config.redis_urls import is_sentinel_url
 from clonequeue.dispatch.delayed import is_rabbitmq_url
 from clonequeue.dispatch.queues import QueueNames, broker_queue
+from clonequeue.dispatch.scheduled import ScheduledMover
+from clonequeue.dispatch.scheduled import install as install_scheduled
 
 # Longer than kombu's 1 s BRPOP, far shorter than anyone waits for a failover.
 BROKER_SOCKET_TIMEOUT_S = 10.0
@@ -108,12 +110,39 @@ def create_app(settings: Settings) -> Celery:
             },
         },
     )
+    if not rabbitmq:
+        install_scheduled()  # whatever publishes through this app: countdowns wait in Redis
+        app.steps["worker"].add(ScheduledMoverStep)
     app.clonequeue_settings = settings
     app.clonequeue_queues = queues
     app.clonequeue_tasks = register_tasks(app, settings, queues)
     app.clonequeue_results_queues = results_queues
     results_tasks.register_results_tasks(app, settings)
     return app
+
+
+class ScheduledMoverStep(bootsteps.StartStopStep):  # type: ignore[misc]
+    """Every worker moves due countdown messages onto their lists (dispatch/scheduled.py).
+
+    All of the app's queues, not only the ones this worker consumes: a countdown never
+    waits for a worker of its own queue to be running.
+    """
+
+    def __init__(self, worker: Any, **kwargs: Any) -> None:
+        super().__init__(worker, **kwargs)
+        self.mover: ScheduledMover | None = None
+
+    def start(self, worker: Any) -> None:
+        app = worker.app
+        if app.connection_for_write().transport.driver_type != "redis":
+            return
+        names = [queue.name for queue in app.amqp.queues.values()]
+        self.mover = ScheduledMover(app.connection_for_write, names)
+        self.mover.start()
+
+    def stop(self, worker: Any) -> None:
+        if self.mover is not None:
+            self.mover.stop()
 
 
 def rabbitmq_options() -> dict[str, Any]:

@@ -11,11 +11,13 @@ adds the work the batch still had to do.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,6 +97,19 @@ class ChaosRun:
             if time.monotonic() > deadline:
                 raise AssertionError(f"{self.name}: {fraction:.0%} not finished in {timeout_s} s")
             time.sleep(0.1)
+
+    @contextlib.contextmanager
+    def calls_in_the_air(self, latency_s: float = 3.0) -> Iterator[None]:
+        """Inside, the API answers every call ``latency_s`` late: the workers' threads hold
+        their messages mid-call. A countdown waits in Redis, not in a worker, so a worker
+        hit between calls holds nothing for the watchdog to bring back; a worker fault
+        that must bite hits while calls are in the air."""
+        self.simulator.configure(latency_s=latency_s)
+        try:
+            time.sleep(latency_s / 2)
+            yield
+        finally:
+            self.simulator.configure(latency_s=0.0)
 
     def slow_tasks(self, processing_s: float) -> None:
         """Remote tasks that take this long, so the batch is still open when the fault ends."""

@@ -259,7 +259,8 @@ def test_beat_kill_9_and_restart(
     run.submit()
     run.wait_progress(0.2)
     beat.kill()
-    workers[0].kill()
+    with run.calls_in_the_air():  # its threads hold polls mid-call
+        workers[0].kill()
     system.start_worker(beat=False)
     time.sleep(BEAT_DOWN_S)
     system.start_beat("beat2")
@@ -280,7 +281,9 @@ def test_two_beats_at_once(
     run.submit()
     time.sleep(3)
     second = system.start_beat("beat2")
-    workers[0].kill()
+    time.sleep(3)  # first polls come 5-5.5 s after the creates
+    with run.calls_in_the_air():  # its threads hold polls mid-call
+        workers[0].kill()
     system.start_worker(beat=False)
     time.sleep(TWO_BEATS_S)
     second.kill()
@@ -308,9 +311,10 @@ def test_worker_frozen_past_visibility_timeout(
     frozen, _ = system.start_worker(), system.start_worker()
     run.slow_tasks(FREEZE_S * 0.6)  # both steps of a job outlast the freeze
     run.submit()
-    time.sleep(3)  # the frozen worker holds creates, polls and countdowns
+    time.sleep(4)  # first polls come 5-5.5 s after the creates
     assert frozen.pid is not None
-    os.killpg(frozen.pid, signal.SIGSTOP)
+    with run.calls_in_the_air():  # the frozen worker holds polls mid-call
+        os.killpg(frozen.pid, signal.SIGSTOP)
     try:
         time.sleep(FREEZE_S)
     finally:
@@ -370,8 +374,9 @@ def test_worker_cut_off_from_redis_not_the_api(
         run = ChaosRun(f"worker cut from Redis {PARTITION_S:.0f} s", system, admin, chaos_report)
         run.slow_tasks(PARTITION_S * 0.6)
         run.submit()
-        time.sleep(3)  # w1 holds creates, polls and countdowns
-        network.cut(w1, store)
+        time.sleep(4)  # first polls come 5-5.5 s after the creates
+        with run.calls_in_the_air():  # w1 holds polls mid-call
+            network.cut(w1, store)
         try:
             time.sleep(PARTITION_S)
         finally:

@@ -190,10 +190,11 @@ def test_worker_host_partitioned_from_redis(fleet: Fleet, chaos_report: ChaosRep
     run = HostsRun(f"hosts: w1 cut from Redis {PARTITION_S:.0f} s", fleet, chaos_report)
     run.slow_tasks(PARTITION_S * 0.6)
     run.submit()
-    time.sleep(3)  # w1 holds creates, polls and countdowns
+    time.sleep(4)  # first polls come 5-5.5 s after the creates
     w1 = fleet.workers[0]
-    for host in fleet.redis_hosts():
-        fleet.network.cut(w1, host)
+    with run.calls_in_the_air():  # w1 holds polls mid-call
+        for host in fleet.redis_hosts():
+            fleet.network.cut(w1, host)
     try:
         time.sleep(PARTITION_S)
     finally:
@@ -212,7 +213,8 @@ def test_worker_host_killed_and_a_new_one_joins(fleet: Fleet, chaos_report: Chao
     run.slow_tasks(5.0)
     run.submit()
     run.wait_progress(0.1)
-    kill_host(fleet.workers[0])
+    with run.calls_in_the_air():  # w1 holds polls mid-call
+        kill_host(fleet.workers[0])
     fleet.start_worker(fleet.network.add_host("w3"))
     run.fault_ended()
     # Killed between a claim and its send, a create may never have left.
