@@ -24,7 +24,7 @@ from clonequeue.dispatch.delayed import (
     uses_native_delay,
     whole_seconds,
 )
-from clonequeue.dispatch.scheduled import DELAY_HEADER, install
+from clonequeue.dispatch.scheduled import DELAY_HEADER, install, uses_scheduled_delay
 from clonequeue.store.jobs import Dispatch
 
 _UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)
@@ -46,8 +46,9 @@ class TaskPublisher:
         self._declared: set[str] = set()
         self._random = random.Random()  # seeded from os.urandom once
         self.native_delay = uses_native_delay(app)  # RabbitMQ with quorum queues
-        # Redis: a countdown waits in a sorted set until due (scheduled.py)
-        self.scheduled_delay = app.connection_for_write().transport.driver_type == "redis"
+        # Redis: a countdown waits in a sorted set until due (scheduled.py); the header
+        # that says so is set here, so the hook that honours it is installed here too
+        self.scheduled_delay = uses_scheduled_delay(app)
         if self.scheduled_delay:
             install()
         self._delay_ready = False

@@ -40,7 +40,6 @@ log = logging.getLogger(__name__)
 DELAY_HEADER = "clonequeue_delay_s"
 SCHEDULED_SUFFIX = ":scheduled"
 MOVE_INTERVAL_S = 0.1  # how late a due message may reach its list, at most (plus a round trip)
-_installed = False
 MOVE_BATCH = 500  # messages moved per set per script call
 ERROR_LOG_EVERY_S = 30.0  # a broker outage is logged once this often, not every tick
 
@@ -74,6 +73,14 @@ return {moved, more}
 """
 
 
+_installed = False
+
+
+def uses_scheduled_delay(app: Any) -> bool:
+    """Whether ``app``'s broker is Redis, whose countdowns wait in the scheduled sets."""
+    return bool(app.connection_for_write().transport.driver_type == "redis")
+
+
 def scheduled_key(list_key: str) -> str:
     """The sorted set where a list's countdown messages wait until due."""
     return list_key + SCHEDULED_SUFFIX
@@ -81,14 +88,13 @@ def scheduled_key(list_key: str) -> str:
 
 def delay_of(message: dict[str, Any]) -> float | None:
     """The countdown a kombu message was published with, or None (it goes straight on)."""
-    headers = message.get("headers") or {}
-    delay = headers.get(DELAY_HEADER)
-    return float(delay) if delay is not None and float(delay) > 0 else None
+    delay = float((message.get("headers") or {}).get(DELAY_HEADER) or 0)
+    return delay if delay > 0 else None
 
 
 def schedule(client: Any, list_key: str, payload: str, delay_s: float) -> None:
     """Add one message to ``list_key``'s scheduled set, due ``delay_s`` from now (broker time)."""
-    client.eval(SCHEDULE, 1, scheduled_key(list_key), payload, int(delay_s * 1_000_000))
+    client.eval(*schedule_args(list_key, payload, delay_s))
 
 
 def schedule_args(list_key: str, payload: str, delay_s: float) -> tuple[Any, ...]:

@@ -10,8 +10,7 @@ from clonequeue.config import Settings
 from clonequeue.config.redis_urls import is_sentinel_url
 from clonequeue.dispatch.delayed import is_rabbitmq_url
 from clonequeue.dispatch.queues import QueueNames, broker_queue
-from clonequeue.dispatch.scheduled import ScheduledMover
-from clonequeue.dispatch.scheduled import install as install_scheduled
+from clonequeue.dispatch.scheduled import ScheduledMover, uses_scheduled_delay
 
 # Longer than kombu's 1 s BRPOP, far shorter than anyone waits for a failover.
 BROKER_SOCKET_TIMEOUT_S = 10.0
@@ -110,8 +109,7 @@ def create_app(settings: Settings) -> Celery:
             },
         },
     )
-    if not rabbitmq:
-        install_scheduled()  # whatever publishes through this app: countdowns wait in Redis
+    if uses_scheduled_delay(app):
         app.steps["worker"].add(ScheduledMoverStep)
     app.clonequeue_settings = settings
     app.clonequeue_queues = queues
@@ -134,8 +132,6 @@ class ScheduledMoverStep(bootsteps.StartStopStep):  # type: ignore[misc]
 
     def start(self, worker: Any) -> None:
         app = worker.app
-        if app.connection_for_write().transport.driver_type != "redis":
-            return
         names = [queue.name for queue in app.amqp.queues.values()]
         self.mover = ScheduledMover(app.connection_for_write, names)
         self.mover.start()

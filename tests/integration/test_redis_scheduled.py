@@ -118,6 +118,7 @@ def test_a_message_without_a_countdown_goes_straight_on(app: Any) -> None:
 
 def test_a_batch_publish_with_a_countdown_is_scheduled_too(app: Any) -> None:
     """kombu's Producer.batch() pipelines the commands: ours goes into its pipeline."""
+    CeleryDispatcher(app)  # a publisher of ours, as the producers use: installs the hook
     queue = app.amqp.queues[app.clonequeue_queues.submit]
     connection, client = broker(app)
     with connection, app.producer_or_acquire() as producer, producer.batch():
