@@ -1,12 +1,29 @@
-"""Load the Lua scripts that make every state change one atomic step in Redis."""
+"""Load the Lua scripts that make every state change one atomic step in Redis.
+
+A script that meets a demoted master fails with its write's READONLY wrapped in a
+script error ("Error running script ... -READONLY", Redis 6), which redis-py's
+Sentinel connection does not recognise as the READONLY reply it turns into a
+reconnect: the error went up to the task, and a claim's undo that failed so left a
+step that was never sent `submitting`, to end `unknown` (tests/e2e/test_failover.py).
+A script aborts at its first refused write and a replica applies none, so it is run
+again, on a new connection (which asks the sentinels), through the ride-out.
+"""
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Callable
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
 import redis
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
+
+from clonequeue.constants import REDIS_RIDE_OUT_S
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SCRIPT_NAMES = (
     "create_jobs",
@@ -40,8 +57,27 @@ class Scripts:
 
     def run(self, name: str, args: list[Any], client: Any = None) -> list[Any]:
         """Run script ``name``; ``args`` become ARGV (all keys are built inside from ARGV[1])."""
-        result = self._scripts[name](keys=[], args=args, client=client)
+        script = self._scripts[name]
+        if client is None:  # ours to run again; a caller's pipeline runs later, as one
+            result = self._on_the_master(name, lambda: script(keys=[], args=args))
+        else:
+            result = script(keys=[], args=args, client=client)
         return result if isinstance(result, list) else [result]
+
+    def _on_the_master(self, name: str, call: Callable[[], T]) -> T:
+        """``call``, run again on a new connection while a demoted master refuses it."""
+        deadline = time.monotonic() + REDIS_RIDE_OUT_S
+        delay = 0.05
+        while True:
+            try:
+                return call()
+            except ResponseError as exc:
+                if "READONLY" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+            log.warning("script %s met a demoted master (READONLY); running it again", name)
+            self._client.connection_pool.disconnect(inuse_connections=False)
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
 
     def run_replicated(
         self, name: str, args: list[Any], replicas: int, timeout_ms: int
@@ -52,6 +88,13 @@ class Scripts:
         two go in one pipeline (one connection, one round trip). Returns the script's
         reply and how many replicas have its writes.
         """
+        return self._on_the_master(
+            name, lambda: self._run_and_wait(name, args, replicas, timeout_ms)
+        )
+
+    def _run_and_wait(
+        self, name: str, args: list[Any], replicas: int, timeout_ms: int
+    ) -> tuple[list[Any], int]:
         script = self._scripts[name]
         for attempt in (1, 2):
             with self._client.pipeline(transaction=False) as pipe:

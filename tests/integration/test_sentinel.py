@@ -132,6 +132,39 @@ def test_a_demoted_master_answers_readonly_and_our_clients_move_on(
     store.close()
 
 
+def test_a_script_that_meets_a_demoted_master_runs_again_on_the_new_one(
+    group: SentinelGroup, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """READONLY inside a script is a script error, not the READONLY reply redis-py turns
+    into a reconnect: a claim's undo failed so during a failover and its step, never
+    sent, ended `unknown` (test_failover). Our scripts run again on the master.
+
+    The race is made certain here: for its first half second the pool is told a replica
+    is the master (as sentinels still name a master that is being demoted)."""
+    client = redis_client(group.url)
+    pool = client.connection_pool
+    jobs = JobStore(client, Keys("ro"), store_limits(load_settings(env_file=None)))
+    add(jobs, spec("a"))
+    master = group.master()
+    replica = next(node for node in group.data if node is not master)
+    asked = getattr(pool, "proxy", pool)  # what a connection asks (redis-py >= 5.0.2)
+    real = asked.get_master_address
+    until = time.monotonic() + 0.5
+
+    def stale_master() -> Any:
+        return (replica.host, replica.port) if time.monotonic() < until else real()
+
+    pool.disconnect()
+    monkeypatch.setattr(asked, "get_master_address", stale_master)
+    assert isinstance(jobs.claim_create("a", "c", 0, now=NOW, lease_s=60), Claimed)
+    assert "met a demoted master (READONLY)" in caplog.text  # it did meet the replica
+    with master.client() as direct:
+        assert json.loads(direct.get(jobs.keys.job("a")) or "{}")["clone"]["state"] == (
+            "submitting"
+        )
+    client.close()
+
+
 def test_sentinel_settings_reach_kombu_and_redis_py(group: SentinelGroup) -> None:
     url = ";".join(f"sentinel://:pw@{n.host}:{n.port}/2" for n in group.watchers)
     settings = load_settings(
