@@ -22,7 +22,7 @@ from clonequeue.store.scripts import Scripts
 log = logging.getLogger(__name__)
 
 UNREPLICATED = "unreplicated"  # Skipped reason: the claim did not reach enough replicas
-RECORD_WAITS = 3  # WAITs for a stored task id before it is logged as at risk
+RECORD_WAITS = 3  # WAITs for a stored task id (or an undone claim) before it is logged as at risk
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,15 +218,41 @@ class JobStore:
         return Skipped(f"parked:{out[1]}" if out[0] == "parked" else out[0])
 
     def _undo_claim(self, job_id: str, item: str, gen: int, *, now: float, wanted: int) -> Skipped:
+        """Put an unreplicated claim back to pending, as durably as the claim was written.
+
+        A replica may hold the claim (it acknowledged it; only not *every* replica did)
+        and be promoted before the undo reaches it: the step would stay `submitting`
+        there and end `unknown` though no create was sent (seen in test_failover: 11
+        steps at once, a replica resyncing after the first failover, then the master
+        killed). So the undo WAITs too, and is applied again before each further WAIT:
+        a stale no-op on the master that has it, the undo itself on one promoted
+        meanwhile without it (the generation keeps it from touching a newer claim).
+        """
         error = {
             "kind": UNREPLICATED,
             "msg": f"the claim reached fewer than {wanted} Redis replicas "
             f"within {self.limits.wait_timeout_ms} ms, so no create was sent; retried",
         }
-        released = self.release_create(job_id, item, gen, "retry", error, now=now, retry_at=now)
-        log.warning(
-            "create of job %s not sent: %s (release: %s)", job_id, error["msg"], released.result
-        )
+        args = self._release_args(job_id, item, gen, "retry", error, retry_at=now)
+        out, short_of = self._run_replicated("release_create", now, *args)
+        result = out[0]
+        for _ in range(RECORD_WAITS - 1):
+            if not short_of:
+                break
+            again = self._run("release_create", now, *args)[0]
+            result = result if again in ("stale", "gone") else again
+            short_of = self._wait_replicas()
+        log.warning("create of job %s not sent: %s (release: %s)", job_id, error["msg"], result)
+        if short_of:
+            log.error(
+                "job %s (step %s): the undone claim is on the Redis master only (fewer than "
+                "%d replicas acknowledged): a failover now may report it unknown, though no "
+                "create was sent",
+                job_id,
+                item,
+                short_of,
+                extra={"job": job_id},
+            )
         return Skipped(UNREPLICATED)
 
     def record_created(
@@ -282,9 +308,28 @@ class JobStore:
         pause: dict[str, Any] | None = None,
     ) -> Released:
         """A create produced no task (or no answer): retry, park, fail or mark unknown."""
-        out = self._run(
-            "release_create",
-            now,
+        args = self._release_args(
+            job_id, item, gen, outcome, error, retry_at=retry_at, queued=queued, pause=pause
+        )
+        out = self._run("release_create", now, *args)
+        if out[0] in ("stale", "gone"):
+            return Released(out[0])
+        return Released(out[0], int(out[1]), [Dispatch.parse(e) for e in out[2:]])
+
+    def _release_args(
+        self,
+        job_id: str,
+        item: str,
+        gen: int,
+        outcome: ReleaseOutcome,
+        error: dict[str, Any],
+        *,
+        retry_at: float,
+        queued: bool = False,
+        pause: dict[str, Any] | None = None,
+    ) -> tuple[Any, ...]:
+        """The release_create script's arguments after NOW."""
+        return (
             job_id,
             item,
             gen,
@@ -298,9 +343,6 @@ class JobStore:
             self.limits.grace_s,
             self.limits.retention_s,
         )
-        if out[0] in ("stale", "gone"):
-            return Released(out[0])
-        return Released(out[0], int(out[1]), [Dispatch.parse(e) for e in out[2:]])
 
     def record_poll(
         self,

@@ -263,6 +263,48 @@ def test_transient_error_retries_then_gives_up(jobs: JobStore) -> None:
     assert jobs.client.hget(jobs.keys.stats, "chars_submitted") == "0"
 
 
+def test_an_undone_claim_survives_a_failover_that_lost_the_undo(
+    redis_client: redis.Redis,
+    redis_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A claim too few replicas acknowledged is undone; if the master then dies before
+    the undo replicates, a replica promoted with the claim must not keep the step
+    `submitting` (it would end `unknown`, yet no create was sent: test_failover). Here
+    no replica answers any WAIT, and the first undo is lost as such a failover loses
+    it (every key back to just after the claim); the worker applies it again."""
+    jobs = make_store(redis_url, min_replicas=1, wait_timeout_ms=20, replica_window_s=0)
+    add(jobs, spec("a", audios=0))
+    scripts = jobs._scripts
+    lost: list[str] = []
+
+    def losing_the_first_undo(run: Any) -> Any:
+        def wrapped(name: str, *args: Any, **kwargs: Any) -> Any:
+            if name != "release_create" or lost:
+                return run(name, *args, **kwargs)
+            keys = jobs.client.keys(f"{jobs.keys.ns}:*")
+            before = {key: jobs.client.dump(key) for key in keys}
+            out = run(name, *args, **kwargs)
+            lost.append(name)
+            jobs.client.delete(*jobs.client.keys(f"{jobs.keys.ns}:*"))
+            for key, value in before.items():
+                jobs.client.restore(key, 0, value)
+            return out
+
+        return wrapped
+
+    monkeypatch.setattr(scripts, "run", losing_the_first_undo(scripts.run))
+    monkeypatch.setattr(scripts, "run_replicated", losing_the_first_undo(scripts.run_replicated))
+    assert jobs.claim_create("a", "c", 0, now=NOW, lease_s=60) == Skipped("unreplicated")
+    assert lost == ["release_create"]
+    step = doc(jobs, "a")["clone"]
+    assert step["state"] == "pending"  # not left `submitting` for the watchdog's "unknown"
+    assert step["error"]["kind"] == "unreplicated"
+    assert jobs.client.sismember(jobs.keys.inflight, "c|a") == 0
+    assert "master only" in caplog.text  # no replica ever had it: said so
+
+
 def test_unknown_outcome_is_kept_and_a_late_answer_recovers_it(jobs: JobStore) -> None:
     add(jobs, spec("a", audios=0))
     jobs.claim_create("a", "c", 0, now=NOW, lease_s=60)
