@@ -1,12 +1,14 @@
 """Load the Lua scripts that make every state change one atomic step in Redis.
 
 A script that meets a demoted master fails with its write's READONLY wrapped in a
-script error ("Error running script ... -READONLY", Redis 6), which redis-py's
-Sentinel connection does not recognise as the READONLY reply it turns into a
-reconnect: the error went up to the task, and a claim's undo that failed so left a
-step that was never sent `submitting`, to end `unknown` (tests/e2e/test_failover.py).
-A script aborts at its first refused write and a replica applies none, so it is run
-again, on a new connection (which asks the sentinels), through the ride-out.
+script error ("Error running script ... -READONLY", Redis 6), and one that wrote
+nothing is followed by a WAIT the replica refuses ("WAIT cannot be used with replica
+instances"). redis-py's Sentinel connection turns neither into a reconnect, as it
+does a plain READONLY reply: the error went up to the task, and a claim's undo that
+failed so left a step that was never sent `submitting`, to end `unknown`
+(tests/e2e/test_failover.py). A script aborts at its first refused write and a
+replica applies none, so it is run again, on a new connection (which asks the
+sentinels), through the ride-out.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from clonequeue.constants import REDIS_RIDE_OUT_S
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# What a demoted master answers a script, or the WAIT after one (see above).
+DEMOTED_MASTER_ERRORS = ("READONLY", "WAIT cannot be used with replica")
 
 SCRIPT_NAMES = (
     "create_jobs",
@@ -72,9 +76,10 @@ class Scripts:
             try:
                 return call()
             except ResponseError as exc:
-                if "READONLY" not in str(exc) or time.monotonic() >= deadline:
+                demoted = any(text in str(exc) for text in DEMOTED_MASTER_ERRORS)
+                if not demoted or time.monotonic() >= deadline:
                     raise
-            log.warning("script %s met a demoted master (READONLY); running it again", name)
+            log.warning("script %s met a demoted master (a replica); running it again", name)
             self._client.connection_pool.disconnect(inuse_connections=False)
             time.sleep(delay)
             delay = min(delay * 2, 1.0)

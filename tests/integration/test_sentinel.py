@@ -135,29 +135,44 @@ def test_a_demoted_master_answers_readonly_and_our_clients_move_on(
 def test_a_script_that_meets_a_demoted_master_runs_again_on_the_new_one(
     group: SentinelGroup, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """READONLY inside a script is a script error, not the READONLY reply redis-py turns
-    into a reconnect: a claim's undo failed so during a failover and its step, never
-    sent, ended `unknown` (test_failover). Our scripts run again on the master.
+    """A demoted master answers a script with READONLY inside a script error, and the
+    WAIT after a script that wrote nothing with "WAIT cannot be used with replica":
+    neither is the READONLY reply redis-py turns into a reconnect. A claim's undo failed
+    so during a failover and its step, never sent, ended `unknown` (test_failover). Our
+    scripts run again on the master.
 
-    The race is made certain here: for its first half second the pool is told a replica
-    is the master (as sentinels still name a master that is being demoted)."""
+    The race is made certain here: for half a second at a time the pool is told a
+    replica is the master (as sentinels still name a master that is being demoted)."""
     client = redis_client(group.url)
     pool = client.connection_pool
-    jobs = JobStore(client, Keys("ro"), store_limits(load_settings(env_file=None)))
+    settings = load_settings(env_file=None, redis_min_replicas=1, redis_wait_timeout_ms=500)
+    jobs = JobStore(client, Keys("ro"), store_limits(settings))
     add(jobs, spec("a"))
     master = group.master()
     replica = next(node for node in group.data if node is not master)
     asked = getattr(pool, "proxy", pool)  # what a connection asks (redis-py >= 5.0.2)
     real = asked.get_master_address
-    until = time.monotonic() + 0.5
+    until = [0.0]
 
     def stale_master() -> Any:
-        return (replica.host, replica.port) if time.monotonic() < until else real()
+        return (replica.host, replica.port) if time.monotonic() < until[0] else real()
 
-    pool.disconnect()
     monkeypatch.setattr(asked, "get_master_address", stale_master)
-    assert isinstance(jobs.claim_create("a", "c", 0, now=NOW, lease_s=60), Claimed)
-    assert "met a demoted master (READONLY)" in caplog.text  # it did meet the replica
+
+    def on_a_replica_first(call: Callable[[], Any]) -> Any:
+        caplog.clear()
+        pool.disconnect()
+        until[0] = time.monotonic() + 0.5
+        result = call()
+        assert "met a demoted master" in caplog.text  # it did meet the replica first
+        return result
+
+    # the claim writes: READONLY inside the script
+    claim = on_a_replica_first(lambda: jobs.claim_create("a", "c", 0, now=NOW, lease_s=60))
+    assert isinstance(claim, Claimed)
+    # the same claim again writes nothing (stale): the WAIT after it is refused
+    again = on_a_replica_first(lambda: jobs.claim_create("a", "c", 0, now=NOW, lease_s=60))
+    assert again == Skipped("stale")
     with master.client() as direct:
         assert json.loads(direct.get(jobs.keys.job("a")) or "{}")["clone"]["state"] == (
             "submitting"
