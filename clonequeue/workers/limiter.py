@@ -34,6 +34,13 @@ was busy), but never more than ``LEASE_S`` late and never sooner than one interv
 after the process's previous leased call, so leases never add up to a burst; one
 left unused longer is dropped.
 
+A process holds at most ``AHEAD_S`` of slots ahead of now; its other threads wait in
+the process (the "gate") until the slots ahead of them are spent, and give up as
+before when their wait would pass ``max_wait_s``. Without that bound, 50 threads at
+20/s held 2.5 s of slots reserved at the pace of 2.5 s before: a pace that rose was
+followed only that late, so a probe upwards met 429s seconds after it had passed the
+limit (issue 15). Waiting here costs no Redis round trip.
+
 A cut moves the slots already handed out: threads wait up to ``LIMITER_WAIT_S`` for
 their slot (a poll of a task likely done up to ``POLL_WAIT_S``: dispatch/bounds.py),
 so ~2 s of slots at the old pace would otherwise still go out after a
@@ -82,6 +89,7 @@ SCARCE_HOLD_S = 60.0
 CUT_CHECK_S = 0.1  # a waiting thread's process looks for other processes' cuts this often
 MOVED_SLACK_S = 1.0  # a held slot a cut moved this far past the caller's wait is given up
 SPARE_WAIT_S = 0.05  # a call that only takes spare capacity takes a slot this near, or none
+AHEAD_S = 0.5  # a process holds slots at most this far ahead; its other threads wait in it
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +161,10 @@ class ApiRateLimiter:
         self._useful = 0  # useful calls not yet counted in Redis (sent with the next lease)
         self._cuts: deque[Cut] = deque(maxlen=16)  # the latest cuts, oldest first
         self._cuts_checked_at = float("-inf")
+        self._gate = threading.Lock()
+        self._queue: deque[threading.Event] = deque()  # threads waiting to reserve, in turn
+        self._held_until = float("-inf")  # the latest slot this process reserved
+        self._reserving = 0  # threads of this process between the gate and their reply
 
     @property
     def state_key(self) -> str:
@@ -177,37 +189,92 @@ class ApiRateLimiter:
         count = self._note_demand()
         taken = self._take_leased(max_wait_s)
         if taken is None:
-            reserved_at = time.monotonic()
-            with self._lock:
-                useful, self._useful = self._useful, 0
-            reply = cast(
-                list[int],
-                self._reserve(
-                    keys=[self._keys.rate_timeline, self._state_key],
-                    args=[
-                        self._ceiling or 0,
-                        int(max_wait_s * 1_000_000),
-                        count,
-                        useful,
-                        self._start,
-                        STATE_TTL_S,
-                    ],
-                ),
-            )
-            wait_us, interval_us = reply[0], reply[1]
-            self._learn_cut(reply[2:])
-            if abs(wait_us) >= SCARCE_WAIT_S * 1_000_000:
-                self._scarce_at = time.monotonic()
-            if wait_us < 0:
-                return -wait_us / 1_000_000
-            first = time.monotonic() + wait_us / 1_000_000
-            interval_s = interval_us / 1_000_000
-            with self._lock:
-                self._leased_interval_s = interval_s
-                self._leased.extend((first + i * interval_s, reserved_at) for i in range(count))
-            taken = self._take_leased(float("inf"))  # the first of them (or an earlier one)
-            assert taken is not None
+            deadline = time.monotonic() + max_wait_s
+            turned_away = self._enter_gate(deadline)
+            if turned_away:
+                return turned_away
+            try:
+                taken = self._take_leased(deadline - time.monotonic())  # leased meanwhile
+                if taken is None:
+                    reserved = self._reserve_slots(count, deadline)
+                    if isinstance(reserved, float):
+                        return reserved
+                    taken = reserved
+            finally:
+                self._leave_gate()
         return self._wait_for(*taken, give_up_at=give_up_at)
+
+    def _enter_gate(self, deadline: float) -> float:
+        """0.0 once this thread may reserve, else the seconds it would still wait when
+        that passes ``deadline``. Threads pass in turn, each when its process holds at
+        most ``AHEAD_S`` of slots ahead (a reservation under way counting as one)."""
+        me = threading.Event()
+        with self._gate:
+            self._queue.append(me)
+        try:
+            while True:
+                with self._gate:
+                    now = time.monotonic()
+                    position = self._queue.index(me)
+                    ahead = max(self._held_until - now, 0.0)
+                    interval = self._leased_interval_s
+                    if position == 0 and ahead + self._reserving * interval <= AHEAD_S:
+                        self._reserving += 1
+                        return 0.0
+                    self._scarce_at = now
+                    soonest = ahead + (position + 1) * interval
+                    if now + soonest > deadline:
+                        return max(soonest, CUT_CHECK_S)
+                    me.clear()  # set by the thread ahead (or the reservation) when it leaves
+                    wait = ahead - AHEAD_S if position == 0 else 0.0
+                me.wait(max(wait, 0.001) if wait > 0 else deadline - now)
+        finally:
+            with self._gate:
+                self._queue.remove(me)
+                if self._queue:
+                    self._queue[0].set()
+
+    def _leave_gate(self) -> None:
+        with self._gate:
+            self._reserving -= 1
+            if self._queue:
+                self._queue[0].set()
+
+    def _reserve_slots(self, count: int, deadline: float) -> tuple[float, float] | float:
+        """Reserve ``count`` slots on the fleet's timeline: the first (when, when
+        reserved), or the seconds to wait when it lies past ``deadline``."""
+        reserved_at = time.monotonic()
+        with self._lock:
+            useful, self._useful = self._useful, 0
+        reply = cast(
+            list[int],
+            self._reserve(
+                keys=[self._keys.rate_timeline, self._state_key],
+                args=[
+                    self._ceiling or 0,
+                    max(int((deadline - reserved_at) * 1_000_000), 0),
+                    count,
+                    useful,
+                    self._start,
+                    STATE_TTL_S,
+                ],
+            ),
+        )
+        wait_us, interval_us = reply[0], reply[1]
+        self._learn_cut(reply[2:])
+        if abs(wait_us) >= SCARCE_WAIT_S * 1_000_000:
+            self._scarce_at = time.monotonic()
+        if wait_us < 0:
+            return -wait_us / 1_000_000
+        first = time.monotonic() + wait_us / 1_000_000
+        interval_s = interval_us / 1_000_000
+        with self._lock:  # the first is this thread's; the rest go to the next ones
+            self._leased_interval_s = interval_s
+            self._leased.extend((first + i * interval_s, reserved_at) for i in range(1, count))
+            self._last_leased = max(self._last_leased, first)
+        with self._gate:
+            self._held_until = max(self._held_until, first + (count - 1) * interval_s)
+        return first, reserved_at
 
     def _wait_for(self, at: float, reserved_at: float, *, give_up_at: float) -> float:
         """Sleep until the slot ``at``, moving it by every cut made after it was reserved.
@@ -270,6 +337,8 @@ class ApiRateLimiter:
                         continue  # given up, as the timeline was (rate_lua)
                 kept.append((slot, since))
             self._leased = kept
+        with self._gate:
+            self._held_until = min(cut.move(self._held_until), cut.free_from())
 
     def useful(self) -> None:
         """Count a call that moved work on (a create accepted, a poll that found an end).

@@ -12,6 +12,7 @@ The state is one hash per namespace and token (``Keys.rate_state``):
 ``e429``  429s counted in the current episode;
 ``seq`` / ``cf`` / ``cp``: the number of the last cut, its stretch factor (old pace /
           new pace) and its pause (µs): how workers move the slots they already hold;
+``hi`` / ``hiat``: the pace where the last fall began (0: none) and when it fell (µs);
 ``calls`` / ``useful`` / ``n429``: totals for the exporter and ``status --watch``.
 
 How ``r`` moves (the shape of CUBIC's window: concave back, a plateau, a convex probe):
@@ -26,15 +27,16 @@ How ``r`` moves (the shape of CUBIC's window: concave back, a plateau, a convex 
   one cutting 10 % held the pace at ~0.9x; since ``w`` moves down to where the 429
   came, the plateau follows the edge down until 429s are rare. Far below ``w`` (or
   the first 429 ever) it cuts to ``BETA * r``;
-* an episode with ``STREAK_N`` 429s is heavy, and if 429s still come within
-  ``STREAK_S`` of it, after its cut took effect, the limit fell far (a provider under
-  load halving it), not arrivals jittered over the edge: the next episode cuts to
-  ``DEEP * w``, pauses the fleet for the Retry-After (at most ``STREAK_PAUSE_S``: the
-  provider's window must drain) and forgets the old limit (``w = r``: it holds there
-  and probes upwards from there; starting over as ``auto`` does, doubling, overshot
-  and escalated again, over and over). Five 429s within one episode alone are no
-  sign: threads woken late on a loaded host send a burst, and escalating on that
-  halved a pace that was 0.94x of an unchanged limit;
+* the ``STREAK_N``-th 429 within one episode escalates it: jitter over the edge
+  draws 429s one at a time, not at the pace itself, so the limit fell far (a
+  provider under load halving it) and every further call at the old pace meets a
+  full window. It cuts to ``DEEP * w``, pauses the fleet for the Retry-After (at most
+  ``STREAK_PAUSE_S``: the provider's window must drain) and starts again from there
+  (``w = r``: it holds there and probes upwards; starting over as ``auto`` does,
+  doubling, overshot and escalated again, over and over). Escalating only when 429s
+  went on after the episode's cut (as until issue 15's second round) let ~15 calls
+  meet the halved limit; a burst of late threads that escalates wrongly now costs a
+  few seconds, as the probe climbs back to ``hi`` fast (below);
 * every cut stretches the slots already reserved on the timeline by the same factor
   (and shifts them by the pause), and workers move the slots they hold likewise
   (workers/limiter.py): a cut acts on the next call, not after the ~2 s of slots
@@ -49,7 +51,15 @@ How ``r`` moves (the shape of CUBIC's window: concave back, a plateau, a convex 
   at first (``PROBE_START`` per s) and faster the longer no 429 comes (+``PROBE_ACCEL``
   per s each second: a limit that doubled is found in ~8 s), doubling every
   ``FRESH_DOUBLING_S`` while no 429 was ever seen (auto's start), until the next 429
-  (or the ceiling) stops it.
+  (or the ceiling) stops it;
+* after a fall (an escalated episode) the pace it fell from is kept as ``hi`` for
+  ``BACK_KEEP_S``: below it the hold is short (``HOLD_BACK_S``, never doubled) and
+  the probe climbs back fast (doubling every ``BACK_DOUBLING_S``): a provider that
+  halved its limit under load gives it back, and each second found late costs the
+  fleet half its calls. Workers hold only ``AHEAD_S`` of slots (workers/limiter.py),
+  so a probe past the limit meets its 429 within a second and costs one or two; that
+  429 steps the pace back to where it was a second before (``w``), not 5 % under the
+  overshoot. Reaching ``hi``, a 429 near it, or ``BACK_KEEP_S`` without either ends it.
 
 ``r`` only probes while demand binds (the next free slot is ``BINDING_WAIT_S`` off: a
 slot only a lease ahead is no queue of calls): a fleet
@@ -63,12 +73,13 @@ good, so the probe never started again (the bug issue 15's first bench found).
 
 from __future__ import annotations
 
+import math
+
 BETA = 0.9  # a 429 episode cuts the pace to this share of it (far from the learned limit)...
 GENTLE = 0.95  # ...to this share near it (an arrival jittered over the edge, not a fall)
 NEAR = 0.9  # "near": at this share of the pace where the last episode began, or more
 DEEP = 0.5  # ...an escalated one to this share of where the episode began
-STREAK_N = 5  # this many 429s in one episode make it heavy...
-STREAK_S = 1.0  # ...and a heavy episode followed this soon by another escalates
+STREAK_N = 5  # this many 429s within one episode escalate it
 STREAK_PAUSE_S = 1.0  # an escalation pauses the fleet for the Retry-After, at most this
 PLATEAU = 0.98  # ...then it climbs back to this share of where the 429s began
 RECOVER_TAU_S = 0.6  # time constant of that climb
@@ -79,6 +90,9 @@ PROBE_START = 0.005  # the probe's growth (per s, logarithmic) when it begins...
 PROBE_ACCEL = 0.02  # ...and how much it grows each second of probing
 FRESH_DOUBLING_S = 2.0  # ...and this often while no 429 was ever seen (auto's start)
 EPISODE_S = 0.25  # 429s this soon after a cut belong to its episode
+BACK_DOUBLING_S = 2.0  # below the pace a fall began from, the probe doubles this often...
+BACK_KEEP_S = 120.0  # ...for this long after the fall
+HOLD_BACK_S = 2.0  # ...and each probe there follows this long a hold
 # A cut keeps the reserved slots it moves to at most this far after it (the rest are
 # given up by their holders, and the timeline starts there): stretched whole, ~2 s of
 # slots at a halved pace reached 4 s out, given up one by one, and left the API idle.
@@ -95,13 +109,16 @@ MAX_RATE = 10_000.0  # calls/s: auto's ceiling, only so the numbers stay finite
 _PARAMS = f"""
 local BETA, DEEP, PLATEAU, TAU = {BETA}, {DEEP}, {PLATEAU}, {RECOVER_TAU_S}
 local GENTLE, NEAR, KEEP = {GENTLE}, {NEAR}, {CUT_KEEP_S * 1_000_000:.0f}
-local STREAK_N, STREAK = {STREAK_N}, {STREAK_S * 1_000_000:.0f}
+local STREAK_N = {STREAK_N}
 local BINDING = {BINDING_WAIT_S * 1_000_000:.0f}
 local STREAK_PAUSE = {STREAK_PAUSE_S * 1_000_000:.0f}
 local HOLD, PROBE0, ACCEL, FRESH = {HOLD_S}, {PROBE_START}, {PROBE_ACCEL}, {FRESH_DOUBLING_S}
 local HOLD_MAX, SAME = {HOLD_MAX_S}, {SAME_LIMIT}
 local FRESH_BACK = {2 ** (-0.5 / FRESH_DOUBLING_S)}
 local EPISODE, MIN_RATE, MAX_RATE = {EPISODE_S * 1_000_000:.0f}, {MIN_RATE}, {MAX_RATE}
+local BACK, BACK_KEEP = {math.log(2) / BACK_DOUBLING_S}, {BACK_KEEP_S * 1_000_000:.0f}
+local HOLD_BACK = {HOLD_BACK_S}
+local BACK_LATE = {2 ** (-1.0 / BACK_DOUBLING_S)}
 """
 
 # Read the state (starting it at ARGV start when absent) and bring r up to now.
@@ -113,10 +130,15 @@ local function redis_now()
 end
 
 local function load(key, start, now)
-  local s = redis.call('HMGET', key, 'r', 'w', 't', 'cut', 'hold', 'e429', 'hb', 'fresh')
-  return {r = tonumber(s[1]) or start, w = tonumber(s[2]) or 0, t = tonumber(s[3]) or now,
-          cut = tonumber(s[4]) or 0, hold = tonumber(s[5]) or 0, e429 = tonumber(s[6]) or 0,
-          hb = tonumber(s[7]) or HOLD, fresh = tonumber(s[8]) or 0}
+  local s = redis.call('HMGET', key, 'r', 'w', 't', 'cut', 'hold', 'e429', 'hb', 'fresh',
+                       'hi', 'hiat')
+  local st = {r = tonumber(s[1]) or start, w = tonumber(s[2]) or 0, t = tonumber(s[3]) or now,
+              cut = tonumber(s[4]) or 0, hold = tonumber(s[5]) or 0,
+              e429 = tonumber(s[6]) or 0, hb = tonumber(s[7]) or HOLD,
+              fresh = tonumber(s[8]) or 0, hi = tonumber(s[9]) or 0,
+              hiat = tonumber(s[10]) or 0}
+  if now - st.hiat > BACK_KEEP then st.hi = 0 end
+  return st
 end
 
 local function advance(st, now, binding, cap)
@@ -136,6 +158,10 @@ local function advance(st, now, binding, cap)
         st.r = st.r * 2 ^ (dt / FRESH)
       elseif st.hold < st.hb then
         st.hold = st.hold + dt
+      elseif st.r < st.hi then
+        st.r = math.min(st.r * math.exp(BACK * dt), st.hi)
+        st.hold = st.hold + dt
+        if st.r >= st.hi then st.hi = 0 end
       else
         st.r = st.r * math.exp((PROBE0 + ACCEL * (st.hold - st.hb)) * dt)
         st.hold = st.hold + dt
@@ -153,7 +179,8 @@ local function save(key, st, ttl)
   redis.call('HSET', key, 'r', num(st.r), 'w', num(st.w), 't', string.format('%d', st.t),
              'cut', string.format('%d', st.cut), 'hold', num(st.hold),
              'e429', string.format('%d', st.e429), 'hb', num(st.hb),
-             'fresh', string.format('%d', st.fresh))
+             'fresh', string.format('%d', st.fresh), 'hi', num(st.hi),
+             'hiat', string.format('%d', st.hiat))
   redis.call('EXPIRE', key, ttl)
 end
 
@@ -222,35 +249,54 @@ if ms >= fleet_ms and ms > redis.call('PTTL', KEYS[1]) then
   pause = ms * 1000
 end
 local before = st.r
+local deep = false
 if now - st.cut >= EPISODE then
-  -- a heavy episode (STREAK_N 429s) that the cut did not end: the limit fell far
-  local deep = st.e429 >= STREAK_N and now - st.cut < STREAK and st.fresh == 0
   advance(st, now, false, cap)
   before = st.r
-  if deep then
-    st.r = math.max(DEEP * st.w, MIN_RATE)
-    st.fresh = 0
-    st.w = st.r -- the old limit is no guide: hold here, then probe from here
-    st.hb = HOLD
-    pause = math.max(pause, math.min(ms * 1000, STREAK_PAUSE))
-  else
+  if not deep then
     -- 429s where they began last time: the limit stays put, so probe it less often
-    st.hb = (st.w > 0 and st.r >= SAME * st.w) and math.min(2 * st.hb, HOLD_MAX) or HOLD
+    -- (below where a fall began, the limit may come back any time: no doubling)
+    if st.r >= NEAR * st.hi then st.hi = 0 end
+    local same = st.w > 0 and st.r >= SAME * st.w and st.hi == 0
+    st.hb = same and math.min(2 * st.hb, HOLD_MAX) or (st.hi > 0 and HOLD_BACK or HOLD)
     -- a doubling pace meets a one-second window late: the limit is where it was
-    -- half a window ago
+    -- half a window ago; a probe climbing back likewise, where it was a second ago
     local doubling = st.w == 0 and st.r < 0.999 * cap
+    local backing = st.hi > 0 and st.w > 0 and st.r > st.w
     -- near where the last episode began: an arrival jittered over the edge; cut a
     -- little, and learn the edge as a little lower (the plateau follows it down)
     local near = st.w > 0 and st.fresh == 0 and st.r >= NEAR * st.w
-    st.w = doubling and st.r * FRESH_BACK or st.r
+    if doubling then
+      st.w = st.r * FRESH_BACK
+    elseif backing then
+      st.w = math.max(st.r * BACK_LATE, st.w)
+    else
+      st.w = st.r
+    end
     st.r = math.max((near and GENTLE or BETA) * st.w, MIN_RATE)
-    st.fresh = doubling and 1 or 0 -- an overshoot, not a fall: never escalated
+    -- an overshoot, not a fall: never escalated (the window it overfilled drains)
+    st.fresh = (doubling or backing) and 1 or 0
+    st.cut = now
+    st.hold = 0
+    st.e429 = 1
   end
+else
+  st.e429 = st.e429 + 1
+  -- STREAK_N within one episode: no jitter over the edge does that twice as fast
+  -- as the pace; each further call at the old pace would meet a full window
+  deep = st.e429 == STREAK_N and st.fresh == 0
+end
+if deep then
+  st.hi = math.max(st.hi, st.w)
+  st.hiat = now
+  st.r = math.max(DEEP * st.w, MIN_RATE)
+  st.fresh = 0
+  st.w = st.r -- the old limit is no guide: hold here, then probe from here
+  st.hb = HOLD_BACK
+  pause = math.max(pause, math.min(ms * 1000, STREAK_PAUSE))
   st.cut = now
   st.hold = 0
   st.e429 = 1
-else
-  st.e429 = st.e429 + 1
 end
 save(KEYS[2], st, tonumber(ARGV[5]))
 if st.r < before or pause > 0 then
