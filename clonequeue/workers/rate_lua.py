@@ -59,7 +59,9 @@ How ``r`` moves (the shape of CUBIC's window: concave back, a plateau, a convex 
   fleet half its calls. Workers hold only ``AHEAD_S`` of slots (workers/limiter.py),
   so a probe past the limit meets its 429 within a second and costs one or two; that
   429 steps the pace back to where it was a second before (``w``), not 5 % under the
-  overshoot. Reaching ``hi``, a 429 near it, or ``BACK_KEEP_S`` without either ends it.
+  overshoot (even near ``hi``). Reaching ``hi`` ends it, and ``hi`` is then the
+  learned limit again (``w``, held ``HOLD_S`` before the usual probe); a 429 near
+  ``hi``, or ``BACK_KEEP_S`` without reaching it, ends it too.
 
 ``r`` only probes while demand binds (the next free slot is ``BINDING_WAIT_S`` off: a
 slot only a lease ahead is no queue of calls): a fleet
@@ -93,6 +95,7 @@ EPISODE_S = 0.25  # 429s this soon after a cut belong to its episode
 BACK_DOUBLING_S = 2.0  # below the pace a fall began from, the probe doubles this often...
 BACK_KEEP_S = 120.0  # ...for this long after the fall
 HOLD_BACK_S = 2.0  # ...and each probe there follows this long a hold
+BACK_LATE_FACTOR = 2 ** (-1.0 / BACK_DOUBLING_S)  # the climb's pace a second before, / now
 # A cut keeps the reserved slots it moves to at most this far after it (the rest are
 # given up by their holders, and the timeline starts there): stretched whole, ~2 s of
 # slots at a halved pace reached 4 s out, given up one by one, and left the API idle.
@@ -118,7 +121,7 @@ local FRESH_BACK = {2 ** (-0.5 / FRESH_DOUBLING_S)}
 local EPISODE, MIN_RATE, MAX_RATE = {EPISODE_S * 1_000_000:.0f}, {MIN_RATE}, {MAX_RATE}
 local BACK, BACK_KEEP = {math.log(2) / BACK_DOUBLING_S}, {BACK_KEEP_S * 1_000_000:.0f}
 local HOLD_BACK = {HOLD_BACK_S}
-local BACK_LATE = {2 ** (-1.0 / BACK_DOUBLING_S)}
+local BACK_LATE = {BACK_LATE_FACTOR}
 """
 
 # Read the state (starting it at ARGV start when absent) and bring r up to now.
@@ -161,7 +164,10 @@ local function advance(st, now, binding, cap)
       elseif st.r < st.hi then
         st.r = math.min(st.r * math.exp(BACK * dt), st.hi)
         st.hold = st.hold + dt
-        if st.r >= st.hi then st.hi = 0 end
+        if st.r >= st.hi then
+          -- back where it fell from: that is the limit learned again; hold there
+          st.w, st.hi, st.hold, st.hb = st.hi, 0, 0, HOLD
+        end
       else
         st.r = st.r * math.exp((PROBE0 + ACCEL * (st.hold - st.hb)) * dt)
         st.hold = st.hold + dt
@@ -256,13 +262,13 @@ if now - st.cut >= EPISODE then
   if not deep then
     -- 429s where they began last time: the limit stays put, so probe it less often
     -- (below where a fall began, the limit may come back any time: no doubling)
-    if st.r >= NEAR * st.hi then st.hi = 0 end
-    local same = st.w > 0 and st.r >= SAME * st.w and st.hi == 0
-    st.hb = same and math.min(2 * st.hb, HOLD_MAX) or (st.hi > 0 and HOLD_BACK or HOLD)
     -- a doubling pace meets a one-second window late: the limit is where it was
     -- half a window ago; a probe climbing back likewise, where it was a second ago
     local doubling = st.w == 0 and st.r < 0.999 * cap
     local backing = st.hi > 0 and st.w > 0 and st.r > st.w
+    if st.r >= NEAR * st.hi then st.hi = 0 end -- the limit did not come back that far
+    local same = st.w > 0 and st.r >= SAME * st.w and st.hi == 0
+    st.hb = same and math.min(2 * st.hb, HOLD_MAX) or (st.hi > 0 and HOLD_BACK or HOLD)
     -- near where the last episode began: an arrival jittered over the edge; cut a
     -- little, and learn the edge as a little lower (the plateau follows it down)
     local near = st.w > 0 and st.fresh == 0 and st.r >= NEAR * st.w

@@ -275,6 +275,22 @@ def test_after_a_fall_the_pace_finds_the_limit_again_within_seconds(
     assert float(redis_client.hget(limiter.state_key, "hi")) == 0  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("overshoot", [30.0, 38.0])
+def test_a_429_on_the_climb_back_steps_back_to_where_the_pace_was_a_second_before(
+    redis_client: redis.Redis, overshoot: float
+) -> None:
+    """A 429 while the pace climbs back answers calls sent up to a second before (the
+    provider's window), so the pace steps back to where it was then, once; 5 % under
+    the overshoot (the cut for a jittered arrival) left it above the limit for a run of
+    429s (issue 15's bench: 12 of them). Also when the climb got near where it fell from."""
+    limiter = ApiRateLimiter(redis_client, Keys(f"step{overshoot:.0f}"), "40/second")
+    fallen(redis_client, limiter, hi=39.2)
+    redis_client.hset(limiter.state_key, mapping={"r": repr(overshoot), "cut": "0"})
+    second_before = overshoot * rate_lua.BACK_LATE_FACTOR
+    assert limiter.cool_down(1.0) == pytest.approx(rate_lua.GENTLE * second_before, rel=0.02)
+    assert learned(redis_client, limiter) == pytest.approx(second_before, rel=0.02)
+
+
 def test_without_a_fall_the_probe_from_the_same_pace_is_slow(redis_client: redis.Redis) -> None:
     """The same state without a pace it fell from: the slow probe of a steady limit
     (so the test above is the climb back's doing, not the probe's)."""
