@@ -136,22 +136,24 @@ class Sampler:
     def _queues(self) -> dict[str, int]:
         """Messages waiting per queue (list, and countdowns in its scheduled set), steps
         in flight and parked: where demand waits when calls go unused."""
-        from clonequeue.dispatch.scheduled import scheduled_key
+        from clonequeue.dispatch.scheduled import scheduled_counts
 
         r = self.services.redis
         keys = self.services.jobs.keys
         names = self.services.dispatcher.queues
+        lists = (names.submit, names.produce, names.poll)
+        later = scheduled_counts(r, lists)
         with r.pipeline(transaction=False) as pipe:
-            for name in (names.submit, names.produce, names.poll):
+            for name in lists:
                 pipe.llen(name)
-                pipe.zcard(scheduled_key(name))
             pipe.scard(keys.inflight)
             pipe.zcard(keys.parked("clone"))
             pipe.zcard(keys.parked("audio"))
-            got = pipe.execute()
-        labels = ["submit", "submit_later", "produce", "produce_later", "poll", "poll_later"]
-        names_all = [*labels, "inflight", "parked_clone", "parked_audio"]
-        return dict(zip(names_all, map(int, got), strict=True))
+            got = [int(n) for n in pipe.execute()]
+        counts: dict[str, int] = {}
+        for label, name, waiting in zip(("submit", "produce", "poll"), lists, got, strict=False):
+            counts[label], counts[f"{label}_later"] = waiting, later[name]
+        return {**counts, "inflight": got[3], "parked_clone": got[4], "parked_audio": got[5]}
 
 
 def snap_key(services: Any) -> str:
@@ -257,6 +259,7 @@ def analyse(
     bound = max(plan.time_for(minimum_calls), chain)
     states = Counter(d["state"] for d in docs)
     last_jobs = tail_jobs(docs, tasks, polls, t0)
+    poll_lag = first_poll_lag(docs, tasks, polls, t0)
     result = {
         "case": case,
         "setting": CASES[case],
@@ -278,6 +281,7 @@ def analyse(
         "states": dict(states),
         "phase_ratios": phase_ratios(accepted, useful_at, plan, busy0, busy1),
         "last_jobs": last_jobs,
+        "first_poll_lag": poll_lag,
         "per_s": {  # calls the API accepted in each second since t0, for plots and diagnosis
             "creates": per_second(creates, makespan),
             "polls": per_second(all_polls, makespan),
@@ -292,7 +296,42 @@ def analyse(
         f"{result['calls_per_task']:.2f} calls/task, phases {result['phase_ratios']}",
         flush=True,
     )
+    print(f"first poll after a task's end, p50/p90/max s: {poll_lag}", flush=True)
     return result
+
+
+def first_poll_lag(
+    docs: list[dict[str, Any]],
+    tasks: dict[str, dict[str, Any]],
+    polls: dict[str, list[float]],
+    t0: float,
+) -> dict[str, list[float]]:
+    """Seconds from a task's end to its first poll at or after it, per kind: p50, p90,
+    max, for tasks created in each quarter of the run (where finished work waited)."""
+    lags: dict[str, list[tuple[float, float]]] = {"clone": [], "audio": []}
+    for doc in docs:
+        for index, step in enumerate(h.steps_of(doc)):
+            task = tasks.get(step.get("remote_id") or "")
+            if not task:
+                continue
+            end = float(task["finished_at"]) - t0
+            after = [t for t in polls.get(step["remote_id"], []) if t >= end]
+            if after:
+                kind = "audio" if index else "clone"
+                lags[kind].append((float(task["created_at"]) - t0, after[0] - end))
+    out: dict[str, list[float]] = {}
+    for kind, pairs in lags.items():
+        pairs.sort()
+        for quarter in range(4):
+            share = pairs[quarter * len(pairs) // 4 : (quarter + 1) * len(pairs) // 4]
+            part = sorted(lag for _, lag in share)
+            if part:
+                out[f"{kind} q{quarter + 1}"] = [
+                    round(part[len(part) // 2], 1),
+                    round(part[int(len(part) * 0.9)], 1),
+                    round(part[-1], 1),
+                ]
+    return out
 
 
 def tail_jobs(

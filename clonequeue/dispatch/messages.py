@@ -24,7 +24,12 @@ from clonequeue.dispatch.delayed import (
     uses_native_delay,
     whole_seconds,
 )
-from clonequeue.dispatch.scheduled import DELAY_HEADER, install, uses_scheduled_delay
+from clonequeue.dispatch.scheduled import (
+    DELAY_HEADER,
+    FIRST_HEADER,
+    install,
+    uses_scheduled_delay,
+)
 from clonequeue.store.jobs import Dispatch
 
 _UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)
@@ -113,6 +118,8 @@ class TaskPublisher:
             message.headers[DUE_HEADER] = due_at
         if delay_s is not None:
             message.headers[DELAY_HEADER] = delay_s
+            if name == POLL_CLONE:  # a done clone unlocks its audios: fetched first
+                message.headers[FIRST_HEADER] = 1
         amqp.send_task_message(
             producer, name, message, queue=queue, declare=(), retry=retry, **route
         )

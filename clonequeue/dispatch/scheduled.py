@@ -19,6 +19,13 @@ needs. Any worker moves every queue's set, so a countdown never waits for a work
 of its own queue to be running, and several movers never move a message twice (each
 move is one script).
 
+A message with :data:`FIRST_HEADER` (a clone's poll: it unlocks the job's audios)
+waits in ``<list key>:scheduled:first`` instead and, when due, goes to the fetching
+end of its list, ahead of due messages already waiting there. Under a binding rate
+limit the poll list holds hundreds of due polls and gets a half or a third of the
+fetches: in issue 15's bench, clones done at 9-15 s were first polled at ~62 s, and
+their audios, created last, ended the batch 17 s after its last other create.
+
 The hook is one wrapper around kombu's ``Channel._put`` (:func:`install`, called by
 every publisher that sets the header): a message without the header goes on as
 before. What kombu restores (a message a dead worker held) goes straight back onto
@@ -38,7 +45,9 @@ log = logging.getLogger(__name__)
 
 # The countdown (s) a message is published with: it waits in the scheduled set.
 DELAY_HEADER = "clonequeue_delay_s"
+FIRST_HEADER = "clonequeue_first"  # when due, fetched before what waits in the list
 SCHEDULED_SUFFIX = ":scheduled"
+FIRST_SUFFIX = ":scheduled:first"
 MOVE_INTERVAL_S = 0.1  # how late a due message may reach its list, at most (plus a round trip)
 MOVE_BATCH = 500  # messages moved per set per script call
 ERROR_LOG_EVERY_S = 30.0  # a broker outage is logged once this often, not every tick
@@ -51,22 +60,32 @@ redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
 return 1
 """
 
-# KEYS: pairs of (scheduled set, its list). ARGV[1]: most to move per pair. Moves what
-# is due, earliest first, to the list's head (kombu pushes with LPUSH and pops with
-# BRPOP: the earliest due is fetched first). Returns how many moved in all, and
-# whether a pair had more due than ARGV[1] (the caller moves again at once).
+# KEYS: triples of (scheduled set, its "first" set, its list). ARGV[1]: most to move
+# per set. Moves what is due, earliest first, to the list's back (kombu pushes with
+# LPUSH and pops with BRPOP: the earliest due is fetched first), and what is due in
+# the "first" set to the list's fetching end (RPUSH, latest due first, so the earliest
+# is fetched first). Returns how many moved in all, and whether a set had more due
+# than ARGV[1] (the caller moves again at once).
 MOVE_DUE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local limit = tonumber(ARGV[1])
 local moved, more = 0, 0
-for i = 1, #KEYS, 2 do
-  local due = redis.call('ZRANGEBYSCORE', KEYS[i], '-inf', now, 'LIMIT', 0, limit)
-  if #due > 0 then
-    redis.call('LPUSH', KEYS[i + 1], unpack(due))
-    redis.call('ZREM', KEYS[i], unpack(due))
-    moved = moved + #due
-    if #due == limit then more = 1 end
+for i = 1, #KEYS, 3 do
+  for j = 0, 1 do
+    local due = redis.call('ZRANGEBYSCORE', KEYS[i + j], '-inf', now, 'LIMIT', 0, limit)
+    if #due > 0 then
+      if j == 0 then
+        redis.call('LPUSH', KEYS[i + 2], unpack(due))
+      else
+        local n = #due
+        for k = 1, math.floor(n / 2) do due[k], due[n + 1 - k] = due[n + 1 - k], due[k] end
+        redis.call('RPUSH', KEYS[i + 2], unpack(due))
+      end
+      redis.call('ZREM', KEYS[i + j], unpack(due))
+      moved = moved + #due
+      if #due == limit then more = 1 end
+    end
   end
 end
 return {moved, more}
@@ -86,27 +105,38 @@ def scheduled_key(list_key: str) -> str:
     return list_key + SCHEDULED_SUFFIX
 
 
+def first_key(list_key: str) -> str:
+    """The sorted set of countdown messages that go to the list's fetching end when due."""
+    return list_key + FIRST_SUFFIX
+
+
 def delay_of(message: dict[str, Any]) -> float | None:
     """The countdown a kombu message was published with, or None (it goes straight on)."""
     delay = float((message.get("headers") or {}).get(DELAY_HEADER) or 0)
     return delay if delay > 0 else None
 
 
-def schedule(client: Any, list_key: str, payload: str, delay_s: float) -> None:
-    """Add one message to ``list_key``'s scheduled set, due ``delay_s`` from now (broker time)."""
-    client.eval(*schedule_args(list_key, payload, delay_s))
+def schedule(
+    client: Any, list_key: str, payload: str, delay_s: float, *, first: bool = False
+) -> None:
+    """Add one message to ``list_key``'s scheduled set (or its "first" set), due
+    ``delay_s`` from now (broker time)."""
+    client.eval(*schedule_args(list_key, payload, delay_s, first=first))
 
 
-def schedule_args(list_key: str, payload: str, delay_s: float) -> tuple[Any, ...]:
+def schedule_args(
+    list_key: str, payload: str, delay_s: float, *, first: bool = False
+) -> tuple[Any, ...]:
     """The arguments of ``EVAL`` that :func:`schedule` runs (for a pipelined batch)."""
-    return (SCHEDULE, 1, scheduled_key(list_key), payload, int(delay_s * 1_000_000))
+    key = first_key(list_key) if first else scheduled_key(list_key)
+    return (SCHEDULE, 1, key, payload, int(delay_s * 1_000_000))
 
 
 def move_due(client: Any, list_keys: Iterable[str], *, batch: int = MOVE_BATCH) -> int:
     """Move every due message of ``list_keys``' scheduled sets onto the lists; how many."""
     keys: list[str] = []
     for key in list_keys:
-        keys += [scheduled_key(key), key]
+        keys += [scheduled_key(key), first_key(key), key]
     if not keys:
         return 0
     total = 0
@@ -133,13 +163,14 @@ def install() -> None:
         if delay_s is None:
             return put(self, queue, message, **kwargs)  # type: ignore[no-untyped-call]
         key = self._q_for_pri(queue, self._get_message_priority(message, reverse=False))
+        first = bool((message.get("headers") or {}).get(FIRST_HEADER))
         payload = dumps(message)  # type: ignore[no-untyped-call]
         batch = kwargs.pop("_publish_batch", None)
         if batch is not None:  # Producer.batch(): one more command in its pipeline
-            batch.add("eval", *schedule_args(key, payload, delay_s))
+            batch.add("eval", *schedule_args(key, payload, delay_s, first=first))
             return None
         with self.conn_or_acquire() as client:
-            schedule(client, key, payload, delay_s)
+            schedule(client, key, payload, delay_s, first=first)
         return None
 
     setattr(kombu_redis.Channel, "_put", _put)  # noqa: B010
@@ -152,7 +183,9 @@ def scheduled_counts(client: Any, list_keys: Iterable[str]) -> dict[str, int]:
         keys = list(list_keys)
         for key in keys:
             pipe.zcard(scheduled_key(key))
-        return {key: int(n) for key, n in zip(keys, pipe.execute(), strict=True)}
+            pipe.zcard(first_key(key))
+        counts = pipe.execute()
+        return {key: int(counts[2 * i]) + int(counts[2 * i + 1]) for i, key in enumerate(keys)}
 
 
 class ScheduledMover:

@@ -36,7 +36,11 @@ How ``r`` moves (the shape of CUBIC's window: concave back, a plateau, a convex 
   doubling, overshot and escalated again, over and over). Escalating only when 429s
   went on after the episode's cut (as until issue 15's second round) let ~15 calls
   meet the halved limit; a burst of late threads that escalates wrongly now costs a
-  few seconds, as the probe climbs back to ``hi`` fast (below);
+  few seconds, as the probe climbs back to ``hi`` fast (below). Below a fall
+  already (``hi`` set), that evidence is still required (``STREAK_N`` 429s in an
+  episode, then more within ``STREAK_S``): the calls in the air when a fall's cut
+  came answer 429 in a run too, and with 2 workers escalating on them halved the
+  pace twice;
 * every cut stretches the slots already reserved on the timeline by the same factor
   (and shifts them by the pause), and workers move the slots they hold likewise
   (workers/limiter.py): a cut acts on the next call, not after the ~2 s of slots
@@ -81,7 +85,8 @@ BETA = 0.9  # a 429 episode cuts the pace to this share of it (far from the lear
 GENTLE = 0.95  # ...to this share near it (an arrival jittered over the edge, not a fall)
 NEAR = 0.9  # "near": at this share of the pace where the last episode began, or more
 DEEP = 0.5  # ...an escalated one to this share of where the episode began
-STREAK_N = 5  # this many 429s within one episode escalate it
+STREAK_N = 5  # this many 429s within one episode escalate it...
+STREAK_S = 1.0  # ...below a fall, only if 429s go on this soon after its cut
 STREAK_PAUSE_S = 1.0  # an escalation pauses the fleet for the Retry-After, at most this
 PLATEAU = 0.98  # ...then it climbs back to this share of where the 429s began
 RECOVER_TAU_S = 0.6  # time constant of that climb
@@ -112,7 +117,7 @@ MAX_RATE = 10_000.0  # calls/s: auto's ceiling, only so the numbers stay finite
 _PARAMS = f"""
 local BETA, DEEP, PLATEAU, TAU = {BETA}, {DEEP}, {PLATEAU}, {RECOVER_TAU_S}
 local GENTLE, NEAR, KEEP = {GENTLE}, {NEAR}, {CUT_KEEP_S * 1_000_000:.0f}
-local STREAK_N = {STREAK_N}
+local STREAK_N, STREAK = {STREAK_N}, {STREAK_S * 1_000_000:.0f}
 local BINDING = {BINDING_WAIT_S * 1_000_000:.0f}
 local STREAK_PAUSE = {STREAK_PAUSE_S * 1_000_000:.0f}
 local HOLD, PROBE0, ACCEL, FRESH = {HOLD_S}, {PROBE_START}, {PROBE_ACCEL}, {FRESH_DOUBLING_S}
@@ -257,6 +262,8 @@ end
 local before = st.r
 local deep = false
 if now - st.cut >= EPISODE then
+  -- below a fall already: a heavy episode the cut did not end (429s went on after it)
+  deep = st.hi > 0 and st.e429 >= STREAK_N and now - st.cut < STREAK and st.fresh == 0
   advance(st, now, false, cap)
   before = st.r
   if not deep then
@@ -290,7 +297,9 @@ else
   st.e429 = st.e429 + 1
   -- STREAK_N within one episode: no jitter over the edge does that twice as fast
   -- as the pace; each further call at the old pace would meet a full window
-  deep = st.e429 == STREAK_N and st.fresh == 0
+  -- (not below a fall already: calls sent before its cut answer 429 in a run too, and
+  -- with 2 workers escalating on them halved the pace twice, to a quarter)
+  deep = st.e429 == STREAK_N and st.fresh == 0 and st.hi == 0
 end
 if deep then
   st.hi = math.max(st.hi, st.w)

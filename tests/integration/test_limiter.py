@@ -251,6 +251,23 @@ def test_a_fall_escalates_within_a_handful_of_429s(redis_client: redis.Redis) ->
     assert float(redis_client.hget(limiter.state_key, "hi")) >= 0.9 * 40  # type: ignore[arg-type]
 
 
+def test_the_run_of_429s_a_fall_leaves_in_the_air_does_not_halve_the_pace_again(
+    redis_client: redis.Redis,
+) -> None:
+    """After the fall's cut, the calls already sent answer 429 in a run as well (more
+    of them with 2 workers): the pace stays halved, not quartered; 429s that go on
+    after the episode still escalate again (the limit fell further)."""
+    limiter = ApiRateLimiter(redis_client, Keys("twice"), "40/second")
+    assert limiter.acquire(1.0) == 0.0
+    start = 40 * PACING_MARGIN
+    for _ in range(rate_lua.STREAK_N):
+        limiter.cool_down(1.0)
+    for _ in range(rate_lua.STREAK_N + 2):  # answers to calls sent before the cut
+        assert limiter.cool_down(1.0) == pytest.approx(start * rate_lua.DEEP, rel=0.02)
+    time.sleep(rate_lua.EPISODE_S + 0.05)
+    assert limiter.cool_down(1.0) == pytest.approx(start * rate_lua.DEEP**2, rel=0.02)
+
+
 def fallen(client: redis.Redis, limiter: ApiRateLimiter, *, hi: float) -> None:
     """A state at its plateau after a fall from ``hi`` (0: none) to 19.6/s just now."""
     assert limiter.acquire(1.0) == 0.0

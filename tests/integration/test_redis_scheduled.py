@@ -18,13 +18,14 @@ from typing import Any
 import pytest
 
 from clonequeue.config import load_settings
-from clonequeue.constants import POLL_CLONE
+from clonequeue.constants import POLL_AUDIO, POLL_CLONE
 from clonequeue.dispatch.dispatcher import CeleryDispatcher
 from clonequeue.dispatch.messages import DUE_HEADER
 from clonequeue.dispatch.scheduled import (
     DELAY_HEADER,
     MOVE_INTERVAL_S,
     ScheduledMover,
+    first_key,
     move_due,
     scheduled_counts,
     scheduled_key,
@@ -44,7 +45,7 @@ def app(redis_url: str) -> Iterator[Any]:
         channel = connection.default_channel
         for queue in app.amqp.queues.values():
             channel.queue_delete(queue.name)
-            channel.client.delete(scheduled_key(queue.name))
+            channel.client.delete(scheduled_key(queue.name), first_key(queue.name))
     app.close()
 
 
@@ -74,8 +75,8 @@ def test_a_countdown_waits_in_the_scheduled_set_until_due(app: Any) -> None:
     poll = dispatcher.queues.poll
     connection, client = broker(app)
     with connection:
-        dispatcher.poll(Dispatch("job-1", "c", 3, remote_id="r-1"), countdown=3.0)
-        dispatcher.poll(Dispatch("job-2", "c", 3, remote_id="r-2"), countdown=1.5)
+        dispatcher.poll(Dispatch("job-1", "0", 3, remote_id="r-1"), countdown=3.0)
+        dispatcher.poll(Dispatch("job-2", "0", 3, remote_id="r-2"), countdown=1.5)
         assert client.llen(poll) == 0  # not on the list: no worker can fetch it early
         assert scheduled_counts(client, [poll]) == {poll: 2}
         sec, usec = client.time()
@@ -94,13 +95,44 @@ def test_a_countdown_waits_in_the_scheduled_set_until_due(app: Any) -> None:
         assert move_due(client, [poll]) == 1
 
     first, second = receive(app, poll, 2)  # earliest due first
-    assert first.headers["task"] == POLL_CLONE
-    assert first.headers["argsrepr"] == "job=job-2 remote=r-2 gen=3"
-    assert second.headers["argsrepr"] == "job=job-1 remote=r-1 gen=3"
+    assert first.headers["task"] == POLL_AUDIO
+    assert first.headers["argsrepr"] == "job=job-2 audio=0 remote=r-2 gen=3"
+    assert second.headers["argsrepr"] == "job=job-1 audio=0 remote=r-1 gen=3"
     # no ETA: a worker runs it at once; the due time rides in our header (lateness metric)
     assert first.headers.get("eta") is None
     assert first.headers[DELAY_HEADER] == 1.5
     assert abs(first.headers[DUE_HEADER] - app.now().timestamp()) < 5
+
+
+def test_a_clones_poll_that_comes_due_is_fetched_before_the_polls_waiting_in_the_list(
+    app: Any,
+) -> None:
+    """A due clone poll unlocks its job's audios: it goes to the fetching end of the
+    poll list, ahead of audio polls due before it, and clone polls among themselves
+    keep the order they came due in."""
+    dispatcher = CeleryDispatcher(app)
+    poll = dispatcher.queues.poll
+    connection, client = broker(app)
+    with connection:
+        for n in range(3):
+            dispatcher.poll(Dispatch(f"audio-{n}", "0", 1, remote_id=f"a-{n}"), countdown=0.01)
+        dispatcher.poll(Dispatch("clone-late", "c", 1, remote_id="c-2"), countdown=0.4)
+        dispatcher.poll(Dispatch("clone-early", "c", 1, remote_id="c-1"), countdown=0.2)
+        assert scheduled_counts(client, [poll]) == {poll: 5}
+        time.sleep(0.1)
+        assert move_due(client, [poll]) == 3  # the audio polls wait in the list
+        time.sleep(0.5)
+        assert move_due(client, [poll]) == 2
+    messages = receive(app, poll, 5)
+    assert [m.headers["task"] for m in messages[:2]] == [POLL_CLONE, POLL_CLONE]
+    order = [m.headers["argsrepr"].split()[0] for m in messages]
+    assert order == [
+        "job=clone-early",
+        "job=clone-late",
+        "job=audio-0",
+        "job=audio-1",
+        "job=audio-2",
+    ]
 
 
 def test_a_message_without_a_countdown_goes_straight_on(app: Any) -> None:

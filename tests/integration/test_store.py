@@ -624,6 +624,28 @@ def test_spread_durations_keep_the_first_results_within_one_poll_interval(
     assert min(delays[-100:]) >= 10.0  # and it learned to skip the polls that always miss
 
 
+def test_polls_that_waited_their_turn_are_not_learned_from(
+    redis_client: redis.Redis, redis_url: str
+) -> None:
+    """Calls scarce: 5 s tasks' first polls ran ~40 s after their creates. Each answer
+    says only "done within 40 s"; learned from, it pushed the delay up, and every later
+    poll came later still. The delay stays where the on-time answers put it."""
+    jobs = learn_store(redis_url)
+    add(jobs, *[spec(f"j{i}", audios=0) for i in range(60)])
+    for i in range(60):
+        at = NOW + 100 * i
+        create(jobs, f"j{i}", at)
+        finish(jobs, f"j{i}", at=at, polls=[40.0])
+    assert learned(jobs) == 0  # nothing learned: the batch keeps the 5 s default
+    add(jobs, *[spec(f"k{i}", audios=0) for i in range(20)])
+    for i in range(20):  # on-time answers still teach it
+        at = NOW + 10_000 + 100 * i
+        first = create(jobs, f"k{i}", at)
+        assert first <= 6.0
+        finish(jobs, f"k{i}", at=at, polls=poll_offsets(first, 4.0))
+    assert 0 < learned(jobs) <= 6.0
+
+
 def test_no_learning_when_switched_off(jobs: JobStore) -> None:
     add(jobs, spec("a", audios=0))
     create(jobs, "a", NOW)

@@ -243,14 +243,22 @@ local function quantile_step(estimate, observed, q)
 end
 
 -- lb, ub: seconds from the create to the last poll that saw the task running (0 if
--- none) and to the poll that found it done.
+-- none) and to the poll that found it done. An answer whose window is wider than the
+-- delay learned so far plus lag_s (and than twice it) came from a poll that waited its
+-- turn while calls were scarce: it says when we asked, not when the task ended, and
+-- learning from it pushed the delay up, so later polls came later still (issue 15's
+-- bench: clones done at 5-12 s first polled ~35 s after). It is not learned from.
 local function learn_first_poll(doc, item, lb, ub, target, min_s, max_s, lag_s)
   if target <= 0 then
     return
   end
   local bkey = key('batch', doc.batch)
   local field = first_poll_field(item)
-  local known = redis.call('HMGET', bkey, field .. '_hi', field .. '_lo')
+  local known = redis.call('HMGET', bkey, field .. '_hi', field .. '_lo', field)
+  local current = math.max(tonumber(known[3]) or min_s, min_s)
+  if ub - lb > math.max(current + lag_s, 2 * current) then
+    return
+  end
   local observed = (lb + ub) / 2
   local hi = quantile_step(tonumber(known[1]) or min_s, observed, target)
   local lo = quantile_step(tonumber(known[2]) or min_s, observed, LOW_QUANTILE)
