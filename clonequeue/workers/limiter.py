@@ -348,9 +348,10 @@ class ApiRateLimiter:
         with self._lock:
             self._useful += 1
 
-    def scarce(self) -> bool:
-        """True while calls are the bottleneck: a slot was far off or a 429 came lately."""
-        return time.monotonic() - self._scarce_at < SCARCE_HOLD_S
+    def scarce(self, within_s: float = SCARCE_HOLD_S) -> bool:
+        """True while calls are the bottleneck: a slot was far off or a 429 came within
+        the last ``within_s``."""
+        return time.monotonic() - self._scarce_at < within_s
 
     def _note_demand(self) -> int:
         """Count this call; the slots to reserve at once: what this process uses in LEASE_S."""

@@ -428,6 +428,22 @@ def test_while_calls_are_scarce_a_poll_that_finds_its_task_running_waits_the_slo
     assert second == 10.0
 
 
+def test_once_calls_are_spare_again_a_running_task_is_polled_at_the_fast_end(
+    ctx: WorkerContext,
+) -> None:
+    """Calls were scarce until 6 s ago (a batch's last tasks): the next poll of a task
+    that was still running comes at the usual cadence (7.5 s), not the slow end."""
+    ctx.limiter.cool_down(0.01)
+    ctx.limiter._scarce_at -= steps.REPOLL_SCARCE_S + 1  # as if 6 s had passed since
+    assert ctx.limiter.scarce()
+    assert not ctx.limiter.scarce(steps.REPOLL_SCARCE_S)
+    api(ctx).answers = [task(), task("processing")]
+    steps.run_create(ctx, Dispatch("j", "c", 0))
+    ctx.clock.now = NOW + 10.0  # type: ignore[attr-defined]
+    steps.run_poll(ctx, Dispatch("j", "c", 1, "audio_r1"))
+    assert sent(ctx)[-1][2] == 7.5
+
+
 def test_while_calls_are_scarce_an_early_poll_takes_only_a_spare_slot(
     ctx: WorkerContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
