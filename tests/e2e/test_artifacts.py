@@ -114,7 +114,12 @@ def test_a_404_and_a_truncated_body_fail_the_artifact_not_the_job_and_retry_fetc
     system.wait(batch, 60)
     failed = wait_for(lambda: settled(system, batch, 4), 60, "404s settled")
     assert all(i["state"] == "failed" and "HTTP 404" in i["error"] for i in failed)
-    assert all(i["tries"] == 1 for i in failed), failed  # a 404 is not retried
+    for item in failed:  # a 404 is not retried: it ends the item, and came only once
+        # (an attempt before it may have met a timeout of a loaded host, and been
+        # retried: seen once in CI, tries 2)
+        tried = [(a["verdict"], "HTTP 404" in a["error"]) for a in item["attempts"]]
+        assert tried[-1] == ("stop", True), item
+        assert all(verdict == "retry" and not is_404 for verdict, is_404 in tried[:-1]), item
     assert system.services.batches.info(batch).counts["completed"] == 2  # type: ignore[union-attr]
     record = next(clonequeue.results(batch, settings=system.settings))
     assert record["status"] == "completed"
