@@ -171,7 +171,9 @@ def test_cancel_stops_unsent_jobs_and_in_flight_clones_start_no_audio(
     make_system: Any, simulator: SimulatorAdmin, tmp_path: Path
 ) -> None:
     system: System = make_system(max_in_flight="4")
-    simulator.configure(clone_queue_s=0.5, clone_processing_s=4.0, jitter_ratio=0)
+    # clones of 10 s: the cancel (a CLI process) must land while they run; with 4 s, a
+    # loaded make test started it too late twice, and 4 jobs had completed
+    simulator.configure(clone_queue_s=0.5, clone_processing_s=10.0, jitter_ratio=0)
     system.start_worker()
     batch = clonequeue.submit(
         make_rows(12, audios=1, prefix="cx"), batch="cx", services=system.services
@@ -182,7 +184,7 @@ def test_cancel_stops_unsent_jobs_and_in_flight_clones_start_no_audio(
     assert cancelled.returncode == 0, cancelled.stderr
     final = batch.wait(timeout=60, poll_interval=0.25)
     docs = system.docs("cx")
-    # (once in a loaded make test: 8 of 12; the states say where the other 4 stood)
+    # (the states say where the others stood)
     states = [(d["state"], d["clone"]["state"], d["audios"][0]["state"]) for d in docs]
     assert final.counts["cancelled"] == 12, (final.counts, states)
     in_flight = [d for d in docs if d["clone"]["state"] == "completed"]
