@@ -41,13 +41,13 @@ before when their wait would pass ``max_wait_s``. Without that bound, 50 threads
 followed only that late, so a probe upwards met 429s seconds after it had passed the
 limit (issue 15). Waiting here costs no Redis round trip.
 
-A cut moves the slots already handed out: threads wait up to ``LIMITER_WAIT_S`` for
-their slot (a poll of a task likely done up to ``POLL_WAIT_S``: dispatch/bounds.py),
-so ~2 s of slots at the old pace would otherwise still go out after a
-429 (at a limit that halved, half of them as 429s). Each cut has a number, a time, a
-stretch factor and a pause (rate_lua.py); a process learns of one from its own 429,
-from any reservation's answer, or from a check every ``CUT_CHECK_S`` while one of its
-threads waits, and every slot it holds that lies after the cut moves to
+A cut moves the slots already handed out: each process holds up to ``AHEAD_S`` of
+them (2.5 s before the gate), so that many at the old pace, per process, would
+otherwise still go out after a 429 (at a limit that halved, half of them as 429s).
+Each cut has a number, a time, a stretch factor and a pause (rate_lua.py); a process
+learns of one from its own 429, from any reservation's answer, or from a check every
+``CUT_CHECK_S`` while one of its threads waits, and every slot it holds that lies
+after the cut moves to
 ``cut + pause + (slot - cut) * factor`` — the same move the script made on the
 timeline, so the fleet's slots stay in one order and one pace. A slot moved more than
 ``CUT_KEEP_S`` past the cut is given up (its caller re-queues its step instead of

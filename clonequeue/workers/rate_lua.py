@@ -43,8 +43,9 @@ How ``r`` moves (the shape of CUBIC's window: concave back, a plateau, a convex 
   pace twice;
 * every cut stretches the slots already reserved on the timeline by the same factor
   (and shifts them by the pause), and workers move the slots they hold likewise
-  (workers/limiter.py): a cut acts on the next call, not after the ~2 s of slots
-  threads were already waiting for, which at the old pace met the provider as 429s.
+  (workers/limiter.py): a cut acts on the next call, not after the slots threads
+  were already waiting for (up to ``AHEAD_S`` per process), which at the old pace met
+  the provider as 429s.
   Slots moved past ``CUT_KEEP_S`` after the cut are given up, and the timeline
   starts there (or after the pause);
 * after a cut, ``r`` climbs back towards ``PLATEAU * w`` (just under where 429s began)
@@ -267,13 +268,13 @@ if now - st.cut >= EPISODE then
   advance(st, now, false, cap)
   before = st.r
   if not deep then
-    -- 429s where they began last time: the limit stays put, so probe it less often
-    -- (below where a fall began, the limit may come back any time: no doubling)
     -- a doubling pace meets a one-second window late: the limit is where it was
     -- half a window ago; a probe climbing back likewise, where it was a second ago
     local doubling = st.w == 0 and st.r < 0.999 * cap
     local backing = st.hi > 0 and st.w > 0 and st.r > st.w
     if st.r >= NEAR * st.hi then st.hi = 0 end -- the limit did not come back that far
+    -- 429s where they began last time: the limit stays put, so probe it less often
+    -- (below where a fall began, the limit may come back any time: no doubling)
     local same = st.w > 0 and st.r >= SAME * st.w and st.hi == 0
     st.hb = same and math.min(2 * st.hb, HOLD_MAX) or (st.hi > 0 and HOLD_BACK or HOLD)
     -- near where the last episode began: an arrival jittered over the edge; cut a
