@@ -35,11 +35,14 @@ def test_polls_wait_on_the_broker_and_prefetch_is_per_consumer(
     held, unanswered = [], 0
     deadline = time.monotonic() + 60
     while not system.info("b").is_finished and time.monotonic() < deadline:
-        replies = app.control.inspect(timeout=3).scheduled() or {}
+        # limit=1: one worker runs, so the call returns at its reply (not after the
+        # whole timeout): several samples while the polls wait, even on a loaded host.
+        replies = app.control.inspect(timeout=3, limit=1).scheduled() or {}
         if not replies:  # a loaded host: the broadcast's reply came after the timeout
             unanswered += 1
             continue
         held.append(sum(len(requests) for requests in replies.values()))
+        time.sleep(0.5)
     assert len(held) >= 3, f"sampled while polls were waiting ({unanswered} unanswered)"
     assert held == [0] * len(held), "no countdown waited in the worker"
     system.wait("b", 60)
