@@ -25,6 +25,10 @@ end of its list, ahead of due messages already waiting there. Under a binding ra
 limit the poll list holds hundreds of due polls and gets a half or a third of the
 fetches: in issue 15's bench, clones done at 9-15 s were first polled at ~62 s, and
 their audios, created last, ended the batch 17 s after its last other create.
+Those moved in one go keep their order (earliest due fetched first); the next go
+waits until the list's fetching end holds none of them any more: pushed on top of
+the ones before, the latest due went first and the earliest waited longest (clones
+of the batch's first quarter polled 34 s after they ended, the last quarter's 8 s).
 
 The hook is one wrapper around kombu's ``Channel._put`` (:func:`install`, called by
 every publisher that sets the header): a message without the header goes on as
@@ -60,12 +64,17 @@ redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
 return 1
 """
 
+# The header's key as it appears in a payload (JSON): a user's text in a message is
+# base64 in its body, and JSON-escaped quotes would not match either.
+FIRST_MARK = f'"{FIRST_HEADER}"'
+
 # KEYS: triples of (scheduled set, its "first" set, its list). ARGV[1]: most to move
-# per set. Moves what is due, earliest first, to the list's back (kombu pushes with
-# LPUSH and pops with BRPOP: the earliest due is fetched first), and what is due in
-# the "first" set to the list's fetching end (RPUSH, latest due first, so the earliest
-# is fetched first). Returns how many moved in all, and whether a set had more due
-# than ARGV[1] (the caller moves again at once).
+# per set; ARGV[2]: FIRST_MARK. Moves what is due, earliest first, to the list's back
+# (kombu pushes with LPUSH and pops with BRPOP: the earliest due is fetched first), and
+# what is due in the "first" set to the list's fetching end (RPUSH, latest due first,
+# so the earliest is fetched first), unless that end still holds one moved so before
+# (it waits for the next call: first in, first out). Returns how many moved in all,
+# and whether a set had more due than ARGV[1] (the caller moves again at once).
 MOVE_DUE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -73,7 +82,11 @@ local limit = tonumber(ARGV[1])
 local moved, more = 0, 0
 for i = 1, #KEYS, 3 do
   for j = 0, 1 do
-    local due = redis.call('ZRANGEBYSCORE', KEYS[i + j], '-inf', now, 'LIMIT', 0, limit)
+    local due = {}
+    local tail = j == 1 and redis.call('LINDEX', KEYS[i + 2], -1)
+    if not (tail and string.find(tail, ARGV[2], 1, true)) then
+      due = redis.call('ZRANGEBYSCORE', KEYS[i + j], '-inf', now, 'LIMIT', 0, limit)
+    end
     if #due > 0 then
       if j == 0 then
         redis.call('LPUSH', KEYS[i + 2], unpack(due))
@@ -141,7 +154,7 @@ def move_due(client: Any, list_keys: Iterable[str], *, batch: int = MOVE_BATCH) 
         return 0
     total = 0
     while True:
-        moved, more = client.eval(MOVE_DUE, len(keys), *keys, batch)
+        moved, more = client.eval(MOVE_DUE, len(keys), *keys, batch, FIRST_MARK)
         total += int(moved)
         if not int(more):
             return total
