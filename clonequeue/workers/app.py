@@ -8,6 +8,7 @@ from celery import Celery, bootsteps
 
 from clonequeue.config import Settings
 from clonequeue.config.redis_urls import is_sentinel_url
+from clonequeue.dispatch import fetch_order
 from clonequeue.dispatch.delayed import is_rabbitmq_url
 from clonequeue.dispatch.queues import QueueNames, broker_queue
 from clonequeue.dispatch.scheduled import ScheduledMover, uses_scheduled_delay
@@ -169,6 +170,8 @@ def redis_broker_options(settings: Settings) -> dict[str, Any]:
     if not (url.startswith(("redis", "rediss")) or is_sentinel_url(url)):
         return {}
     return {
+        # audio creates get two fetches to a poll's one (dispatch/fetch_order.py)
+        "queue_order_strategy": fetch_order.STRATEGY,
         "socket_timeout": BROKER_SOCKET_TIMEOUT_S,
         "socket_connect_timeout": 5,
         "socket_keepalive": True,

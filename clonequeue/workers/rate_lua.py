@@ -18,7 +18,8 @@ The state is one hash per namespace and token (``Keys.rate_state``):
 How ``r`` moves (the shape of CUBIC's window: concave back, a plateau, a convex probe):
 
 * a 429 that begins an episode sets ``w = r`` (while ``auto`` still doubles from its
-  start: the pace of half a second before, as a one-second window counts that late;
+  start: the pace of a second before, as the calls follow the pace up to half a
+  second late and a one-second window counts them half a second late again;
   such an overshoot is never escalated); 429s within ``EPISODE_S`` of it answer calls
   already sent at the old pace and cut nothing;
 * near where the last episode began (``r >= NEAR * w``: at the plateau, or probing
@@ -31,7 +32,8 @@ How ``r`` moves (the shape of CUBIC's window: concave back, a plateau, a convex 
   draws 429s one at a time, not at the pace itself, so the limit fell far (a
   provider under load halving it) and every further call at the old pace meets a
   full window. It cuts to ``DEEP * w``, pauses the fleet for the Retry-After (at most
-  ``STREAK_PAUSE_S``: the provider's window must drain) and starts again from there
+  ``STREAK_PAUSE_S``: the provider's window must drain to ``DEEP`` of what it held)
+  and starts again from there
   (``w = r``: it holds there and probes upwards; starting over as ``auto`` does,
   doubling, overshot and escalated again, over and over). Escalating only when 429s
   went on after the episode's cut (as until issue 15's second round) let ~15 calls
@@ -61,7 +63,9 @@ How ``r`` moves (the shape of CUBIC's window: concave back, a plateau, a convex 
   ``BACK_KEEP_S``: below it the hold is short (``HOLD_BACK_S``, never doubled) and
   the probe climbs back fast (doubling every ``BACK_DOUBLING_S``): a provider that
   halved its limit under load gives it back, and each second found late costs the
-  fleet half its calls. Workers hold only ``AHEAD_S`` of slots (workers/limiter.py),
+  fleet half its calls. (Doubling the hold after each probe that met a 429, up to 4
+  or 8 s, saved 1-3 429s while the limit stayed low, and found the rise 3-5 s later:
+  issue 15's third round, left out.) Workers hold only ``AHEAD_S`` of slots (workers/limiter.py),
   so a probe past the limit meets its 429 within a second and costs one or two; that
   429 steps the pace back to where it was a second before (``w``), not 5 % under the
   overshoot (even near ``hi``). Reaching ``hi`` ends it, and ``hi`` is then the
@@ -88,7 +92,11 @@ NEAR = 0.9  # "near": at this share of the pace where the last episode began, or
 DEEP = 0.5  # ...an escalated one to this share of where the episode began
 STREAK_N = 5  # this many 429s within one episode escalate it...
 STREAK_S = 1.0  # ...below a fall, only if 429s go on this soon after its cut
-STREAK_PAUSE_S = 1.0  # an escalation pauses the fleet for the Retry-After, at most this
+# An escalation pauses the fleet for the Retry-After, at most this: a one-second window
+# that took calls at the old pace until the fall holds (1 - DEEP) s later only DEEP of
+# them, so the new pace meets no full window. A whole second (as until issue 15's third
+# round) left the API idle for half a second more at each fall.
+STREAK_PAUSE_S = 1.0 - DEEP
 PLATEAU = 0.98  # ...then it climbs back to this share of where the 429s began
 RECOVER_TAU_S = 0.6  # time constant of that climb
 HOLD_S = 4.0  # seconds held there (while demand binds) before probing upwards...
@@ -123,7 +131,7 @@ local BINDING = {BINDING_WAIT_S * 1_000_000:.0f}
 local STREAK_PAUSE = {STREAK_PAUSE_S * 1_000_000:.0f}
 local HOLD, PROBE0, ACCEL, FRESH = {HOLD_S}, {PROBE_START}, {PROBE_ACCEL}, {FRESH_DOUBLING_S}
 local HOLD_MAX, SAME = {HOLD_MAX_S}, {SAME_LIMIT}
-local FRESH_BACK = {2 ** (-0.5 / FRESH_DOUBLING_S)}
+local FRESH_BACK = {2 ** (-1.0 / FRESH_DOUBLING_S)}
 local EPISODE, MIN_RATE, MAX_RATE = {EPISODE_S * 1_000_000:.0f}, {MIN_RATE}, {MAX_RATE}
 local BACK, BACK_KEEP = {math.log(2) / BACK_DOUBLING_S}, {BACK_KEEP_S * 1_000_000:.0f}
 local HOLD_BACK = {HOLD_BACK_S}
@@ -269,7 +277,8 @@ if now - st.cut >= EPISODE then
   before = st.r
   if not deep then
     -- a doubling pace meets a one-second window late: the limit is where it was
-    -- half a window ago; a probe climbing back likewise, where it was a second ago
+    -- a second ago (the calls lag the pace, the window lags the calls); a probe
+    -- climbing back likewise
     local doubling = st.w == 0 and st.r < 0.999 * cap
     local backing = st.hi > 0 and st.w > 0 and st.r > st.w
     if st.r >= NEAR * st.hi then st.hi = 0 end -- the limit did not come back that far

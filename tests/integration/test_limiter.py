@@ -239,6 +239,19 @@ def test_auto_converges_just_under_the_providers_limit(redis_client: redis.Redis
     assert int(redis_client.hget(limiter.state_key, "n429")) == refused  # type: ignore[arg-type]
 
 
+def test_autos_first_429_learns_the_pace_of_a_second_before(redis_client: redis.Redis) -> None:
+    """`auto` doubling every 2 s meets its first 429 late: the calls follow the pace up
+    to half a second late and the window counts them half a second late again. Taking
+    the pace of half a second before as the limit left it ~15 % over: ~9 more 429s,
+    each moving the learned limit 2 % down (issue 15's bench)."""
+    limiter = ApiRateLimiter(redis_client, Keys("autofirst"), "auto", token=token_id("t1"))
+    assert limiter.acquire(1.0) == 0.0
+    redis_client.hset(limiter.state_key, mapping={"r": "54.0", "w": "0", "cut": "0"})
+    limiter.cool_down(1.0)
+    second_before = 54.0 * 2 ** (-1.0 / rate_lua.FRESH_DOUBLING_S)
+    assert learned(redis_client, limiter) == pytest.approx(second_before, rel=0.02)
+
+
 def test_a_fall_escalates_within_a_handful_of_429s(redis_client: redis.Redis) -> None:
     """A provider halves its limit: the fifth 429 within the episode halves the pace
     (it was ~10 when escalating waited for 429s after the episode's cut), and the pace
@@ -445,7 +458,9 @@ def test_429s_at_the_pace_within_one_episode_escalate(redis_client: redis.Redis)
         assert limiter.cool_down(1.0) == pytest.approx(start * rate_lua.BETA)
     assert limiter.cool_down(1.0) == pytest.approx(start * rate_lua.DEEP, rel=0.02)
     assert learned(redis_client, limiter) == pytest.approx(start * rate_lua.DEEP, rel=0.02)
-    assert redis_client.hget(limiter.state_key, "cp") == b"1000000"  # the fleet paused 1 s
+    # the fleet paused 0.5 s (the Retry-After, 1 s, at most STREAK_PAUSE_S): by then the
+    # provider's window holds half of what it took at the old pace
+    assert redis_client.hget(limiter.state_key, "cp") == b"500000"
     assert float(redis_client.hget(limiter.state_key, "hi")) == pytest.approx(start)  # type: ignore[arg-type]
 
 
@@ -507,11 +522,11 @@ def test_a_cut_keeps_only_the_slots_it_moves_within_its_keep(redis_client: redis
     thread = threading.Thread(target=take)  # its slot is ~1.5 s out
     thread.start()
     time.sleep(0.1)
-    for _ in range(rate_lua.STREAK_N):  # cut by 10 %, the slot kept; then halved, paused 1 s
+    for _ in range(rate_lua.STREAK_N):  # cut by 10 %, the slot kept; then halved, paused 0.5 s
         cutter.cool_down(1.0)
     thread.join()
     ((waited, wait),) = waits
-    # moved to ~cut + 1 + 1.2 * 1.9 = cut + 3.3 s: given up at once...
+    # moved to ~cut + 0.5 + 1.2 * 1.9 = cut + 2.8 s: given up at once...
     assert waited < 0.8
     # ...coming back when the timeline is free again, not at its moved slot
     assert rate_lua.CUT_KEEP_S - 0.3 <= wait <= rate_lua.CUT_KEEP_S + 0.1

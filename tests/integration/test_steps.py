@@ -428,6 +428,27 @@ def test_while_calls_are_scarce_a_poll_that_finds_its_task_running_waits_the_slo
     assert second == 10.0
 
 
+def test_a_poll_on_a_spare_slot_that_finds_its_task_running_comes_again_at_the_fast_end(
+    ctx: WorkerContext,
+) -> None:
+    """Calls scarce, a task 7.5 s old (likely done at 10 s): its poll went on a spare
+    slot and found it running. The next poll finds the end whenever it comes after
+    10 s of age, so it comes after the provider's shortest interval (5 s), not the
+    slow end (10 s): the batch's last audios, done just after such a poll, waited
+    10 s more."""
+    api(ctx).answers = [task(), task("processing")]
+    steps.run_create(ctx, Dispatch("j", "c", 0))
+    ctx.limiter.cool_down(0.01)  # calls are scarce
+    ctx.clock.now = NOW + 7.5  # type: ignore[attr-defined]
+    assert steps.run_poll(ctx, Dispatch("j", "c", 1, "audio_r1")).startswith("processing")
+    assert sent(ctx)[-1][2] == 5.0
+    ctx.clock.now = NOW + 25.0  # type: ignore[attr-defined]
+    api(ctx).answers = [task("processing")]
+    # likely done long ago, still running: the slow end while calls are scarce
+    assert steps.run_poll(ctx, Dispatch("j", "c", 2, "audio_r1")).startswith("processing")
+    assert sent(ctx)[-1][2] == 10.0
+
+
 def test_once_calls_are_spare_again_a_running_task_is_polled_at_the_fast_end(
     ctx: WorkerContext,
 ) -> None:
