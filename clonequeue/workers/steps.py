@@ -318,7 +318,7 @@ def run_poll(ctx: WorkerContext, step: Dispatch) -> str:
         wait = ctx.limiter.acquire(POLL_WAIT_S)  # past any create: it is never turned away
         if wait:
             return _paced(ctx, step, wait)
-    status, result = _poll_once(ctx, step.remote_id)
+    status, result, retry_after_s = _poll_once(ctx, step.remote_id)
     now = ctx.clock()
     polled = ctx.jobs.record_poll(
         step.job_id,
@@ -331,7 +331,10 @@ def run_poll(ctx: WorkerContext, step: Dispatch) -> str:
     )
     add_log_context(batch=polled.batch or None)
     if polled.result == "again":
-        delay = _poll_delay(ctx, polled.polls, spare_early_by=early_by if spare else 0.0)
+        if retry_after_s is not None:  # a 429 said nothing of the task: ask again then
+            delay = retry_after_s
+        else:
+            delay = _poll_delay(ctx, polled.polls, spare_early_by=early_by if spare else 0.0)
         ctx.dispatcher.poll(
             Dispatch(step.job_id, step.item, polled.gen, step.remote_id), countdown=delay
         )
@@ -359,23 +362,28 @@ def _kind(step: Dispatch) -> str:
     return "clone" if step.is_clone else "audio"
 
 
-def _poll_once(ctx: WorkerContext, remote_id: str) -> tuple[Any, dict[str, Any]]:
+def _poll_once(ctx: WorkerContext, remote_id: str) -> tuple[Any, dict[str, Any], float | None]:
+    """The task's status and what to record; and for a 429, its Retry-After (the poll
+    comes again then, not at the cadence: issue 15's bench, a batch's last audio
+    polled 10 s after the 429 that turned its first poll away)."""
     try:
         task = ctx.client.get_task(remote_id)
     except ClonequeueError as exc:  # ApiError or ConfigError: poll again; the deadline ends it
+        retry_after_s = None
         if isinstance(exc, RateLimitedError):
-            ctx.limiter.cool_down(exc.retry_after_s or 1.0)
-        return "running", {"last_status": f"error: {exc}"[:200], "unanswered": True}
+            retry_after_s = exc.retry_after_s or 1.0
+            ctx.limiter.cool_down(retry_after_s)
+        return "running", {"last_status": f"error: {exc}"[:200], "unanswered": True}, retry_after_s
     result: dict[str, Any] = {"last_status": task.status}
     if task.is_completed:
         result.update(
             model_id=task.modelId, audio_url=task.audioUrl, subtitle_file=task.subtitleFile
         )
-        return "completed", {k: v for k, v in result.items() if v is not None}
+        return "completed", {k: v for k, v in result.items() if v is not None}, None
     if task.is_failed:
         result["error"] = {"kind": ErrorKind.REMOTE.value, "msg": task.error_text()}
-        return "failed", result
-    return "running", result
+        return "failed", result, None
+    return "running", result, None
 
 
 def _early_by(ctx: WorkerContext, check: PollCheck) -> float:

@@ -268,11 +268,24 @@ def test_api_saying_expired_is_recognised(ctx: WorkerContext) -> None:
 
 
 def test_poll_errors_keep_polling(ctx: WorkerContext) -> None:
-    api(ctx).answers = [task(), RateLimitedError("x", retry_after_s=2.0)]
+    api(ctx).answers = [task(), ApiUnavailableError("boom", http_status=503)]
     steps.run_create(ctx, Dispatch("j", "c", 0))
     outcome = steps.run_poll(ctx, Dispatch("j", "c", 1, "audio_r1"))
     assert outcome.startswith("error:")
     assert sent(ctx)[-1][1] == Dispatch("j", "c", 2, "audio_r1")
+    assert sent(ctx)[-1][2] == 7.5  # the cadence: the API's trouble
+
+
+def test_a_poll_answered_429_comes_again_after_its_retry_after(ctx: WorkerContext) -> None:
+    """A 429 says nothing of the task: the poll comes again after the Retry-After, not
+    at the cadence (10 s while calls are scarce, which a 429 makes them: a batch's
+    last audio waited that long after the 429 that turned its first poll away)."""
+    api(ctx).answers = [task(), RateLimitedError("x", retry_after_s=2.0)]
+    steps.run_create(ctx, Dispatch("j", "c", 0))
+    ctx.clock.now = NOW + 20.0  # type: ignore[attr-defined]
+    outcome = steps.run_poll(ctx, Dispatch("j", "c", 1, "audio_r1"))
+    assert outcome.startswith("error:")
+    assert sent(ctx)[-1] == ("poll", Dispatch("j", "c", 2, "audio_r1"), 2.0)
 
 
 def test_remote_failure_keeps_the_reason(ctx: WorkerContext) -> None:
