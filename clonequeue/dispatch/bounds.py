@@ -25,19 +25,27 @@ from clonequeue.config import Settings
 from clonequeue.store.connect import max_countdown_s
 
 # A create's lease beyond its HTTP timeouts: the wait for a rate slot and scheduling.
-LIMITER_WAIT_S = 2.0  # a thread waits this long for a rate slot, else re-queues
+# A create already claimed that finds no slot (rare: the fleet's pause lifted between
+# its check and its claim) waits this long, else re-queues.
+LIMITER_WAIT_S = 2.0
 LEASE_MARGIN_S = 5.0
-# A poll of a task likely done takes a slot up to this far off: further than creates
-# ever reserve, so it is never turned away behind them while calls are scarce (each
-# turn away re-queued it, and a clone's poll came 48 s late, its audios with it).
-POLL_WAIT_S = 4.0
+# A create (before its claim) or a poll of a task likely done waits its turn for a
+# rate slot up to this long, else re-queues. Both wait in one queue per worker process
+# (workers/limiter.py, the gate), so the fetch order (dispatch/fetch_order.py) decides
+# their shares of the calls. Creates that waited only LIMITER_WAIT_S were turned away
+# whenever a process's threads queued longer: with 2 workers of 50 threads at 38/s,
+# ~2.6 s, and the polls took their share, so a batch's last creates came late (issue
+# 15's bench, 2 workers: makespan 1.20-1.27x the bound, 1.08x with this). Before the
+# gate, polls waited longer than creates so that creates' reservations never turned
+# them away (a clone's poll came 48 s late, its audios with it).
+TURN_WAIT_S = 4.0
 # Celery's consumer retries a lost broker connection every 2, 4, ... up to 30 s.
 RECONNECT_S = 30.0
 
 __all__ = [
     "LIMITER_WAIT_S",
-    "POLL_WAIT_S",
     "RECONNECT_S",
+    "TURN_WAIT_S",
     "create_lease_s",
     "longest_wait_s",
     "max_countdown_s",

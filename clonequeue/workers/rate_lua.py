@@ -113,9 +113,9 @@ BACK_LATE_FACTOR = 2 ** (-1.0 / BACK_DOUBLING_S)  # the climb's pace a second be
 # A cut keeps the reserved slots it moves to at most this far after it (the rest are
 # given up by their holders, and the timeline starts there): stretched whole, ~2 s of
 # slots at a halved pace reached 4 s out, given up one by one, and left the API idle.
-# It is the longest a create's thread waits for a slot (dispatch.bounds.LIMITER_WAIT_S);
-# a finished task's poll may hold one up to POLL_WAIT_S ahead, and a cut gives that up
-# like any other it moves past this.
+# A thread may hold a slot up to dispatch.bounds.TURN_WAIT_S ahead (a process holds at
+# most AHEAD_S of them, so only behind other processes' slots or a pause), and a cut
+# gives that up like any other it moves past this.
 CUT_KEEP_S = 2.0
 # Demand binds when the next free slot is this far off: a queue of calls. Leases span
 # at most LEASE_S per process while demand is below the pace, so they never look like one.

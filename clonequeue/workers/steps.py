@@ -20,7 +20,7 @@ from clonequeue.api.models import AudioRequest, CloneRequest, RemoteTask, descri
 from clonequeue.constants import MODEL_ID_TTL_S
 from clonequeue.dispatch.bounds import (
     LIMITER_WAIT_S,
-    POLL_WAIT_S,
+    TURN_WAIT_S,
     create_lease_s,
     max_countdown_s,
 )
@@ -62,7 +62,7 @@ def run_create(ctx: WorkerContext, step: Dispatch) -> str:
         return verdict
     holds_rate_slot = False
     if verdict == "ok" and ctx.gate.is_open():
-        wait = ctx.limiter.acquire(LIMITER_WAIT_S)
+        wait = ctx.limiter.acquire(TURN_WAIT_S)  # as long as a poll: the fetch order decides
         if wait:
             return _paced(ctx, step, wait)
         holds_rate_slot = True
@@ -315,7 +315,7 @@ def run_poll(ctx: WorkerContext, step: Dispatch) -> str:
         if ctx.limiter.acquire(SPARE_WAIT_S):
             return _paced(ctx, step, max(early_by, SPARE_WAIT_S))
     else:
-        wait = ctx.limiter.acquire(POLL_WAIT_S)  # past any create: it is never turned away
+        wait = ctx.limiter.acquire(TURN_WAIT_S)
         if wait:
             return _paced(ctx, step, wait)
     status, result, retry_after_s = _poll_once(ctx, step.remote_id)
