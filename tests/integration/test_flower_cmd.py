@@ -22,7 +22,7 @@ from clonequeue.cli.flower_cmd import (
     flower_argv,
     is_loopback,
 )
-from clonequeue.local import ManagedProcess, free_port
+from clonequeue.local import LocalServiceError, ManagedProcess, free_port
 
 PASSWORD = "pw-Zq81-never-shown"
 LOGIN = f"operator:{PASSWORD}"
@@ -181,20 +181,29 @@ def test_config_show_never_prints_the_login(tmp_env: dict[str, str], tmp_path: P
 def start_flower(
     tmp_env: dict[str, str], tmp_path: Path, *args: str, login: str | None
 ) -> Iterator[tuple[ManagedProcess, int]]:
-    port = free_port()
     env = dict(tmp_env)
     if login is not None:
         env["CLONEQUEUE_FLOWER_BASIC_AUTH"] = login
-    process = ManagedProcess(
-        [sys.executable, "-m", "clonequeue", "flower", "--port", str(port), *args],
-        log_path=tmp_path / "flower.log",
-        env=env,
-        cwd=tmp_path,
-        name="flower",
-    )
-    with process:
-        process.wait_ready(lambda: healthy(port), timeout_s=60)
-        yield process, port
+    for attempt in range(3):
+        # free_port's port may be taken before Flower binds it (another test's client
+        # socket got it: seen once in a parallel run); a new port then, not a failure
+        port = free_port()
+        process = ManagedProcess(
+            [sys.executable, "-m", "clonequeue", "flower", "--port", str(port), *args],
+            log_path=tmp_path / f"flower-{attempt}.log",
+            env=env,
+            cwd=tmp_path,
+            name="flower",
+        )
+        with process:
+            try:
+                process.wait_ready(lambda port=port: healthy(port), timeout_s=60)
+            except LocalServiceError as exc:
+                if "Address already in use" in str(exc) and attempt < 2:
+                    continue
+                raise
+            yield process, port
+            return
 
 
 @pytest.fixture
