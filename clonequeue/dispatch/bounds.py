@@ -35,7 +35,7 @@ LEASE_MARGIN_S = 5.0
 # their shares of the calls. Creates that waited only LIMITER_WAIT_S were turned away
 # whenever a process's threads queued longer: with 2 workers of 50 threads at 38/s,
 # ~2.6 s, and the polls took their share, so a batch's last creates came late (issue
-# 15's bench, 2 workers: makespan 1.20-1.27x the bound, 1.08x with this). Before the
+# 15's bench, 2 workers: makespan 1.20-1.27x the bound, 1.10x with this). Before the
 # gate, polls waited longer than creates so that creates' reservations never turned
 # them away (a clone's poll came 48 s late, its audios with it).
 TURN_WAIT_S = 4.0
