@@ -332,7 +332,9 @@ def run_poll(ctx: WorkerContext, step: Dispatch) -> str:
     add_log_context(batch=polled.batch or None)
     if polled.result == "again":
         if retry_after_s is not None:  # a 429 said nothing of the task: ask again then
-            delay = retry_after_s
+            # (at most the cadence's slow end, where its `due` entry expects it; a long
+            # Retry-After pauses the fleet, and the poll then waits that out for a slot)
+            delay = min(retry_after_s, ctx.settings.poll_interval_max_s)
         else:
             delay = _poll_delay(ctx, polled.polls, spare_early_by=early_by if spare else 0.0)
         ctx.dispatcher.poll(

@@ -286,6 +286,10 @@ def test_a_poll_answered_429_comes_again_after_its_retry_after(ctx: WorkerContex
     outcome = steps.run_poll(ctx, Dispatch("j", "c", 1, "audio_r1"))
     assert outcome.startswith("error:")
     assert sent(ctx)[-1] == ("poll", Dispatch("j", "c", 2, "audio_r1"), 2.0)
+    api(ctx).answers = [RateLimitedError("x", retry_after_s=300.0)]
+    steps.run_poll(ctx, Dispatch("j", "c", 2, "audio_r1"))
+    # never past where its `due` entry expects it (the fleet's pause holds it meanwhile)
+    assert sent(ctx)[-1] == ("poll", Dispatch("j", "c", 3, "audio_r1"), 10.0)
 
 
 def test_remote_failure_keeps_the_reason(ctx: WorkerContext) -> None:
