@@ -82,10 +82,10 @@ local limit = tonumber(ARGV[1])
 local moved, more = 0, 0
 for i = 1, #KEYS, 3 do
   for j = 0, 1 do
-    local due = {}
-    local tail = j == 1 and redis.call('LINDEX', KEYS[i + 2], -1)
-    if not (tail and string.find(tail, ARGV[2], 1, true)) then
-      due = redis.call('ZRANGEBYSCORE', KEYS[i + j], '-inf', now, 'LIMIT', 0, limit)
+    local due = redis.call('ZRANGEBYSCORE', KEYS[i + j], '-inf', now, 'LIMIT', 0, limit)
+    if j == 1 and #due > 0 then  -- the list's end is read only when a "first" one is due
+      local tail = redis.call('LINDEX', KEYS[i + 2], -1)
+      if tail and string.find(tail, ARGV[2], 1, true) then due = {} end
     end
     if #due > 0 then
       if j == 0 then
