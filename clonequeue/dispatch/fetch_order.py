@@ -27,7 +27,9 @@ from typing import Any
 
 from kombu.utils.scheduling import round_robin_cycle
 
-PRODUCE_SUFFIX = ".produce"
+from clonequeue.dispatch.queues import QueueNames
+
+PRODUCE_SUFFIX = QueueNames.for_namespace("").produce  # ".produce", as queues.py names it
 PRODUCE_WEIGHT = 2  # fetches in a row the produce list keeps its place for
 
 STRATEGY = f"{__name__}:WeightedCycle"  # the transport option's value
