@@ -57,16 +57,18 @@ def broker(app: Any) -> Any:
     return connection, connection.default_channel._create_client()
 
 
-def receive(app: Any, queue: str, count: int) -> list[Any]:
-    """Fetch ``count`` messages from ``queue`` as a worker would (acknowledged)."""
+def receive(app: Any, queue: str | list[str], count: int) -> list[Any]:
+    """Fetch ``count`` messages from ``queue`` (or several) as a worker would (acknowledged)."""
     got: list[Any] = []
+    names = [queue] if isinstance(queue, str) else queue
     with app.connection_for_read() as connection:
 
         def on_message(body: Any, message: Any) -> None:
             got.append(message)
             message.ack()
 
-        with connection.Consumer([app.amqp.queues[queue]], callbacks=[on_message]):
+        consumer_queues = [app.amqp.queues[name] for name in names]
+        with connection.Consumer(consumer_queues, callbacks=[on_message]):
             while len(got) < count:
                 connection.drain_events(timeout=5)
     return got
@@ -223,22 +225,6 @@ def test_the_mover_puts_due_messages_on_their_lists_and_survives_a_broken_connec
 # --- the fetch order: audio creates get two fetches to a poll's one ---------------------
 
 
-def fetch_order(app: Any, queues: list[str], count: int) -> list[str]:
-    """The queues ``count`` messages came from, in the order a consumer of ``queues`` got them."""
-    got: list[str] = []
-    with app.connection_for_read() as connection:
-
-        def on_message(body: Any, message: Any) -> None:
-            got.append(message.delivery_info["routing_key"])
-            message.ack()
-
-        consumer_queues = [app.amqp.queues[name] for name in queues]
-        with connection.Consumer(consumer_queues, callbacks=[on_message]):
-            while len(got) < count:
-                connection.drain_events(timeout=5)
-    return got
-
-
 def test_audio_creates_get_two_fetches_to_a_polls_one_while_both_wait(app: Any) -> None:
     """While the rate binds, the split of fetches decides when a batch's last creates
     go: half and half left the last audios created in the batch's last seconds, and
@@ -248,7 +234,8 @@ def test_audio_creates_get_two_fetches_to_a_polls_one_while_both_wait(app: Any) 
     for n in range(6):
         dispatcher.create(Dispatch(f"job-{n}", "0", 1))  # an audio create: produce
         dispatcher.poll(Dispatch(f"job-{n}", "0", 1, remote_id=f"r-{n}"))
-    order = fetch_order(app, [q.submit, q.produce, q.poll], 12)
+    received = receive(app, [q.submit, q.produce, q.poll], 12)
+    order = [m.delivery_info["routing_key"] for m in received]
     short = ["create" if name == q.produce else "poll" for name in order]
     assert short[:9].count("create") == 6, short
     assert "poll, poll" not in ", ".join(short[:9])  # never two polls while creates wait
