@@ -18,10 +18,10 @@ The state is one hash per namespace and token (``Keys.rate_state``):
 How ``r`` moves (the shape of CUBIC's window: concave back, a plateau, a convex probe):
 
 * a 429 that begins an episode sets ``w = r`` (while ``auto`` still doubles from its
-  start: the pace of a second before, as the calls follow the pace up to half a
-  second late and a one-second window counts them half a second late again;
-  such an overshoot is never escalated); 429s within ``EPISODE_S`` of it answer calls
-  already sent at the old pace and cut nothing;
+  start, or a probe climbs: the pace of a second before, as the calls follow the
+  pace up to half a second late and a one-second window counts them half a second
+  late again; a doubling overshoot is never escalated); 429s within ``EPISODE_S`` of
+  it answer calls already sent at the old pace and cut nothing;
 * near where the last episode began (``r >= NEAR * w``: at the plateau, or probing
   above it) it cuts ``r`` a little, to ``GENTLE * r``: arrivals that jitter against
   the provider's sliding window draw an isolated 429 just under its limit, and each
@@ -90,7 +90,9 @@ BETA = 0.9  # a 429 episode cuts the pace to this share of it (far from the lear
 GENTLE = 0.95  # ...to this share near it (an arrival jittered over the edge, not a fall)
 NEAR = 0.9  # "near": at this share of the pace where the last episode began, or more
 DEEP = 0.5  # ...an escalated one to this share of where the episode began
-STREAK_N = 5  # this many 429s within one episode escalate it...
+# This many 429s within one episode escalate it (5 until issue 15's fourth round: a
+# fallen limit's window refuses every call, so 3 is as sure and costs 2 fewer 429s)...
+STREAK_N = 3
 STREAK_S = 1.0  # ...below a fall, only if 429s go on this soon after its cut
 # An escalation pauses the fleet for the Retry-After, at most this: a one-second window
 # that took calls at the old pace until the fall holds (1 - DEEP) s later only DEEP of
@@ -281,6 +283,16 @@ if now - st.cut >= EPISODE then
     -- climbing back likewise
     local doubling = st.w == 0 and st.r < 0.999 * cap
     local backing = st.hi > 0 and st.w > 0 and st.r > st.w
+    -- and a probe above the plateau: what it climbed in the last second (up to
+    -- ~10 % when it met the 429) was not yet counted; learning the overshoot, the
+    -- plateau stayed over the edge and walked down 2 % per 429, 3-5 of them
+    local probed = st.w > 0 and st.hi == 0 and st.hold > st.hb
+    local climbed = 0
+    if probed then
+      local tau = st.hold - st.hb
+      local s = math.min(tau, 1.0)
+      climbed = PROBE0 * s + ACCEL * (tau * tau - (tau - s) * (tau - s)) / 2
+    end
     if st.r >= NEAR * st.hi then st.hi = 0 end -- the limit did not come back that far
     -- 429s where they began last time: the limit stays put, so probe it less often
     -- (below where a fall began, the limit may come back any time: no doubling)
@@ -293,6 +305,8 @@ if now - st.cut >= EPISODE then
       st.w = st.r * FRESH_BACK
     elseif backing then
       st.w = math.max(st.r * BACK_LATE, st.w)
+    elseif probed then
+      st.w = st.r * math.exp(-climbed)
     else
       st.w = st.r
     end

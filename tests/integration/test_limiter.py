@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -486,6 +487,25 @@ def test_an_isolated_429_near_the_learned_limit_cuts_a_little(redis_client: redi
     assert limiter.cool_down(1.0) == pytest.approx(rate_lua.GENTLE * r, rel=1e-3)
     assert learned(redis_client, limiter) == pytest.approx(r, rel=1e-3)
     assert redis_client.hget(limiter.state_key, "cp") == b"0"  # no pause
+
+
+def test_a_probes_429_learns_the_pace_it_climbed_from_a_second_before(
+    redis_client: redis.Redis,
+) -> None:
+    """A probe 5 s into its climb grows ~10 % a second; its 429 answers calls the window
+    counted a second ago. Learning the overshoot left the plateau over the edge, to walk
+    down 2 % per 429 (3-5 of them after each probe in issue 15's bench)."""
+    limiter = ApiRateLimiter(redis_client, Keys("probed"), "auto", token=token_id("tok"))
+    at_plateau(redis_client, limiter, 38.0)
+    hb, probing_s = rate_lua.HOLD_S, 5.0
+    redis_client.hset(
+        limiter.state_key, mapping={"r": "42.0", "hb": repr(hb), "hold": repr(hb + probing_s)}
+    )
+    climbed = rate_lua.PROBE_START + rate_lua.PROBE_ACCEL * (probing_s**2 - 4.0**2) / 2
+    second_before = 42.0 * math.exp(-climbed)
+    limiter.cool_down(1.0)
+    assert learned(redis_client, limiter) == pytest.approx(second_before, rel=1e-3)
+    assert second_before < 0.92 * 42.0
 
 
 def test_a_429_far_below_the_learned_limit_cuts_hard(redis_client: redis.Redis) -> None:
