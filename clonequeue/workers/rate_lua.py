@@ -283,15 +283,16 @@ if now - st.cut >= EPISODE then
     -- climbing back likewise
     local doubling = st.w == 0 and st.r < 0.999 * cap
     local backing = st.hi > 0 and st.w > 0 and st.r > st.w
-    -- and a probe above the plateau: what it climbed in the last second (up to
-    -- ~10 % when it met the 429) was not yet counted; learning the overshoot, the
-    -- plateau stayed over the edge and walked down 2 % per 429, 3-5 of them
+    -- and a probe above the plateau: where its path was a second ago (it began at
+    -- the plateau; at the ceiling it stays there); learning the overshoot (up to
+    -- ~10 % when the 429 came), the plateau stayed over the edge and walked down 2 %
+    -- per 429, 3-5 of them
     local probed = st.w > 0 and st.hi == 0 and st.hold > st.hb
-    local climbed = 0
+    local counted = st.r
     if probed then
-      local tau = st.hold - st.hb
-      local s = math.min(tau, 1.0)
-      climbed = PROBE0 * s + ACCEL * (tau * tau - (tau - s) * (tau - s)) / 2
+      local s = math.max(st.hold - st.hb - 1.0, 0)
+      local path = math.min(PLATEAU * st.w, cap) * math.exp(PROBE0 * s + ACCEL * s * s / 2)
+      counted = math.min(st.r, path)
     end
     if st.r >= NEAR * st.hi then st.hi = 0 end -- the limit did not come back that far
     -- 429s where they began last time: the limit stays put, so probe it less often
@@ -306,7 +307,7 @@ if now - st.cut >= EPISODE then
     elseif backing then
       st.w = math.max(st.r * BACK_LATE, st.w)
     elseif probed then
-      st.w = st.r * math.exp(-climbed)
+      st.w = counted
     else
       st.w = st.r
     end

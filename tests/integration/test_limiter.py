@@ -489,23 +489,44 @@ def test_an_isolated_429_near_the_learned_limit_cuts_a_little(redis_client: redi
     assert redis_client.hget(limiter.state_key, "cp") == b"0"  # no pause
 
 
-def test_a_probes_429_learns_the_pace_it_climbed_from_a_second_before(
+def probing(client: redis.Redis, limiter: ApiRateLimiter, w: float, probing_s: float) -> None:
+    """A state that learned its edge at ``w`` and has probed upwards for ``probing_s``."""
+    at_plateau(client, limiter, w)
+    hb = rate_lua.HOLD_S
+    client.hset(limiter.state_key, mapping={"hb": repr(hb), "hold": repr(hb + probing_s)})
+
+
+def probe_path(start: float, probing_s: float) -> float:
+    """The probe's pace ``probing_s`` after it left ``start`` (rate_lua's advance)."""
+    grown = rate_lua.PROBE_START * probing_s + rate_lua.PROBE_ACCEL * probing_s**2 / 2
+    return start * math.exp(grown)
+
+
+def test_a_probes_429_learns_where_the_probe_was_a_second_before(
     redis_client: redis.Redis,
 ) -> None:
-    """A probe 5 s into its climb grows ~10 % a second; its 429 answers calls the window
-    counted a second ago. Learning the overshoot left the plateau over the edge, to walk
-    down 2 % per 429 (3-5 of them after each probe in issue 15's bench)."""
+    """A probe 3 s into its climb meets a 429, which answers calls the window counted
+    a second ago. Learning the overshoot left the plateau over the edge, to walk down
+    2 % per 429 (3-5 of them after each probe in issue 15's bench)."""
     limiter = ApiRateLimiter(redis_client, Keys("probed"), "auto", token=token_id("tok"))
-    at_plateau(redis_client, limiter, 38.0)
-    hb, probing_s = rate_lua.HOLD_S, 5.0
-    redis_client.hset(
-        limiter.state_key, mapping={"r": "42.0", "hb": repr(hb), "hold": repr(hb + probing_s)}
-    )
-    climbed = rate_lua.PROBE_START + rate_lua.PROBE_ACCEL * (probing_s**2 - 4.0**2) / 2
-    second_before = 42.0 * math.exp(-climbed)
+    probing(redis_client, limiter, 38.0, 3.0)
+    plateau = rate_lua.PLATEAU * 38.0
+    redis_client.hset(limiter.state_key, "r", repr(probe_path(plateau, 3.0)))
     limiter.cool_down(1.0)
-    assert learned(redis_client, limiter) == pytest.approx(second_before, rel=1e-3)
-    assert second_before < 0.92 * 42.0
+    assert learned(redis_client, limiter) == pytest.approx(probe_path(plateau, 2.0), rel=1e-3)
+
+
+def test_a_429_at_the_ceiling_learns_the_ceiling(redis_client: redis.Redis) -> None:
+    """A probe that reached the configured ceiling long ago stays there: its 429 is an
+    arrival jittered over the edge at that pace (learning the probe's path a second
+    back, 33 % under it, halved the pace at the next fall to 14/s and lost the climb
+    back: issue 15's bench, recovery 15 s)."""
+    limiter = ApiRateLimiter(redis_client, Keys("capped"), "40/second")
+    ceiling = 40 * PACING_MARGIN
+    probing(redis_client, limiter, ceiling, 20.0)
+    redis_client.hset(limiter.state_key, "r", repr(ceiling))
+    limiter.cool_down(1.0)
+    assert learned(redis_client, limiter) == pytest.approx(ceiling, rel=1e-3)
 
 
 def test_a_429_far_below_the_learned_limit_cuts_hard(redis_client: redis.Redis) -> None:
