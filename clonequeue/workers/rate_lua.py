@@ -13,6 +13,8 @@ The state is one hash per namespace and token (``Keys.rate_state``):
 ``seq`` / ``cf`` / ``cp``: the number of the last cut, its stretch factor (old pace /
           new pace) and its pause (µs): how workers move the slots they already hold;
 ``hi`` / ``hiat``: the pace where the last fall began (0: none) and when it fell (µs);
+``pw``    the pace known to work before the current episode (0: none yet);
+``born``  when the state began (µs): a pace that ran a whole window without a 429 worked;
 ``calls`` / ``useful`` / ``n429``: totals for the exporter and ``status --watch``.
 
 How ``r`` moves (the shape of CUBIC's window: concave back, a plateau, a convex probe):
@@ -60,7 +62,9 @@ How ``r`` moves (the shape of CUBIC's window: concave back, a plateau, a convex 
   ``FRESH_DOUBLING_S`` while no 429 was ever seen (auto's start), until the next 429
   (or the ceiling) stops it;
 * after a fall (an escalated episode) the pace it fell from is kept as ``hi`` for
-  ``BACK_KEEP_S``: below it the hold is short (``HOLD_BACK_S``, never doubled) and
+  ``BACK_KEEP_S`` (if it ever worked; a ceiling met with 429s before a window of calls
+  went through keeps the pace it fell to: nothing to climb back to, but below a fall
+  all the same): below it the hold is short (``HOLD_BACK_S``, never doubled) and
   the probe climbs back fast (doubling every ``BACK_DOUBLING_S``): a provider that
   halved its limit under load gives it back, and each second found late costs the
   fleet half its calls. (Doubling the hold after each probe that met a 429, up to 4
@@ -122,6 +126,7 @@ CUT_KEEP_S = 2.0
 # Demand binds when the next free slot is this far off: a queue of calls. Leases span
 # at most LEASE_S per process while demand is below the pace, so they never look like one.
 BINDING_WAIT_S = 0.25
+WORKED_S = 1.0  # a pace that ran this long with no 429 worked (the provider's window)
 MIN_RATE = 0.2  # calls/s: the floor, so a run of 429s never stops the fleet for good
 MAX_RATE = 10_000.0  # calls/s: auto's ceiling, only so the numbers stay finite
 
@@ -137,6 +142,7 @@ local FRESH_BACK = {2 ** (-1.0 / FRESH_DOUBLING_S)}
 local EPISODE, MIN_RATE, MAX_RATE = {EPISODE_S * 1_000_000:.0f}, {MIN_RATE}, {MAX_RATE}
 local BACK, BACK_KEEP = {math.log(2) / BACK_DOUBLING_S}, {BACK_KEEP_S * 1_000_000:.0f}
 local HOLD_BACK = {HOLD_BACK_S}
+local WINDOW = {WORKED_S * 1_000_000:.0f}
 local BACK_LATE = {BACK_LATE_FACTOR}
 """
 
@@ -150,12 +156,13 @@ end
 
 local function load(key, start, now)
   local s = redis.call('HMGET', key, 'r', 'w', 't', 'cut', 'hold', 'e429', 'hb', 'fresh',
-                       'hi', 'hiat')
+                       'hi', 'hiat', 'pw', 'born')
   local st = {r = tonumber(s[1]) or start, w = tonumber(s[2]) or 0, t = tonumber(s[3]) or now,
               cut = tonumber(s[4]) or 0, hold = tonumber(s[5]) or 0,
               e429 = tonumber(s[6]) or 0, hb = tonumber(s[7]) or HOLD,
               fresh = tonumber(s[8]) or 0, hi = tonumber(s[9]) or 0,
-              hiat = tonumber(s[10]) or 0}
+              hiat = tonumber(s[10]) or 0, pw = tonumber(s[11]) or 0,
+              born = tonumber(s[12]) or now}
   if now - st.hiat > BACK_KEEP then st.hi = 0 end
   return st
 end
@@ -202,7 +209,8 @@ local function save(key, st, ttl)
              'cut', string.format('%d', st.cut), 'hold', num(st.hold),
              'e429', string.format('%d', st.e429), 'hb', num(st.hb),
              'fresh', string.format('%d', st.fresh), 'hi', num(st.hi),
-             'hiat', string.format('%d', st.hiat))
+             'hiat', string.format('%d', st.hiat), 'pw', num(st.pw),
+             'born', string.format('%d', st.born))
   redis.call('EXPIRE', key, ttl)
 end
 
@@ -282,12 +290,12 @@ if now - st.cut >= EPISODE then
     -- a second ago (the calls lag the pace, the window lags the calls); a probe
     -- climbing back likewise
     local doubling = st.w == 0 and st.r < 0.999 * cap
-    local backing = st.hi > 0 and st.w > 0 and st.r > st.w
+    local backing = st.hi > 0 and st.w > 0 and st.r > st.w and st.r < st.hi
     -- and a probe above the plateau: where its path was a second ago (it began at
     -- the plateau; at the ceiling it stays there); learning the overshoot (up to
     -- ~10 % when the 429 came), the plateau stayed over the edge and walked down 2 %
     -- per 429, 3-5 of them
-    local probed = st.w > 0 and st.hi == 0 and st.hold > st.hb
+    local probed = st.w > 0 and st.hold > st.hb and not backing
     local counted = st.r
     if probed then
       local s = math.max(st.hold - st.hb - 1.0, 0)
@@ -302,6 +310,10 @@ if now - st.cut >= EPISODE then
     -- near where the last episode began: an arrival jittered over the edge; cut a
     -- little, and learn the edge as a little lower (the plateau follows it down)
     local near = st.w > 0 and st.fresh == 0 and st.r >= NEAR * st.w
+    -- the pace known to work before this episode: the learned limit, or before the
+    -- first 429 ever, the pace if it ran a whole window without one
+    st.pw = st.w
+    if st.w == 0 and now - st.born >= WINDOW then st.pw = st.r end
     if doubling then
       st.w = st.r * FRESH_BACK
     elseif backing then
@@ -327,7 +339,11 @@ else
   deep = st.e429 == STREAK_N and st.fresh == 0 and st.hi == 0
 end
 if deep then
-  st.hi = math.max(st.hi, st.w)
+  -- the pace it fell from, to climb back to fast, if it ever worked: a ceiling too
+  -- high met at the start, climbed back to in 2 s, fell a second time (issue 15's
+  -- bench: 12 429s at the start of the 60/second case); else the pace it falls to,
+  -- nothing to climb back to but below a fall all the same
+  st.hi = math.max(st.hi, st.pw > 0 and st.w or DEEP * st.w)
   st.hiat = now
   st.r = math.max(DEEP * st.w, MIN_RATE)
   st.fresh = 0

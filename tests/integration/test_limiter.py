@@ -454,6 +454,8 @@ def test_429s_at_the_pace_within_one_episode_escalate(redis_client: redis.Redis)
     Retry-After and keeps the old pace to climb back to."""
     limiter = ApiRateLimiter(redis_client, Keys("heavy"), "40/second")
     assert limiter.acquire(1.0) == 0.0
+    ran_since = redis_now_us(redis_client) - 2_000_000  # the pace worked for 2 s
+    redis_client.hset(limiter.state_key, "born", str(ran_since))
     start = 40 * PACING_MARGIN
     for _ in range(rate_lua.STREAK_N - 1):  # 429s answering calls already sent: one cut
         assert limiter.cool_down(1.0) == pytest.approx(start * rate_lua.BETA)
@@ -463,6 +465,26 @@ def test_429s_at_the_pace_within_one_episode_escalate(redis_client: redis.Redis)
     # provider's window holds half of what it took at the old pace
     assert redis_client.hget(limiter.state_key, "cp") == b"500000"
     assert float(redis_client.hget(limiter.state_key, "hi")) == pytest.approx(start)  # type: ignore[arg-type]
+
+
+def test_a_ceiling_too_high_met_at_the_start_is_not_climbed_back_to(
+    redis_client: redis.Redis,
+) -> None:
+    """A run of 429s before the pace ran a whole window: the ceiling never worked. The
+    pace halves as for any fall, but climbing back to the ceiling in 2 s fell a second
+    time (issue 15's bench, 60/second against 40: 12 429s at the start, 6-7 now); it
+    probes from the halved pace instead, and the 429s still in the air halve it no
+    further."""
+    limiter = ApiRateLimiter(redis_client, Keys("toohigh"), "60/second")
+    assert limiter.acquire(1.0) == 0.0
+    start = 60 * PACING_MARGIN
+    for _ in range(rate_lua.STREAK_N):
+        limiter.cool_down(1.0)
+    halved = start * rate_lua.DEEP
+    assert pace(redis_client, limiter) == pytest.approx(halved, rel=0.02)
+    assert float(redis_client.hget(limiter.state_key, "hi")) == pytest.approx(halved, rel=0.02)  # type: ignore[arg-type]
+    for _ in range(rate_lua.STREAK_N + 2):
+        assert limiter.cool_down(1.0) == pytest.approx(halved, rel=0.02)
 
 
 def learned(client: redis.Redis, limiter: ApiRateLimiter) -> float:
