@@ -292,15 +292,15 @@ if now - st.cut >= EPISODE then
     local doubling = st.w == 0 and st.r < 0.999 * cap
     local backing = st.hi > 0 and st.w > 0 and st.r > st.w and st.r < st.hi
     -- and a probe above the plateau: where its path was a second ago (it began at
-    -- the plateau; at the ceiling it stays there); learning the overshoot (up to
-    -- ~10 % when the 429 came), the plateau stayed over the edge and walked down 2 %
-    -- per 429, 3-5 of them
+    -- the plateau; at the ceiling it stays there). Learning the overshoot (up to
+    -- ~10 % when the 429 came), the plateau stayed over the edge and walked down
+    -- 2 % per 429, 3-5 of them. (Worked out here, before the hold changes below.)
     local probed = st.w > 0 and st.hold > st.hb and not backing
-    local counted = st.r
+    local probe_was = st.r
     if probed then
       local s = math.max(st.hold - st.hb - 1.0, 0)
       local path = math.min(PLATEAU * st.w, cap) * math.exp(PROBE0 * s + ACCEL * s * s / 2)
-      counted = math.min(st.r, path)
+      probe_was = math.min(st.r, path)
     end
     if st.r >= NEAR * st.hi then st.hi = 0 end -- the limit did not come back that far
     -- 429s where they began last time: the limit stays put, so probe it less often
@@ -319,7 +319,7 @@ if now - st.cut >= EPISODE then
     elseif backing then
       st.w = math.max(st.r * BACK_LATE, st.w)
     elseif probed then
-      st.w = counted
+      st.w = probe_was
     else
       st.w = st.r
     end
