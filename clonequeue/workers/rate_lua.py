@@ -13,7 +13,6 @@ The state is one hash per namespace and token (``Keys.rate_state``):
 ``seq`` / ``cf`` / ``cp``: the number of the last cut, its stretch factor (old pace /
           new pace) and its pause (µs): how workers move the slots they already hold;
 ``hi`` / ``hiat``: the pace where the last fall began (0: none) and when it fell (µs);
-``pw``    the pace known to work before the current episode (0: none yet);
 ``born``  when the state began (µs): a pace that ran a whole window without a 429 worked;
 ``calls`` / ``useful`` / ``n429``: totals for the exporter and ``status --watch``.
 
@@ -156,13 +155,12 @@ end
 
 local function load(key, start, now)
   local s = redis.call('HMGET', key, 'r', 'w', 't', 'cut', 'hold', 'e429', 'hb', 'fresh',
-                       'hi', 'hiat', 'pw', 'born')
+                       'hi', 'hiat', 'born')
   local st = {r = tonumber(s[1]) or start, w = tonumber(s[2]) or 0, t = tonumber(s[3]) or now,
               cut = tonumber(s[4]) or 0, hold = tonumber(s[5]) or 0,
               e429 = tonumber(s[6]) or 0, hb = tonumber(s[7]) or HOLD,
               fresh = tonumber(s[8]) or 0, hi = tonumber(s[9]) or 0,
-              hiat = tonumber(s[10]) or 0, pw = tonumber(s[11]) or 0,
-              born = tonumber(s[12]) or now}
+              hiat = tonumber(s[10]) or 0, born = tonumber(s[11]) or now}
   if now - st.hiat > BACK_KEEP then st.hi = 0 end
   return st
 end
@@ -209,8 +207,7 @@ local function save(key, st, ttl)
              'cut', string.format('%d', st.cut), 'hold', num(st.hold),
              'e429', string.format('%d', st.e429), 'hb', num(st.hb),
              'fresh', string.format('%d', st.fresh), 'hi', num(st.hi),
-             'hiat', string.format('%d', st.hiat), 'pw', num(st.pw),
-             'born', string.format('%d', st.born))
+             'hiat', string.format('%d', st.hiat), 'born', string.format('%d', st.born))
   redis.call('EXPIRE', key, ttl)
 end
 
@@ -310,10 +307,6 @@ if now - st.cut >= EPISODE then
     -- near where the last episode began: an arrival jittered over the edge; cut a
     -- little, and learn the edge as a little lower (the plateau follows it down)
     local near = st.w > 0 and st.fresh == 0 and st.r >= NEAR * st.w
-    -- the pace known to work before this episode: the learned limit, or before the
-    -- first 429 ever, the pace if it ran a whole window without one
-    st.pw = st.w
-    if st.w == 0 and now - st.born >= WINDOW then st.pw = st.r end
     if doubling then
       st.w = st.r * FRESH_BACK
     elseif backing then
@@ -339,11 +332,13 @@ else
   deep = st.e429 == STREAK_N and st.fresh == 0 and st.hi == 0
 end
 if deep then
-  -- the pace it fell from, to climb back to fast, if it ever worked: a ceiling too
-  -- high met at the start, climbed back to in 2 s, fell a second time (issue 15's
-  -- bench: 12 429s at the start of the 60/second case); else the pace it falls to,
-  -- nothing to climb back to but below a fall all the same
-  st.hi = math.max(st.hi, st.pw > 0 and st.w or DEEP * st.w)
+  -- the pace it fell from, to climb back to fast, if it ever worked (the episode
+  -- began after a whole window of calls): a ceiling too high met at the start,
+  -- climbed back to in 2 s, fell a second time (issue 15's bench: 12 429s at the
+  -- start of the 60/second case); else the pace it falls to, nothing to climb back
+  -- to but below a fall all the same
+  local worked = st.cut - st.born >= WINDOW
+  st.hi = math.max(st.hi, worked and st.w or DEEP * st.w)
   st.hiat = now
   st.r = math.max(DEEP * st.w, MIN_RATE)
   st.fresh = 0
