@@ -73,7 +73,11 @@ How ``r`` moves (the shape of CUBIC's window: concave back, a plateau, a convex 
   429 steps the pace back to where it was a second before (``w``), not 5 % under the
   overshoot (even near ``hi``). Reaching ``hi`` ends it, and ``hi`` is then the
   learned limit again (``w``, held ``HOLD_S`` before the usual probe); a 429 near
-  ``hi``, or ``BACK_KEEP_S`` without reaching it, ends it too.
+  ``hi``, or ``BACK_KEEP_S`` without reaching it, ends it too;
+* a probe (either kind) whose 429 puts that pace within ``SAME_LIMIT`` above ``w``
+  found no more room: ``w`` stays, so the pace climbs back to the plateau the probe
+  set out from, which held. Learning those few % more put the plateau over the
+  jitter's edge, to walk back down one 429 a step (issue 15's fifth round).
 
 ``r`` only probes while demand binds (the next free slot is ``BINDING_WAIT_S`` off: a
 slot only a lease ahead is no queue of calls): a fleet
@@ -307,6 +311,7 @@ if now - st.cut >= EPISODE then
     -- near where the last episode began: an arrival jittered over the edge; cut a
     -- little, and learn the edge as a little lower (the plateau follows it down)
     local near = st.w > 0 and st.fresh == 0 and st.r >= NEAR * st.w
+    local w_was = st.w
     if doubling then
       st.w = st.r * FRESH_BACK
     elseif backing then
@@ -316,6 +321,11 @@ if now - st.cut >= EPISODE then
     else
       st.w = st.r
     end
+    -- a probe whose 429 came within SAME of where the last episode began found no
+    -- more room: the plateau it set out from held, so that is kept (learning the
+    -- few % above it, the plateau sat over the jitter's edge and walked back down,
+    -- one 429 a step)
+    if (backing or probed) and st.w > w_was and SAME * st.w <= w_was then st.w = w_was end
     st.r = math.max((near and GENTLE or BETA) * st.w, MIN_RATE)
     -- an overshoot, not a fall: never escalated (the window it overfilled drains)
     st.fresh = (doubling or backing) and 1 or 0

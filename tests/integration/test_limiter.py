@@ -527,15 +527,42 @@ def probe_path(start: float, probing_s: float) -> float:
 def test_a_probes_429_learns_where_the_probe_was_a_second_before(
     redis_client: redis.Redis,
 ) -> None:
-    """A probe 3 s into its climb meets a 429, which answers calls the window counted
+    """A probe 5 s into its climb meets a 429, which answers calls the window counted
     a second ago. Learning the overshoot left the plateau over the edge, to walk down
     2 % per 429 (3-5 of them after each probe in issue 15's bench)."""
     limiter = ApiRateLimiter(redis_client, Keys("probed"), "auto", token=token_id("tok"))
-    probing(redis_client, limiter, 38.0, 3.0)
+    probing(redis_client, limiter, 38.0, 5.0)
     plateau = rate_lua.PLATEAU * 38.0
-    redis_client.hset(limiter.state_key, "r", repr(probe_path(plateau, 3.0)))
+    redis_client.hset(limiter.state_key, "r", repr(probe_path(plateau, 5.0)))
     limiter.cool_down(1.0)
-    assert learned(redis_client, limiter) == pytest.approx(probe_path(plateau, 2.0), rel=1e-3)
+    second_before = probe_path(plateau, 4.0)
+    assert second_before > 38.0 / rate_lua.SAME_LIMIT  # it found room: learned
+    assert learned(redis_client, limiter) == pytest.approx(second_before, rel=1e-3)
+
+
+@pytest.mark.parametrize("kind", ["probe", "climb back"])
+def test_a_probe_that_found_no_room_keeps_the_plateau_it_set_out_from(
+    redis_client: redis.Redis, kind: str
+) -> None:
+    """A probe whose 429 says the limit lies within SAME_LIMIT above the learned one
+    found nothing new: the plateau it left held, so the pace climbs back to it, not to
+    a plateau over the jitter's edge (issue 15's bench: a walk down of 1-3 429s after
+    such probes, at 40/s and at 20/s)."""
+    limiter = ApiRateLimiter(redis_client, Keys(f"noroom-{kind}"), "auto", token=token_id("t"))
+    if kind == "probe":
+        w = 38.0
+        probing(redis_client, limiter, w, 3.0)
+        overshoot = probe_path(rate_lua.PLATEAU * w, 3.0)
+        counted = probe_path(rate_lua.PLATEAU * w, 2.0)
+    else:
+        fallen(redis_client, limiter, hi=39.2)
+        w = 19.6
+        overshoot = 1.02 * w / rate_lua.BACK_LATE_FACTOR
+        counted = overshoot * rate_lua.BACK_LATE_FACTOR
+    assert w < counted < w / rate_lua.SAME_LIMIT  # above, but within SAME_LIMIT
+    redis_client.hset(limiter.state_key, "r", repr(overshoot))
+    limiter.cool_down(1.0)
+    assert learned(redis_client, limiter) == pytest.approx(w, rel=1e-6)
 
 
 def test_a_429_at_the_ceiling_learns_the_ceiling(redis_client: redis.Redis) -> None:
