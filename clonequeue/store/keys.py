@@ -80,3 +80,9 @@ class Keys:
     def rate_timeline(self) -> str:
         """STRING with a TTL: the next free API call slot (µs, Redis clock) of the rate limit."""
         return f"{self.ns}:rate"
+
+    @property
+    def rate_sends(self) -> str:
+        """HASH with a TTL: the timeline's slots of the last ~3 s, counted per 50 ms: what
+        the provider's window held when it answered 429 (workers/rate_lua.py)."""
+        return f"{self.ns}:rate:sends"

@@ -90,6 +90,7 @@ CUT_CHECK_S = 0.1  # a waiting thread's process looks for other processes' cuts 
 MOVED_SLACK_S = 1.0  # a held slot a cut moved this far past the caller's wait is given up
 SPARE_WAIT_S = 0.05  # a call that only takes spare capacity takes a slot this near, or none
 AHEAD_S = 0.5  # a process holds slots at most this far ahead; its other threads wait in it
+SENT_KEEP_S = 2.0  # a 429 this long after the thread's last slot answers no call of ours we know
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +166,7 @@ class ApiRateLimiter:
         self._queue: deque[threading.Event] = deque()  # threads waiting to reserve, in turn
         self._held_until = float("-inf")  # the latest slot this process reserved
         self._reserving = 0  # threads of this process between the gate and their reply
+        self._sent = threading.local()  # .at: when this thread's last slot came (monotonic)
 
     @property
     def state_key(self) -> str:
@@ -202,7 +204,17 @@ class ApiRateLimiter:
                     taken = reserved
             finally:
                 self._leave_gate()
-        return self._wait_for(*taken, give_up_at=give_up_at)
+        wait = self._wait_for(*taken, give_up_at=give_up_at)
+        if wait == 0.0:
+            self._sent.at = time.monotonic()
+        return wait
+
+    def _sent_ago_us(self) -> int:
+        """How long ago this thread's last slot came (µs): when the call its 429 answers
+        went out; -1 when unknown (none, or too long ago to be that call)."""
+        at: float | None = getattr(self._sent, "at", None)
+        ago = time.monotonic() - at if at is not None else SENT_KEEP_S
+        return int(ago * 1_000_000) if ago < SENT_KEEP_S else -1
 
     def _enter_gate(self, deadline: float) -> float:
         """0.0 once this thread may reserve, else the seconds it would still wait when
@@ -249,7 +261,7 @@ class ApiRateLimiter:
         reply = cast(
             list[int],
             self._reserve(
-                keys=[self._keys.rate_timeline, self._state_key],
+                keys=[self._keys.rate_timeline, self._state_key, self._keys.rate_sends],
                 args=[
                     self._ceiling or 0,
                     max(int((deadline - reserved_at) * 1_000_000), 0),
@@ -390,13 +402,19 @@ class ApiRateLimiter:
         reply = cast(
             list[str | int],
             self._cool_down(
-                keys=[self._keys.cooldown, self._state_key, self._keys.rate_timeline],
+                keys=[
+                    self._keys.cooldown,
+                    self._state_key,
+                    self._keys.rate_timeline,
+                    self._keys.rate_sends,
+                ],
                 args=[
                     millis,
                     int(FLEET_PAUSE_MIN_S * 1000),
                     self._ceiling or 0,
                     self._start,
                     STATE_TTL_S,
+                    self._sent_ago_us(),
                 ],
             ),
         )

@@ -74,10 +74,19 @@ How ``r`` moves (the shape of CUBIC's window: concave back, a plateau, a convex 
   overshoot (even near ``hi``). Reaching ``hi`` ends it, and ``hi`` is then the
   learned limit again (``w``, held ``HOLD_S`` before the usual probe); a 429 near
   ``hi``, or ``BACK_KEEP_S`` without reaching it, ends it too;
-* a probe (either kind) whose 429 puts that pace within ``SAME_LIMIT`` above ``w``
-  found no more room: ``w`` stays, so the pace climbs back to the plateau the probe
-  set out from, which held. Learning those few % more put the plateau over the
-  jitter's edge, to walk back down one 429 a step (issue 15's fifth round).
+* a probe above the plateau whose 429 puts that pace within ``SAME_LIMIT`` above
+  ``w`` found no more room: ``w`` stays, so the pace climbs back to the plateau the
+  probe set out from, which held. Learning those few % more put the plateau over the
+  jitter's edge, to walk back down one 429 a step (issue 15's fifth round);
+* what the provider's window held when it refused a call bounds every estimate
+  above: the reservations log their slots (``Keys.rate_sends``, per 50 ms), the
+  thread that met the 429 says when it sent the call, and our slots in the second
+  before are what the window counted. A ceiling 1.5x too high, met at the start,
+  is learned as the limit itself (it was learned as the ceiling, and the run of 429s
+  halved the pace: 8 s at ~30/s in issue 15's bench); it is an overshoot, never
+  escalated, and the fleet pauses while the excess ages out of the window. Not used
+  when our calls were under half the pace (too few to fill the window: another
+  client's calls, or a stray 429) or a cut in the last 2 s may have moved the slots.
 
 ``r`` only probes while demand binds (the next free slot is ``BINDING_WAIT_S`` off: a
 slot only a lease ahead is no queue of calls): a fleet
@@ -130,6 +139,10 @@ CUT_KEEP_S = 2.0
 # at most LEASE_S per process while demand is below the pace, so they never look like one.
 BINDING_WAIT_S = 0.25
 WORKED_S = 1.0  # a pace that ran this long with no 429 worked (the provider's window)
+# The sends log: slots reserved, counted per SEND_BUCKET_S of slot time in a ring of
+# SEND_RING buckets (3.2 s): what the provider's window held when it refused a call.
+SEND_BUCKET_S = 0.05
+SEND_RING = 64
 MIN_RATE = 0.2  # calls/s: the floor, so a run of 429s never stops the fleet for good
 MAX_RATE = 10_000.0  # calls/s: auto's ceiling, only so the numbers stay finite
 
@@ -147,6 +160,7 @@ local BACK, BACK_KEEP = {math.log(2) / BACK_DOUBLING_S}, {BACK_KEEP_S * 1_000_00
 local HOLD_BACK = {HOLD_BACK_S}
 local WINDOW = {WORKED_S * 1_000_000:.0f}
 local BACK_LATE = {BACK_LATE_FACTOR}
+local BUCKET, RING = {SEND_BUCKET_S * 1_000_000:.0f}, {SEND_RING}
 """
 
 # Read the state (starting it at ARGV start when absent) and bring r up to now.
@@ -231,7 +245,41 @@ local function cap_of(ceiling)
 end
 """
 
-# KEYS[1]: the timeline (the next free slot, µs); KEYS[2]: the rate state.
+# The sends log (``Keys.rate_sends``): field ``bucket % RING`` holds "bucket:slots".
+_SENDS = """
+local function record_sends(key, first, count, interval)
+  local add = {}
+  for i = 0, count - 1 do
+    local b = math.floor((first + i * interval) / BUCKET)
+    add[b] = (add[b] or 0) + 1
+  end
+  for b, n in pairs(add) do
+    local field = string.format('%d', b % RING)
+    local was = redis.call('HGET', key, field)
+    if was then
+      local wb, wn = string.match(was, '^(%d+):(%d+)$')
+      if tonumber(wb) == b then n = n + tonumber(wn) end
+    end
+    redis.call('HSET', key, field, string.format('%d:%d', b, n))
+  end
+  redis.call('PEXPIRE', key, math.floor(2 * RING * BUCKET / 1000))
+end
+
+-- slots reserved in [a, b) (µs), a bucket split pro rata at the edges
+local function sends_between(key, a, b)
+  local total, all = 0, redis.call('HGETALL', key)
+  for i = 2, #all, 2 do
+    local wb, wn = string.match(all[i], '^(%d+):(%d+)$')
+    local lo = tonumber(wb) * BUCKET
+    local overlap = math.min(lo + BUCKET, b) - math.max(lo, a)
+    if overlap > 0 then total = total + tonumber(wn) * overlap / BUCKET end
+  end
+  return total
+end
+"""
+
+# KEYS[1]: the timeline (the next free slot, µs); KEYS[2]: the rate state; KEYS[3]: the
+# sends log.
 # ARGV: the ceiling (calls/s, paced; 0 = auto), the longest wait the caller accepts
 # (µs), how many consecutive slots to reserve, useful calls to count, the start rate,
 # the state's TTL (s). Returns {the wait before the first reserved slot (>= 0), or
@@ -240,6 +288,7 @@ end
 RESERVE = (
     _PARAMS
     + _ADVANCE
+    + _SENDS
     + """
 local now = redis_now()
 local ceiling, max_wait, count = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -257,17 +306,20 @@ end
 redis.call('HINCRBY', KEYS[2], 'calls', count)
 local ttl_ms = math.floor((wait + count * interval) / 1000) + 1000
 redis.call('SET', KEYS[1], string.format('%d', slot + count * interval), 'PX', ttl_ms)
+record_sends(KEYS[3], slot, count, interval)
 return {wait, interval, c[1], c[2], c[3], c[4]}
 """
 )
 
-# KEYS[1]: the cooldown; KEYS[2]: the rate state; KEYS[3]: the timeline. ARGV: the
-# Retry-After (ms), the shortest Retry-After that pauses the whole fleet (ms), the
-# ceiling, the start rate, the state's TTL (s). Returns {the pace now in force
+# KEYS[1]: the cooldown; KEYS[2]: the rate state; KEYS[3]: the timeline; KEYS[4]: the
+# sends log. ARGV: the Retry-After (ms), the shortest Retry-After that pauses the whole
+# fleet (ms), the ceiling, the start rate, the state's TTL (s), how long ago the refused
+# call was sent (µs; -1: unknown). Returns {the pace now in force
 # (calls/s, as a string), then cut_info's four numbers}.
 COOL_DOWN = (
     _PARAMS
     + _ADVANCE
+    + _SENDS
     + """
 local now = redis_now()
 local ms, fleet_ms = tonumber(ARGV[1]), tonumber(ARGV[2])
@@ -311,6 +363,12 @@ if now - st.cut >= EPISODE then
     -- near where the last episode began: an arrival jittered over the edge; cut a
     -- little, and learn the edge as a little lower (the plateau follows it down)
     local near = st.w > 0 and st.fresh == 0 and st.r >= NEAR * st.w
+    -- what the provider's window held when it refused the call: our slots in the
+    -- second before it was sent (-1: unknown, or a cut since may have moved them)
+    local held, sent_ago = -1, tonumber(ARGV[6])
+    if sent_ago >= 0 and now - sent_ago - 2 * WINDOW >= st.cut then
+      held = sends_between(KEYS[4], now - sent_ago - WINDOW, now - sent_ago)
+    end
     local w_was = st.w
     if doubling then
       st.w = st.r * FRESH_BACK
@@ -321,14 +379,31 @@ if now - st.cut >= EPISODE then
     else
       st.w = st.r
     end
+    -- the window's own count bounds what is learned: a ceiling 1.5x too high met at
+    -- the start learned that ceiling and fell to half of it, and auto's doubling
+    -- learned ~5 % over the limit (issue 15's fifth round). Not when it held under
+    -- half the pace: our calls were too few to fill it (a 429 of another client's
+    -- making, or a stray one), and it says nothing of the pace.
+    local overshoot = false
+    if held >= DEEP * before then
+      st.w = math.min(st.w, held)
+      overshoot = held < NEAR * before
+    end
     -- a probe whose 429 came within SAME of where the last episode began found no
     -- more room: the plateau it set out from held, so that is kept (learning the
     -- few % above it, the plateau sat over the jitter's edge and walked back down,
-    -- one 429 a step)
-    if (backing or probed) and st.w > w_was and SAME * st.w <= w_was then st.w = w_was end
-    st.r = math.max((near and GENTLE or BETA) * st.w, MIN_RATE)
+    -- one 429 a step). Not below a fall: there w is where the fall left the pace,
+    -- not where 429s began.
+    if probed and st.w > w_was and SAME * st.w <= w_was then st.w = w_was end
+    st.r = math.max(((near or overshoot) and GENTLE or BETA) * st.w, MIN_RATE)
     -- an overshoot, not a fall: never escalated (the window it overfilled drains)
-    st.fresh = (doubling or backing) and 1 or 0
+    st.fresh = (doubling or backing or overshoot) and 1 or 0
+    if overshoot and not (doubling or backing or probed) then
+      -- a steady pace over the limit filled the window: wait until its excess ages
+      -- out, or every call in between meets a full window (a climbing pace's window
+      -- holds its slower past: it drains as fast as the new pace fills it)
+      pause = math.max(pause, math.min((1 - held / before) * WINDOW, STREAK_PAUSE))
+    end
     st.cut = now
     st.hold = 0
     st.e429 = 1

@@ -231,12 +231,16 @@ def test_auto_converges_just_under_the_providers_limit(redis_client: redis.Redis
     api = RateWindow()
     admitted, refused = take_for(limiter, 12.0, api, limit=40)
     learned = float(redis_client.hget(limiter.state_key, "w"))  # type: ignore[arg-type]
-    assert 36 <= learned <= 44
-    assert 0.85 * 40 <= pace(redis_client, limiter) <= 40
+    assert 38 <= learned <= 42  # what the window held at the first 429
+    # at or under the plateau, or probing above it: a probe's window answers ~2 s into
+    # its climb, then ~2-4 % over (it converged in ~5 s, so the probe after a 4 s hold
+    # may be under way)
+    assert 0.85 * 40 <= pace(redis_client, limiter) <= 1.05 * 40
     last = [t for t in admitted if t >= admitted[-1] - 4.0]
-    assert len(last) / 4.0 >= 0.85 * 40  # the last 4 s: near the limit...
-    # ...after a few 429 episodes while it overshot (~8 429s from a fresh start), then none
-    assert refused <= 12
+    assert len(last) / 4.0 >= 0.9 * 40  # the last 4 s: near the limit...
+    # ...after one overshoot, learned from the window's count (~8 429s when it was
+    # learned from the pace, and walked down 2 % per 429), and a probe's
+    assert refused <= 5
     assert int(redis_client.hget(limiter.state_key, "n429")) == refused  # type: ignore[arg-type]
 
 
@@ -474,7 +478,8 @@ def test_a_ceiling_too_high_met_at_the_start_is_not_climbed_back_to(
     pace halves as for any fall, but climbing back to the ceiling in 2 s fell a second
     time (issue 15's bench, 60/second against 40: 12 429s at the start, 6-7 now); it
     probes from the halved pace instead, and the 429s still in the air halve it no
-    further."""
+    further. (What the window held is unknown here: one call of ours went out, too few
+    to fill it; the test below has the count.)"""
     limiter = ApiRateLimiter(redis_client, Keys("toohigh"), "60/second")
     assert limiter.acquire(1.0) == 0.0
     start = 60 * PACING_MARGIN
@@ -485,6 +490,38 @@ def test_a_ceiling_too_high_met_at_the_start_is_not_climbed_back_to(
     assert float(redis_client.hget(limiter.state_key, "hi")) == pytest.approx(halved, rel=0.02)  # type: ignore[arg-type]
     for _ in range(rate_lua.STREAK_N + 2):
         assert limiter.cool_down(1.0) == pytest.approx(halved, rel=0.02)
+
+
+def test_a_ceiling_too_high_is_learned_from_what_the_window_held(
+    redis_client: redis.Redis,
+) -> None:
+    """60/second against a 40/s window: the first 429 comes when the window holds 40 of
+    our calls, and that count (the timeline's slots in the second before the refused
+    call) is the limit learned. The pace steps to just under it, pauses while the
+    excess ages out, and never falls. (Learning the ceiling, it fell to half of it,
+    29.4/s, and probed back up for 8 s: issue 15's bench, 0.88x in that phase.)"""
+    limiter = ApiRateLimiter(redis_client, Keys("measured"), "60/second")
+    admitted, refused = take_for(limiter, 3.0, RateWindow(), limit=40)
+    assert 38 <= learned(redis_client, limiter) <= 42
+    assert float(redis_client.hget(limiter.state_key, "hi")) == 0  # type: ignore[arg-type]
+    assert pace(redis_client, limiter) >= 0.9 * 40
+    after = [t for t in admitted if t >= admitted[0] + 1.0]
+    assert len(after) / (admitted[-1] - admitted[0] - 1.0) >= 0.85 * 40
+    assert refused <= 10  # the first, and those threads sent before the cut reached them
+
+
+def test_a_429_while_few_of_our_calls_went_out_learns_nothing_from_their_count(
+    redis_client: redis.Redis,
+) -> None:
+    """5 calls a second under a 40/s pace, then a 429: our calls could not fill the
+    window (another client of the token, or a stray 429), so their count is no limit;
+    the first 429 cuts the pace as always, 10 %, not to ~5/s."""
+    limiter = ApiRateLimiter(redis_client, Keys("few"), "40/second")
+    for _ in range(7):
+        assert limiter.acquire(1.0) == 0.0
+        time.sleep(0.2)
+    assert limiter.cool_down(1.0) == pytest.approx(40 * PACING_MARGIN * rate_lua.BETA)
+    assert learned(redis_client, limiter) == pytest.approx(40 * PACING_MARGIN)
 
 
 def learned(client: redis.Redis, limiter: ApiRateLimiter) -> float:
@@ -540,27 +577,19 @@ def test_a_probes_429_learns_where_the_probe_was_a_second_before(
     assert learned(redis_client, limiter) == pytest.approx(second_before, rel=1e-3)
 
 
-@pytest.mark.parametrize("kind", ["probe", "climb back"])
 def test_a_probe_that_found_no_room_keeps_the_plateau_it_set_out_from(
-    redis_client: redis.Redis, kind: str
+    redis_client: redis.Redis,
 ) -> None:
     """A probe whose 429 says the limit lies within SAME_LIMIT above the learned one
     found nothing new: the plateau it left held, so the pace climbs back to it, not to
     a plateau over the jitter's edge (issue 15's bench: a walk down of 1-3 429s after
-    such probes, at 40/s and at 20/s)."""
-    limiter = ApiRateLimiter(redis_client, Keys(f"noroom-{kind}"), "auto", token=token_id("t"))
-    if kind == "probe":
-        w = 38.0
-        probing(redis_client, limiter, w, 3.0)
-        overshoot = probe_path(rate_lua.PLATEAU * w, 3.0)
-        counted = probe_path(rate_lua.PLATEAU * w, 2.0)
-    else:
-        fallen(redis_client, limiter, hi=39.2)
-        w = 19.6
-        overshoot = 1.02 * w / rate_lua.BACK_LATE_FACTOR
-        counted = overshoot * rate_lua.BACK_LATE_FACTOR
+    such probes)."""
+    limiter = ApiRateLimiter(redis_client, Keys("noroom"), "auto", token=token_id("t"))
+    w = 38.0
+    probing(redis_client, limiter, w, 3.0)
+    counted = probe_path(rate_lua.PLATEAU * w, 2.0)
     assert w < counted < w / rate_lua.SAME_LIMIT  # above, but within SAME_LIMIT
-    redis_client.hset(limiter.state_key, "r", repr(overshoot))
+    redis_client.hset(limiter.state_key, "r", repr(probe_path(rate_lua.PLATEAU * w, 3.0)))
     limiter.cool_down(1.0)
     assert learned(redis_client, limiter) == pytest.approx(w, rel=1e-6)
 
