@@ -161,6 +161,7 @@ class ApiRateLimiter:
         self._scarce_at = float("-inf")  # when a slot was last far off or a 429 came
         self._useful = 0  # useful calls not yet counted in Redis (sent with the next lease)
         self._cuts: deque[Cut] = deque(maxlen=16)  # the latest cuts, oldest first
+        self._cut_learned = threading.Condition(self._lock)  # notified with each new cut
         self._cuts_checked_at = float("-inf")
         self._gate = threading.Lock()
         self._queue: deque[threading.Event] = deque()  # threads waiting to reserve, in turn
@@ -313,11 +314,18 @@ class ApiRateLimiter:
                 return pause
             if pause <= 0:
                 return 0.0
-            if pause <= CUT_CHECK_S:
-                time.sleep(pause)
-                return 0.0
-            time.sleep(CUT_CHECK_S)
-            self._check_cuts()
+            self._sleep_unless_cut(min(pause, CUT_CHECK_S), seq)
+            if pause > CUT_CHECK_S:
+                self._check_cuts()
+
+    def _sleep_unless_cut(self, seconds: float, seq: int) -> None:
+        """Sleep ``seconds``, or less if this process learns of a cut after ``seq``: a
+        cut moves the slot at once (sleeping through it, up to ``CUT_CHECK_S`` of
+        slots per process went out at the old pace: 429s at a fall)."""
+        with self._cut_learned:
+            self._cut_learned.wait_for(
+                lambda: bool(self._cuts) and self._cuts[-1].seq > seq, seconds
+            )
 
     def _check_cuts(self) -> None:
         """At most every ``CUT_CHECK_S`` per process: a cut another process made?"""
@@ -341,6 +349,7 @@ class ApiRateLimiter:
                 pause_s=int(info[3]) / 1_000_000,
             )
             self._cuts.append(cut)
+            self._cut_learned.notify_all()
             kept: deque[tuple[float, float]] = deque()
             for slot, since in self._leased:
                 if cut.at > since:

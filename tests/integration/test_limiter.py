@@ -426,6 +426,22 @@ def test_a_pace_read_back_a_hair_under_its_plateau_still_holds_and_probes(
     assert pace(redis_client, limiter) > plateau * 1.002  # probing upwards
 
 
+def test_a_cut_reaches_a_thread_already_sleeping_until_its_slot(redis_client: redis.Redis) -> None:
+    """A thread ~90 ms from its slot when its process learns of a cut (here a 429 whose
+    Retry-After pauses the fleet) does not call at the old slot: it wakes, moves the slot
+    and gives it up. (It slept through the last CUT_CHECK_S before its slot: at a fall,
+    that many slots per process went out at the old pace, as 429s.)"""
+    limiter = ApiRateLimiter(redis_client, Keys("wake"), "11/second")
+    assert limiter.acquire(1.0) == 0.0
+    waited: list[float] = []
+    sleeper = threading.Thread(target=lambda: waited.append(limiter.acquire(1.0)))
+    sleeper.start()
+    time.sleep(0.03)
+    limiter.cool_down(3.0)
+    sleeper.join()
+    assert waited[0] > 0  # given up: the caller re-queues its step
+
+
 def test_a_cut_moves_the_slots_other_workers_already_hold(redis_client: redis.Redis) -> None:
     """Threads of another process waiting for slots reserved before a 429 wait for the
     cut's slower pace too, and one whose slot a long pause moved far gives it up (its
