@@ -1,6 +1,7 @@
 """How much of an API's rate limit the fleet turns into useful calls, when the limit moves.
 
-Run: ``.venv/bin/python bench/adaptive_rate.py [--quick] [--workers 1,2] [--cases exact,high,auto]``
+Run: ``.venv/bin/python bench/adaptive_rate.py [--quick] [--workers 1,2]
+[--cases exact,high,auto] [--repeat N]``
 
 Method
     Embedded Redis, the simulator with tasks of 3-8 s (clone_processing_s and
@@ -420,6 +421,42 @@ def recovery_s(accepted: list[float], plan: Plan, busy_end: float) -> float | No
     return None
 
 
+MEANS = (
+    "useful_ratio",
+    "accepted_ratio",
+    "pace_ratio",
+    "share_429",
+    "http_429",
+    "calls_per_task",
+    "makespan_s",
+    "bound_s",
+    "makespan_ratio",
+    "rise_to_busy_end_s",
+)
+
+
+def mean_of(group: list[dict[str, Any]]) -> dict[str, Any]:
+    """One case's runs as one result: the mean of each figure (recovery: None if any run
+    never recovered), and ``each``, every run's useful, 429s and recovery, for the note."""
+    first = group[0]
+    if len(group) == 1:
+        return first | {"each": ""}
+    mean = {k: sum(r[k] for r in group) / len(group) for k in MEANS if k in first}
+    recoveries = [r["recovery_s"] for r in group]
+    each = ", ".join(
+        f"{r['useful_ratio']:.3f}x/{r['http_429']}/{fmt_recovery(r['recovery_s'])}" for r in group
+    )
+    return (
+        first
+        | mean
+        | {
+            "recovery_s": None if None in recoveries else sum(recoveries) / len(recoveries),
+            "phase_ratios": [r["phase_ratios"] for r in group],
+            "each": f"{len(group)} runs (useful/429s/recovery): {each}; ",
+        }
+    )
+
+
 def fmt_recovery(value: float | None) -> str:
     return "never" if value is None else f"{value:.1f} s"
 
@@ -435,16 +472,24 @@ def main() -> None:
     parser.add_argument("--rise-at", type=float, default=45.0, help="s after submit")
     parser.add_argument("--jitter-s", type=float, default=0.05, help="latency_jitter_s")
     parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="runs per case: figures are their mean, each run's value in the note "
+        "(single runs of one case differ by up to ~0.05x useful: when the rise is found)",
+    )
     parser.add_argument("--quick", action="store_true", help="300 jobs, shorter phases, 2 workers")
     args = parser.parse_args()
     if args.quick:
         args.jobs, args.drop_at, args.rise_at, args.workers = 300, 12.0, 24.0, "2"
     plan = Plan(args.high, args.low, args.drop_at, args.rise_at)
-    results = [
-        run_case(args, plan, case, int(workers))
+    runs = [
+        [run_case(args, plan, case, int(workers)) for _ in range(args.repeat)]
         for workers in args.workers.split(",")
         for case in args.cases.split(",")
     ]
+    results = [mean_of(group) for group in runs]
     figures = []
     for r in results:
         label = f"{r['case']} ({r['setting']}), {r['workers']}w"
@@ -457,7 +502,7 @@ def main() -> None:
                 "x",
                 goal=f">= {GOALS['useful']}",
                 met=r["useful_ratio"] >= GOALS["useful"],
-                note=f"accepted/limit {r['accepted_ratio']:.3f}; pace/limit "
+                note=f"{r['each']}accepted/limit {r['accepted_ratio']:.3f}; pace/limit "
                 f"{r.get('pace_ratio', float('nan')):.3f}; per phase accepted/useful "
                 f"{r['phase_ratios']}; {r['calls_per_task']:.2f} calls/task",
             ),
@@ -501,8 +546,12 @@ def main() -> None:
         figures,
         environment=h.environment(),
         settings=vars(args),
-        runs=[{k: v for k, v in r.items() if k != "samples"} for r in results],
-        samples={f"{r['case']}-{r['workers']}": r["samples"] for r in results},
+        runs=[{k: v for k, v in r.items() if k != "samples"} for group in runs for r in group],
+        samples={
+            f"{r['case']}-{r['workers']}" + (f"-{i}" if args.repeat > 1 else ""): r["samples"]
+            for group in runs
+            for i, r in enumerate(group)
+        },
     )
 
 
