@@ -214,7 +214,7 @@ class ApiRateLimiter:
         """How long ago this thread's last slot came (µs): when the call its 429 answers
         went out; -1 when unknown (none, or too long ago to be that call)."""
         at: float | None = getattr(self._sent, "at", None)
-        ago = time.monotonic() - at if at is not None else SENT_KEEP_S
+        ago = time.monotonic() - (at if at is not None else float("-inf"))
         return int(ago * 1_000_000) if ago < SENT_KEEP_S else -1
 
     def _enter_gate(self, deadline: float) -> float:

@@ -247,32 +247,38 @@ end
 
 # The sends log (``Keys.rate_sends``): field ``bucket % RING`` holds "bucket:slots".
 _SENDS = """
+local function bucket_of(field_value)
+  local b, n = string.match(field_value, '^(%d+):(%d+)$')
+  return tonumber(b), tonumber(n)
+end
+
 local function record_sends(key, first, count, interval)
   local add = {}
   for i = 0, count - 1 do
     local b = math.floor((first + i * interval) / BUCKET)
     add[b] = (add[b] or 0) + 1
   end
+  local started = false
   for b, n in pairs(add) do
     local field = string.format('%d', b % RING)
     local was = redis.call('HGET', key, field)
-    if was then
-      local wb, wn = string.match(was, '^(%d+):(%d+)$')
-      if tonumber(wb) == b then n = n + tonumber(wn) end
-    end
+    local wb, wn = 0, 0
+    if was then wb, wn = bucket_of(was) end
+    if wb == b then n = n + wn else started = true end
     redis.call('HSET', key, field, string.format('%d:%d', b, n))
   end
-  redis.call('PEXPIRE', key, math.floor(2 * RING * BUCKET / 1000))
+  -- the TTL is renewed once per bucket begun (every 50 ms at most), not per reservation
+  if started then redis.call('PEXPIRE', key, math.floor(2 * RING * BUCKET / 1000)) end
 end
 
 -- slots reserved in [a, b) (µs), a bucket split pro rata at the edges
 local function sends_between(key, a, b)
   local total, all = 0, redis.call('HGETALL', key)
   for i = 2, #all, 2 do
-    local wb, wn = string.match(all[i], '^(%d+):(%d+)$')
-    local lo = tonumber(wb) * BUCKET
+    local wb, wn = bucket_of(all[i])
+    local lo = wb * BUCKET
     local overlap = math.min(lo + BUCKET, b) - math.max(lo, a)
-    if overlap > 0 then total = total + tonumber(wn) * overlap / BUCKET end
+    if overlap > 0 then total = total + wn * overlap / BUCKET end
   end
   return total
 end
