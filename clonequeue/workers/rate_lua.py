@@ -14,6 +14,7 @@ The state is one hash per namespace and token (``Keys.rate_state``):
           new pace) and its pause (µs): how workers move the slots they already hold;
 ``hi`` / ``hiat``: the pace where the last fall began (0: none) and when it fell (µs);
 ``born``  when the state began (µs): a pace that ran a whole window without a 429 worked;
+``l429``  when the last stray 429 came (µs; below); ``c429``: ``calls`` at the last 429;
 ``calls`` / ``useful`` / ``n429``: totals for the exporter and ``status --watch``.
 
 How ``r`` moves (the shape of CUBIC's window: concave back, a plateau, a convex probe):
@@ -74,10 +75,16 @@ How ``r`` moves (the shape of CUBIC's window: concave back, a plateau, a convex 
   overshoot (even near ``hi``). Reaching ``hi`` ends it, and ``hi`` is then the
   learned limit again (``w``, held ``HOLD_S`` before the usual probe); a 429 near
   ``hi``, or ``BACK_KEEP_S`` without reaching it, ends it too;
-* a probe above the plateau whose 429 puts that pace within ``SAME_LIMIT`` above
+* a probe above the plateau whose 429 puts that pace within ``NO_ROOM`` above
   ``w`` found no more room: ``w`` stays, so the pace climbs back to the plateau the
-  probe set out from, which held. Learning those few % more put the plateau over the
-  jitter's edge, to walk back down one 429 a step (issue 15's fifth round);
+  probe set out from, which held. Learning that 1 % more put the plateau over the
+  jitter's edge, to walk back down one 429 a step (issue 15's fifth round); a band of
+  3 % kept a limit learned 2.5 % under the edge there for good (sixth round);
+* a stray 429 cuts nothing: at rest (the plateau, or the ceiling), not below a fall,
+  ``QUIET_CALLS`` calls or more after the last 429, and no overshoot in the window's
+  count, it is an arrival jittered over the edge of a limit that pace keeps. It is
+  counted, and ``l429`` marks it: a 429 within ``EPISODE_S`` after it is its
+  episode's second, so a fall still escalates at the third;
 * what the provider's window held when it refused a call bounds every estimate
   above: the reservations log their slots (``Keys.rate_sends``, per 50 ms), the
   thread that met the 429 says when it sent the call, and our slots in the second
@@ -115,11 +122,15 @@ STREAK_S = 1.0  # ...below a fall, only if 429s go on this soon after its cut
 # them, so the new pace meets no full window. A whole second (as until issue 15's third
 # round) left the API idle for half a second more at each fall.
 STREAK_PAUSE_S = 1.0 - DEEP
-PLATEAU = 0.98  # ...then it climbs back to this share of where the 429s began
+# ...then it climbs back to this share of where the 429s began (0.98 until issue 15's
+# sixth round: with 429s learned where the window's count puts them, 1 % under is
+# enough, and at 20 ms of jitter the after-phase ran at 0.85-0.89x of the limit)
+PLATEAU = 0.99
 RECOVER_TAU_S = 0.6  # time constant of that climb
 HOLD_S = 4.0  # seconds held there (while demand binds) before probing upwards...
 HOLD_MAX_S = 12.0  # ...doubling, up to this, each time 429s begin where they did before
 SAME_LIMIT = 0.97  # "where they did before": at this share of the last episode's pace or more
+NO_ROOM = 0.99  # a probe's 429 this near above the learned limit found no more room
 PROBE_START = 0.005  # the probe's growth (per s, logarithmic) when it begins...
 PROBE_ACCEL = 0.02  # ...and how much it grows each second of probing
 FRESH_DOUBLING_S = 2.0  # ...and this often while no 429 was ever seen (auto's start)
@@ -159,7 +170,7 @@ local STREAK_N, STREAK = {STREAK_N}, {STREAK_S * 1_000_000:.0f}
 local BINDING = {BINDING_WAIT_S * 1_000_000:.0f}
 local STREAK_PAUSE = {STREAK_PAUSE_S * 1_000_000:.0f}
 local HOLD, PROBE0, ACCEL, FRESH = {HOLD_S}, {PROBE_START}, {PROBE_ACCEL}, {FRESH_DOUBLING_S}
-local HOLD_MAX, SAME = {HOLD_MAX_S}, {SAME_LIMIT}
+local HOLD_MAX, SAME, NO_ROOM = {HOLD_MAX_S}, {SAME_LIMIT}, {NO_ROOM}
 local FRESH_BACK = {2 ** (-1.0 / FRESH_DOUBLING_S)}
 local EPISODE, MIN_RATE, MAX_RATE = {EPISODE_S * 1_000_000:.0f}, {MIN_RATE}, {MAX_RATE}
 local BACK, BACK_KEEP = {math.log(2) / BACK_DOUBLING_S}, {BACK_KEEP_S * 1_000_000:.0f}
@@ -414,12 +425,12 @@ if now - st.cut >= EPISODE then
       st.w = math.min(st.w, held)
       overshoot = held < NEAR * before
     end
-    -- a probe whose 429 came within SAME of where the last episode began found no
+    -- a probe whose 429 came within NO_ROOM of where the last episode began found no
     -- more room: the plateau it set out from held, so that is kept (learning the
     -- few % above it, the plateau sat over the jitter's edge and walked back down,
     -- one 429 a step). Not below a fall: there w is where the fall left the pace,
     -- not where 429s began.
-    if probed and st.w > w_was and SAME * st.w <= w_was then st.w = w_was end
+    if probed and st.w > w_was and NO_ROOM * st.w <= w_was then st.w = w_was end
     st.r = math.max(((near or overshoot) and GENTLE or BETA) * st.w, MIN_RATE)
     -- an overshoot, not a fall: never escalated (the window it overfilled drains)
     st.fresh = (doubling or backing or overshoot) and 1 or 0
