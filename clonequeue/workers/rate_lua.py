@@ -374,8 +374,11 @@ if now - st.cut >= EPISODE then
   -- a stray: at rest (the plateau, or the ceiling) after QUIET_CALLS calls with no
   -- 429, and no overshoot (the window held the pace, or too few of our calls to
   -- say): the limit that pace kept still holds; counted, nothing cut or learned
+  -- (at the ceiling only if no 429 came lower: a probe that reached it from a learned
+  -- limit below has not rested there)
   local rest = math.min(PLATEAU * st.w, cap)
-  local resting = st.r >= 0.999 * cap or (st.w > 0 and math.abs(st.r - rest) <= 0.005 * st.w)
+  local at_plateau = st.w > 0 and math.abs(st.r - rest) <= 0.005 * st.w
+  local resting = at_plateau or (st.r >= 0.999 * cap and (st.w == 0 or st.w >= 0.999 * cap))
   local stray = not deep and st.hi == 0 and resting
     and calls - (tonumber(redis.call('HGET', KEYS[2], 'c429')) or 0) >= QUIET
     and (held < DEEP * before or held >= SAME * before)
@@ -412,6 +415,11 @@ if now - st.cut >= EPISODE then
       st.w = math.max(st.r * BACK_LATE, st.w)
     elseif probed then
       st.w = probe_was
+    elseif at_plateau then
+      -- the plateau drew it: over the edge, so the next plateau is 2 % under this one
+      -- (learning this pace moved it 1 %, and a plateau over the edge at 50 ms of
+      -- jitter walked down one 429 a step: 4-5 of them after auto's start)
+      st.w = PLATEAU * st.r
     else
       st.w = st.r
     end
