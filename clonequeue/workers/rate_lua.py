@@ -28,7 +28,8 @@ How ``r`` moves (the shape of CUBIC's window: concave back, a plateau, a convex 
   above it) it cuts ``r`` a little, to ``GENTLE * r``: arrivals that jitter against
   the provider's sliding window draw an isolated 429 just under its limit, and each
   one cutting 10 % held the pace at ~0.9x; since ``w`` moves down to where the 429
-  came, the plateau follows the edge down until 429s are rare. Far below ``w`` (or
+  came (1 % under it when the plateau drew it: the plateau moves 2 % a step), the
+  plateau follows the edge down until 429s are rare. Far below ``w`` (or
   the first 429 ever) it cuts to ``BETA * r``;
 * the ``STREAK_N``-th 429 within one episode escalates it: jitter over the edge
   draws 429s one at a time, not at the pace itself, so the limit fell far (a
