@@ -81,9 +81,11 @@ How ``r`` moves (the shape of CUBIC's window: concave back, a plateau, a convex 
   probe set out from, which held. Learning that 1 % more put the plateau over the
   jitter's edge, to walk back down one 429 a step (issue 15's fifth round); a band of
   3 % kept a limit learned 2.5 % under the edge there for good (sixth round);
-* a stray 429 cuts nothing: at rest (the plateau, or the ceiling), not below a fall,
-  ``QUIET_CALLS`` calls or more after the last 429, and no overshoot in the window's
-  count, it is an arrival jittered over the edge of a limit that pace keeps. It is
+* a stray 429 cuts nothing: at rest (the plateau, or the ceiling when no 429 came
+  lower: a probe that reached it from a learned limit below has not rested), not
+  below a fall, ``QUIET_CALLS`` calls or more after the last 429, and no overshoot in
+  the window's count, it is an arrival jittered over the edge of a limit that pace
+  keeps. It is
   counted, and ``l429`` marks it: a 429 within ``EPISODE_S`` after it is its
   episode's second, so a fall still escalates at the third;
 * what the provider's window held when it refused a call bounds every estimate
