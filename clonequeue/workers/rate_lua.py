@@ -15,6 +15,8 @@ The state is one hash per namespace and token (``Keys.rate_state``):
 ``hi`` / ``hiat``: the pace where the last fall began (0: none) and when it fell (µs);
 ``born``  when the state began (µs): a pace that ran a whole window without a 429 worked;
 ``l429``  when the last stray 429 came (µs; below); ``c429``: ``calls`` at the last 429;
+``edge``  the share of the window's count that the pace keeps with no 429 (arrival
+          jitter's toll: 1 / (1 + J) against a sliding window), learned at the plateau;
 ``calls`` / ``useful`` / ``n429``: totals for the exporter and ``status --watch``.
 
 How ``r`` moves (the shape of CUBIC's window: concave back, a plateau, a convex probe):
@@ -163,6 +165,12 @@ SEND_RING = 64
 # 5 % and learned 2 % lower, the ceiling's 39.2/s at 20 ms of jitter (the edge's own
 # share) ran at 37.6/s for the 8 s hold after its one 429 in 20 s (issue 15's sixth round).
 QUIET_CALLS = 400
+# The window's count at a 429 is the provider's limit, not the pace that keeps it: the
+# jitter's edge is below it (0.952x at 50 ms). Each 429 the plateau draws takes this
+# share down by PLATEAU (each probe that finds room gives that back), and what a count
+# teaches is that share of it: learning the count itself, the plateau sat over the edge
+# after every probe and walked back down (2-3 429s a probe in issue 15's low phase).
+EDGE_MIN = 0.9
 MIN_RATE = 0.2  # calls/s: the floor, so a run of 429s never stops the fleet for good
 MAX_RATE = 10_000.0  # calls/s: auto's ceiling, only so the numbers stay finite
 
@@ -181,7 +189,7 @@ local HOLD_BACK = {HOLD_BACK_S}
 local WINDOW = {WORKED_S * 1_000_000:.0f}
 local BACK_LATE = {BACK_LATE_FACTOR}
 local BUCKET, RING = {SEND_BUCKET_S * 1_000_000:.0f}, {SEND_RING}
-local QUIET = {QUIET_CALLS}
+local QUIET, EDGE_MIN = {QUIET_CALLS}, {EDGE_MIN}
 """
 
 # Read the state (starting it at ARGV start when absent) and bring r up to now.
@@ -194,13 +202,13 @@ end
 
 local function load(key, start, now)
   local s = redis.call('HMGET', key, 'r', 'w', 't', 'cut', 'hold', 'e429', 'hb', 'fresh',
-                       'hi', 'hiat', 'born', 'l429')
+                       'hi', 'hiat', 'born', 'l429', 'edge')
   local st = {r = tonumber(s[1]) or start, w = tonumber(s[2]) or 0, t = tonumber(s[3]) or now,
               cut = tonumber(s[4]) or 0, hold = tonumber(s[5]) or 0,
               e429 = tonumber(s[6]) or 0, hb = tonumber(s[7]) or HOLD,
               fresh = tonumber(s[8]) or 0, hi = tonumber(s[9]) or 0,
               hiat = tonumber(s[10]) or 0, born = tonumber(s[11]) or now,
-              l429 = tonumber(s[12]) or 0}
+              l429 = tonumber(s[12]) or 0, edge = tonumber(s[13]) or 1}
   if now - st.hiat > BACK_KEEP then st.hi = 0 end
   return st
 end
@@ -248,7 +256,7 @@ local function save(key, st, ttl)
              'e429', string.format('%d', st.e429), 'hb', num(st.hb),
              'fresh', string.format('%d', st.fresh), 'hi', num(st.hi),
              'hiat', string.format('%d', st.hiat), 'born', string.format('%d', st.born),
-             'l429', string.format('%d', st.l429))
+             'l429', string.format('%d', st.l429), 'edge', num(st.edge))
   redis.call('EXPIRE', key, ttl)
 end
 
@@ -423,6 +431,7 @@ if now - st.cut >= EPISODE then
       -- (learning this pace moved it 1 %, and a plateau over the edge at 50 ms of
       -- jitter walked down one 429 a step: 4-5 of them after auto's start)
       st.w = PLATEAU * st.r
+      st.edge = math.max(PLATEAU * st.edge, EDGE_MIN)
     else
       st.w = st.r
     end
@@ -430,10 +439,11 @@ if now - st.cut >= EPISODE then
     -- the start learned that ceiling and fell to half of it, and auto's doubling
     -- learned ~5 % over the limit (issue 15's fifth round). Not when it held under
     -- half the pace: our calls were too few to fill it (a 429 of another client's
-    -- making, or a stray one), and it says nothing of the pace.
+    -- making, or a stray one), and it says nothing of the pace. The share of it that
+    -- is learned is the jitter's edge (EDGE_MIN).
     local overshoot = false
     if held >= DEEP * before then
-      st.w = math.min(st.w, held)
+      st.w = math.min(st.w, st.edge * held)
       overshoot = held < NEAR * before
     end
     -- a probe whose 429 came within NO_ROOM of where the last episode began found no
@@ -442,6 +452,8 @@ if now - st.cut >= EPISODE then
     -- one 429 a step). Not below a fall: there w is where the fall left the pace,
     -- not where 429s began.
     if probed and st.w > w_was and NO_ROOM * st.w <= w_was then st.w = w_was end
+    -- a probe that found room: the edge may have been learned too low
+    if probed and st.w > w_was then st.edge = math.min(st.edge / PLATEAU, 1) end
     st.r = math.max(((near or overshoot) and GENTLE or BETA) * st.w, MIN_RATE)
     -- an overshoot, not a fall: never escalated (the window it overfilled drains)
     st.fresh = (doubling or backing or overshoot) and 1 or 0

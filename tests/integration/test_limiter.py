@@ -526,6 +526,37 @@ def test_a_ceiling_too_high_is_learned_from_what_the_window_held(
     assert refused <= 10  # the first, and those threads sent before the cut reached them
 
 
+def test_what_the_window_held_is_learned_at_the_edge_the_plateau_found(
+    redis_client: redis.Redis,
+) -> None:
+    """The plateau's 429s say how far under the window's count the pace must stay
+    (arrival jitter: 0.952x of the limit at 50 ms); a count learned later is taken at
+    that share. Learned whole, the plateau sat over the edge after every probe and
+    walked back down, 2-3 429s a probe (issue 15's low phase at 50 ms of jitter)."""
+    limiter = ApiRateLimiter(redis_client, Keys("edge"), "60/second")
+    redis_client.hset(limiter.state_key, "edge", repr(rate_lua.EDGE_MIN))
+    take_for(limiter, 3.0, RateWindow(), limit=40)
+    assert rate_lua.EDGE_MIN * 38 <= learned(redis_client, limiter) <= rate_lua.EDGE_MIN * 42
+
+
+def test_the_plateaus_429_lowers_the_edge_and_a_probe_that_finds_room_raises_it(
+    redis_client: redis.Redis,
+) -> None:
+    limiter = ApiRateLimiter(redis_client, Keys("edgemoves"), "auto", token=token_id("t"))
+    at_plateau(redis_client, limiter, 38.0)
+    limiter.cool_down(1.0)
+    assert edge(redis_client, limiter) == pytest.approx(rate_lua.PLATEAU)
+    probing(redis_client, limiter, 38.0, 5.0)
+    redis_client.hset(limiter.state_key, "r", repr(probe_path(rate_lua.PLATEAU * 38.0, 5.0)))
+    limiter.cool_down(1.0)
+    assert learned(redis_client, limiter) > 38.0 / rate_lua.NO_ROOM  # it found room
+    assert edge(redis_client, limiter) == pytest.approx(1.0)
+
+
+def edge(client: redis.Redis, limiter: ApiRateLimiter) -> float:
+    return float(client.hget(limiter.state_key, "edge"))  # type: ignore[arg-type]
+
+
 def test_a_429_while_few_of_our_calls_went_out_learns_nothing_from_their_count(
     redis_client: redis.Redis,
 ) -> None:
