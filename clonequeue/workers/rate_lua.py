@@ -99,6 +99,8 @@ How ``r`` moves (the shape of CUBIC's window: concave back, a plateau, a convex 
   escalated, and the fleet pauses while the excess ages out of the window. Not used
   when our calls were under half the pace (too few to fill the window: another
   client's calls, or a stray 429) or a cut in the last 2 s may have moved the slots.
+  The count is the limit, not the pace that keeps it: it is learned at ``edge``, the
+  share the plateau's own 429s taught (``EDGE_MIN``).
 
 ``r`` only probes while demand binds (the next free slot is ``BINDING_WAIT_S`` off: a
 slot only a lease ahead is no queue of calls): a fleet
