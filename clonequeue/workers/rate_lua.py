@@ -87,9 +87,8 @@ How ``r`` moves (the shape of CUBIC's window: concave back, a plateau, a convex 
   lower: a probe that reached it from a learned limit below has not rested), not
   below a fall, ``QUIET_CALLS`` calls or more after the last 429, and no overshoot in
   the window's count, it is an arrival jittered over the edge of a limit that pace
-  keeps. It is
-  counted, and ``l429`` marks it: a 429 within ``EPISODE_S`` after it is its
-  episode's second, so a fall still escalates at the third;
+  keeps. It is counted, and ``l429`` marks it: a 429 within ``EPISODE_S`` after it is
+  its episode's second, so a fall still escalates at the third;
 * what the provider's window held when it refused a call bounds every estimate
   above: the reservations log their slots (``Keys.rate_sends``, per 50 ms), the
   thread that met the 429 says when it sent the call, and our slots in the second
@@ -215,11 +214,16 @@ local function load(key, start, now)
   return st
 end
 
+-- where the pace rests after a cut: just under where the 429s began, at most the ceiling
+local function plateau_of(st, cap)
+  return math.min(PLATEAU * st.w, cap)
+end
+
 local function advance(st, now, binding, cap)
   local dt = math.min(math.max(now - st.t, 0) / 1000000, 1.0)
   st.t = now
   if now - st.cut >= EPISODE then
-    local target = math.min(PLATEAU * st.w, cap)
+    local target = plateau_of(st, cap)
     local near = target - 0.005 * st.w
     if st.w > 0 and st.r < target then
       st.r = target - (target - st.r) * math.exp(-dt / TAU)
@@ -389,8 +393,7 @@ if now - st.cut >= EPISODE then
   -- say): the limit that pace kept still holds; counted, nothing cut or learned
   -- (at the ceiling only if no 429 came lower: a probe that reached it from a learned
   -- limit below has not rested there)
-  local rest = math.min(PLATEAU * st.w, cap)
-  local at_plateau = st.w > 0 and math.abs(st.r - rest) <= 0.005 * st.w
+  local at_plateau = st.w > 0 and math.abs(st.r - plateau_of(st, cap)) <= 0.005 * st.w
   local resting = at_plateau or (st.r >= 0.999 * cap and (st.w == 0 or st.w >= 0.999 * cap))
   local stray = not deep and st.hi == 0 and resting
     and calls - (tonumber(redis.call('HGET', KEYS[2], 'c429')) or 0) >= QUIET
@@ -410,7 +413,7 @@ if now - st.cut >= EPISODE then
     local probe_was = st.r
     if probed then
       local s = math.max(st.hold - st.hb - 1.0, 0)
-      local path = math.min(PLATEAU * st.w, cap) * math.exp(PROBE0 * s + ACCEL * s * s / 2)
+      local path = plateau_of(st, cap) * math.exp(PROBE0 * s + ACCEL * s * s / 2)
       probe_was = math.min(st.r, path)
     end
     if st.r >= NEAR * st.hi then st.hi = 0 end -- the limit did not come back that far
@@ -453,9 +456,13 @@ if now - st.cut >= EPISODE then
     -- few % above it, the plateau sat over the jitter's edge and walked back down,
     -- one 429 a step). Not below a fall: there w is where the fall left the pace,
     -- not where 429s began.
-    if probed and st.w > w_was and NO_ROOM * st.w <= w_was then st.w = w_was end
-    -- a probe that found room: the edge may have been learned too low
-    if probed and st.w > w_was then st.edge = math.min(st.edge / PLATEAU, 1) end
+    if probed and st.w > w_was then
+      if NO_ROOM * st.w <= w_was then
+        st.w = w_was
+      else -- it found room: the edge may have been learned too low
+        st.edge = math.min(st.edge / PLATEAU, 1)
+      end
+    end
     st.r = math.max(((near or overshoot) and GENTLE or BETA) * st.w, MIN_RATE)
     -- an overshoot, not a fall: never escalated (the window it overfilled drains)
     st.fresh = (doubling or backing or overshoot) and 1 or 0

@@ -598,9 +598,9 @@ def test_an_isolated_429_near_the_learned_limit_cuts_a_little(redis_client: redi
     limiter = ApiRateLimiter(redis_client, Keys("gentle"), "auto", token=token_id("tok"))
     at_plateau(redis_client, limiter, 38.0)
     r = rate_lua.PLATEAU * 38.0
-    edge = rate_lua.PLATEAU * r
-    assert limiter.cool_down(1.0) == pytest.approx(rate_lua.GENTLE * edge, rel=1e-3)
-    assert learned(redis_client, limiter) == pytest.approx(edge, rel=1e-3)
+    learned_at = rate_lua.PLATEAU * r
+    assert limiter.cool_down(1.0) == pytest.approx(rate_lua.GENTLE * learned_at, rel=1e-3)
+    assert learned(redis_client, limiter) == pytest.approx(learned_at, rel=1e-3)
     assert redis_client.hget(limiter.state_key, "cp") == b"0"  # no pause
 
 
@@ -610,15 +610,17 @@ def quiet_for(client: redis.Redis, limiter: ApiRateLimiter, calls: int) -> None:
 
 
 @pytest.mark.parametrize(
-    ("ceiling", "w", "r"),
+    ("ceiling", "w", "r", "then_learned"),
     [
-        ("40/second", 40 * PACING_MARGIN, 40 * PACING_MARGIN),  # at the ceiling, above its plateau
-        ("auto", 38.0, rate_lua.PLATEAU * 38.0),
+        # at the ceiling, above its plateau: the next 429 learns the ceiling
+        ("40/second", 40 * PACING_MARGIN, 40 * PACING_MARGIN, 40 * PACING_MARGIN),
+        # at the plateau: the next 429 learns a plateau 2 % lower
+        ("auto", 38.0, rate_lua.PLATEAU * 38.0, rate_lua.PLATEAU**2 * 38.0),
     ],
     ids=["ceiling", "plateau"],
 )
 def test_a_stray_429_after_a_long_quiet_run_at_rest_cuts_nothing(
-    redis_client: redis.Redis, ceiling: str, w: float, r: float
+    redis_client: redis.Redis, ceiling: str, w: float, r: float, then_learned: float
 ) -> None:
     """At the ceiling (or the plateau), QUIET_CALLS calls with no 429, then one: an
     arrival jittered over the edge of a limit that pace keeps. Cut 5 % and learned 2 %
@@ -634,7 +636,8 @@ def test_a_stray_429_after_a_long_quiet_run_at_rest_cuts_nothing(
     assert int(redis_client.hget(limiter.state_key, "n429")) == 1  # type: ignore[arg-type]
     time.sleep(rate_lua.EPISODE_S + 0.05)
     quiet_for(redis_client, limiter, rate_lua.QUIET_CALLS - 10)
-    assert limiter.cool_down(1.0) <= rate_lua.GENTLE * r * (1 + 1e-3)  # a cut
+    assert limiter.cool_down(1.0) == pytest.approx(rate_lua.GENTLE * then_learned, rel=1e-3)
+    assert learned(redis_client, limiter) == pytest.approx(then_learned, rel=1e-3)
     assert redis_client.hget(limiter.state_key, "seq") == b"1"
 
 
