@@ -142,15 +142,24 @@ def redrive(ctx: ResultsContext, kind: str) -> int:
     return driven
 
 
-def _schedule(ctx: ResultsContext, kind: str, item_id: str, wait: float) -> tuple[float, float]:
-    """(next_at, due score) for a retry after ``wait``; publishes a countdown if it is short."""
-    now = ctx.clock()
-    next_at = now + wait
-    return next_at, (next_at + ctx.grace_s if wait <= ctx.max_countdown_s else next_at)
-
-
-def _send_retry(ctx: ResultsContext, kind: str, item_id: str, wait: float) -> None:
-    if wait <= ctx.max_countdown_s:
+def _retry_later(
+    ctx: ResultsContext,
+    kind: str,
+    item_id: str,
+    record: dict[str, Any],
+    wait: float,
+    error: str | None,
+) -> None:
+    """Record the attempt and make the item due again after ``wait``: a short wait is also
+    published as a countdown (its due score then leaves the message a grace period), a
+    long one only waits in the due set for the re-drive."""
+    next_at = ctx.clock() + wait
+    countdown = wait <= ctx.max_countdown_s
+    due = next_at + ctx.grace_s if countdown else next_at
+    ctx.store(kind).finish(
+        item_id, record, state="pending", next_at=next_at, due_at=due, fields={"error": error}
+    )
+    if countdown:
         ctx.publish(kind, item_id, wait)
 
 
@@ -204,16 +213,7 @@ def deliver_webhook(ctx: ResultsContext, item_id: str) -> str:
             store.finish(item_id, record, state="failed", fields={"error": reason})
             log.warning("webhook %s: %s", item_id, reason)
         else:
-            next_at, due = _schedule(ctx, WEBHOOK, item_id, wait)
-            store.finish(
-                item_id,
-                record,
-                state="pending",
-                next_at=next_at,
-                due_at=due,
-                fields={"error": attempt.error},
-            )
-            _send_retry(ctx, WEBHOOK, item_id, wait)
+            _retry_later(ctx, WEBHOOK, item_id, record, wait, attempt.error)
     return f"{attempt.verdict} {attempt.status or attempt.error or ''}".strip()
 
 
@@ -281,16 +281,7 @@ def _fetch(ctx: ResultsContext, item_id: str) -> str:
             log.warning("artifact %s: failed: %s", item_id, reason)
             ARTIFACT_DOWNLOADS.labels("failed").inc()
             return f"failed: {reason}"
-        next_at, due = _schedule(ctx, ARTIFACT, item_id, wait)
-        store.finish(
-            item_id,
-            record,
-            state="pending",
-            next_at=next_at,
-            due_at=due,
-            fields={"error": exc.reason},
-        )
-        _send_retry(ctx, ARTIFACT, item_id, wait)
+        _retry_later(ctx, ARTIFACT, item_id, record, wait, exc.reason)
         ARTIFACT_DOWNLOADS.labels("retry").inc()
         return f"retry in {wait:g} s: {exc.reason}"
     except (ImportError, ValueError) as exc:  # a store this worker cannot open (no s3fs?)
@@ -309,16 +300,7 @@ def _fetch(ctx: ResultsContext, item_id: str) -> str:
             store.finish(item_id, record, state="failed", fields={"error": f"store: {exc}"})
             ARTIFACT_DOWNLOADS.labels("failed").inc()
             return "failed: store"
-        next_at, due = _schedule(ctx, ARTIFACT, item_id, wait)
-        store.finish(
-            item_id,
-            record,
-            state="pending",
-            next_at=next_at,
-            due_at=due,
-            fields={"error": f"store: {exc}"},
-        )
-        _send_retry(ctx, ARTIFACT, item_id, wait)
+        _retry_later(ctx, ARTIFACT, item_id, record, wait, f"store: {exc}")
         ARTIFACT_DOWNLOADS.labels("retry").inc()
         return "retry: store"
     record = {
