@@ -203,6 +203,11 @@ class Settings(BaseSettings):
     job_deadline_s: PositiveFloat = Field(
         7200.0, description="A job still running this long after its first create fails."
     )
+    task_lost_after_s: PositiveFloat = Field(
+        600.0,
+        description="A task whose every poll the API refuses (404 'not found', another "
+        "task's answer) for this long fails as task_lost.",
+    )
 
     # --- Retries of creates after transient errors -------------------------------------
     retry_base_s: PositiveFloat = Field(2.0, description="First retry delay after a 5xx/429.")

@@ -35,7 +35,8 @@ Knobs (:class:`SimConfig`; CLI flags with dashes; ``PATCH /_sim/config`` at run 
     clone_queue_s, clone_processing_s, audio_queue_s, audio_processing_s, jitter_ratio
     failure_rate              fraction of tasks that fail (decided at creation)
     failure_msg               the msg of every failed task (None: a built-in reason)
-    seed                      same requests in the same order → same ids and outcomes
+    seed                      same requests in the same order → same outcomes (and ids,
+                              within one simulator: a new one never reuses an id)
     price_per_10k_chars, voice_fee, balance_error ("http402" | "code200")
     error_5xx_rate            fraction of API requests answered 500/502/503, no effect
     rate_limit_per_s          at most N API requests per sliding real second (None: off)

@@ -53,7 +53,11 @@ class SimConfig(BaseModel):
         description="The msg of every failed task (None: one of the built-in reasons); "
         "a test's way to hand the client any text, e.g. a spreadsheet formula.",
     )
-    seed: int = Field(0, description="Seeds every random choice: same requests, same answers.")
+    seed: int = Field(
+        0,
+        description="Seeds every random choice: same requests, same answers (task ids "
+        "differ between simulator processes: never reused).",
+    )
 
     # --- billing --------------------------------------------------------------------------
     price_per_10k_chars: float = Field(1.0, ge=0.0, description="Charge per 10,000 billed chars.")

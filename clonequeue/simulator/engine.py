@@ -3,7 +3,10 @@
 Handlers translate HTTP to these calls and back; everything that decides an
 answer lives here, so it is unit-tested with a fake clock. Every random choice
 comes from a stream seeded by ``SimConfig.seed``: the same requests in the same
-order get the same ids, outcomes and faults.
+order get the same outcomes and faults, and within one simulator (across ``reset``)
+the same ids. Ids also draw on a value of their own per simulator, so a restarted one
+never hands out an id an earlier one did: a provider never reuses a task id, and a
+worker still polling the earlier task must hear "not found", not another job's answer.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import json
+import secrets
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -53,6 +57,7 @@ class Engine:
         self.start_config = config or SimConfig()
         self.clock = clock or SimClock()
         self.files_url: str | None = None  # set by the server: audioUrl points at itself
+        self._instance = secrets.token_hex(8)  # this simulator's own share of every id
         self._begin(self.start_config)
 
     def _begin(self, config: SimConfig) -> None:
@@ -70,7 +75,7 @@ class Engine:
         self._seed(config.seed)
 
     def _seed(self, seed: int) -> None:
-        self._ids = Dice(seed, "ids")
+        self._ids = Dice(seed, f"ids:{self._instance}")
         self._outcomes = Dice(seed, "outcomes")
         self._faults = Dice(seed, "faults")
         self._arrivals = Dice(seed, "arrivals")  # its own stream: jitter moves no other fault

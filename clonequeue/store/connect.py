@@ -106,6 +106,7 @@ def store_limits(settings: Settings) -> StoreLimits:
         first_poll_min_s=settings.poll_interval_min_s,
         first_poll_max_s=max_countdown_s(settings),
         first_poll_lag_s=settings.poll_interval_max_s,
+        task_lost_after_s=settings.task_lost_after_s,
         min_replicas=settings.redis_min_replicas,
         wait_timeout_ms=settings.redis_wait_timeout_ms,
         replica_window_s=settings.redis_replica_window_s,

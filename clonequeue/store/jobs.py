@@ -101,6 +101,7 @@ class Polled:
     polls: int = 0
     dispatches: list[Dispatch] = field(default_factory=list)
     batch: str = ""
+    refused: int = 0  # again: polls of the task the API has refused in a row
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +118,7 @@ class StoreLimits:
     first_poll_min_s: float = 5.0
     first_poll_max_s: float = 60.0
     first_poll_lag_s: float = 10.0  # a first poll comes at most this long after the first done
+    task_lost_after_s: float = 600.0  # every poll refused this long: the API lost the task
     min_replicas: int = 0  # WAIT for this many replicas after a claim and a stored task id
     wait_timeout_ms: int = 500
     replica_window_s: float = 60.0  # and for every replica seen this recently (replicas.py)
@@ -372,9 +374,10 @@ class JobStore:
             self.limits.first_poll_min_s,
             self.limits.first_poll_max_s,
             self.limits.first_poll_lag_s,
+            self.limits.task_lost_after_s,
         )
         if out[0] == "again":
-            return Polled("again", int(out[1]), int(out[2]), batch=out[3])
+            return Polled("again", int(out[1]), int(out[2]), batch=out[3], refused=int(out[4]))
         if out[0] != "done":
             return Polled(out[0])
         return Polled("done", dispatches=[Dispatch.parse(e) for e in out[3:]], batch=out[2])

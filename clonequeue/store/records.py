@@ -61,6 +61,7 @@ class ErrorKind(StrEnum):
     NO_ANSWER = "no_answer"  # the create was sent; its answer never came (unknown)
     LOST_WORKER = "lost_worker"  # a worker died between sending and storing (unknown)
     BAD_ANSWER = "bad_answer"  # completed without the fields it must carry
+    TASK_LOST = "task_lost"  # the API refused every poll for CLONEQUEUE_TASK_LOST_AFTER_S
 
 
 def content_hash(spec: JobSpec) -> str:

@@ -318,7 +318,7 @@ def run_poll(ctx: WorkerContext, step: Dispatch) -> str:
         wait = ctx.limiter.acquire(TURN_WAIT_S)
         if wait:
             return _paced(ctx, step, wait)
-    status, result, retry_after_s = _poll_once(ctx, step.remote_id)
+    status, result, retry_after_s = _poll_once(ctx, step)
     now = ctx.clock()
     polled = ctx.jobs.record_poll(
         step.job_id,
@@ -330,6 +330,15 @@ def run_poll(ctx: WorkerContext, step: Dispatch) -> str:
         next_due=now + ctx.settings.poll_interval_max_s,
     )
     add_log_context(batch=polled.batch or None)
+    if polled.refused == 1:  # the first refusal: say so once, not at every poll
+        log.warning(
+            "%s %s: the API refused the poll (%s); polling on, it fails as task_lost after "
+            "%g s of refusals",
+            _kind(step),
+            step.remote_id,
+            result["last_status"],
+            ctx.settings.task_lost_after_s,
+        )
     if polled.result == "again":
         if retry_after_s is not None:  # a 429 said nothing of the task: ask again then
             # (at most the cadence's slow end, where its `due` entry expects it; a long
@@ -343,6 +352,8 @@ def run_poll(ctx: WorkerContext, step: Dispatch) -> str:
         return f"{result['last_status']}; next poll in {delay:.1f} s"
     send_all(ctx.dispatcher, polled.dispatches)
     if polled.result == "done":
+        if status == "running":  # the store ended it (record_poll.lua says how)
+            status, result = "failed", {"error": _ended_by_store(ctx, result)}
         ctx.limiter.useful()
         STEPS_FINISHED.labels(_kind(step), status).inc()
         if status == "failed":
@@ -351,6 +362,16 @@ def run_poll(ctx: WorkerContext, step: Dispatch) -> str:
             log.info("%s %s", _kind(step), status)
         return str(status)
     return polled.result
+
+
+def _ended_by_store(ctx: WorkerContext, result: dict[str, Any]) -> dict[str, str]:
+    """What ended a step whose task was still running, for the log line."""
+    if result.get("refused"):
+        lost_s = ctx.settings.task_lost_after_s
+        msg = f"every poll refused for {lost_s:g} s ({result['last_status']}): the API lost it"
+        return {"kind": ErrorKind.TASK_LOST.value, "msg": msg}
+    msg = f"still {result['last_status']} when CLONEQUEUE_JOB_DEADLINE_S passed"
+    return {"kind": ErrorKind.DEADLINE.value, "msg": msg}
 
 
 def _reason(error: dict[str, Any] | None) -> str:
@@ -364,18 +385,32 @@ def _kind(step: Dispatch) -> str:
     return "clone" if step.is_clone else "audio"
 
 
-def _poll_once(ctx: WorkerContext, remote_id: str) -> tuple[Any, dict[str, Any], float | None]:
+# The query answer's ``model`` for each kind of task (the API reference's names).
+TASK_MODELS = {True: "soundCloningClone", False: "soundCloningAudio"}
+
+
+def _poll_once(ctx: WorkerContext, step: Dispatch) -> tuple[Any, dict[str, Any], float | None]:
     """The task's status and what to record; and for a 429, its Retry-After (the poll
     comes again then, not at the cadence: issue 15's bench, a batch's last audio
-    polled 10 s after the 429 that turned its first poll away)."""
+    polled 10 s after the 429 that turned its first poll away).
+
+    A refusal (a 404 "not found", any other rejection) and an answer about another
+    task are recorded as ``refused``, never as this task's result: a restarted stand-in
+    API handed a task's id out again, and its answer gave one job another's voice."""
+    assert step.remote_id is not None
     try:
-        task = ctx.client.get_task(remote_id)
+        task = ctx.client.get_task(step.remote_id)
+    except RejectedError as exc:
+        return "running", {"last_status": f"refused: {exc}"[:200], "refused": True}, None
     except ClonequeueError as exc:  # ApiError or ConfigError: poll again; the deadline ends it
         retry_after_s = None
         if isinstance(exc, RateLimitedError):
             retry_after_s = exc.retry_after_s or 1.0
             ctx.limiter.cool_down(retry_after_s)
         return "running", {"last_status": f"error: {exc}"[:200], "unanswered": True}, retry_after_s
+    other = _other_task(task, step)
+    if other:
+        return "running", {"last_status": f"refused: {other}"[:200], "refused": True}, None
     result: dict[str, Any] = {"last_status": task.status}
     if task.is_completed:
         result.update(
@@ -386,6 +421,17 @@ def _poll_once(ctx: WorkerContext, remote_id: str) -> tuple[Any, dict[str, Any],
         result["error"] = {"kind": ErrorKind.REMOTE.value, "msg": task.error_text()}
         return "failed", result, None
     return "running", result, None
+
+
+def _other_task(task: RemoteTask, step: Dispatch) -> str:
+    """Why an answer is about another task than the one asked for ('' if it is ours).
+    A ``model`` the reference does not name is let through (unknown values are tolerated)."""
+    if task.id != step.remote_id:
+        return f"the API answered for task {task.id}, not {step.remote_id}"
+    expected = TASK_MODELS[step.is_clone]
+    if task.model in TASK_MODELS.values() and task.model != expected:
+        return f"the API answered with a {task.model} task, not a {expected} one"
+    return ""
 
 
 def _early_by(ctx: WorkerContext, check: PollCheck) -> float:

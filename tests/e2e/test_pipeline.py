@@ -8,9 +8,12 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
+from clonequeue.local import free_port
+from clonequeue.local.processes import ManagedProcess
 from clonequeue.local.stack import SimulatorAdmin
 from tests.e2e.system import System, make_rows
 
@@ -249,3 +252,54 @@ def test_in_flight_cap_is_never_exceeded(
     assert most == 5
     assert parked_seen > 0
     assert system.info(batch).counts["completed"] == 30
+
+
+def test_an_api_restarted_without_its_tasks_ends_them_as_lost_and_mixes_up_no_job(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """A provider (here the simulator) restarted and forgot its tasks: polls of the old
+    ones are answered 404 "not found". They fail as ``task_lost`` once every poll was
+    refused for CLONEQUEUE_TASK_LOST_AFTER_S (not 2 h later at the deadline), and the
+    new API's tasks, created meanwhile for other jobs, give no old job their answers
+    (a restarted simulator handed the same ids out again, and a clone took an audio's)."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+
+    def api(name: str) -> ManagedProcess:
+        argv = [sys.executable, "-m", "clonequeue", "simulator", "--port", str(port)]
+        process = ManagedProcess(argv, log_path=tmp_path / f"{name}.log", name=name)
+        process.start()
+        process.wait_ready(line="simulator listening on", timeout_s=30)
+        SimulatorAdmin(url).set_balance(1_000_000)
+        return process
+
+    system = System(tmp_path / "system", redis_url, url, task_lost_after_s="3")
+    first = api("api-1")
+    try:
+        system.admin.configure(clone_queue_s=0.2, clone_processing_s=60, audio_processing_s=0.5)
+        worker = system.start_worker()
+        old = system.submit(make_rows(4, audios=1), batch="old")
+        system.wait(old, 30, until="cloning")
+        deadline = time.monotonic() + 30
+        while system.info(old).counts.get("cloning", 0) < 4:
+            assert time.monotonic() < deadline, system.info(old).counts
+            time.sleep(0.1)
+        first.terminate()
+        second = api("api-2")
+        try:
+            system.admin.configure(clone_processing_s=0.5, audio_processing_s=0.5)
+            new = system.submit(make_rows(4, audios=1, prefix="new"), batch="new")
+            assert system.wait(new, 60).counts["completed"] == 4
+            info = system.wait(old, 60)
+        finally:
+            second.terminate()
+    finally:
+        first.terminate()
+        system.stop()
+    assert info.counts["failed"] == 4
+    for doc in system.docs(old):
+        assert doc["clone"]["error"]["kind"] == "task_lost", doc["clone"]
+        assert "not found" in doc["clone"]["error"]["msg"]
+        assert "model_id" not in doc["clone"]
+    log = worker.log_path.read_text(errors="replace")
+    assert log.count("the API refused the poll") == 4  # once per lost task

@@ -292,6 +292,43 @@ def test_a_poll_answered_429_comes_again_after_its_retry_after(ctx: WorkerContex
     assert sent(ctx)[-1] == ("poll", Dispatch("j", "c", 3, "audio_r1"), 10.0)
 
 
+@pytest.mark.parametrize(
+    "answer",
+    [
+        task("completed", id="audio_other", modelId="m9", audioUrl="https://cdn/x.mp3"),
+        task("completed", model="soundCloningAudio", audioUrl="https://cdn/x.mp3"),
+    ],
+    ids=["another id", "another kind"],
+)
+def test_an_answer_about_another_task_is_never_taken_as_this_ones(
+    ctx: WorkerContext, answer: RemoteTask, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A restarted stand-in API handed out a task's id again: the clone's poll got an
+    audio task's answer, and the job would have made its audios with another voice."""
+    api(ctx).answers = [task(), answer, answer]
+    steps.run_create(ctx, Dispatch("j", "c", 0))
+    outcome = steps.run_poll(ctx, Dispatch("j", "c", 1, "audio_r1"))
+    assert outcome.startswith("refused: the API answered")
+    assert sent(ctx)[-1][1] == Dispatch("j", "c", 2, "audio_r1")  # polled again
+    assert "model_id" not in doc(ctx)["clone"]
+    assert doc(ctx)["clone"]["state"] == "running"
+    steps.run_poll(ctx, Dispatch("j", "c", 2, "audio_r1"))
+    assert caplog.text.count("the API refused the poll") == 1  # said once, not per poll
+
+
+def test_a_task_the_api_no_longer_knows_fails_as_lost(ctx: WorkerContext) -> None:
+    not_found = RejectedError("task not found", http_status=404, code=40400)
+    api(ctx).answers = [task(), not_found, not_found]
+    steps.run_create(ctx, Dispatch("j", "c", 0))
+    assert steps.run_poll(ctx, Dispatch("j", "c", 1, "audio_r1")).startswith("refused:")
+    ctx.clock.now = NOW + ctx.settings.task_lost_after_s + 1  # type: ignore[attr-defined]
+    assert steps.run_poll(ctx, Dispatch("j", "c", 2, "audio_r1")) == "failed"
+    error = doc(ctx)["clone"]["error"]
+    assert error["kind"] == "task_lost"
+    assert "task not found" in error["msg"]
+    assert doc(ctx)["state"] == "failed"
+
+
 def test_remote_failure_keeps_the_reason(ctx: WorkerContext) -> None:
     api(ctx).answers = [task(), task("failed", error="audio shorter than 15 s")]
     steps.run_create(ctx, Dispatch("j", "c", 0))

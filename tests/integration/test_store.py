@@ -331,6 +331,40 @@ def test_deadline_fails_a_task_that_never_finishes(jobs: JobStore) -> None:
     assert "still processing" in error["msg"]
 
 
+def test_a_task_the_api_refuses_every_poll_of_for_long_enough_is_lost(
+    redis_client: redis.Redis, redis_url: str
+) -> None:
+    jobs = make_store(redis_url, task_lost_after_s=60.0)
+    add(jobs, spec("a", audios=0))
+    jobs.claim_create("a", "c", 0, now=NOW, lease_s=60)
+    jobs.record_created("a", "c", 0, "r", now=NOW, next_due=NOW + 5)
+    refused = {"last_status": "refused: HTTP 404 code 40400: task not found", "refused": True}
+    unanswered = {"last_status": "error: read timeout", "unanswered": True}
+    gen, t = 1, NOW + 5
+
+    def poll(result: dict[str, Any], at: float, status: str = "running") -> Polled:
+        nonlocal gen
+        polled = jobs.record_poll("a", "c", gen, status, result, now=at, next_due=at + 10)  # type: ignore[arg-type]
+        gen = polled.gen
+        return polled
+
+    assert poll(refused, t).refused == 1  # the first refusal: the worker says so once
+    assert poll(unanswered, t + 30).refused == 1  # proves nothing either way
+    assert poll({"last_status": "processing"}, t + 40).refused == 0  # it is there after all
+    assert poll(refused, t + 50).refused == 1  # the clock starts again
+    assert poll(refused, t + 100).refused == 2  # 50 s of refusals: still polled
+    done = poll(refused, t + 110)
+    assert done.result == "done"
+    error = doc(jobs, "a")["clone"]["error"]
+    assert error["kind"] == "task_lost"
+    assert "for 60 s" in error["msg"]
+    assert "task not found" in error["msg"]
+    assert "clonequeue retry b1 --failed" in error["msg"]
+    assert "refused_since" not in doc(jobs, "a")["clone"]
+    assert "refused" not in doc(jobs, "a")["clone"]
+    assert counts(jobs) == {"total": 1, "failed": 1}
+
+
 def test_remote_failure_is_refunded_in_the_budget(jobs: JobStore) -> None:
     add(jobs, spec("a", audios=0))
     jobs.claim_create("a", "c", 0, now=NOW, lease_s=60)

@@ -1,10 +1,13 @@
 -- A poll got an answer (or an error): store it and decide what comes next.
 -- ARGV: ns, now, job_id, item, gen, status, result_json, next_due, cap, grace_s,
---       retention, first_poll_target, first_poll_min_s, first_poll_max_s, first_poll_lag_s
+--       retention, first_poll_target, first_poll_min_s, first_poll_max_s, first_poll_lag_s,
+--       lost_after_s
 --   status: 'running' (queued/processing, or a transient error), 'completed', 'failed'
---   result_json: {model_id, audio_url, subtitle_file, error, last_status, unanswered}
---   (unanswered: the GET itself failed, so the poll says nothing about the task)
--- Returns {'again', new_gen, polls_so_far, batch} | {'done', n_fanout, batch, entries...}
+--   result_json: {model_id, audio_url, subtitle_file, error, last_status, unanswered, refused}
+--   (unanswered: the GET itself failed, so the poll says nothing about the task;
+--   refused: the API said no to it, e.g. 404 "not found", or answered for another task)
+-- Returns {'again', new_gen, polls_so_far, batch, refused (polls refused in a row)}
+--       | {'done', n_fanout, batch, entries...}
 --       | {'stale'} | {'gone'}
 -- where entries are 'gen|item|job' steps to dispatch: first the n_fanout
 -- production audios this clone unlocked, then parked steps given the freed slot.
@@ -12,7 +15,7 @@ local job_id, item, gen = ARGV[3], ARGV[4], tonumber(ARGV[5])
 local status, result, next_due = ARGV[6], cjson.decode(ARGV[7]), tonumber(ARGV[8])
 local cap, grace, retention = tonumber(ARGV[9]), tonumber(ARGV[10]), ARGV[11]
 local target, first_min, first_max = tonumber(ARGV[12]), tonumber(ARGV[13]), tonumber(ARGV[14])
-local first_lag = tonumber(ARGV[15])
+local first_lag, lost_after = tonumber(ARGV[15]), tonumber(ARGV[16])
 local doc, step, job_key, reply = open_step(job_id, item, gen, {running = true})
 if reply then
   return reply
@@ -23,6 +26,23 @@ step.polls = (step.polls or 0) + 1
 step.polled_at = NOW
 step.last_status = result.last_status
 local seen_running = step.running_at -- the last poll the API answered 'still running'
+
+-- Every poll refused for lost_after: the API no longer holds the task (a provider that
+-- lost or purged it, or a restarted stand-in). It ends the step, not `unknown`: the
+-- API said it has no such task. Polls it did not answer prove nothing either way.
+if status == 'running' and result.refused then
+  step.refused_since = step.refused_since or NOW
+  step.refused = (step.refused or 0) + 1
+  if NOW - step.refused_since >= lost_after then
+    status = 'failed'
+    result.error = {kind = 'task_lost', msg = string.format('the API refused every poll of '
+      .. 'this task for %d s (last: %s): it no longer holds it; `clonequeue retry %s '
+      .. '--failed` creates it again, billed again', NOW - step.refused_since,
+      tostring(result.last_status), tostring(doc.batch))}
+  end
+elseif not result.unanswered then
+  step.refused_since, step.refused = nil, nil
+end
 
 if status == 'running' then
   if doc.deadline and NOW > doc.deadline then
@@ -38,13 +58,14 @@ if status == 'running' then
     step.queued_at = NOW -- the next poll's message
     redis.call('ZADD', key('due'), next_due, member)
     redis.call('SET', job_key, cjson.encode(doc))
-    return {'again', step.gen, step.polls, doc.batch}
+    return {'again', step.gen, step.polls, doc.batch, step.refused or 0}
   end
 end
 
 release_slot(item, job_id)
 redis.call('ZREM', key('due'), member)
 step.queued_at = nil
+step.refused_since, step.refused = nil, nil
 step.last_status = nil -- the step's state says it now (fields of a finished step stay few)
 local fanout = {}
 if status == 'completed' and item == 'c' and not result.model_id then
