@@ -52,11 +52,17 @@ def check_file_url(url: str) -> str:
     if scheme not in ("http", "https"):
         shown = f"scheme '{parts.scheme}:'" if parts.scheme else "no scheme"
         raise ValueError(f"has {shown}; only http:// and https:// URLs are accepted")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(
+            "contains a user name or password (user:password@); it would be stored in Redis "
+            "and sent to the provider, so give a URL without them (e.g. a pre-signed link)"
+        )
     host = parts.hostname
     if not host:
         raise ValueError("has no host name")
     if not _is_public_host(host):
         raise ValueError(f"host '{host}' is not public; the service cannot download from it")
+    _check_port(parts.netloc)
     name = parts.path.rsplit("/", 1)[-1]
     if "." not in name:
         raise ValueError(
@@ -68,6 +74,14 @@ def check_file_url(url: str) -> str:
             f"extension .{extension} is not an audio or video type (allowed: {_ALLOWED_EXTENSIONS})"
         )
     return url
+
+
+def _check_port(netloc: str) -> None:
+    """Read from the text: urlsplit keeps any port, and the download would only fail later."""
+    host_port = netloc.rpartition("@")[2]
+    port = host_port.rpartition("]")[2].partition(":")[2]  # after an IPv6 literal's "]"
+    if port and not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
+        raise ValueError(f"port {port} is not a port number; a port is 1 to 65535")
 
 
 def _is_public_host(host: str) -> bool:

@@ -8,8 +8,9 @@ whole file or nothing we vouch for; the record's sha256 is the truth.
 Layout under the store's URL (README, "Artifacts"):
 ``{batch}/{custom_id}/preview.<ext>``, ``{batch}/{custom_id}/{audio custom_id}.<ext>``
 and ``… /{audio custom_id}.<subtitle ext>``; ``ext`` from the source URL (mp3, srt
-when it has none). Characters other than letters, digits, ``. _ -`` become ``_``
-(plus a short hash of the original, so two ids cannot meet).
+when it has none). Characters other than letters, digits, ``. _ -`` become ``_``, and
+so do leading dots (no hidden files), plus a short hash of the original, so two ids
+cannot meet.
 """
 
 from __future__ import annotations
@@ -54,8 +55,14 @@ class Stored:
 
 
 def safe_name(value: str) -> str:
+    """A file name for an id: no path, no hidden dotfile, never ``.`` or ``..``.
+
+    A changed id gets a short hash of the original, so two ids cannot meet.
+    """
     cleaned = _SAFE.sub("_", value)
-    if cleaned != value or cleaned in (".", ".."):
+    undotted = cleaned.lstrip(".")
+    cleaned = "_" * (len(cleaned) - len(undotted)) + undotted
+    if cleaned != value:
         cleaned = f"{cleaned}_{hashlib.sha1(value.encode()).hexdigest()[:8]}"
     return cleaned
 

@@ -82,7 +82,8 @@ def read_csv(lines: Iterable[str]) -> Iterator[Row]:
     ``lines`` is text decoded with ``errors="surrogateescape"`` (and ``newline=""``),
     so bytes that are not UTF-8 become per-row errors instead of stopping the file.
     """
-    reader = csv.reader(lines)
+    taken: list[str] = []  # the physical lines of the record just read
+    reader = csv.reader(_taking(lines, taken))
     try:
         header_cells = next(reader)
     except StopIteration:
@@ -98,6 +99,7 @@ def read_csv(lines: Iterable[str]) -> Iterator[Row]:
     group: _Group | None = None
     last_line = reader.line_num
     while True:
+        taken.clear()
         try:
             cells = next(reader)
         except StopIteration:
@@ -105,13 +107,18 @@ def read_csv(lines: Iterable[str]) -> Iterator[Row]:
         except csv.Error as exc:
             if group is not None:
                 yield group.row()
-            yield Row(last_line + 1, error=f"unreadable CSV ({exc}); the rest was not read")
-            return
+                group = None
+            line, last_line = last_line + 1, reader.line_num
+            if last_line == line:
+                yield Row(line, error=f"unreadable CSV ({exc}); the rest was not read")
+                return
+            yield _runaway_quote(line, last_line, taken, header, exc)  # and read on after it
+            continue
         line, last_line = last_line + 1, reader.line_num
         if not cells:
             continue  # a blank line: skipped, as pandas.read_csv does
         record = dict(zip(header, cells, strict=False))
-        problem = _row_problem(cells, header)
+        problem = _quote_problem(cells, line, last_line, taken) or _row_problem(cells, header)
         same_job = (
             problem is None
             and group is not None
@@ -134,6 +141,7 @@ def read_csv(lines: Iterable[str]) -> Iterator[Row]:
                 error=problem,
                 original=_readable_record(record, cells),
                 custom_id=custom_id,
+                last_line=last_line,
             )
     if group is not None:
         yield group.row()
@@ -148,6 +156,61 @@ def _row_problem(cells: list[str], header: list[str]) -> str | None:
     if len(cells) != len(header):
         return f"has {len(cells)} cells but the header has {len(header)} columns"
     return None
+
+
+def _quote_problem(cells: list[str], line: int, last_line: int, taken: list[str]) -> str | None:
+    """A record read across lines because a quote never closed: it took in the next rows.
+
+    The reader is lenient, so such a record is found by reading its lines again
+    strictly. The quote is that of the last cell holding a line break: an unclosed
+    quote takes in every line up to the next quote (or the end of the file).
+    """
+    if last_line == line or not _malformed(taken):
+        return None
+    opened = start = line
+    for cell in cells:
+        if "\n" in cell:
+            opened = start
+        start += cell.count("\n")
+    return _unclosed(opened, line, last_line)
+
+
+def _unclosed(opened: int, line: int, last_line: int, why: str = "") -> str:
+    return (
+        f"a quote opened on line {opened} is not closed, so lines {line}-{last_line} were "
+        f'read as one row{why}; close the quote, or double it ("") if it is part of the text'
+    )
+
+
+def _runaway_quote(
+    line: int, last_line: int, taken: list[str], header: list[str], exc: csv.Error
+) -> Row:
+    """A quote that took in lines until the reader gave up (the field limit): its first line."""
+    first = next(csv.reader(taken[:1]), [])
+    custom_id = dict(zip(header, first, strict=False)).get("custom_id", "")
+    return Row(
+        line,
+        error=_unclosed(line, line, last_line, f" ({exc})"),
+        original=_readable(taken[0].rstrip("\r\n")) if taken else "",
+        custom_id=_readable(custom_id) or None,
+        last_line=last_line,
+    )
+
+
+def _malformed(lines: list[str]) -> bool:
+    try:
+        for _ in csv.reader(lines, strict=True):
+            pass
+    except csv.Error:
+        return True
+    return False
+
+
+def _taking(lines: Iterable[str], taken: list[str]) -> Iterator[str]:
+    """``lines``, each also put in ``taken``: the reader pulls only the lines of one record."""
+    for line in lines:
+        taken.append(line)
+        yield line
 
 
 def _readable(text: str) -> str:

@@ -4,10 +4,39 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 from clonequeue.producers.rows import Row
 
 UTF8_BOM = b"\xef\xbb\xbf"
+
+
+class _RepeatedKeyError(ValueError):
+    """Raised from inside the decoder: the row stops there, as for malformed JSON."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refusing a repeated key: ``json`` would keep only its last value."""
+    value = dict(pairs)
+    if len(value) != len(pairs):  # one length check per object: cheap on the hot path
+        keys = [key for key, _ in pairs]
+        raise _RepeatedKeyError(next(key for key in keys if keys.count(key) > 1))
+    return value
+
+
+# One decoder for every row: json.loads(..., object_pairs_hook=…) would build one per call.
+_DECODER = json.JSONDecoder(object_pairs_hook=_object)
+
+
+def _parse(text: str) -> Any:
+    """``json.loads`` refusing repeated keys; a BOM keeps json's own "Unexpected UTF-8 BOM"."""
+    if text.startswith("\ufeff"):
+        return json.loads(text)  # raises; the decoder would only say "Expecting value"
+    return _DECODER.decode(text)
 
 
 def read_jsonl(lines: Iterable[bytes]) -> Iterator[Row]:
@@ -36,10 +65,19 @@ def read_jsonl(lines: Iterable[bytes]) -> Iterator[Row]:
             )
             continue
         try:
-            value = json.loads(text)
+            value = _parse(text)
         except json.JSONDecodeError as exc:
             yield Row(
                 number, error=f"not valid JSON: {exc.msg} at column {exc.colno}", original=text
+            )
+            continue
+        except _RepeatedKeyError as exc:
+            yield Row(
+                number,
+                error=f"key {exc.key!r} appears twice in one object; write each key once "
+                "(JSON readers would keep only the last)",
+                original=text,
+                custom_id=_custom_id_of(text),
             )
             continue
         if not isinstance(value, dict):

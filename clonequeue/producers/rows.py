@@ -30,9 +30,13 @@ class RowError:
     custom_id: str | None
     reasons: list[str]
     original: Any = None  # the row as read (dict, list of CSV rows, or text)
+    last_line: int | None = None  # where a CSV record read across lines ends
 
     def __str__(self) -> str:
-        where = f"line {self.line}"
+        if self.last_line is not None and self.last_line > self.line:
+            where = f"lines {self.line}-{self.last_line}"
+        else:
+            where = f"line {self.line}"
         if self.custom_id:
             shown = self.custom_id if self.custom_id.isprintable() else repr(self.custom_id)
             where += f" ({shown})"
@@ -77,12 +81,14 @@ class Row:
     original: Any = None
     custom_id: str | None = None  # known even when the row is unreadable, if it could be read
     explain: Explain | None = None
+    last_line: int | None = None  # where an unreadable row that spans lines ends
 
 
 def validate_row(row: Row) -> JobSpec | RowError:
     """A :class:`JobSpec`, or a :class:`RowError` naming the line, custom_id, field and rule."""
     if row.data is None:
-        return RowError(row.line, row.custom_id, [row.error or "unreadable row"], row.original)
+        reasons = [row.error or "unreadable row"]
+        return RowError(row.line, row.custom_id, reasons, row.original, row.last_line)
     try:
         return JobSpec.model_validate(row.data)
     except ValidationError as exc:

@@ -91,6 +91,30 @@ def test_file_url_is_required() -> None:
     assert only_error(CloneRequest) == "fileUrl: is required"
 
 
+@pytest.mark.parametrize(
+    ("port", "shown"), [("99999", "99999"), ("0", "0"), ("65536", "65536"), ("abc", "abc")]
+)
+def test_file_url_port_must_be_1_to_65535(port: str, shown: str) -> None:
+    message = only_error(CloneRequest, fileUrl=f"https://x.example.com:{port}/a.mp3")
+    assert message == f"fileUrl: port {shown} is not a port number; a port is 1 to 65535"
+
+
+def test_file_url_with_a_port_in_range_is_fine() -> None:
+    assert CloneRequest(fileUrl="https://x.example.com:8443/a.mp3")
+
+
+@pytest.mark.parametrize(
+    "url", ["https://user:pw@x.example.com/a.mp3", "https://token@x.example.com/a.mp3"]
+)
+def test_file_url_must_not_carry_credentials(url: str) -> None:
+    message = only_error(CloneRequest, fileUrl=url)
+    assert message == (
+        "fileUrl: contains a user name or password (user:password@); it would be stored in "
+        "Redis and sent to the provider, so give a URL without them (e.g. a pre-signed link)"
+    )
+    assert "pw" not in message
+
+
 # --- clone: contentText, soundVersion, language -------------------------------------------
 
 

@@ -192,3 +192,97 @@ def test_stdin_can_be_spooled_and_read_twice(tmp_path: Path) -> None:
     for _ in range(2):
         with spooled.open() as stream:
             assert len([s for s in specs_of(stream.rows) if isinstance(s, JobSpec)]) == 3
+
+
+CSV_HEADER = (
+    "custom_id,fileUrl,contentText,soundVersion,language,"
+    "audio_contentText,audio_emotion,audio_speed,audio_vol,audio_pitch\n"
+)
+UNCLOSED = 'c-q1,https://x.example.com/q1.mp3,"unterminated,v2,English,,x,,,\n'
+UNCLOSED_RULE = (
+    "a quote opened on line 4 is not closed, so lines {lines} were read as one row; "
+    'close the quote, or double it ("") if it is part of the text'
+)
+
+
+def _csv_row(custom_id: str, text: str = "Hello") -> str:
+    return f"{custom_id},https://x.example.com/{custom_id}.mp3,{text},v2,English,Hi,,,,\n"
+
+
+def test_csv_unclosed_quote_names_the_lines_it_swallowed_and_reads_on() -> None:
+    text = (
+        CSV_HEADER + _csv_row("c-01") + _csv_row("c-03") + UNCLOSED
+        + _csv_row("c-02", '"Hi, there"') + _csv_row("c-04") + _csv_row("c-05")
+    )  # fmt: skip
+    results = specs_of(read_csv(io.StringIO(text, newline="")))
+    errors = [str(r) for r in results if isinstance(r, RowError)]
+    assert errors == ["lines 4-5 (c-q1): " + UNCLOSED_RULE.format(lines="4-5")]
+    accepted = [r.custom_id for r in results if isinstance(r, JobSpec)]
+    assert accepted == ["c-01", "c-03", "c-04", "c-05"]
+
+
+def test_csv_unclosed_quote_at_the_end_names_the_lines_to_the_end() -> None:
+    text = CSV_HEADER + _csv_row("c-01") + _csv_row("c-03") + UNCLOSED + _csv_row("c-04")
+    results = specs_of(read_csv(io.StringIO(text + _csv_row("c-05"), newline="")))
+    errors = [r for r in results if isinstance(r, RowError)]
+    assert [str(e) for e in errors] == ["lines 4-6 (c-q1): " + UNCLOSED_RULE.format(lines="4-6")]
+    assert errors[0].line == 4
+    assert errors[0].to_record()["line"] == 4
+
+
+def test_csv_unclosed_quote_in_the_last_column_is_caught_though_the_cells_add_up() -> None:
+    text = (
+        "custom_id,fileUrl,audio_contentText\n"
+        "c-01,https://x.example.com/1.mp3,Hi\n"
+        'c-q1,https://x.example.com/q.mp3,"unterminated\n'
+        'c-02,https://x.example.com/2.mp3,"Hi"\n'
+        "c-03,https://x.example.com/3.mp3,Hi\n"
+    )
+    results = specs_of(read_csv(io.StringIO(text, newline="")))
+    assert [str(r) for r in results if isinstance(r, RowError)] == [
+        "lines 3-4 (c-q1): a quote opened on line 3 is not closed, so lines 3-4 were read as "
+        'one row; close the quote, or double it ("") if it is part of the text'
+    ]
+    assert [r.custom_id for r in results if isinstance(r, JobSpec)] == ["c-01", "c-03"]
+
+
+def test_csv_unclosed_quote_past_the_field_limit_names_its_lines_and_reads_on() -> None:
+    rows = "".join(f"r{i},https://x.example.com/{i}.mp3,Hi\n" for i in range(5000))
+    text = (
+        "custom_id,fileUrl,audio_contentText\n"
+        'c-q1,https://x.example.com/q1.mp3,"unterminated\n' + rows
+    )  # no quote after it: the cell grows until the csv module's field limit
+    results = specs_of(read_csv(io.StringIO(text, newline="")))
+    errors = [r for r in results if isinstance(r, RowError)]
+    assert len(errors) == 1
+    last_line = errors[0].last_line
+    assert last_line is not None
+    assert str(errors[0]) == (
+        f"lines 2-{last_line} (c-q1): a quote opened on line 2 is not closed, so lines "
+        f"2-{last_line} were read as one row (field larger than field limit (131072)); "
+        'close the quote, or double it ("") if it is part of the text'
+    )
+    accepted = [r.custom_id for r in results if isinstance(r, JobSpec)]
+    assert accepted[0] == f"r{last_line - 2}"  # the row after the swallowed lines
+    assert accepted[-1] == "r4999"
+
+
+def test_jsonl_key_given_twice_is_an_error_naming_the_key() -> None:
+    lines = [
+        b'{"custom_id": "a", "custom_id": "b", "clone": {"fileUrl": "https://v.example.com/a.mp3"}}',
+        b'{"custom_id": "c", "clone": {"fileUrl": "https://v.example.com/a.mp3",'
+        b' "fileUrl": "https://v.example.com/b.mp3"}}',
+        b'{"custom_id": "d", "clone": {"fileUrl": "https://v.example.com/a.mp3"},'
+        b' "audios": [{"contentText": "Hi", "speed": 1, "speed": 2}]}',
+        b'{"custom_id": "e", "clone": {"fileUrl": "https://v.example.com/a.mp3"}}',
+    ]
+    results = specs_of(read_jsonl(lines))
+    assert [str(r) for r in results[:3]] == [
+        "line 1 (b): key 'custom_id' appears twice in one object; write each key once "
+        "(JSON readers would keep only the last)",
+        "line 2 (c): key 'fileUrl' appears twice in one object; write each key once "
+        "(JSON readers would keep only the last)",
+        "line 3 (d): key 'speed' appears twice in one object; write each key once "
+        "(JSON readers would keep only the last)",
+    ]
+    assert isinstance(results[3], JobSpec)

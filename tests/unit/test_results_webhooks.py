@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 
 import pytest
@@ -104,6 +105,16 @@ def test_artifact_keys_stay_inside_their_folder() -> None:
     assert "/" not in safe_name("../../etc")
     assert safe_name("../../etc") != safe_name("__.._etc")
     assert safe_name("spk-1.a_b") == "spk-1.a_b"
+
+
+@pytest.mark.parametrize("custom_id", ["../evil", ".hidden", ".", "..", "...x"])
+def test_artifact_names_never_start_with_a_dot(custom_id: str) -> None:
+    name = safe_name(custom_id)
+    assert not name.startswith(".")
+    assert "/" not in name
+    plain = custom_id.replace(".", "_").replace("/", "_")
+    assert name != safe_name(plain)  # the hash keeps it apart from an id already so spelt
+    assert name.endswith(f"_{hashlib.sha1(custom_id.encode()).hexdigest()[:8]}")
 
 
 def test_the_secret_comes_from_a_file_too(tmp_path) -> None:  # type: ignore[no-untyped-def]
