@@ -13,7 +13,7 @@ from typing import NoReturn
 
 import redis.exceptions
 
-from clonequeue.errors import ClonequeueError, ConfigError, InputError, StoreError
+from clonequeue.errors import ClonequeueError, ConfigError, InputError
 
 EXIT_OK = 0
 EXIT_FATAL = 1
@@ -35,24 +35,33 @@ def run_guarded(main: Callable[[], object]) -> None:
     """Run the CLI, mapping our errors and Redis outages to one clear line each."""
     try:
         main()
-    except ConfigError as exc:
-        fail(str(exc), EXIT_USAGE)
-    except InputError as exc:
-        fail(str(exc), EXIT_USAGE)
-    except StoreError as exc:
-        fail(str(exc), EXIT_FATAL)
-    except redis.exceptions.ConnectionError as exc:
-        fail(
+    except (Exception, KeyboardInterrupt) as exc:
+        explained = explain(exc)
+        if explained is None:
+            raise
+        fail(*explained)
+
+
+def explain(exc: BaseException) -> tuple[str, int] | None:
+    """The line and exit code the CLI gives for ``exc``; None for an error it does not expect.
+
+    One mapping, so ``submit --json`` puts in its ``error`` field the words stderr gets.
+    """
+    if isinstance(exc, ConfigError | InputError):
+        return str(exc), EXIT_USAGE
+    if isinstance(exc, redis.exceptions.ConnectionError):
+        return (
             f"cannot reach Redis ({exc.__class__.__name__}: {_first_line(exc)}); start it "
             "(`make redis` or `clonequeue redis`) or set CLONEQUEUE_REDIS_URL",
             EXIT_FATAL,
         )
-    except redis.exceptions.RedisError as exc:
-        fail(f"Redis error: {_first_line(exc)}", EXIT_FATAL)
-    except ClonequeueError as exc:
-        fail(str(exc), EXIT_FATAL)
-    except KeyboardInterrupt:
-        fail("interrupted", 130)
+    if isinstance(exc, redis.exceptions.RedisError):
+        return f"Redis error: {_first_line(exc)}", EXIT_FATAL
+    if isinstance(exc, ClonequeueError):  # StoreError and ProducerError among them
+        return str(exc), EXIT_FATAL
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted", 130
+    return None
 
 
 def _first_line(exc: BaseException) -> str:

@@ -3,20 +3,25 @@
 Exit codes: 0 every row accepted; 3 some rows rejected (the rest went ahead);
 1 nothing submitted (an empty input, every row rejected, Redis unreachable,
 unreadable file, estimate over --max-chars); 2 usage error. The batch id is
-printed (last, on stdout) only when the batch exists.
+printed (last, on stdout) only when the batch exists, or, when every row was
+submitted before in one batch, that batch's. ``--json`` prints one object in every
+case: the same id (or null), and ``error`` when nothing was sent.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
 
 from clonequeue.cli import context
-from clonequeue.cli.errors import EXIT_OK, EXIT_REJECTED_ROWS, fail
+from clonequeue.cli.errors import EXIT_OK, EXIT_REJECTED_ROWS, explain, fail
 from clonequeue.cli.progress import SubmitProgress
 from clonequeue.producers import estimate as estimates
+from clonequeue.producers.errors import EstimateTooHighError, ProducerError
 from clonequeue.producers.errors_file import default_errors_path
 from clonequeue.producers.rows import RowError
 from clonequeue.producers.sources import InputFile
@@ -24,6 +29,11 @@ from clonequeue.producers.submission import Submission, SubmitReport, nothing_su
 from clonequeue.services import Services
 
 SHOWN_ERRORS = 20  # rejected rows printed on stderr; all of them are in the errors file
+UNSIGNED_WARNING = (
+    "warning: --webhook: CLONEQUEUE_WEBHOOK_SECRET (or CLONEQUEUE_WEBHOOK_SECRET_FILE) is not "
+    "set here; the workers sign every delivery with it, and every delivery fails if they lack "
+    "it too (check that they have it)"
+)
 
 FILE_ARG = typer.Argument(
     ...,
@@ -65,7 +75,12 @@ def submit(
         min=1,
         help="Refuse the batch (send nothing) if the new jobs would bill more characters.",
     ),
-    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON (stdout)."),
+    as_json: bool = typer.Option(
+        False,
+        "--json",
+        help="Print the summary as one JSON object on stdout, whatever the outcome (when "
+        "nothing was sent, `error` says why).",
+    ),
     quiet: bool = typer.Option(
         False, "--quiet", "-q", help="No progress and no rejected rows on stderr."
     ),
@@ -94,39 +109,35 @@ def submit(
     """
     from clonequeue.outputs.operate import check_targets
 
-    check_targets(webhook, artifacts)
-    source = InputFile.from_arg(file, input_format)
-    services = Services(context.settings())
-    errors_path = errors or default_errors_path(source.label)
-    report = _run(
-        Submission(
-            source,
-            services=services,
-            batch=batch,
-            dry_run=dry_run,
-            max_chars=None if dry_run else max_chars,
-            errors_path=errors_path,
-            webhook=webhook,
-            artifacts=artifacts,
-        ),
-        quiet=quiet,
-    )
-    nothing = nothing_submitted(report)
-    exists = not dry_run and (report.new > 0 or services.batches.info(report.batch_id) is not None)
+    with _failure_as_json(as_json, dry_run=dry_run):
+        check_targets(webhook, artifacts)
+        if webhook and context.settings().webhook_secret is None:
+            typer.echo(UNSIGNED_WARNING, err=True)
+        source = InputFile.from_arg(file, input_format)
+        services = Services(context.settings())
+        errors_path = errors or default_errors_path(source.label)
+        report = _run(
+            Submission(
+                source,
+                services=services,
+                batch=batch,
+                dry_run=dry_run,
+                max_chars=None if dry_run else max_chars,
+                errors_path=errors_path,
+                webhook=webhook,
+                artifacts=artifacts,
+            ),
+            quiet=quiet,
+        )
+    problem = nothing_submitted(report) or (_over_limit(report, max_chars) if dry_run else None)
+    printed = None if dry_run or problem else _batch_to_print(report, services)
+    not_applied = None if dry_run else _not_applied(report, webhook=webhook, artifacts=artifacts)
     if as_json:
-        typer.echo(json.dumps(report_dict(report, exists=exists)))
-    elif dry_run:
-        typer.echo(describe_report(report))
+        _print_json(report, printed, not_applied, problem)
     else:
-        typer.echo(describe_report(report), err=True)
-        if exists:
-            typer.echo(report.batch_id)
-        elif nothing is None:
-            _print_where_they_are(report)
-    if nothing is not None:
-        fail(str(nothing))
-    if dry_run:
-        estimates.check_limit(report.estimate, max_chars)
+        _print_text(report, printed, not_applied, problem)
+    if problem is not None:
+        fail(str(problem))
     raise typer.Exit(EXIT_REJECTED_ROWS if report.rejected else EXIT_OK)
 
 
@@ -152,22 +163,122 @@ def estimate(
     raise typer.Exit(EXIT_REJECTED_ROWS if report.rejected else EXIT_OK)
 
 
-def _print_where_they_are(report: SubmitReport) -> None:
-    """Every row was submitted before: the id of the batch holding them, if just one does."""
+def _print_json(
+    report: SubmitReport,
+    printed: str | None,
+    not_applied: dict[str, object] | None,
+    problem: ProducerError | None,
+) -> None:
+    """One object on stdout, whatever the outcome; the note goes to stderr too."""
+    summary = {**report_dict(report, batch=printed), "not_applied": not_applied}
+    if problem is not None:
+        summary.update(_failure_dict(problem, str(problem), dry_run=report.dry_run))
+    typer.echo(json.dumps(summary))
+    if not_applied is not None:
+        typer.echo(f"note: {not_applied['note']}", err=True)
+
+
+def _print_text(
+    report: SubmitReport,
+    printed: str | None,
+    not_applied: dict[str, object] | None,
+    problem: ProducerError | None,
+) -> None:
+    """The summary on stderr (stdout for a dry run: it is the result); the batch id last."""
+    if report.dry_run:
+        typer.echo(describe_report(report))
+        return
+    typer.echo(describe_report(report), err=True)
+    if problem is None and printed != report.batch_id:
+        typer.echo(_where_they_are(report), err=True)
+    if not_applied is not None:
+        typer.echo(f"note: {not_applied['note']}", err=True)
+    if printed is not None:
+        typer.echo(printed)
+
+
+@contextmanager
+def _failure_as_json(enabled: bool, *, dry_run: bool) -> Iterator[None]:
+    """With --json a submit that fails still prints its one object, with why in ``error``.
+
+    The error goes on (stderr line, exit code) as without --json.
+    """
+    try:
+        yield
+    except (Exception, KeyboardInterrupt) as exc:
+        explained = explain(exc) if enabled else None
+        if explained is not None:
+            typer.echo(json.dumps(_failure_dict(exc, explained[0], dry_run=dry_run)))
+        raise
+
+
+def _failure_dict(exc: BaseException, message: str, *, dry_run: bool) -> dict[str, object]:
+    """``batch`` null (nothing printed as one), ``error``; over --max-chars, the two numbers."""
+    from clonequeue.redaction import redact
+
+    failure: dict[str, object] = {"batch": None, "dry_run": dry_run}
+    if isinstance(exc, EstimateTooHighError):
+        failure["estimate"] = {"total_chars": exc.estimate_chars}
+        failure["max_chars"] = exc.limit_chars
+    failure["error"] = redact(message)
+    return failure
+
+
+def _over_limit(report: SubmitReport, max_chars: int | None) -> EstimateTooHighError | None:
+    """A dry run's refusal, as a value: the summary is printed before it ends the command."""
+    try:
+        estimates.check_limit(report.estimate, max_chars)
+    except EstimateTooHighError as exc:
+        return exc
+    return None
+
+
+def _batch_to_print(report: SubmitReport, services: Services) -> str | None:
+    """The batch id submit prints (text and --json alike): this batch if it exists, else
+    the one batch that holds every row (all submitted before), else none."""
+    if report.new > 0 or services.batches.info(report.batch_id) is not None:
+        return report.batch_id
+    holders = list(report.already_in)
+    return holders[0] if len(holders) == 1 else None
+
+
+def _where_they_are(report: SubmitReport) -> str:
+    """Every row was submitted before: why the id printed is not the requested batch's."""
     holders = list(report.already_in)
     if len(holders) == 1:
-        typer.echo(
+        return (
             f"every row was submitted before, in batch {holders[0]}: nothing new was sent "
-            f"and batch {report.batch_id} was not created; printing {holders[0]}",
-            err=True,
+            f"and batch {report.batch_id} was not created; printing {holders[0]}"
         )
-        typer.echo(holders[0])
-        return
-    typer.echo(
+    return (
         f"every row was submitted before, in {len(holders)} batches: nothing new was sent "
-        f"and batch {report.batch_id} was not created (no batch id printed)",
-        err=True,
+        f"and batch {report.batch_id} was not created (no batch id printed)"
     )
+
+
+def _not_applied(
+    report: SubmitReport, *, webhook: str | None, artifacts: str | None
+) -> dict[str, object] | None:
+    """--webhook/--artifacts are this batch's; rows found in another batch keep that one's.
+
+    Without a word, ``submit --batch b2 --artifacts URL`` of rows already in b1 looks as
+    if their files would be copied.
+    """
+    given = (("--webhook", webhook), ("--artifacts", artifacts))
+    options = [name for name, value in given if value]
+    elsewhere = {b: n for b, n in report.already_in.most_common() if b != report.batch_id}
+    if not options or not elsewhere:
+        return None
+    if len(elsewhere) == 1:
+        where = f"batch {next(iter(elsewhere))}"
+    else:
+        where = "batches " + ", ".join(f"{b} ({n:,})" for b, n in elsewhere.items())
+    note = (
+        f"{' and '.join(options)} did not apply to the {sum(elsewhere.values()):,} rows already "
+        f"submitted in {where}: a row submitted again stays in its batch, with that batch's "
+        "webhook and artifact store"
+    )
+    return {"options": options, "batches": elsewhere, "note": note}
 
 
 def _run(submission: Submission, *, quiet: bool) -> SubmitReport:
@@ -212,10 +323,10 @@ def describe_report(report: SubmitReport, *, estimate_only: bool = False) -> str
     return f"{line}\nestimate: {estimates.describe(report.estimate)}"
 
 
-def report_dict(report: SubmitReport, *, exists: bool = False) -> dict[str, object]:
-    """The summary for ``--json``; ``batch`` is null unless that batch exists."""
+def report_dict(report: SubmitReport, *, batch: str | None = None) -> dict[str, object]:
+    """The summary for ``--json``; ``batch`` is the id text mode prints (null when none)."""
     return {
-        "batch": report.batch_id if exists else None,
+        "batch": batch,
         "dry_run": report.dry_run,
         "rows": report.rows,
         "accepted": report.accepted,

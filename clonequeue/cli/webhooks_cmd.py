@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import typer
 
@@ -27,20 +28,37 @@ def webhooks(
     States: pending (next attempt due at `next`), sending, done, failed (gave up or a
     4xx: see `error`), disabled (the endpoint answered 410 Gone).
     """
-    handle = Batch(batch, services=Services(context.settings()))
+    services = Services(context.settings())
+    handle = Batch(batch, services=services)
     if redeliver:
         ids = handle.redeliver()
         typer.echo(f"{len(ids):,} deliveries queued again", err=True)
+    listed = 0
     for doc in handle.webhooks():
-        if as_json:
-            typer.echo(json.dumps(doc))
-            continue
-        last = doc["attempts"][-1] if doc["attempts"] else {}
-        answer = last.get("status") or last.get("error") or "-"
-        due = ""
-        if doc["state"] == "pending" and doc.get("next_at"):
-            due = f" next in {max(0.0, doc['next_at'] - time.time()):.0f} s"
-        typer.echo(
-            f"{doc['id']}  {doc['type']:<16} {doc.get('job') or '-':<24} {doc['state']:<9} "
-            f"tries {doc.get('tries', 0)}  last {answer}{due}"
-        )
+        listed += 1
+        typer.echo(json.dumps(doc) if as_json else _line(doc))
+    if not listed:  # say why the list is empty; --json keeps stdout to deliveries only
+        typer.echo(_why_none(handle.id, services), err=as_json)
+
+
+def _line(doc: dict[str, Any]) -> str:
+    last = doc["attempts"][-1] if doc["attempts"] else {}
+    answer = last.get("status") or last.get("error") or "-"
+    due = ""
+    if doc["state"] == "pending" and doc.get("next_at"):
+        due = f" next in {max(0.0, doc['next_at'] - time.time()):.0f} s"
+    return (
+        f"{doc['id']}  {doc['type']:<16} {doc.get('job') or '-':<24} {doc['state']:<9} "
+        f"tries {doc.get('tries', 0)}  last {answer}{due}"
+    )
+
+
+def _why_none(batch: str, services: Services) -> str:
+    """No delivery: the batch has no webhook, or none of its jobs has finished yet."""
+    from clonequeue.outputs.keys import ResultKeys
+    from clonequeue.outputs.plan import batch_targets
+
+    keys = ResultKeys(services.settings.namespace)
+    if not batch_targets(services.redis, keys, services.settings, batch).webhook_url:
+        return f"batch {batch} has no webhook (submit with --webhook URL to add one)"
+    return f"batch {batch}: no deliveries yet (one is made as each job finishes)"

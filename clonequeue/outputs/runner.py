@@ -190,6 +190,7 @@ def deliver_webhook(ctx: ResultsContext, item_id: str) -> str:
             timeout_s=settings.webhook_timeout_s,
             allow_private=settings.webhook_allow_private,
             now=started,
+            batch=doc["batch"],
         )
     record = attempt.record(started)
     WEBHOOK_ATTEMPTS.labels(attempt.verdict).inc()

@@ -84,8 +84,10 @@ def send(
     timeout_s: float,
     allow_private: bool,
     now: float | None = None,
+    batch: str = "BATCH",
 ) -> Attempt:
-    """Send one attempt and judge the answer; never raises for the receiver's faults."""
+    """Send one attempt and judge the answer; never raises for the receiver's faults.
+    ``batch`` names the batch in the next step an error gives."""
     started = time.monotonic()
     at = time.time() if now is None else now
 
@@ -96,7 +98,7 @@ def send(
         return done(
             "stop",
             error="CLONEQUEUE_WEBHOOK_SECRET is not set on the worker: nothing "
-            "is sent unsigned; set it, then `clonequeue webhooks BATCH --redeliver`",
+            f"is sent unsigned; set it, then `clonequeue webhooks {batch} --redeliver`",
         )
     try:
         target = resolve(url, allow_private=allow_private)

@@ -127,7 +127,7 @@ def _prepare_create(
             {
                 "kind": ErrorKind.MODEL_EXPIRED,
                 "msg": "the modelId expired: the voice was cloned more than 3 days ago and never "
-                "used; `clonequeue retry BATCH --failed` clones it again",
+                f"used; `clonequeue retry {claim.batch} --failed` clones it again",
             },
         )
     return request

@@ -166,6 +166,49 @@ def test_dry_run_says_so_once(redis_url: str, tmp_path: Path) -> None:
     )
 
 
+def test_json_names_the_batch_text_prints_when_every_row_was_submitted_before(
+    redis_url: str, tmp_path: Path
+) -> None:
+    (tmp_path / "r.jsonl").write_bytes(jsonl([row("r-1"), row("r-2")]))
+    assert cli(tmp_path, redis_url, "submit", "r.jsonl", "--batch", "re1").returncode == 0
+    text = cli(tmp_path, redis_url, "submit", "r.jsonl", "--batch", "re2")
+    as_json = cli(tmp_path, redis_url, "submit", "r.jsonl", "--batch", "re2", "--json")
+    assert (text.returncode, as_json.returncode) == (0, 0), as_json.stderr
+    assert text.stdout.splitlines()[-1] == "re1"
+    summary = json.loads(as_json.stdout)
+    assert summary["batch"] == "re1"  # what text mode prints: where those jobs are
+    assert (summary["new"], summary["already_in"]) == (0, {"re1": 2})
+
+
+def test_with_json_every_failed_submit_is_one_json_object_with_the_same_exit_code(
+    services: Services, redis_url: str, tmp_path: Path
+) -> None:
+    (tmp_path / "mc.jsonl").write_bytes(jsonl([row("mc-1"), row("mc-2")]))  # 152 characters
+    (tmp_path / "empty.jsonl").write_bytes(b"")
+    (tmp_path / "bad.jsonl").write_bytes(jsonl([{"custom_id": "b1"}]))
+    cap = ("--max-chars", "100")
+    cases: list[tuple[str, tuple[str, ...], int, str]] = [
+        (redis_url, ("mc.jsonl", *cap), 1, "the batch would bill 152 characters, more than"),
+        (redis_url, ("mc.jsonl", *cap, "--dry-run"), 1, "the batch would bill 152 characters"),
+        (redis_url, ("empty.jsonl",), 1, "the input holds no job"),
+        (redis_url, ("bad.jsonl",), 1, "1 of 1 rows rejected: line 1 (b1): clone: is required"),
+        (redis_url, ("missing.jsonl",), 1, "cannot read missing.jsonl: no such file"),
+        (redis_url, ("rows.txt",), 2, "cannot tell the format of rows.txt"),
+        ("redis://127.0.0.1:1/0", ("mc.jsonl",), 1, "cannot reach Redis at redis://127.0.0.1:1/0"),
+    ]
+    for url, args, code, error in cases:
+        out = cli(tmp_path, url, "submit", *args, "--batch", "mc", "--json")
+        assert out.returncode == code, (args, out.stdout, out.stderr)
+        summary = json.loads(out.stdout)  # one object and nothing else
+        assert summary["batch"] is None, args
+        assert summary["error"].startswith(error), (args, summary)
+        assert out.stderr.splitlines()[-1] == f"error: {summary['error']}"  # the same words
+        assert "Traceback" not in out.stderr
+        if "--max-chars" in args:
+            assert (summary["estimate"]["total_chars"], summary["max_chars"]) == (152, 100)
+    assert services.batches.info("mc") is None
+
+
 # --- 2. the Python API: paths are files, rejected rows are impossible to miss -------------
 
 

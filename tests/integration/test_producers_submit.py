@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -16,9 +17,12 @@ import redis
 
 import clonequeue
 from clonequeue.config import load_settings
+from clonequeue.outputs.runner import ResultsContext, deliver_webhook
 from clonequeue.producers import parallel
 from clonequeue.producers.errors import EstimateTooHighError, ProducerError
 from clonequeue.services import Services
+
+HOOK = "https://hooks.example.com/in"
 
 
 def row(cid: str, text: str = "Hello there") -> dict[str, Any]:
@@ -174,9 +178,15 @@ def test_wait_times_out_with_what_is_left(services: Services) -> None:
 # --- the CLI, as a pipeline runs it ------------------------------------------------------
 
 
-def cli(tmp_path: Path, redis_url: str, *args: str, stdin: str | None = None) -> Any:
+def cli(
+    tmp_path: Path,
+    redis_url: str,
+    *args: str,
+    stdin: str | None = None,
+    settings: dict[str, str] | None = None,
+) -> Any:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLONEQUEUE_")}
-    env.update(CLONEQUEUE_REDIS_URL=redis_url, CLONEQUEUE_NAMESPACE="p")
+    env.update(CLONEQUEUE_REDIS_URL=redis_url, CLONEQUEUE_NAMESPACE="p", **(settings or {}))
     return subprocess.run(
         [sys.executable, "-m", "clonequeue", *args],
         env=env,
@@ -268,3 +278,97 @@ def test_cli_batches_status_results_csv_cancel_purge(
     gone = cli(tmp_path, redis_url, "status", "k")
     assert gone.returncode == 1
     assert gone.stderr.startswith("error: no batch 'k'")
+
+
+def test_cli_next_steps_name_the_batch_not_a_placeholder(
+    services: Services, redis_url: str, tmp_path: Path
+) -> None:
+    clonequeue.submit([row("u1")], batch="lw", services=services)
+    now = time.time()
+    services.jobs.claim_create("u1", "c", 0, now=now, lease_s=60)
+    token = services.jobs.lock_watchdog(now=now + 200, lock_ms=10_000)
+    assert token is not None
+    redriven = services.jobs.redrive(  # the worker died after sending the create
+        "u1", "c", now=now + 200, lease_s=10, busy_queues=(), token=token, slack_s=10
+    )
+    assert redriven == ("unknown", None)
+    errors = cli(tmp_path, redis_url, "errors", "lw")
+    error = json.loads(errors.stdout)["error"]
+    assert error["kind"] == "lost_worker"
+    assert error["msg"].endswith("then `clonequeue retry lw --unknown` to send it again")
+
+    ctx = ResultsContext(services.settings, services.redis, publish=lambda *_: None)
+    hook = {"batch": "lw", "job": "u1", "type": "job.unknown", "url": HOOK, "body": "{}"}
+    assert ctx.webhooks.add("msg_1", hook, now=time.time())
+    deliver_webhook(ctx, "msg_1")  # no secret on this "worker": nothing is sent
+    listed = cli(tmp_path, redis_url, "webhooks", "lw")
+    assert "then `clonequeue webhooks lw --redeliver`" in listed.stdout
+    delivery = json.loads(cli(tmp_path, redis_url, "webhooks", "lw", "--json").stdout)
+    assert delivery["error"].endswith("then `clonequeue webhooks lw --redeliver`")
+    assert delivery["attempts"][-1]["error"] == delivery["error"]
+    assert "BATCH" not in errors.stdout + listed.stdout
+
+
+def test_cli_webhooks_of_a_batch_without_one_says_so(
+    services: Services, redis_url: str, tmp_path: Path
+) -> None:
+    clonequeue.submit([row("n1")], batch="nw", services=services)
+    listed = cli(tmp_path, redis_url, "webhooks", "nw")
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout == "batch nw has no webhook (submit with --webhook URL to add one)\n"
+    as_json = cli(tmp_path, redis_url, "webhooks", "nw", "--json")
+    assert as_json.returncode == 0, as_json.stderr
+    assert as_json.stdout == ""  # JSON Lines: no delivery, no line
+    assert "batch nw has no webhook" in as_json.stderr
+
+    clonequeue.submit([row("h1")], batch="hw", services=services, webhook=HOOK)
+    waiting = cli(tmp_path, redis_url, "webhooks", "hw")
+    assert waiting.returncode == 0, waiting.stderr
+    assert waiting.stdout.startswith("batch hw: no deliveries yet")
+
+
+def test_cli_submit_says_which_options_did_not_apply_to_rows_submitted_before(
+    services: Services, redis_url: str, tmp_path: Path
+) -> None:
+    path = write_jsonl(tmp_path / "wh.jsonl", [row("w1"), row("w2")])
+    assert cli(tmp_path, redis_url, "submit", str(path), "--batch", "wh1").returncode == 0
+    store = (tmp_path / "store").as_uri()
+    args = ("submit", str(path), "--batch", "wh3", "--artifacts", store)
+    again = cli(tmp_path, redis_url, *args)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.splitlines()[-1] == "wh1"
+    note = (
+        "note: --artifacts did not apply to the 2 rows already submitted in batch wh1: "
+        "a row submitted again stays in its batch, with that batch's webhook and artifact store"
+    )
+    assert note in again.stderr.splitlines()
+    as_json = cli(tmp_path, redis_url, *args, "--webhook", HOOK, "--json")
+    assert as_json.returncode == 0, as_json.stderr
+    summary = json.loads(as_json.stdout)
+    assert summary["batch"] == "wh1"
+    assert summary["not_applied"] == {
+        "options": ["--webhook", "--artifacts"],
+        "batches": {"wh1": 2},
+        "note": note.removeprefix("note: ").replace("--artifacts", "--webhook and --artifacts", 1),
+    }
+    plain = json.loads(cli(tmp_path, redis_url, "submit", str(path), "--json").stdout)
+    assert plain["not_applied"] is None  # no option given: nothing to say
+
+
+def test_cli_submit_warns_when_no_webhook_secret_is_set_here(
+    services: Services, redis_url: str, tmp_path: Path
+) -> None:
+    path = write_jsonl(tmp_path / "s.jsonl", [row("s1")])
+    unset = cli(tmp_path, redis_url, "submit", str(path), "--batch", "ws", "--webhook", HOOK)
+    assert unset.returncode == 0, unset.stderr
+    assert unset.stdout.splitlines()[-1] == "ws"  # a warning, not a refusal
+    assert (
+        "warning: --webhook: CLONEQUEUE_WEBHOOK_SECRET (or CLONEQUEUE_WEBHOOK_SECRET_FILE) is "
+        "not set here; the workers sign every delivery with it, and every delivery fails if "
+        "they lack it too"
+    ) in unset.stderr
+    secret = {"CLONEQUEUE_WEBHOOK_SECRET": "whsec_" + base64.b64encode(b"k" * 32).decode()}
+    path = write_jsonl(tmp_path / "s2.jsonl", [row("s2")])
+    is_set = cli(tmp_path, redis_url, "submit", str(path), "--webhook", HOOK, settings=secret)
+    assert is_set.returncode == 0, is_set.stderr
+    assert "WEBHOOK_SECRET" not in is_set.stderr

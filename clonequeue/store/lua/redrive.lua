@@ -58,7 +58,8 @@ elseif step.state == 'submitting' then
   step.state = 'unknown'
   step.error = {kind = 'lost_worker', msg = 'the worker stopped after sending the create '
     .. 'and before storing its answer: the task may exist and be billed. '
-    .. 'Check it, then `clonequeue retry BATCH --unknown` to send it again'}
+    .. 'Check it, then `clonequeue retry ' .. tostring(doc.batch) .. ' --unknown` to send it '
+    .. 'again'}
   release_slot(item, job_id)
   redis.call('ZREM', key('due'), member)
   commit(job_key, doc, old_state, retention)
