@@ -54,11 +54,15 @@ def _line(doc: dict[str, Any]) -> str:
 
 
 def _why_none(batch: str, services: Services) -> str:
-    """No delivery: the batch has no webhook, or none of its jobs has finished yet."""
+    """No delivery: the batch has no webhook, or none of its jobs has finished yet.
+    What it checks is said: a fleet-wide URL set only on the workers is not seen here."""
     from clonequeue.outputs.keys import ResultKeys
     from clonequeue.outputs.plan import batch_targets
 
     keys = ResultKeys(services.settings.namespace)
     if not batch_targets(services.redis, keys, services.settings, batch).webhook_url:
-        return f"batch {batch} has no webhook (submit with --webhook URL to add one)"
+        return (
+            f"batch {batch} has no webhook: it was submitted without --webhook and "
+            "CLONEQUEUE_WEBHOOK_URL is not set here (submit with --webhook URL to add one)"
+        )
     return f"batch {batch}: no deliveries yet (one is made as each job finishes)"

@@ -315,7 +315,10 @@ def test_cli_webhooks_of_a_batch_without_one_says_so(
     clonequeue.submit([row("n1")], batch="nw", services=services)
     listed = cli(tmp_path, redis_url, "webhooks", "nw")
     assert listed.returncode == 0, listed.stderr
-    assert listed.stdout == "batch nw has no webhook (submit with --webhook URL to add one)\n"
+    assert listed.stdout == (
+        "batch nw has no webhook: it was submitted without --webhook and CLONEQUEUE_WEBHOOK_URL"
+        " is not set here (submit with --webhook URL to add one)\n"
+    )
     as_json = cli(tmp_path, redis_url, "webhooks", "nw", "--json")
     assert as_json.returncode == 0, as_json.stderr
     assert as_json.stdout == ""  # JSON Lines: no delivery, no line
