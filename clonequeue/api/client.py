@@ -9,6 +9,12 @@ Creates only reuse a connection used within ``create_max_idle_s`` (the keep-aliv
 race, clonequeue.api.connections); polls reuse any. A 401 re-reads the token file
 once (a rotated secret) and, if the token changed, sends the request again: a 401
 created nothing.
+
+An answer's body is read within the read timeout *in all* and up to ``MAX_ANSWER_BYTES``:
+urllib3's read timeout bounds each wait for bytes, not the answer, so a body that
+trickles in a byte at a time held a worker's thread for good, and an answer is a small
+JSON envelope (a bigger one is no answer of the API's). Either counts as no answer:
+for a create the task may exist (``unknown``), a poll is polled again.
 """
 
 from __future__ import annotations
@@ -29,6 +35,34 @@ from clonequeue.config.token import TokenSource
 from clonequeue.constants import AUDIO_PATH, CLONE_PATH, TASK_PATH_PREFIX
 from clonequeue.errors import AuthenticationError
 from clonequeue.metrics import API_CALLS, API_SECONDS, outcome_of
+
+MAX_ANSWER_BYTES = 1 << 20  # an answer is a JSON envelope of a few hundred bytes
+_READ_CHUNK = 64 * 1024
+
+
+class AnswerTooLargeError(urllib3.exceptions.ProtocolError):
+    """The answer's body went past MAX_ANSWER_BYTES."""
+
+
+def read_answer(response: urllib3.BaseHTTPResponse, *, deadline: float, limit: int) -> bytes:
+    """The whole body, before ``deadline`` (time.monotonic) and within ``limit`` bytes."""
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        if time.monotonic() > deadline:
+            raise urllib3.exceptions.ReadTimeoutError(
+                None,  # type: ignore[arg-type]
+                "",
+                "the answer took longer than the read timeout",
+            )
+        chunk = response.read1(_READ_CHUNK)
+        if not chunk:
+            return b"".join(parts)
+        size += len(chunk)
+        if size > limit:
+            raise AnswerTooLargeError(f"the answer is larger than {limit} bytes")
+        parts.append(chunk)
+
 
 if TYPE_CHECKING:
     from clonequeue.config import Settings
@@ -63,6 +97,7 @@ class ApiClient:
             timeout=urllib3.Timeout(connect=connect_timeout_s, read=read_timeout_s),
         )
         self._create_max_idle_s = create_max_idle_s
+        self._read_timeout_s = read_timeout_s
         self._token = (
             TokenSource(token.get_secret_value()) if isinstance(token, SecretStr) else token
         )
@@ -140,7 +175,16 @@ class ApiClient:
                 headers=headers,
                 redirect=False,
                 retries=False,
+                preload_content=False,
             )
+            try:
+                deadline = time.monotonic() + self._read_timeout_s
+                data = read_answer(response, deadline=deadline, limit=MAX_ANSWER_BYTES)
+            except BaseException:
+                response.close()  # not back to the pool half read
+                raise
+            finally:
+                response.release_conn()
         except Exception as exc:
             # urllib3's errors, socket errors, http.client's ValueError for a header it
             # refuses, anything else: whether a byte of the request was written decides
@@ -151,7 +195,7 @@ class ApiClient:
             raise error from exc
         return parse_response(
             status=response.status,
-            body=response.data,
+            body=data,
             retry_after=response.headers.get("Retry-After"),
             endpoint=endpoint,
             is_create=is_create,

@@ -45,6 +45,8 @@ Knobs (:class:`SimConfig`; CLI flags with dashes; ``PATCH /_sim/config`` at run 
     latency_s                 added before every API answer
     latency_jitter_s          a further uniform [0, this] delay before admission (arrival jitter)
     slow_rate, slow_s         fraction of answers held slow_s after the effect happened
+    trickle_rate, trickle_s   fraction of answers whose body comes a byte every trickle_s
+    pad_bytes                 every successful answer's data gains a field this many bytes long
     lost_response_rate        fraction of creates that take effect, then close unanswered
     idle_close_s              a keep-alive connection idle this long is closed, seen by the
                               client only when it sends: that request is dropped unread and

@@ -90,6 +90,21 @@ class SimConfig(BaseModel):
         0.0, ge=0.0, le=1.0, description="Fraction of API answers delayed by slow_s (after effect)."
     )
     slow_s: float = Field(35.0, ge=0.0, description="Extra delay of a slow answer.")
+    trickle_rate: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="Fraction of API answers (after effect) whose body comes one byte every "
+        "trickle_s: each read gets a byte well within any read timeout, the answer never ends.",
+    )
+    trickle_s: float = Field(0.2, gt=0.0, description="The pause between a trickling body's bytes.")
+    pad_bytes: int = Field(
+        0,
+        ge=0,
+        le=50_000_000,
+        description="Every successful API answer's data gains a field of this many bytes "
+        "(unknown extra fields must be tolerated; an answer can be any size).",
+    )
     lost_response_rate: float = Field(
         0.0,
         ge=0.0,

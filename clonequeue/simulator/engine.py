@@ -177,6 +177,15 @@ class Engine:
         """Whether this answer is held back by ``slow_s`` (decided after the effect)."""
         return self._faults.roll(self._config.slow_rate)
 
+    def roll_trickle(self) -> bool:
+        """Whether this answer's body trickles in (decided after the effect)."""
+        return self._faults.roll(self._config.trickle_rate)
+
+    def padded(self, data: dict[str, Any]) -> dict[str, Any]:
+        """``data`` with ``pad_bytes`` of an extra field, when that knob is set."""
+        size = self._config.pad_bytes
+        return {**data, "padding": "x" * size} if size else data
+
     # --- the API ---------------------------------------------------------------------------------
 
     def poll(self, account: str, task_id: str) -> dict[str, Any]:

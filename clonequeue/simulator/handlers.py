@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from http.client import responses
 from typing import Any
 
+import tornado.iostream
 import tornado.web
 from tornado.http1connection import HTTP1Connection
 
@@ -140,6 +141,24 @@ class ApiHandler(JsonHandler):
         await asyncio.sleep(delay_s)
         self.answer(status, payload)
 
+    async def answer_trickling(self, status: int, payload: object) -> None:
+        """Headers at once, then the body a byte every ``trickle_s`` until the client goes."""
+        self.engine.ledger.count(self.request.method or "", self.route, status)
+        body = dump_json(payload)
+        self.set_status(status)
+        self.set_header("Content-Type", JSON_CONTENT_TYPE)
+        self.set_header("Content-Length", str(len(body)))
+        try:
+            for i in range(len(body)):
+                if self.client_gone:
+                    return
+                self.write(body[i : i + 1])
+                await self.flush()
+                await asyncio.sleep(self.engine.config.trickle_s)
+            self.finish()
+        except tornado.iostream.StreamClosedError:
+            return  # the client gave up
+
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         self.engine.ledger.count(self.request.method or "", self.route, status_code)
         super().write_error(status_code, **kwargs)
@@ -169,9 +188,11 @@ class CreateHandler(ApiHandler):
             engine.ledger.count("POST", self.route, "lost")
             self.drop_connection()  # the task exists and is paid for; no answer
             return None
-        payload = codes.envelope(codes.OK, "ok", created.data)
+        payload = codes.envelope(codes.OK, "ok", engine.padded(created.data))
         if created.answer == "slow":
             return self.answer_later(engine.config.slow_s, 200, payload)
+        if engine.roll_trickle():
+            return self.answer_trickling(200, payload)
         self.answer(200, payload)
         return None
 
@@ -193,9 +214,11 @@ class TaskHandler(ApiHandler):
         except codes.Rejection as rejection:
             self.reject(rejection)
             return None
-        payload = codes.envelope(codes.OK, "ok", data)
+        payload = codes.envelope(codes.OK, "ok", engine.padded(data))
         if engine.roll_slow():
             return self.answer_later(engine.config.slow_s, 200, payload)
+        if engine.roll_trickle():
+            return self.answer_trickling(200, payload)
         self.answer(200, payload)
         return None
 

@@ -114,6 +114,38 @@ def test_slow_poll_past_the_read_timeout_is_transient(
         client.get_task(task.id)
 
 
+def test_an_answer_that_trickles_in_ends_at_the_read_timeout_in_all(
+    client: ApiClient, admin: SimulatorAdmin
+) -> None:
+    """Every byte comes well within the read timeout (0.5 s), so urllib3's timeout, which
+    bounds each wait for bytes, never fired: the thread waited for the whole body (a
+    byte every 0.1 s: ~20 s for a create's answer, for ever from a stuck proxy)."""
+    task = client.create_clone(CLONE)
+    admin.configure(trickle_rate=1.0, trickle_s=0.1)
+    started = time.monotonic()
+    with pytest.raises(ApiUnavailableError, match="read timeout"):
+        client.get_task(task.id)
+    with pytest.raises(OutcomeUnknownError, match="read timeout"):
+        client.create_clone(CLONE)
+    assert time.monotonic() - started < 3.0
+    assert admin.summary()["creates_total"] == 2  # the second was created: never sent again
+    admin.configure(trickle_rate=0.0)
+    assert client.get_task(task.id).id == task.id  # the pool gave no half-read connection
+
+
+def test_an_answer_too_large_is_no_answer(client: ApiClient, admin: SimulatorAdmin) -> None:
+    task = client.create_clone(CLONE)
+    admin.configure(pad_bytes=100_000)  # unknown extra fields are fine, at any sane size
+    assert client.get_task(task.id).id == task.id
+    admin.configure(pad_bytes=2_000_000)
+    with pytest.raises(ApiUnavailableError, match="AnswerTooLargeError"):
+        client.get_task(task.id)
+    with pytest.raises(OutcomeUnknownError, match="AnswerTooLargeError"):
+        client.create_clone(CLONE)
+    admin.configure(pad_bytes=0)
+    assert client.get_task(task.id).id == task.id
+
+
 def test_lost_create_answer_is_outcome_unknown(client: ApiClient, admin: SimulatorAdmin) -> None:
     admin.configure(lost_response_rate=1.0)
     with pytest.raises(OutcomeUnknownError):
