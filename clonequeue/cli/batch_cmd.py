@@ -61,8 +61,9 @@ def status(
 ) -> None:
     """Show how many jobs of a batch are in each state.
 
-    With --wait or --watch: exit 0 when every job completed, 4 when any failed or is
-    unknown (130 if --watch is stopped with Ctrl-C).
+    With --wait or --watch: exit 0 when every job completed, 4 when any failed, is
+    unknown or was cancelled, as `errors` would list it (130 if --watch is stopped with
+    Ctrl-C).
     """
     handle = _batch(batch)
     info = handle.status()
@@ -76,7 +77,7 @@ def status(
         if paused:
             typer.echo(f"creates are paused: {paused.get('reason')}", err=True)
     if wait or watch:
-        bad = info.counts.get("failed", 0) + info.counts.get("unknown", 0)
+        bad = sum(info.counts.get(state, 0) for state in ("failed", "unknown", "cancelled"))
         raise typer.Exit(EXIT_JOBS_FAILED if bad else EXIT_OK)
 
 

@@ -62,6 +62,9 @@ class ErrorKind(StrEnum):
     LOST_WORKER = "lost_worker"  # a worker died between sending and storing (unknown)
     BAD_ANSWER = "bad_answer"  # completed without the fields it must carry
     TASK_LOST = "task_lost"  # the API refused every poll for CLONEQUEUE_TASK_LOST_AFTER_S
+    # Not an end: the last transient error of a create that waits for its retry
+    RATE_LIMITED = "rate_limited"  # a 429
+    UNAVAILABLE = "unavailable"  # a 5xx, or a read that failed before the create was sent
 
 
 def content_hash(spec: JobSpec) -> str:
@@ -112,10 +115,12 @@ def doc_audios(doc: dict[str, Any]) -> list[dict[str, Any]]:
 def job_error(doc: dict[str, Any]) -> dict[str, Any] | None:
     """The error that explains a job's state: the clone's, or a summary of its audios'."""
     clone = doc["clone"]
-    if clone.get("error") and clone["state"] in ("failed", "unknown", "pending"):
+    if clone.get("error") and clone["state"] in ("failed", "unknown"):
         return dict(clone["error"])
-    if doc["state"] == "cancelled":
+    if doc["state"] == "cancelled":  # a retry's last error no longer explains it
         return cancel_error(doc)
+    if clone.get("error") and clone["state"] == "pending":  # waiting for its retry
+        return dict(clone["error"])
     audios = doc_audios(doc)
     bad = [a for a in audios if a["state"] in ("failed", "unknown")]
     if not bad:
@@ -156,7 +161,7 @@ def audio_result(doc: dict[str, Any], audio: dict[str, Any]) -> dict[str, Any]:
         else:
             msg = f"not made: the job ended {doc['state']}"
         error = {"kind": "skipped", "msg": msg}
-    elif state == "cancelled" and error is None:
+    elif state == "cancelled":  # a retry's last error no longer explains it
         error = cancel_error(doc)
     return {
         "custom_id": audio["custom_id"],

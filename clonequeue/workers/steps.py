@@ -218,8 +218,10 @@ def _handle_create_error(ctx: WorkerContext, step: Dispatch, claim: Claimed, exc
     if isinstance(exc, TransientApiError):
         if isinstance(exc, RateLimitedError):
             ctx.limiter.cool_down(exc.retry_after_s or 1.0)
-        reason = "rate_limited" if isinstance(exc, RateLimitedError) else "unavailable"
-        CREATE_RETRIES.labels(reason).inc()
+        limited = isinstance(exc, RateLimitedError)
+        kind = (ErrorKind.RATE_LIMITED if limited else ErrorKind.UNAVAILABLE).value
+        error["kind"] = kind  # retried, not refused (a pipeline reads the kind)
+        CREATE_RETRIES.labels(kind).inc()
         # A 429 is our pacing's miss, not the provider failing: after its Retry-After,
         # with no exponential backoff (the adaptive rate slows the whole fleet instead).
         delay = retry_delay(

@@ -157,6 +157,8 @@ def test_transient_error_retries_with_a_countdown(ctx: WorkerContext) -> None:
     assert countdown is not None
     assert countdown > 0
     assert doc(ctx)["clone"]["state"] == "pending"
+    # retried, not refused: a pipeline reading results meanwhile must not see "rejected"
+    assert doc(ctx)["clone"]["error"]["kind"] == "unavailable"
 
 
 def test_429_honours_retry_after_fleet_wide(ctx: WorkerContext) -> None:
@@ -166,6 +168,7 @@ def test_429_honours_retry_after_fleet_wide(ctx: WorkerContext) -> None:
     assert countdown is not None
     assert countdown >= 7.0
     assert int(ctx.jobs.client.pttl(ctx.jobs.keys.cooldown)) > 6000  # type: ignore[arg-type]
+    assert doc(ctx)["clone"]["error"]["kind"] == "rate_limited"
 
 
 def test_a_long_retry_is_left_to_the_watchdog(ctx: WorkerContext) -> None:

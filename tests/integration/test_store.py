@@ -260,6 +260,7 @@ def test_transient_error_retries_then_gives_up(jobs: JobStore) -> None:
     )
     assert released.result == "failed"
     assert doc(jobs, "a")["clone"]["error"]["msg"].startswith("gave up after 3 attempts")
+    assert doc(jobs, "a")["clone"]["error"]["kind"] == "gave_up"
     assert jobs.client.hget(jobs.keys.stats, "chars_submitted") == "0"
 
 
@@ -550,6 +551,24 @@ def test_cancel_stops_pending_and_lets_in_flight_finish_without_audios(jobs: Job
     assert done.dispatches == []
     assert counts(jobs) == {"total": 2, "cancelled": 2}
     assert jobs.client.hget(jobs.keys.batch("b1"), "finished_at") is not None
+
+
+def test_a_cancelled_job_says_so_not_the_last_error_of_a_retry(jobs: JobStore) -> None:
+    """A 429 left its (transient) error on the steps waiting for their retry; cancelled
+    then, the results said `rejected 42900 too many requests` for good."""
+    batches = add(jobs, spec("a"), spec("b"))
+    run_clone(jobs, "b")  # b's clone completed: its audio is pending
+    limited = {"kind": "rate_limited", "msg": "too many requests", "code": 42900}
+    for job, item, gen in (("a", "c", 0), ("b", "0", 1)):
+        jobs.claim_create(job, item, gen, now=NOW, lease_s=60)
+        jobs.release_create(job, item, gen, "retry", limited, now=NOW, retry_at=NOW + 9)
+    assert result_record(doc(jobs, "a"))["error"]["kind"] == "rate_limited"  # while it waits
+    batches.cancel("b1", now=NOW)
+    record_a, record_b = (result_record(doc(jobs, job)) for job in ("a", "b"))
+    assert record_a["status"] == "cancelled"
+    assert record_a["error"]["kind"] == "cancelled"
+    assert record_b["audios"][0]["status"] == "cancelled"
+    assert record_b["audios"][0]["error"]["kind"] == "cancelled"
 
 
 def test_purge_removes_the_batch(jobs: JobStore) -> None:

@@ -33,6 +33,7 @@ end
 local result = outcome
 if outcome == 'retry' and step.attempts >= max_attempts then
   err.msg = 'gave up after ' .. step.attempts .. ' attempts; last error: ' .. err.msg
+  err.kind = 'gave_up' -- its last error was transient (rate_limited, unavailable)
   outcome = 'rejected'
 end
 if outcome == 'retry' then
