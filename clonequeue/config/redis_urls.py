@@ -67,6 +67,19 @@ def mask_url(url: str) -> str:
     return ";".join(_mask_one(part) for part in url.split(";"))
 
 
+def mask_query(url: str) -> str:
+    """``url`` with each query value replaced by ``***``, the names kept: a webhook or
+    pre-signed URL carries its token there (``?token=…``, ``X-Amz-Signature=…``)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "***"
+    if not parts.query:
+        return url
+    names = [pair.partition("=")[0] for pair in parts.query.split("&")]
+    return urlunsplit(parts._replace(query="&".join(f"{name}=***" for name in names)))
+
+
 def _mask_one(url: str) -> str:
     try:
         parts = urlsplit(url)

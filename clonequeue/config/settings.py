@@ -23,7 +23,12 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from clonequeue.config.redis_urls import is_sentinel_url, mask_url, parse_sentinel_url
+from clonequeue.config.redis_urls import (
+    is_sentinel_url,
+    mask_query,
+    mask_url,
+    parse_sentinel_url,
+)
 from clonequeue.config.token import TokenSource, clean_token, read_token_file
 from clonequeue.constants import DEFAULT_API_BASE_URL, DEFAULT_NAMESPACE
 
@@ -463,7 +468,7 @@ def describe_setting_value(name: str, value: Any) -> str:
     if value is None:
         return "(not set)"
     if name.endswith("_url") and isinstance(value, str):
-        return mask_url(value)
+        return mask_query(mask_url(value))
     if isinstance(value, StrEnum):
         return value.value
     return str(value)

@@ -218,6 +218,16 @@ def test_config_show_masks_passwords_in_redis_urls() -> None:
     assert shown["CLONEQUEUE_REDIS_MIN_REPLICAS"] == "0"
 
 
+def test_config_show_masks_the_values_in_a_urls_query() -> None:
+    """A webhook URL can carry its token in the query (`?token=…`): shown, it leaked."""
+    url = "https://u:pw@hooks.example.com/x?token=abc123&team=ops"
+    done = run_cli("config", "show", "--json", env={"CLONEQUEUE_WEBHOOK_URL": url})
+    assert done.returncode == 0, done.stderr
+    assert "abc123" not in done.stdout + done.stderr
+    shown = __import__("json").loads(done.stdout)
+    assert shown["CLONEQUEUE_WEBHOOK_URL"] == "https://u:***@hooks.example.com/x?token=***&team=***"
+
+
 def test_a_bad_sentinel_url_names_the_part_without_its_password(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
