@@ -236,10 +236,17 @@ class Batch(str):
         was not yet sent (in-flight steps must still finish before a purge).
         """
         status = self.status()
+        cancelled = None
         if not status.is_finished and force:
-            self.cancel()
+            cancelled = self.cancel()
             status = self.status()
         if not status.is_finished and status.total:
-            hint = "run purge again once they finish" if force else "wait, or use --force"
+            hint = "wait, or use --force (which cancels the batch first)"
+            if cancelled is not None:  # say so: the batch is cancelled now, purged or not
+                hint = (
+                    f"--force cancelled the batch ({cancelled['cancelled']} stopped, "
+                    f"{cancelled['requested']} in flight finish their current step first); "
+                    "run purge again once they finish"
+                )
             raise ProducerError(f"batch {self.id} has {status.open_jobs} unfinished jobs; {hint}")
         return self._services.batches.purge(self.id)

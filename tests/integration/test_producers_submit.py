@@ -169,6 +169,18 @@ def test_batch_operations_without_workers(services: Services) -> None:
         batch.status()
 
 
+def test_a_forced_purge_of_a_running_batch_says_it_cancelled_it(services: Services) -> None:
+    batch = clonequeue.submit([row("f1"), row("f2")], batch="f", services=services)
+    services.jobs.claim_create("f1", "c", 0, now=services.now(), lease_s=60)  # in flight
+    with pytest.raises(
+        ProducerError,
+        match=r"has 1 unfinished jobs; --force cancelled the batch \(1 stopped, 1 in flight "
+        r"finish their current step first\); run purge again once they finish",
+    ):
+        batch.purge(force=True)
+    assert batch.status().counts["cancelled"] == 1
+
+
 def test_wait_times_out_with_what_is_left(services: Services) -> None:
     batch = clonequeue.submit([row("w")], batch="w", services=services)
     with pytest.raises(TimeoutError, match="1 of 1 jobs still unfinished"):
