@@ -111,10 +111,11 @@ def submit(
 
     with _failure_as_json(as_json, dry_run=dry_run):
         check_targets(webhook, artifacts)
-        if webhook and context.settings().webhook_secret is None:
+        settings = context.settings()
+        if webhook and settings.webhook_secret is None:
             typer.echo(UNSIGNED_WARNING, err=True)
         source = InputFile.from_arg(file, input_format)
-        services = Services(context.settings())
+        services = Services(settings)
         errors_path = errors or default_errors_path(source.label)
         report = _run(
             Submission(

@@ -137,6 +137,17 @@ class ApiHandler(JsonHandler):
         if result is not None:
             await result
 
+    def answer_ok(self, data: dict[str, Any], *, slow: bool) -> Awaitable[None] | None:
+        """A successful answer: held ``slow_s`` when ``slow``, else maybe trickling in."""
+        engine = self.engine
+        payload = codes.envelope(codes.OK, "ok", engine.padded(data))
+        if slow:
+            return self.answer_later(engine.config.slow_s, 200, payload)
+        if engine.roll_trickle():
+            return self.answer_trickling(200, payload)
+        self.answer(200, payload)
+        return None
+
     async def answer_later(self, delay_s: float, status: int, payload: object) -> None:
         await asyncio.sleep(delay_s)
         self.answer(status, payload)
@@ -188,13 +199,7 @@ class CreateHandler(ApiHandler):
             engine.ledger.count("POST", self.route, "lost")
             self.drop_connection()  # the task exists and is paid for; no answer
             return None
-        payload = codes.envelope(codes.OK, "ok", engine.padded(created.data))
-        if created.answer == "slow":
-            return self.answer_later(engine.config.slow_s, 200, payload)
-        if engine.roll_trickle():
-            return self.answer_trickling(200, payload)
-        self.answer(200, payload)
-        return None
+        return self.answer_ok(created.data, slow=created.answer == "slow")
 
 
 class TaskHandler(ApiHandler):
@@ -214,13 +219,7 @@ class TaskHandler(ApiHandler):
         except codes.Rejection as rejection:
             self.reject(rejection)
             return None
-        payload = codes.envelope(codes.OK, "ok", engine.padded(data))
-        if engine.roll_slow():
-            return self.answer_later(engine.config.slow_s, 200, payload)
-        if engine.roll_trickle():
-            return self.answer_trickling(200, payload)
-        self.answer(200, payload)
-        return None
+        return self.answer_ok(data, slow=engine.roll_slow())
 
 
 class NotFoundHandler(ApiHandler):

@@ -403,7 +403,7 @@ def _poll_once(ctx: WorkerContext, step: Dispatch) -> tuple[Any, dict[str, Any],
     try:
         task = ctx.client.get_task(step.remote_id)
     except RejectedError as exc:
-        return "running", {"last_status": f"refused: {exc}"[:200], "refused": True}, None
+        return _refused(str(exc))
     except ClonequeueError as exc:  # ApiError or ConfigError: poll again; the deadline ends it
         retry_after_s = None
         if isinstance(exc, RateLimitedError):
@@ -412,7 +412,7 @@ def _poll_once(ctx: WorkerContext, step: Dispatch) -> tuple[Any, dict[str, Any],
         return "running", {"last_status": f"error: {exc}"[:200], "unanswered": True}, retry_after_s
     other = _other_task(task, step)
     if other:
-        return "running", {"last_status": f"refused: {other}"[:200], "refused": True}, None
+        return _refused(other)
     result: dict[str, Any] = {"last_status": task.status}
     if task.is_completed:
         result.update(
@@ -423,6 +423,11 @@ def _poll_once(ctx: WorkerContext, step: Dispatch) -> tuple[Any, dict[str, Any],
         result["error"] = {"kind": ErrorKind.REMOTE.value, "msg": task.error_text()}
         return "failed", result, None
     return "running", result, None
+
+
+def _refused(why: str) -> tuple[str, dict[str, Any], None]:
+    """A poll that says nothing of the task but that the API no longer answers for it."""
+    return "running", {"last_status": f"refused: {why}"[:200], "refused": True}, None
 
 
 def _other_task(task: RemoteTask, step: Dispatch) -> str:
