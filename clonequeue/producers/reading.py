@@ -4,11 +4,30 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import IO, Any
 
 from clonequeue.producers.rows import Row
 
 UTF8_BOM = b"\xef\xbb\xbf"
+# The longest line read as a row. The largest valid row (100 audios of 10,000
+# characters) is ~4 MB as UTF-8 and ~12 MB with every character \u-escaped; a longer
+# line is rows run together or not JSONL at all, and read whole a 60 MB one took
+# ~290 MB of memory.
+MAX_LINE_BYTES = 16 << 20
+_SKIP_CHUNK_BYTES = 1 << 20
+
+
+def bounded_lines(stream: IO[bytes], limit: int = MAX_LINE_BYTES) -> Iterator[bytes | int]:
+    """The lines of ``stream``; one longer than ``limit`` bytes is read past in chunks
+    and given as its length (without the newline), so memory stays within ``limit``."""
+    while line := stream.readline(limit + 1):
+        if len(line) <= limit or line.endswith(b"\n"):
+            yield line
+            continue
+        length = len(line)
+        while not line.endswith(b"\n") and (line := stream.readline(_SKIP_CHUNK_BYTES)):
+            length += len(line)
+        yield length - line.endswith(b"\n")
 
 
 class _RepeatedKeyError(ValueError):
@@ -39,14 +58,22 @@ def _parse(text: str) -> Any:
     return _DECODER.decode(text)
 
 
-def read_jsonl(lines: Iterable[bytes]) -> Iterator[Row]:
-    """One :class:`Row` per line; bad bytes and bad JSON become row errors.
+def read_jsonl(lines: Iterable[bytes | int]) -> Iterator[Row]:
+    """One :class:`Row` per line; bad bytes, bad JSON and over-long lines (given as
+    their length by :func:`bounded_lines`) become row errors.
 
     Blank (whitespace-only) lines are skipped, as ``jq`` and
     ``pandas.read_json(lines=True)`` skip them: an editor's trailing newline or a
     spacer line is not a job. Line numbers stay those of the file.
     """
     for number, raw in enumerate(lines, start=1):
+        if isinstance(raw, int):
+            yield Row(
+                number,
+                error=f"is {raw:,} bytes long; a row may be at most {MAX_LINE_BYTES >> 20} MiB "
+                "(100 audios of 10,000 characters fit); check that each row ends with a newline",
+            )
+            continue
         stripped = raw.strip()
         if number == 1 and stripped.startswith(UTF8_BOM):
             stripped = stripped[len(UTF8_BOM) :]  # editors on Windows write one

@@ -31,7 +31,7 @@ from typing import IO, Any, Protocol, cast
 from clonequeue.errors import InputError
 from clonequeue.producers.csv_reading import read_csv
 from clonequeue.producers.errors import UnreadableInputError
-from clonequeue.producers.reading import read_jsonl
+from clonequeue.producers.reading import bounded_lines, read_jsonl
 from clonequeue.producers.rows import Row, row_from
 
 STDIN_LABEL = "<stdin>"
@@ -169,7 +169,7 @@ class InputFile:
         # stdin was looked through in from_arg (its format is sniffed from the content)
         binary = gunzipped(raw) if self.path is not None else raw
         if self.format is InputFormat.JSONL:
-            yield self._guarded(read_jsonl(binary))
+            yield self._guarded(read_jsonl(bounded_lines(binary)))
             return
         text = io.TextIOWrapper(binary, encoding="utf-8-sig", errors="surrogateescape", newline="")
         try:

@@ -286,3 +286,38 @@ def test_jsonl_key_given_twice_is_an_error_naming_the_key() -> None:
         "(JSON readers would keep only the last)",
     ]
     assert isinstance(results[3], JobSpec)
+
+
+def test_a_jsonl_line_past_the_row_limit_is_a_row_error_read_past_in_bounded_memory(
+    tmp_path: Path,
+) -> None:
+    """A 60 MB line (rows not split by newlines, a binary file) is one row error; the
+    reader never holds it whole (it held ~290 MB), and the rows after it go on."""
+    import tracemalloc
+
+    from clonequeue.producers.reading import MAX_LINE_BYTES
+
+    good = json.dumps(SPECS[1]).encode()
+    path = tmp_path / "rows.jsonl"
+    with path.open("wb") as out:
+        out.write(good + b"\n")
+        huge = b'{"custom_id": "huge", "x": "' + b"a" * (60 << 20) + b'"}'
+        out.write(huge + b"\n")
+        huge_bytes = len(huge)
+        out.write(good.replace(b"spk-2", b"spk-3") + b"\n")
+    del huge
+    tracemalloc.start()
+    try:
+        with InputFile.from_arg(str(path)).open() as stream:
+            results = specs_of(stream.rows)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert [r.custom_id for r in results if isinstance(r, JobSpec)] == ["spk-2", "spk-3"]
+    assert [str(r) for r in results if not isinstance(r, JobSpec)] == [
+        f"line 2: is {huge_bytes:,} bytes long; a row may be at most "
+        f"{MAX_LINE_BYTES >> 20} MiB (100 audios of 10,000 characters fit); check that "
+        "each row ends with a newline"
+    ]
+    # readline builds a line and copies it once: twice the limit, not the 60 MB line
+    assert peak < 2 * MAX_LINE_BYTES + (4 << 20), peak
