@@ -87,7 +87,13 @@ class Engine:
         return self._config
 
     def patch_config(self, patch: object) -> SimConfig:
-        """Apply a partial update (raises ConfigPatchError); a new ``down`` restarts its timer."""
+        """Apply a partial update (raises ConfigPatchError); a new ``down`` restarts its timer.
+
+        A new ``down`` without ``down_for_s`` lasts until it is ended: the last outage's
+        length is not carried over (it ended the next outage unasked).
+        """
+        if isinstance(patch, dict) and patch.get("down") is not None and "down_for_s" not in patch:
+            patch = {**patch, "down_for_s": None}
         new = patched(self._config, patch)
         if new.seed != self._config.seed:
             self._seed(new.seed)
@@ -130,7 +136,7 @@ class Engine:
         return self._config.down
 
     def end_outage(self) -> None:
-        self._config = self._config.model_copy(update={"down": None})
+        self._config = self._config.model_copy(update={"down": None, "down_for_s": None})
         self._outage.since = None
 
     def balances(self) -> dict[str, float]:

@@ -324,6 +324,19 @@ def test_down_5xx_ends_by_itself_after_down_for_s_of_real_time() -> None:
     assert sim.engine.config.down is None
 
 
+def test_a_later_outage_without_down_for_s_lasts_until_ended_not_the_last_ones_length() -> None:
+    sim = Sim()
+    sim.engine.patch_config({"down": "5xx", "down_for_s": 5})
+    sim.real_time.tick(5)
+    sim.engine.admit()  # the first outage ended by itself
+    sim.engine.patch_config({"down": "5xx"})
+    assert sim.engine.config.down_for_s is None
+    sim.real_time.tick(60)
+    assert rejection(sim.engine.admit).http_status == 503
+    sim.engine.patch_config({"down": None})
+    sim.engine.admit()
+
+
 @pytest.mark.parametrize(
     ("knobs", "answer"),
     [({"lost_response_rate": 1}, "lost"), ({"slow_rate": 1}, "slow"), ({}, "sent")],
