@@ -64,7 +64,7 @@ def _text(value: str | bytes) -> str:
 class RateFigures:
     """Per-minute figures over the samples of the last minute (None until two samples)."""
 
-    http_429_per_min: float | None
+    http_429_per_min: float | None  # 429s in the last minute (since the first sample, if later)
     useful_share: float | None  # useful calls / calls; None when no call was made
     calls_per_s: float | None
 
@@ -87,8 +87,12 @@ class RateHistory:
             return RateFigures(None, None, None)
         calls = snapshot.calls - first.calls
         useful = snapshot.useful - first.useful
+        # counted over the span seen, up to a minute; scaled only down, to a minute, when
+        # two samples lie further apart (one 429 two seconds after the exporter started
+        # was shown as 30 a minute)
         return RateFigures(
-            http_429_per_min=max(snapshot.http_429 - first.http_429, 0) * 60.0 / span,
+            http_429_per_min=max(snapshot.http_429 - first.http_429, 0)
+            * min(self._window_s / span, 1.0),
             useful_share=min(max(useful / calls, 0.0), 1.0) if calls > 0 else None,
             calls_per_s=max(calls, 0) / span,
         )
