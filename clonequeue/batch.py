@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from clonequeue.arguments import FUNCTION, NONE, check_arg
 from clonequeue.config import Settings
 from clonequeue.producers.errors import BatchNotFoundError, ProducerError
 from clonequeue.producers.frames import FrameKind
@@ -29,9 +30,11 @@ from clonequeue.producers.submission import SubmitReport
 from clonequeue.services import Services
 from clonequeue.store.batches import BatchInfo
 from clonequeue.store.records import result_record
+from clonequeue.wording import plural
 
 # A job that ended in one of these did not deliver everything it asked for.
 ERROR_STATES = frozenset({"failed", "unknown", "cancelled"})
+SECONDS = (int, float)
 
 BatchStatus = BatchInfo  # total, counts per state, finished_jobs, is_finished, to_dict()
 
@@ -70,6 +73,15 @@ class Batch(str):
         services: Services | None = None,
         submission: SubmitReport | None = None,
     ) -> Batch:
+        check_arg("Batch", "batch_id", batch_id, (str,), "a batch id (str)")
+        check_arg("Batch", "settings", settings, (Settings, NONE), "a clonequeue.Settings or None")
+        check_arg(
+            "Batch",
+            "services",
+            services,
+            (Services, NONE),
+            "a clonequeue.services.Services or None",
+        )
         self = super().__new__(cls, batch_id)
         self.submission = submission
         if services is None:
@@ -119,6 +131,9 @@ class Batch(str):
 
         ``on_progress`` gets the status after every check (every ``poll_interval`` s).
         """
+        check_arg("Batch.wait", "timeout", timeout, (*SECONDS, NONE), "a number of seconds or None")
+        check_arg("Batch.wait", "poll_interval", poll_interval, SECONDS, "a number of seconds")
+        check_arg("Batch.wait", "on_progress", on_progress, (FUNCTION, NONE), "a function or None")
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             status = self.status()
@@ -128,8 +143,8 @@ class Batch(str):
                 return status
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(
-                    f"batch {self.id}: {status.open_jobs} of {status.total} jobs still "
-                    f"unfinished after {timeout} s"
+                    f"batch {self.id}: {status.open_jobs:,} of {plural(status.total, 'job')} "
+                    f"still unfinished after {timeout} s"
                 )
             pause = poll_interval
             if deadline is not None:
@@ -225,6 +240,7 @@ class Batch(str):
 
         ``by`` is who asked (default ``user@host``); each job's error names it and the time.
         """
+        check_arg("Batch.cancel", "by", by, (str, NONE), "who asked (str) or None")
         self.status()
         return self._services.batches.cancel(self.id, now=self._services.now(), by=by or who_am_i())
 
@@ -248,5 +264,6 @@ class Batch(str):
                     f"{cancelled['requested']} in flight finish their current step first); "
                     "run purge again once they finish"
                 )
-            raise ProducerError(f"batch {self.id} has {status.open_jobs} unfinished jobs; {hint}")
+            unfinished = plural(status.open_jobs, "unfinished job")
+            raise ProducerError(f"batch {self.id} has {unfinished}; {hint}")
         return self._services.batches.purge(self.id)

@@ -42,6 +42,11 @@ from clonequeue.errors import (
 
 MAX_RETRY_AFTER_S = 600.0
 _BALANCE_WORDS = ("balance", "insufficient", "余额", "欠费", "arrears")
+# The operator's next step: this error pauses creates fleet-wide (README, "How it works").
+TOP_UP = (
+    "top up the account: creates start again by themselves within "
+    "CLONEQUEUE_PAUSE_PROBE_INTERVAL_S (a probe), or at once with `clonequeue resume`"
+)
 _AUTH_WORDS = ("unauthorized", "unauthorised", "invalid token", "token invalid", "forbidden")
 _RATE_WORDS = ("rate limit", "too many requests", "频繁", "限流")
 
@@ -230,7 +235,7 @@ def classify(
     if status in (401, 403) or code_family in (401, 403) or any(w in lowered for w in _AUTH_WORDS):
         return AuthenticationError(f"{msg or 'unauthorized'} — check CLONEQUEUE_API_TOKEN", **where)
     if status == 402 or code_family == 402 or any(w in lowered for w in _BALANCE_WORDS):
-        return InsufficientBalanceError(msg or "insufficient balance", **where)
+        return InsufficientBalanceError(f"{msg or 'insufficient balance'} — {TOP_UP}", **where)
     if status == 504 and is_create:
         # A gateway timed out waiting for the backend, which may have created the task.
         return OutcomeUnknownError(

@@ -14,6 +14,7 @@ from clonequeue.cli.errors import EXIT_JOBS_FAILED, EXIT_OK
 from clonequeue.cli.progress import BatchWatch, summary
 from clonequeue.services import Services
 from clonequeue.store.batches import BatchInfo
+from clonequeue.wording import plural
 
 EXIT_INTERRUPTED = 130
 
@@ -74,11 +75,23 @@ def status(
         typer.echo(json.dumps({**info.to_dict(), "paused": paused}))
     else:
         typer.echo(f"{batch}: {summary(info)}")
+        unknown = info.counts.get("unknown", 0)
+        if unknown:
+            typer.echo(_unknown_next_step(batch, unknown), err=True)
         if paused:
             typer.echo(f"creates are paused: {paused.get('reason')}", err=True)
     if wait or watch:
         bad = sum(info.counts.get(state, 0) for state in ("failed", "unknown", "cancelled"))
         raise typer.Exit(EXIT_JOBS_FAILED if bad else EXIT_OK)
+
+
+def _unknown_next_step(batch: str, count: int) -> str:
+    """Unknown jobs are never sent again by us: the operator decides, so say with what."""
+    return (
+        f"{plural(count, 'job')} unknown (a create went out and no answer came back: it may be "
+        f"billed); check `clonequeue errors {batch}`, then `clonequeue retry {batch} --unknown` "
+        "sends again"
+    )
 
 
 def _follow(handle: Batch, interval: float, *, quiet: bool) -> BatchInfo:

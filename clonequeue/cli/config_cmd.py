@@ -7,13 +7,14 @@ import json
 import typer
 
 from clonequeue.cli import context
+from clonequeue.cli.errors import JsonCommand
 from clonequeue.config import env_name
 from clonequeue.config.settings import Settings, describe_setting_value
 
 app = typer.Typer(help="Inspect the effective settings.", no_args_is_help=True)
 
 
-@app.command("show")
+@app.command("show", cls=JsonCommand)
 def show(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of lines."),
 ) -> None:

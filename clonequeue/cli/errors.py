@@ -7,11 +7,14 @@ failed. Tracebacks are never printed (they could carry a token in a local).
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import redis.exceptions
+import typer
+import typer.core
 
 from clonequeue.errors import ClonequeueError, ConfigError, InputError
 
@@ -20,6 +23,10 @@ EXIT_FATAL = 1
 EXIT_USAGE = 2
 EXIT_REJECTED_ROWS = 3
 EXIT_JOBS_FAILED = 4
+
+# click's UsageError (an unknown option, a bad or missing value): typer 0.29 vendors
+# click privately, so it is reached through typer's public BadParameter, its subclass.
+USAGE_ERROR: Any = typer.BadParameter.__base__
 
 
 def fail(message: str, code: int = EXIT_FATAL) -> NoReturn:
@@ -67,3 +74,45 @@ def explain(exc: BaseException) -> tuple[str, int] | None:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else exc.__class__.__name__
+
+
+class JsonCommand(typer.core.TyperCommand):
+    """A command with ``--json``: given it, a usage error is one JSON object on stdout too.
+
+    click would print its usage text, which a pipeline that asked for JSON cannot
+    parse. Instead: :meth:`usage_failure`'s object on stdout, the same words as one
+    ``error:`` line on stderr (as ``submit --json`` reports its failures), and
+    click's exit code (2). Without ``--json``, click's usage text as ever.
+    """
+
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any
+    ) -> Any:
+        given = list(args)  # parsing consumes the list
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except USAGE_ERROR as exc:
+            options = given[: given.index("--")] if "--" in given else given
+            if "--json" not in options:
+                raise
+            from clonequeue.redaction import redact
+
+            command = " ".join([*_parent_names(parent), info_name or self.name or ""])
+            message = redact(f"{exc.format_message().rstrip('.')}; see `{command} --help`")
+            print(json.dumps(self.usage_failure(message, options)))
+            fail(message, exc.exit_code)
+
+    def usage_failure(self, message: str, options: list[str]) -> dict[str, object]:
+        """The object printed for a usage error; a command whose --json promises more
+        fields (``submit``: ``batch``, ``dry_run``) gives them here."""
+        return {"error": message}
+
+
+def _parent_names(parent: Any) -> list[str]:
+    """``clonequeue`` and the groups above a command (``clonequeue config``), however the
+    program was started (``python -m clonequeue`` too)."""
+    names: list[str] = []
+    while parent is not None and parent.parent is not None:
+        names.insert(0, parent.info_name or "")
+        parent = parent.parent
+    return ["clonequeue", *names]

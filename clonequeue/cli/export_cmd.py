@@ -14,6 +14,7 @@ from clonequeue.cli import context
 from clonequeue.cli.errors import EXIT_USAGE, fail
 from clonequeue.producers.export import OutputFormat, output_format, write_records
 from clonequeue.services import Services
+from clonequeue.wording import plural
 
 FORMAT_OPT = typer.Option(
     "jsonl",
@@ -56,7 +57,7 @@ def errors(
     handle = Batch(batch, services=Services(context.settings()))
     handle.status()
     count = _write(handle.errors(), output_format_name, output)
-    typer.echo(f"{count:,} jobs did not complete", err=True)
+    typer.echo(f"{plural(count, 'job')} did not complete", err=True)
 
 
 def _write(records: Iterable[dict[str, Any]], format_name: str, output: Path | None) -> int:

@@ -7,6 +7,7 @@ import typer
 from clonequeue.batch import Batch, who_am_i
 from clonequeue.cli import context
 from clonequeue.services import Services
+from clonequeue.wording import plural
 
 
 def _batch(batch_id: str) -> Batch:
@@ -37,21 +38,25 @@ def retry(
     """
     if artifacts:
         queued = _batch(batch).fetch_artifacts()
-        typer.echo(f"artifacts: {queued:,} downloads queued (stored files are checked, kept)")
+        typer.echo(
+            f"artifacts: {plural(queued, 'download')} queued (stored files are checked, kept)"
+        )
         if not failed and not unknown:
             return
     if not failed and not unknown:
         failed = True
     outcome = _batch(batch).retry(failed=failed, unknown=unknown)
     what = " and ".join(w for w, chosen in (("failed", failed), ("unknown", unknown)) if chosen)
-    typer.echo(f"{what}: {outcome.jobs:,} jobs queued again ({outcome.steps:,} creates)")
+    typer.echo(
+        f"{what}: {plural(outcome.jobs, 'job')} queued again ({plural(outcome.steps, 'create')})"
+    )
 
 
 def cancel(batch: str = typer.Argument(..., help="Batch id.")) -> None:
     """Cancel a batch: jobs not yet sent stop now; in-flight ones finish without audios."""
     counts = _batch(batch).cancel(by=f"{who_am_i()} (clonequeue cancel)")
     typer.echo(
-        f"cancelled {counts['cancelled']:,} jobs; {counts['requested']:,} in flight will "
+        f"cancelled {plural(counts['cancelled'], 'job')}; {counts['requested']:,} in flight will "
         "finish their current step and start no production audio"
     )
 
@@ -64,7 +69,7 @@ def purge(
 ) -> None:
     """Delete a finished batch and its job records (export them first with `results`)."""
     removed = _batch(batch).purge(force=force)
-    typer.echo(f"purged batch {batch}: {removed:,} job records removed")
+    typer.echo(f"purged batch {batch}: {plural(removed, 'job record')} removed")
 
 
 def resume() -> None:
@@ -74,9 +79,10 @@ def resume() -> None:
     steps = services.fleet.resume(now=services.now())
     services.dispatch(steps)
     if reason:
-        typer.echo(f"resumed (was paused: {reason.get('reason')}); {len(steps)} jobs released")
+        released = plural(len(steps), "job")
+        typer.echo(f"resumed (was paused: {reason.get('reason')}); {released} released")
     else:
-        typer.echo(f"not paused; {len(steps)} parked jobs released")
+        typer.echo(f"not paused; {plural(len(steps), 'parked job')} released")
 
 
 def pause(

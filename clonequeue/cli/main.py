@@ -21,7 +21,7 @@ from clonequeue.cli import (
     webhooks_cmd,
     worker_cmd,
 )
-from clonequeue.cli.errors import run_guarded
+from clonequeue.cli.errors import JsonCommand, run_guarded
 from clonequeue.cli.help_text import tidy
 
 app = typer.Typer(
@@ -41,14 +41,14 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(config_cmd.app, name="config")
-app.command("submit")(submit_cmd.submit)
-app.command("estimate")(submit_cmd.estimate)
-app.command("batches")(batch_cmd.batches)
-app.command("status")(batch_cmd.status)
+app.command("submit", cls=submit_cmd.SubmitCommand)(submit_cmd.submit)
+app.command("estimate", cls=JsonCommand)(submit_cmd.estimate)
+app.command("batches", cls=JsonCommand)(batch_cmd.batches)
+app.command("status", cls=JsonCommand)(batch_cmd.status)
 app.command("results")(export_cmd.results)
 app.command("errors")(export_cmd.errors)
 app.command("retry")(jobs_cmd.retry)
-app.command("webhooks")(webhooks_cmd.webhooks)
+app.command("webhooks", cls=JsonCommand)(webhooks_cmd.webhooks)
 app.command("cancel")(jobs_cmd.cancel)
 app.command("purge")(jobs_cmd.purge)
 app.command("pause")(jobs_cmd.pause)

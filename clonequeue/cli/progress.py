@@ -28,6 +28,7 @@ from rich.text import Text
 
 from clonequeue.producers.submission import SubmitReport
 from clonequeue.store.batches import BatchInfo
+from clonequeue.wording import plural
 from clonequeue.workers.rate_view import RateHistory, RateSnapshot
 
 PLAIN_EVERY_S = 10.0
@@ -110,7 +111,7 @@ class SubmitProgress(_View):
     def update(self, report: SubmitReport, position: int | None, size: int | None) -> None:
         rate = report.rows / max(time.monotonic() - self._start, 1e-6)
         detail = (
-            f"{report.rows:,} rows, {report.new:,} new, {report.rejected:,} rejected, "
+            f"{plural(report.rows, 'row')}, {report.new:,} new, {report.rejected:,} rejected, "
             f"{rate:,.0f} rows/s"
         )
         if self.tty:
@@ -204,7 +205,7 @@ class BatchWatch(_View):
 def summary(info: BatchInfo) -> str:
     """``120 jobs: completed 100, failed 20`` (states with jobs only, in pipeline order)."""
     parts = [f"{s} {info.counts[s]:,}" for s in STATE_ORDER if info.counts.get(s)]
-    return f"{info.total:,} jobs: " + (", ".join(parts) or "none")
+    return f"{plural(info.total, 'job')}: " + (", ".join(parts) or "none")
 
 
 def _duration(seconds: float) -> str:

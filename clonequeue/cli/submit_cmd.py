@@ -18,7 +18,7 @@ from pathlib import Path
 import typer
 
 from clonequeue.cli import context
-from clonequeue.cli.errors import EXIT_OK, EXIT_REJECTED_ROWS, explain, fail
+from clonequeue.cli.errors import EXIT_OK, EXIT_REJECTED_ROWS, JsonCommand, explain, fail
 from clonequeue.cli.progress import SubmitProgress
 from clonequeue.producers import estimate as estimates
 from clonequeue.producers.errors import EstimateTooHighError, ProducerError
@@ -27,6 +27,7 @@ from clonequeue.producers.rows import RowError
 from clonequeue.producers.sources import InputFile
 from clonequeue.producers.submission import Submission, SubmitReport, nothing_submitted
 from clonequeue.services import Services
+from clonequeue.wording import plural
 
 SHOWN_ERRORS = 20  # rejected rows printed on stderr; all of them are in the errors file
 UNSIGNED_WARNING = (
@@ -50,6 +51,13 @@ FORMAT_OPT = typer.Option(
 )
 
 
+class SubmitCommand(JsonCommand):
+    """``submit --json`` prints its one object (``batch`` null, ``error``) on a usage error too."""
+
+    def usage_failure(self, message: str, options: list[str]) -> dict[str, object]:
+        return {"batch": None, "dry_run": "--dry-run" in options, "error": message}
+
+
 def submit(
     file: str = FILE_ARG,
     input_format: str | None = FORMAT_OPT,
@@ -57,8 +65,8 @@ def submit(
         None,
         "--batch",
         "-b",
-        help="Batch name (letters, digits, . _ -). Default: a new id. An existing name adds "
-        "to that batch.",
+        help="Batch name (letters, digits, . _ -; not starting with -). Default: a new id. "
+        "An existing name adds to that batch.",
     ),
     errors: Path | None = typer.Option(
         None,
@@ -274,8 +282,9 @@ def _not_applied(
         where = f"batch {next(iter(elsewhere))}"
     else:
         where = "batches " + ", ".join(f"{b} ({n:,})" for b, n in elsewhere.items())
+    rows = plural(sum(elsewhere.values()), "row")
     note = (
-        f"{' and '.join(options)} did not apply to the {sum(elsewhere.values()):,} rows already "
+        f"{' and '.join(options)} did not apply to the {rows} already "
         f"submitted in {where}: a row submitted again stays in its batch, with that batch's "
         "webhook and artifact store"
     )
@@ -302,7 +311,7 @@ def _run(submission: Submission, *, quiet: bool) -> SubmitReport:
     if not quiet and report.rejected > SHOWN_ERRORS:
         more = report.rejected - SHOWN_ERRORS
         where = f" (all in {report.errors_path})" if report.errors_path else ""
-        progress.print(f"… and {more:,} more rejected rows{where}")
+        progress.print(f"… and {plural(more, 'more rejected row')}{where}")
     return report
 
 
@@ -315,7 +324,7 @@ def describe_report(report: SubmitReport, *, estimate_only: bool = False) -> str
         parts.append(f"already submitted {report.already_submitted:,} in batch {where}{more}")
     if report.repeats:
         parts.append(f"repeated in the input {report.repeats:,} (skipped)")
-    line = f"{report.rows:,} rows: accepted {report.accepted:,} ({'; '.join(parts)})"
+    line = f"{plural(report.rows, 'row')}: accepted {report.accepted:,} ({'; '.join(parts)})"
     line += f", rejected {report.rejected:,}"
     if report.errors_path is not None:
         line += f" (see {report.errors_path})"

@@ -11,6 +11,7 @@ import typer
 from clonequeue.batch import Batch
 from clonequeue.cli import context
 from clonequeue.services import Services
+from clonequeue.wording import plural
 
 
 def webhooks(
@@ -32,7 +33,7 @@ def webhooks(
     handle = Batch(batch, services=services)
     if redeliver:
         ids = handle.redeliver()
-        typer.echo(f"{len(ids):,} deliveries queued again", err=True)
+        typer.echo(f"{plural(len(ids), 'delivery', 'deliveries')} queued again", err=True)
     listed = 0
     for doc in handle.webhooks():
         listed += 1

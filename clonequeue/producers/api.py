@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from clonequeue.arguments import FUNCTION, NONE, argument_error, check_arg
 from clonequeue.config import Settings
 from clonequeue.jobspec import JobSpec
 from clonequeue.producers.errors import RejectedRowsWarning
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 
 # A pandas or Polars DataFrame is accepted too (typed Any: neither library is required).
 Rows = Iterable[JobSpec | dict[str, Any]] | str | os.PathLike[str] | Any
+ROWS_EXPECTED = "an iterable of dicts (or JobSpecs), a DataFrame or a file path"
 
 
 def submit(
@@ -77,6 +79,7 @@ def submit(
     ``webhook`` (a URL) gets this batch's signed events; ``artifacts`` (``file:///dir``,
     ``s3://bucket/prefix``) gets a copy of every finished file (README, "Using it").
     """
+    _check_submit_args(locals())  # first: locals() is the arguments only
     from clonequeue.batch import Batch
     from clonequeue.outputs.operate import check_targets
 
@@ -115,20 +118,39 @@ def submit(
     return Batch(report.batch_id, services=services, submission=report)
 
 
-def row_source(rows: Rows) -> RowSource:
-    """Where the rows come from: a file named by a path, a DataFrame, else an iterable."""
+def _check_submit_args(args: dict[str, Any]) -> None:
+    """Every argument of :func:`submit` but ``rows`` (:func:`row_source` checks it)."""
+    for name, accepted, expected in (
+        ("batch", (str, NONE), "a batch name (str) or None"),
+        ("settings", (Settings, NONE), "a clonequeue.Settings or None"),
+        ("services", (Services, NONE), "a clonequeue.services.Services or None"),
+        ("dry_run", (bool,), "True or False"),
+        ("max_chars", (int, NONE), "a number of characters (int) or None"),
+        ("strict", (bool,), "True or False"),
+        ("errors", (str, os.PathLike, NONE), "a file path (str or pathlib.Path) or None"),
+        ("on_error", (FUNCTION, NONE), "a function or None"),
+        ("on_progress", (FUNCTION, NONE), "a function or None"),
+        ("webhook", (str, NONE), "a URL (str) or None"),
+        ("artifacts", (str, NONE), "a URL (str) or None"),
+    ):
+        check_arg("submit", name, args[name], accepted, expected)
+
+
+def row_source(rows: Rows, call: str = "submit") -> RowSource:
+    """Where the rows come from: a file named by a path, a DataFrame, else an iterable.
+
+    ``call`` is the public function that was given ``rows``, for the message of a
+    ``TypeError``.
+    """
     if isinstance(rows, str | os.PathLike):
         return _file_source(rows)
     if frame_kind(rows) is not None:  # before Iterable: a pandas frame iterates its columns
         return FrameSource(rows)
     if type(rows).__name__ == "LazyFrame" and type(rows).__module__.startswith("polars"):
         raise TypeError("rows is a Polars LazyFrame: pass frame.collect() (a DataFrame)")
-    if isinstance(rows, bytes | bytearray | Mapping):
-        raise TypeError(
-            f"rows must be an iterable of dicts (or JobSpecs) or a file path, not "
-            f"{type(rows).__name__}"
-            + ("; put one row in a list: [row]" if isinstance(rows, Mapping) else "")
-        )
+    if isinstance(rows, bytes | bytearray | Mapping) or not isinstance(rows, Iterable):
+        hint = "; put one row in a list: [row]" if isinstance(rows, Mapping) else ""
+        raise argument_error(call, "rows", rows, ROWS_EXPECTED, hint=hint)
     return IterableSource(rows)
 
 
@@ -152,7 +174,8 @@ def estimate(
 
     ``rows`` as for :func:`submit`; the report's ``errors`` holds the rejected rows.
     """
-    return Submission(row_source(rows), services=None, on_error=on_error).run()
+    check_arg("estimate", "on_error", on_error, (FUNCTION, NONE), "a function or None")
+    return Submission(row_source(rows, "estimate"), services=None, on_error=on_error).run()
 
 
 @dataclass
@@ -202,6 +225,8 @@ def results(batch: str | Batch, *, settings: Settings | None = None) -> Iterator
     """The result record of every job of ``batch``, in submission order (streaming)."""
     from clonequeue.batch import Batch
 
+    check_arg("results", "batch", batch, (str,), "a batch id (str or Batch)")
+    check_arg("results", "settings", settings, (Settings, NONE), "a clonequeue.Settings or None")
     if isinstance(batch, Batch):
         return batch.results()
     return Batch(batch, services=_services(settings)).results()

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from clonequeue.api.models import with_rule
 from clonequeue.constants import MAX_AUDIOS_PER_JOB
 from clonequeue.producers.rows import Row
+from clonequeue.wording import plural
 
 CLONE_COLUMNS = ("fileUrl", "contentText", "soundVersion", "language")
 AUDIO_FIELDS = (
@@ -154,7 +155,7 @@ def _row_problem(cells: list[str], header: list[str]) -> str | None:
             byte = ord(bad.group()) - 0xDC00
             return f"not UTF-8: byte 0x{byte:02x} in column {name}; save the file as UTF-8"
     if len(cells) != len(header):
-        return f"has {len(cells)} cells but the header has {len(header)} columns"
+        return f"has {plural(len(cells), 'cell')} but the header has {len(header)} columns"
     return None
 
 

@@ -32,10 +32,23 @@ def new_batch_id() -> str:
     return f"b-{stamp}-{secrets.token_hex(2)}"
 
 
+BATCH_NAME_RULE = (
+    "a batch name is 1-64 letters, digits, '.', '_' or '-', and does not start with '-'"
+)
+
+
 def check_batch_id(value: str) -> str:
-    """Batch names are 1–64 letters, digits, '.', '_' or '-'."""
+    """Batch names follow :data:`BATCH_NAME_RULE`; the CLI and the Python API check here.
+
+    Every later command takes the name as an argument, where a leading '-' would read
+    as an option (``clonequeue status -x``).
+    """
     if not 1 <= len(value) <= 64 or not all(c.isalnum() or c in "._-" for c in value):
-        raise ValueError("a batch name is 1-64 letters, digits, '.', '_' or '-'")
+        raise ValueError(BATCH_NAME_RULE)
+    if value.startswith("-"):
+        raise ValueError(
+            f"{BATCH_NAME_RULE} (it would read as an option: `clonequeue status {value}`)"
+        )
     return value
 
 

@@ -39,6 +39,7 @@ from clonequeue.producers.rows import RowError
 from clonequeue.producers.sources import RowSource, temp_dir
 from clonequeue.services import Services
 from clonequeue.store.batches import BatchStore
+from clonequeue.wording import plural
 
 KEEP_ERRORS = 1000  # rejected rows kept in the report; all of them go to the errors file
 SHOWN_IN_MESSAGE = 3  # rejected rows quoted in an exception's or a warning's message
@@ -300,7 +301,7 @@ def describe_rejected(report: SubmitReport) -> str:
     """``3 of 10 rows rejected: line 2 (a): clone.fileUrl: …; line 5 …; …``."""
     shown = "; ".join(str(e) for e in report.errors[:SHOWN_IN_MESSAGE])
     more = " …" if report.rejected > SHOWN_IN_MESSAGE else ""
-    return f"{report.rejected:,} of {report.rows:,} rows rejected: {shown}{more}"
+    return f"{report.rejected:,} of {plural(report.rows, 'row')} rejected: {shown}{more}"
 
 
 def _rejected_error(report: SubmitReport, outcome: str) -> RowsRejectedError:

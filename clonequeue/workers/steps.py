@@ -208,6 +208,10 @@ def _handle_create_error(ctx: WorkerContext, step: Dispatch, claim: Claimed, exc
     error = api_error_record(exc)
     if isinstance(exc, OutcomeUnknownError):
         error["kind"] = ErrorKind.NO_ANSWER
+        error["msg"] = (  # never re-sent by us: the operator decides, so name the command
+            f"{exc.msg}; check the provider's records, then "
+            f"`clonequeue retry {claim.batch} --unknown` sends it again"
+        )
         log.error(
             "create of job %s: outcome unknown (%s)",
             step.job_id,

@@ -162,7 +162,7 @@ def test_dry_run_says_so_once(redis_url: str, tmp_path: Path) -> None:
     out = cli(tmp_path, redis_url, "submit", "d.jsonl", "--dry-run")
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[0] == (
-        "1 rows: accepted 1 (new 1), rejected 0; dry run: nothing sent"
+        "1 row: accepted 1 (new 1), rejected 0; dry run: nothing sent"
     )
 
 
@@ -191,7 +191,7 @@ def test_with_json_every_failed_submit_is_one_json_object_with_the_same_exit_cod
         (redis_url, ("mc.jsonl", *cap), 1, "the batch would bill 152 characters, more than"),
         (redis_url, ("mc.jsonl", *cap, "--dry-run"), 1, "the batch would bill 152 characters"),
         (redis_url, ("empty.jsonl",), 1, "the input holds no job"),
-        (redis_url, ("bad.jsonl",), 1, "1 of 1 rows rejected: line 1 (b1): clone: is required"),
+        (redis_url, ("bad.jsonl",), 1, "1 of 1 row rejected: line 1 (b1): clone: is required"),
         (redis_url, ("missing.jsonl",), 1, "cannot read missing.jsonl: no such file"),
         (redis_url, ("rows.txt",), 2, "cannot tell the format of rows.txt"),
         ("redis://127.0.0.1:1/0", ("mc.jsonl",), 1, "cannot reach Redis at redis://127.0.0.1:1/0"),

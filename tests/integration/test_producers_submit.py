@@ -174,7 +174,7 @@ def test_a_forced_purge_of_a_running_batch_says_it_cancelled_it(services: Servic
     services.jobs.claim_create("f1", "c", 0, now=services.now(), lease_s=60)  # in flight
     with pytest.raises(
         ProducerError,
-        match=r"has 1 unfinished jobs; --force cancelled the batch \(1 stopped, 1 in flight "
+        match=r"has 1 unfinished job; --force cancelled the batch \(1 stopped, 1 in flight "
         r"finish their current step first\); run purge again once they finish",
     ):
         batch.purge(force=True)
@@ -183,7 +183,7 @@ def test_a_forced_purge_of_a_running_batch_says_it_cancelled_it(services: Servic
 
 def test_wait_times_out_with_what_is_left(services: Services) -> None:
     batch = clonequeue.submit([row("w")], batch="w", services=services)
-    with pytest.raises(TimeoutError, match="1 of 1 jobs still unfinished"):
+    with pytest.raises(TimeoutError, match="1 of 1 job still unfinished"):
         batch.wait(timeout=0.3, poll_interval=0.1)
 
 

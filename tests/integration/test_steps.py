@@ -12,6 +12,7 @@ import pytest
 import redis
 
 from clonequeue.api.models import RemoteTask
+from clonequeue.api.responses import classify
 from clonequeue.config import load_settings
 from clonequeue.constants import MODEL_ID_TTL_S
 from clonequeue.dispatch.bounds import TURN_WAIT_S
@@ -197,6 +198,31 @@ def test_lost_answer_is_unknown_and_never_resent(ctx: WorkerContext) -> None:
     assert doc(ctx)["state"] == "unknown"
     assert doc(ctx)["clone"]["error"]["kind"] == "no_answer"
     assert sent(ctx) == []
+
+
+def test_an_unknown_create_names_the_command_that_sends_it_again(ctx: WorkerContext) -> None:
+    api(ctx).answers = [OutcomeUnknownError("no answer came back (ReadTimeoutError)")]
+    steps.run_create(ctx, Dispatch("j", "c", 0))
+    assert doc(ctx)["clone"]["error"]["msg"] == (
+        "no answer came back (ReadTimeoutError); check the provider's records, then "
+        "`clonequeue retry b --unknown` sends it again"
+    )
+
+
+def test_a_balance_pause_names_the_command_that_lifts_it(ctx: WorkerContext) -> None:
+    refused = classify(
+        status=402,
+        code=40200,
+        msg="insufficient balance",
+        endpoint="POST /clones",
+        retry_after=None,
+        is_create=True,
+    )
+    api(ctx).answers = [refused]
+    steps.run_create(ctx, Dispatch("j", "c", 0))
+    pause = json.loads(ctx.jobs.client.get(ctx.jobs.keys.paused))  # type: ignore[arg-type]
+    assert pause["reason"].endswith("or at once with `clonequeue resume`")
+    assert doc(ctx)["clone"]["error"]["msg"].endswith("or at once with `clonequeue resume`")
 
 
 def test_balance_pauses_the_fleet_and_parks_the_job(ctx: WorkerContext) -> None:

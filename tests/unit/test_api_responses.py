@@ -192,3 +192,12 @@ def test_failures_before_sending_are_not_sent_and_retryable(exc: Exception) -> N
     assert isinstance(error, TransientApiError)  # steps.py retries it with backoff
     assert isinstance(network_error(exc, endpoint="POST /x", is_create=True), NotSentError)
     assert "sk_x" not in str(error)  # http.client's text quotes the header: never shown
+
+
+def test_a_balance_refusal_says_how_creates_start_again() -> None:
+    with pytest.raises(InsufficientBalanceError) as info:
+        parse(402, body(40200, "insufficient balance"))
+    assert info.value.msg == (
+        "insufficient balance — top up the account: creates start again by themselves within "
+        "CLONEQUEUE_PAUSE_PROBE_INTERVAL_S (a probe), or at once with `clonequeue resume`"
+    )

@@ -1,0 +1,61 @@
+"""What `status` tells an operator to run next, and counts of one, on the suite's Redis."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+import clonequeue
+from clonequeue.config import load_settings
+from clonequeue.services import Services
+from tests.integration.test_producers_submit import cli, row
+
+
+@pytest.fixture
+def services(redis_client: redis.Redis, redis_url: str) -> Services:
+    settings = load_settings(env_file=None, redis_url=redis_url, namespace="p")
+    return Services(settings)
+
+
+def test_status_names_the_commands_for_unknown_jobs_and_a_balance_pause(
+    services: Services, redis_url: str, tmp_path: Path
+) -> None:
+    clonequeue.submit([row("u1"), row("u2")], batch="nx", services=services)
+    now = time.time()
+    services.jobs.claim_create("u1", "c", 0, now=now, lease_s=60)
+    token = services.jobs.lock_watchdog(now=now + 200, lock_ms=10_000)
+    assert token is not None
+    redriven = services.jobs.redrive(  # the worker died after sending the create
+        "u1", "c", now=now + 200, lease_s=10, busy_queues=(), token=token, slack_s=10
+    )
+    assert redriven == ("unknown", None)
+    reason = "insufficient balance — top up the account: … or at once with `clonequeue resume`"
+    services.fleet.pause(reason, now=now, kind="balance")
+
+    out = cli(tmp_path, redis_url, "status", "nx")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "nx: 2 jobs: pending 1, unknown 1\n"
+    assert out.stderr.splitlines() == [
+        "1 job unknown (a create went out and no answer came back: it may be billed); check "
+        "`clonequeue errors nx`, then `clonequeue retry nx --unknown` sends again",
+        f"creates are paused: {reason}",
+    ]
+    as_json = cli(tmp_path, redis_url, "status", "nx", "--json")
+    assert json.loads(as_json.stdout)["unknown"] == 1
+    assert as_json.stderr == ""  # --json: the counts say it, stdout stays one object
+
+
+def test_counts_of_one_read_right(services: Services, redis_url: str, tmp_path: Path) -> None:
+    clonequeue.submit([row("o1")], batch="one", services=services)
+    status = cli(tmp_path, redis_url, "status", "one")
+    assert status.stdout == "one: 1 job: pending 1\n"
+    cancelled = cli(tmp_path, redis_url, "cancel", "one")
+    assert cancelled.stdout.startswith("cancelled 1 job; 0 in flight will finish")
+    errors = cli(tmp_path, redis_url, "errors", "one")
+    assert errors.stderr == "1 job did not complete\n"
+    purged = cli(tmp_path, redis_url, "purge", "one")
+    assert purged.stdout == "purged batch one: 1 job record removed\n"
