@@ -18,6 +18,7 @@ import pytest
 import clonequeue
 from clonequeue.local.stack import SimulatorAdmin
 from clonequeue.producers.export import write_csv
+from clonequeue.wording import plural
 from tests.e2e.system import System, make_rows
 
 pytestmark = pytest.mark.e2e
@@ -153,7 +154,7 @@ def test_retry_failed_queues_only_failed_work_with_a_new_attempt(
     simulator.configure(failure_rate=0.0)
     retried = run_cli(system, tmp_path, "retry", "rt", "--failed")
     assert retried.returncode == 0, retried.stderr
-    assert retried.stdout.startswith(f"failed: {len(failed)} jobs queued again")
+    assert retried.stdout.startswith(f"failed: {plural(len(failed), 'job')} queued again")
     final = batch.wait(timeout=60, poll_interval=0.25)
     assert final.counts["completed"] == 16
     records = {r["custom_id"]: r for r in batch.results()}
