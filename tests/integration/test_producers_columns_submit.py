@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,7 @@ import clonequeue
 from clonequeue.config import load_settings
 from clonequeue.producers import parallel
 from clonequeue.services import Services
+from tests.cli_run import clonequeue_cli
 
 
 def job(cid: str, audios: int = 1, url: str | None = None) -> dict[str, Any]:
@@ -37,17 +36,8 @@ def services(redis_client: redis.Redis, redis_url: str) -> Services:
 
 
 def cli(tmp_path: Path, redis_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CLONEQUEUE_")}
-    env.update(CLONEQUEUE_REDIS_URL=redis_url, CLONEQUEUE_NAMESPACE="pq")
-    return subprocess.run(
-        [sys.executable, "-m", "clonequeue", *args],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    settings = {"CLONEQUEUE_REDIS_URL": redis_url, "CLONEQUEUE_NAMESPACE": "pq"}
+    return clonequeue_cli(*args, cwd=tmp_path, settings=settings)
 
 
 def test_cli_submits_parquet_rejects_bad_rows_and_exports_parquet(

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import subprocess
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -22,6 +20,7 @@ import redis
 import clonequeue
 from clonequeue.config import load_settings
 from clonequeue.services import Services
+from tests.cli_run import clonequeue_cli
 
 
 def row(cid: str) -> dict[str, Any]:
@@ -40,20 +39,8 @@ def services(redis_client: redis.Redis, redis_url: str) -> Services:
 def cli(
     cwd: Path, redis_url: str, *args: str, stdin: bytes = b""
 ) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CLONEQUEUE_")}
-    env.update(CLONEQUEUE_REDIS_URL=redis_url, CLONEQUEUE_NAMESPACE="p")
-    done = subprocess.run(
-        [sys.executable, "-m", "clonequeue", *args],
-        env=env,
-        cwd=cwd,
-        input=stdin,
-        capture_output=True,
-        timeout=60,
-        check=False,
-    )
-    return subprocess.CompletedProcess(
-        done.args, done.returncode, done.stdout.decode(), done.stderr.decode()
-    )
+    settings = {"CLONEQUEUE_REDIS_URL": redis_url, "CLONEQUEUE_NAMESPACE": "p"}
+    return clonequeue_cli(*args, cwd=cwd, settings=settings, stdin=stdin)
 
 
 # --- 1. gzip is recognised by its bytes, on every input -----------------------------------

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -21,6 +18,7 @@ from clonequeue.outputs.runner import ResultsContext, deliver_webhook
 from clonequeue.producers import parallel
 from clonequeue.producers.errors import EstimateTooHighError, ProducerError
 from clonequeue.services import Services
+from tests.cli_run import clonequeue_cli
 
 HOOK = "https://hooks.example.com/in"
 
@@ -197,18 +195,8 @@ def cli(
     stdin: str | None = None,
     settings: dict[str, str] | None = None,
 ) -> Any:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CLONEQUEUE_")}
-    env.update(CLONEQUEUE_REDIS_URL=redis_url, CLONEQUEUE_NAMESPACE="p", **(settings or {}))
-    return subprocess.run(
-        [sys.executable, "-m", "clonequeue", *args],
-        env=env,
-        cwd=tmp_path,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    env = {"CLONEQUEUE_REDIS_URL": redis_url, "CLONEQUEUE_NAMESPACE": "p", **(settings or {})}
+    return clonequeue_cli(*args, cwd=tmp_path, settings=env, stdin=stdin)
 
 
 def test_cli_exit_codes_and_errors_file(services: Services, redis_url: str, tmp_path: Path) -> None:

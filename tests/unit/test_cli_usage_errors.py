@@ -7,29 +7,19 @@ the CLI (Redis points at a port where nothing listens).
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.cli_run import clonequeue_cli
+
 NOWHERE = "redis://127.0.0.1:1/0"
 
 
 def cli(tmp_path: Path, *args: str) -> Any:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CLONEQUEUE_")}
-    env.update(CLONEQUEUE_REDIS_URL=NOWHERE, COLUMNS="200")
-    return subprocess.run(
-        [sys.executable, "-m", "clonequeue", *args],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    settings = {"CLONEQUEUE_REDIS_URL": NOWHERE, "COLUMNS": "200"}
+    return clonequeue_cli(*args, cwd=tmp_path, settings=settings)
 
 
 @pytest.mark.parametrize(
