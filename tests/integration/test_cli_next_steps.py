@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,7 @@ import redis
 import clonequeue
 from clonequeue.config import load_settings
 from clonequeue.services import Services
-from tests.integration.test_producers_submit import cli, row
+from tests.integration.test_producers_submit import cli, lose_worker_after_create, row
 
 
 @pytest.fixture
@@ -25,14 +24,7 @@ def test_status_names_the_commands_for_unknown_jobs_and_a_balance_pause(
     services: Services, redis_url: str, tmp_path: Path
 ) -> None:
     clonequeue.submit([row("u1"), row("u2")], batch="nx", services=services)
-    now = time.time()
-    services.jobs.claim_create("u1", "c", 0, now=now, lease_s=60)
-    token = services.jobs.lock_watchdog(now=now + 200, lock_ms=10_000)
-    assert token is not None
-    redriven = services.jobs.redrive(  # the worker died after sending the create
-        "u1", "c", now=now + 200, lease_s=10, busy_queues=(), token=token, slack_s=10
-    )
-    assert redriven == ("unknown", None)
+    now = lose_worker_after_create(services, "u1")
     reason = "insufficient balance — top up the account: … or at once with `clonequeue resume`"
     services.fleet.pause(reason, now=now, kind="balance")
 

@@ -280,18 +280,25 @@ def test_cli_batches_status_results_csv_cancel_purge(
     assert gone.stderr.startswith("error: no batch 'k'")
 
 
+def lose_worker_after_create(services: Services, job_id: str) -> float:
+    """Job ``job_id``'s create was claimed and its worker died: the watchdog ends it
+    ``unknown`` (``lost_worker``). Returns the claim's time."""
+    now = time.time()
+    services.jobs.claim_create(job_id, "c", 0, now=now, lease_s=60)
+    token = services.jobs.lock_watchdog(now=now + 200, lock_ms=10_000)
+    assert token is not None
+    redriven = services.jobs.redrive(  # the worker died after sending the create
+        job_id, "c", now=now + 200, lease_s=10, busy_queues=(), token=token, slack_s=10
+    )
+    assert redriven == ("unknown", None)
+    return now
+
+
 def test_cli_next_steps_name_the_batch_not_a_placeholder(
     services: Services, redis_url: str, tmp_path: Path
 ) -> None:
     clonequeue.submit([row("u1")], batch="lw", services=services)
-    now = time.time()
-    services.jobs.claim_create("u1", "c", 0, now=now, lease_s=60)
-    token = services.jobs.lock_watchdog(now=now + 200, lock_ms=10_000)
-    assert token is not None
-    redriven = services.jobs.redrive(  # the worker died after sending the create
-        "u1", "c", now=now + 200, lease_s=10, busy_queues=(), token=token, slack_s=10
-    )
-    assert redriven == ("unknown", None)
+    lose_worker_after_create(services, "u1")
     errors = cli(tmp_path, redis_url, "errors", "lw")
     error = json.loads(errors.stdout)["error"]
     assert error["kind"] == "lost_worker"
