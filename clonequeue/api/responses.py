@@ -39,6 +39,7 @@ from clonequeue.errors import (
     RateLimitedError,
     RejectedError,
 )
+from clonequeue.redaction import REDACTOR
 
 MAX_RETRY_AFTER_S = 600.0
 _BALANCE_WORDS = ("balance", "insufficient", "余额", "欠费", "arrears")
@@ -191,7 +192,9 @@ def parse_response(
     msg = str(envelope.get("msg", "")) if envelope is not None else ""
     if 200 <= status < 300 and code == SUCCESS_CODE and envelope is not None:
         try:
-            return RemoteTask.model_validate(envelope.get("data"))
+            # redacted: the answer goes into the job's record and every export, and an
+            # API that quotes the key in a task's error would put the token there
+            return RemoteTask.model_validate(REDACTOR.redact_value(envelope.get("data")))
         except ValueError:
             _unreadable(status, endpoint, is_create, "its data has no task id")
     if envelope is None or (code is None and 200 <= status < 300):

@@ -12,6 +12,7 @@ import signal
 import pytest
 import redis
 
+import clonequeue
 from clonequeue.local.stack import SimulatorAdmin
 from tests.e2e.system import System, make_rows
 
@@ -48,7 +49,9 @@ def test_logs_are_json_with_ids_and_the_token_is_nowhere(
     make_system: type[System], simulator: SimulatorAdmin, redis_url: str
 ) -> None:
     simulator.set_balance(1_000_000, token=KNOWN_TOKEN)
-    simulator.configure(error_5xx_rate=0.2, failure_rate=0.2, seed=5)
+    # an API that quotes the key in a failed task's error: it must reach no record either
+    echo = f"internal: key {KNOWN_TOKEN} over quota"
+    simulator.configure(error_5xx_rate=0.2, failure_rate=0.2, failure_msg=echo, seed=5)
     system = make_system(api_token=KNOWN_TOKEN, log_level="DEBUG")
     worker = system.start_worker("--log-format", "json")
     batch = system.submit(make_rows(20, audios=1))
@@ -71,6 +74,8 @@ def test_logs_are_json_with_ids_and_the_token_is_nowhere(
         assert record.get("batch") == batch, record
         assert record.get("remote_id"), record
     assert KNOWN_TOKEN not in all_redis_values(redis.Redis.from_url(redis_url))
+    errors = [json.dumps(r["error"]) for r in clonequeue.results(batch, settings=system.settings)]
+    assert "internal: key [REDACTED] over quota" in " ".join(errors)  # the echo was met
     assert simulator.summary()["clones_total"] == 20
 
 

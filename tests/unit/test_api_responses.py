@@ -201,3 +201,22 @@ def test_a_balance_refusal_says_how_creates_start_again() -> None:
         "insufficient balance — top up the account: creates start again by themselves within "
         "CLONEQUEUE_PAUSE_PROBE_INTERVAL_S (a probe), or at once with `clonequeue resume`"
     )
+
+
+def test_a_task_answer_that_echoes_the_token_is_redacted_before_it_is_recorded() -> None:
+    """An API that quotes the key in a failed task's error (or anywhere in ``data``): the
+    answer goes into the job's record in Redis and every export, so it is masked here."""
+    from clonequeue.redaction import register_secrets
+
+    token = "sk_CANARYecho_4f7e1d"
+    register_secrets([token])
+    data = {
+        "id": "audio_9",
+        "status": "failed",
+        "error": f"internal: key {token} over quota",
+        "detail": {"seen": [f"Bearer {token}"]},
+    }
+    task = parse(200, body(20000, data=data), create=False)
+    assert task.error == "internal: key [REDACTED] over quota"
+    assert token not in task.model_dump_json()
+    assert task.model_dump()["detail"] == {"seen": ["Bearer [REDACTED]"]}
