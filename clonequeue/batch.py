@@ -117,7 +117,8 @@ class Batch(str):
         return self._services.rate_snapshot()
 
     def pause_reason(self) -> dict[str, Any] | None:
-        """Why creates are paused fleet-wide (``{kind, reason, since}``), or None."""
+        """Why calls are held fleet-wide (``{kind, reason, since}``): a pause of creates,
+        or a long Retry-After every worker waits out (kind ``retry_after``); else None."""
         return self._services.fleet.pause_reason()
 
     def wait(

@@ -11,7 +11,7 @@ import typer
 from clonequeue.batch import Batch
 from clonequeue.cli import context
 from clonequeue.cli.errors import EXIT_JOBS_FAILED, EXIT_OK
-from clonequeue.cli.progress import BatchWatch, summary
+from clonequeue.cli.progress import BatchWatch, pause_text, summary
 from clonequeue.services import Services
 from clonequeue.store.batches import BatchInfo
 from clonequeue.wording import plural
@@ -79,7 +79,7 @@ def status(
         if unknown:
             typer.echo(_unknown_next_step(batch, unknown), err=True)
         if paused:
-            typer.echo(f"creates are paused: {paused.get('reason')}", err=True)
+            typer.echo(pause_text(paused), err=True)
     if wait or watch:
         bad = sum(info.counts.get(state, 0) for state in ("failed", "unknown", "cancelled"))
         raise typer.Exit(EXIT_JOBS_FAILED if bad else EXIT_OK)

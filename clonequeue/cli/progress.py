@@ -149,7 +149,7 @@ class BatchWatch(_View):
         if rate and not info.is_finished:
             line += f"; {rate:,.1f} jobs/s, ETA {_duration(info.open_jobs / rate)}"
         if paused:
-            line += f"; creates paused: {paused.get('reason')}"
+            line += f"; {pause_text(paused)}"
         if api:
             line += f"; {api}"
         self.plain(line, force=info.is_finished)
@@ -196,10 +196,16 @@ class BatchWatch(_View):
         if api:
             lines.append(Text(api))
         if paused:
-            lines.append(Text(f"creates paused: {paused.get('reason')}", style="bold yellow"))
+            lines.append(Text(pause_text(paused), style="bold yellow"))
         if info.is_finished:
             lines.append(Text("finished", style="bold"))
         return Group(*lines)
+
+
+def pause_text(paused: dict[str, Any]) -> str:
+    """``creates paused: …``; a Retry-After every worker waits out holds polls too."""
+    held = "API calls held" if paused.get("kind") == "retry_after" else "creates paused"
+    return f"{held}: {paused.get('reason')}"
 
 
 def summary(info: BatchInfo) -> str:

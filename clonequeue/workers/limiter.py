@@ -59,6 +59,7 @@ of a halved pace left the API idle for 4 s (issue 15's drop to 20/s).
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 import time
 from collections import deque
@@ -72,11 +73,16 @@ from clonequeue.config import Settings
 from clonequeue.store.keys import Keys
 from clonequeue.workers.rate_lua import COOL_DOWN, CUT_INFO, CUT_KEEP_S, RESERVE
 
+log = logging.getLogger(__name__)
+
 AUTO = "auto"
 AUTO_START_RATE = 10.0  # calls/s: where `auto` starts when nothing was learned yet
 STATE_TTL_S = 7 * 86_400  # what was learned is kept this long after the last call
 FLEET_PAUSE_MIN_S = 2.0  # a Retry-After this long (or longer) pauses every worker
 COOLDOWN_CHECK_INTERVAL_S = 0.25
+# A step that meets a fleet-wide wait is re-queued to look again this soon, not for the
+# whole wait: `clonequeue resume` ends a wait early (Retry-After may say 10 minutes).
+COOLDOWN_RECHECK_S = 30.0
 LEASE_S = 0.05  # lease what this process uses in this long...
 MAX_LEASE = 10  # ...but never more slots than this at once
 DEMAND_WINDOW_S = 1.0
@@ -177,8 +183,13 @@ class ApiRateLimiter:
         """Take a slot: 0.0 when taken (after sleeping until it), else the seconds to wait.
 
         A slot further off than ``max_wait_s`` is not reserved: the caller re-queues
-        its step for the returned wait rather than hold a thread.
+        its step for the returned wait rather than hold a thread. The wait returned is
+        at most ``COOLDOWN_RECHECK_S``: a long Retry-After moves the fleet's slots past
+        it too, and `clonequeue resume` may end it early.
         """
+        return min(self._acquire(max_wait_s), COOLDOWN_RECHECK_S)
+
+    def _acquire(self, max_wait_s: float) -> float:
         cooldown = self._cooldown_remaining()
         if cooldown > 0:
             self._scarce_at = time.monotonic()
@@ -428,6 +439,13 @@ class ApiRateLimiter:
             ),
         )
         self._learn_cut([int(x) for x in reply[1:]])
+        if seconds >= FLEET_PAUSE_MIN_S:
+            log.warning(
+                "the API answered 429 with Retry-After %.0f s: no worker calls it until "
+                "%s (`clonequeue resume` ends the wait now)",
+                seconds,
+                time.strftime("%H:%M:%S", time.localtime(time.time() + seconds)),
+            )
         now = time.monotonic()
         with self._lock:
             self._scarce_at = now
@@ -446,4 +464,12 @@ class ApiRateLimiter:
         remaining = ttl_ms / 1000 if ttl_ms > 0 else 0.0
         with self._lock:
             self._cooldown_until = now + remaining
+        if remaining == 0:
+            with self._gate:
+                # only a wait's pause puts slots this far ahead (a cut keeps the rest within
+                # CUT_KEEP_S); with no wait in force, `clonequeue resume` ended it early
+                if self._held_until > now + CUT_KEEP_S + MOVED_SLACK_S:
+                    self._held_until = now
+                    if self._queue:
+                        self._queue[0].set()
         return remaining

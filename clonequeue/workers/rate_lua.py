@@ -372,7 +372,9 @@ redis.call('HINCRBY', KEYS[2], 'n429', 1)
 local calls = tonumber(redis.call('HGET', KEYS[2], 'calls')) or 0
 local pause = 0
 if ms >= fleet_ms and ms > redis.call('PTTL', KEYS[1]) then
-  redis.call('SET', KEYS[1], '1', 'PX', ms)
+  -- what set it, for `status` (store/fleet.py): the Retry-After and when (s)
+  redis.call('SET', KEYS[1], string.format('{"retry_after_s": %.3f, "since": %.6f}',
+             ms / 1000, now / 1000000), 'PX', ms)
   pause = ms * 1000
 end
 local before = st.r

@@ -34,7 +34,7 @@ def test_status_names_the_commands_for_unknown_jobs_and_a_balance_pause(
     assert out.stderr.splitlines() == [
         "1 job unknown (a create went out and no answer came back: it may be billed); check "
         "`clonequeue errors nx`, then `clonequeue retry nx --unknown` sends again",
-        f"creates are paused: {reason}",
+        f"creates paused: {reason}",
     ]
     as_json = cli(tmp_path, redis_url, "status", "nx", "--json")
     assert json.loads(as_json.stdout)["unknown"] == 1
