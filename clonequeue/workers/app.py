@@ -23,12 +23,13 @@ def create_app(settings: Settings) -> Celery:
     from clonequeue.redaction import register_secrets
     from clonequeue.store.clock import FleetClock
     from clonequeue.store.connect import store_client
-    from clonequeue.workers import kombu_fixes
+    from clonequeue.workers import beat_child, kombu_fixes
     from clonequeue.workers.events import RedactingEvents
     from clonequeue.workers.fleet_time import use_fleet_clock
     from clonequeue.workers.tasks import register_tasks
 
     kombu_fixes.apply()
+    beat_child.install()
     register_secrets(settings.secret_values())
     queues = QueueNames.for_namespace(settings.namespace)
     results_queues = results_tasks.queue_names(settings.namespace)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import signal
+import time
 
+import psutil
 import pytest
 import redis
 
@@ -95,3 +97,22 @@ def test_sigterm_finishes_in_flight_work_and_loses_nothing(
     assert info.counts["completed"] == 60
     report = system.audit(batch)
     assert report.ok, report.problems()
+
+
+def test_kill_9_of_a_worker_takes_its_embedded_beat_with_it(
+    make_system: type[System],
+) -> None:
+    """`worker --beat` runs beat in a child process: a SIGKILL of the worker alone (the
+    OOM killer, `kill -9 PID`) left it running under init, scheduling for good."""
+    system = make_system()
+    worker = system.start_worker()  # --beat
+    assert worker.pid is not None
+    leader = psutil.Process(worker.pid)
+    deadline = time.monotonic() + 20
+    while not (children := leader.children()):
+        assert time.monotonic() < deadline, "no beat child appeared"
+        time.sleep(0.1)
+    worker.send_signal(signal.SIGKILL)  # the leader only, not its process group
+    worker.wait(10)
+    _, alive = psutil.wait_procs(children, timeout=10)
+    assert not alive, [p.cmdline() for p in alive]
