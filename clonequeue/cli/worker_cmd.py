@@ -5,6 +5,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import redis.exceptions
 import typer
 
 from clonequeue.cli import context
@@ -43,6 +44,21 @@ def real_api_notice(settings: Settings) -> str | None:
         "without it, run `clonequeue simulator` and set "
         "CLONEQUEUE_API_BASE_URL=http://127.0.0.1:8765 (or run `clonequeue demo`)"
     )
+
+
+def redis_warnings(settings: Settings) -> list[str]:
+    """How the fleet's Redis could lose job records (store/safety.py); [] when it cannot
+    be reached now: the worker rides that out itself."""
+    from clonequeue.store.connect import store_client
+    from clonequeue.store.safety import durability_warnings
+
+    client = store_client(settings, ride_out_s=0)
+    try:
+        return durability_warnings(client)
+    except redis.exceptions.RedisError:
+        return []
+    finally:
+        client.close()
 
 
 def _schedule_file(namespace: str) -> str:
@@ -92,6 +108,8 @@ def worker(
     notice = real_api_notice(settings)
     if notice:
         typer.echo(notice, err=True)
+    for warning in redis_warnings(settings):
+        typer.echo(f"warning: {warning}", err=True)
     from clonequeue.workers.app import create_app
 
     if metrics_port:
