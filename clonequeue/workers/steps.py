@@ -10,13 +10,20 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 from typing import Any
 
 import redis
 from pydantic import ValidationError
 
 from clonequeue.api.billing import billed_chars, preview_chars
-from clonequeue.api.models import AudioRequest, CloneRequest, RemoteTask, describe_validation_error
+from clonequeue.api.models import (
+    AudioRequest,
+    CloneRequest,
+    RemoteTask,
+    TaskStatus,
+    describe_validation_error,
+)
 from clonequeue.constants import MODEL_ID_TTL_S
 from clonequeue.dispatch.bounds import (
     LIMITER_WAIT_S,
@@ -426,7 +433,33 @@ def _poll_once(ctx: WorkerContext, step: Dispatch) -> tuple[Any, dict[str, Any],
     if task.is_failed:
         result["error"] = {"kind": ErrorKind.REMOTE.value, "msg": task.error_text()}
         return "failed", result, None
+    _note_undocumented(step, task.status)
     return "running", result, None
+
+
+_DOCUMENTED = frozenset(TaskStatus)
+_undocumented_seen: OrderedDict[tuple[str, str], None] = OrderedDict()
+UNDOCUMENTED_KEPT = 10_000  # (task, status) pairs remembered per process, to say each once
+
+
+def _note_undocumented(step: Dispatch, status: str) -> None:
+    """Say once per process and task that a status is not in the reference: polled on
+    as running (README, "Assumptions"), but an operator should know why it waits."""
+    if status.lower() in _DOCUMENTED:
+        return
+    key = (str(step.remote_id), status)
+    if key in _undocumented_seen:
+        return
+    _undocumented_seen[key] = None
+    if len(_undocumented_seen) > UNDOCUMENTED_KEPT:
+        _undocumented_seen.popitem(last=False)
+    log.warning(
+        "%s %s: status %r, which the API reference does not list; polling on as running "
+        "until it ends or CLONEQUEUE_JOB_DEADLINE_S passes",
+        _kind(step),
+        step.remote_id,
+        status[:100],
+    )
 
 
 def _refused(why: str) -> tuple[str, dict[str, Any], None]:

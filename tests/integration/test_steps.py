@@ -624,3 +624,18 @@ def test_an_error_after_the_claim_before_sending_is_retried_never_unknown(
     assert clone["error"]["msg"].startswith("not sent: OSError")
     ((kind, step, _),) = sent(ctx)
     assert (kind, step) == ("create", Dispatch("j", "c", 1))
+
+
+def test_a_status_the_reference_does_not_list_is_polled_on_and_said_once(
+    ctx: WorkerContext, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An undocumented status (``expired``) is taken as still running, as documented, but
+    not in silence: it sat in the raw record only, for up to the 2 h deadline."""
+    api(ctx).answers = [task(), task("expired"), task("expired"), task("processing")]
+    steps.run_create(ctx, Dispatch("j", "c", 0))
+    for gen in (1, 2, 3):
+        assert steps.run_poll(ctx, Dispatch("j", "c", gen, "audio_r1")).startswith(
+            ("expired", "processing")
+        )
+    assert doc(ctx)["clone"]["state"] == "running"
+    assert caplog.text.count("status 'expired', which the API reference does not list") == 1
