@@ -135,11 +135,7 @@ def send(
         finally:
             response.release_conn()
     except urllib3.exceptions.HTTPError as exc:
-        return done(
-            "retry",
-            error=f"{type(exc).__name__}: no answer within {timeout_s:g} s or "
-            "the connection failed",
-        )
+        return done("retry", error=f"{type(exc).__name__}: {_what_failed(exc, timeout_s)}")
     finally:
         pool.close()
     status = response.status
@@ -155,6 +151,28 @@ def send(
             retry_after_s=retry_after(response.headers.get("retry-after"), at),
         )
     return done("stop", status=status, error=f"HTTP {status}: not retried")
+
+
+def _what_failed(exc: urllib3.exceptions.HTTPError, timeout_s: float) -> str:
+    """What went wrong, in the words an operator checks the receiver with (a refused
+    connection read "no answer within 5 s or the connection failed", after 1 ms)."""
+    errors = urllib3.exceptions
+    if isinstance(exc, errors.NameResolutionError):
+        return "host name not found"
+    if isinstance(exc, errors.NewConnectionError):
+        cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, ConnectionRefusedError) or "refused" in str(exc).lower():
+            return "connection refused"
+        if isinstance(cause, OSError) and cause.strerror:
+            return f"cannot connect: {cause.strerror}"
+        return "cannot connect"
+    if isinstance(exc, errors.ConnectTimeoutError):
+        return f"no connection within {timeout_s:g} s"
+    if isinstance(exc, errors.ReadTimeoutError):
+        return f"no answer within {timeout_s:g} s"
+    if isinstance(exc, errors.ProtocolError):
+        return "the connection closed before an answer"
+    return "the request failed"
 
 
 def retry_after(value: str | None, now: float) -> float | None:
