@@ -218,15 +218,19 @@ class Batch(str):
             if record["status"] in ERROR_STATES:
                 yield record
 
-    def retry(self, *, failed: bool = True, unknown: bool = False) -> RetryOutcome:
-        """Queue failed (and/or outcome-unknown) work again; completed work is never touched.
+    def retry(
+        self, *, failed: bool = True, unknown: bool = False, cancelled: bool = False
+    ) -> RetryOutcome:
+        """Queue failed (and/or outcome-unknown, cancelled) work again; completed work is
+        never touched.
 
         ``unknown`` creates may exist and be billed already: retrying them may pay twice.
+        ``cancelled`` takes a cancel back: a cancelled create was never sent.
         """
         self.status()
         jobs = steps = 0
         dispatcher = self._services.dispatcher
-        for what, chosen in (("failed", failed), ("unknown", unknown)):
+        for what, chosen in (("failed", failed), ("unknown", unknown), ("cancelled", cancelled)):
             if chosen:
                 count, dispatches = self._services.batches.retry(
                     self.id, what, now=self._services.now()

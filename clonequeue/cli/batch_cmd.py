@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import time
 from datetime import datetime
+from functools import cached_property
 
+import redis
 import typer
 
 from clonequeue.batch import Batch
@@ -14,9 +16,24 @@ from clonequeue.cli.errors import EXIT_JOBS_FAILED, EXIT_OK
 from clonequeue.cli.progress import BatchWatch, pause_text, summary
 from clonequeue.services import Services
 from clonequeue.store.batches import BatchInfo
+from clonequeue.store.connect import store_client
 from clonequeue.wording import plural
 
 EXIT_INTERRUPTED = 130
+
+# `status --wait/--watch` follows a batch through a Redis outage for this long before
+# it gives up. Twice the REDIS_RIDE_OUT_S (30 s) that producers and workers ride out,
+# so a pipeline's wait outlasts any restart the fleet itself survives (one that loads
+# a large AOF too), yet a Redis gone for good still ends it in about a minute, not never.
+FOLLOW_REDIS_OUTAGE_S = 60.0
+# Each read while following gives up after redis-py's few quick retries (~1.5 s), not
+# the store's 30 s: the outage is said at once and the bound above is the only one.
+FOLLOW_READ_RIDE_OUT_S = 0.0
+OUTAGE_FIRST_WAIT_S = 0.5
+OUTAGE_MAX_WAIT_S = 2.0
+# A restart refuses connections (ConnectionError; LOADING is one too); a Redis out of
+# reach over the network times out instead.
+REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 
 def _batch(batch_id: str) -> Batch:
@@ -64,12 +81,14 @@ def status(
 
     With --wait or --watch: exit 0 when every job completed, 4 when any failed, is
     unknown or was cancelled, as `errors` would list it (130 if --watch is stopped with
-    Ctrl-C).
+    Ctrl-C). A Redis restart or outage is ridden out for up to 60 s (said on stderr),
+    then exit 1.
     """
     handle = _batch(batch)
-    info = handle.status()
+    info = handle.status()  # Redis not there at all: the usual error at once
     if wait or watch:
-        info = _follow(handle, interval, quiet=as_json)
+        follower = Batch(batch, services=_FollowServices(context.settings()))
+        info = _follow(follower, info, interval, quiet=as_json)
     paused = handle.pause_reason()
     if as_json:
         typer.echo(json.dumps({**info.to_dict(), "paused": paused}))
@@ -94,17 +113,77 @@ def _unknown_next_step(batch: str, count: int) -> str:
     )
 
 
-def _follow(handle: Batch, interval: float, *, quiet: bool) -> BatchInfo:
+class _FollowServices(Services):
+    """Services whose Redis reads fail fast, so :func:`_follow` hears of an outage at once
+    and rides it out itself (saying so), instead of hanging silently in each read."""
+
+    @cached_property
+    def redis(self) -> redis.Redis:
+        return store_client(self.settings, ride_out_s=FOLLOW_READ_RIDE_OUT_S)
+
+
+def _follow(handle: Batch, info: BatchInfo, interval: float, *, quiet: bool) -> BatchInfo:
+    """Show the batch until every job is finished; a Redis outage is ridden out (said once
+    on stderr) for up to FOLLOW_REDIS_OUTAGE_S, then its error ends the command."""
     view = BatchWatch(enabled=not quiet)
-    info = handle.status()
+    outage = _Outage(handle.id, view)
     try:
         with view:
             while True:
-                view.update(info, handle.pause_reason(), handle.api_rate())
+                try:
+                    info = handle.status()
+                    view.update(info, handle.pause_reason(), handle.api_rate())
+                except REDIS_DOWN as exc:
+                    time.sleep(outage.next_wait(exc))
+                    continue
+                outage.end()
                 if info.is_finished:
                     return info
                 time.sleep(interval)
-                info = handle.status()
     except KeyboardInterrupt:
         typer.echo(f"{handle.id}: {summary(info)}")
         raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+def outage_backoff_s(tries: int) -> float:
+    """Seconds before read ``tries`` + 1 of an outage: 0.5, 1, 2, 2, … (short: a restart
+    is often over in a second or two, and each read itself retries for ~1.5 s)."""
+    return min(OUTAGE_FIRST_WAIT_S * 2.0 ** (tries - 1), OUTAGE_MAX_WAIT_S)
+
+
+class _Outage:
+    """One Redis outage while following: said once, its reads spaced, its length bounded."""
+
+    def __init__(self, batch_id: str, view: BatchWatch) -> None:
+        self._batch_id = batch_id
+        self._view = view
+        self._started: float | None = None
+        self._tries = 0
+
+    def next_wait(self, exc: BaseException) -> float:
+        """Seconds to wait before reading again; re-raises ``exc`` once past the bound."""
+        from clonequeue.redaction import redact
+
+        now = time.monotonic()
+        if self._started is None:
+            self._started, self._tries = now, 0
+            reason = (str(exc).strip().splitlines() or [""])[0]
+            self._view.print(
+                redact(
+                    f"warning: cannot reach Redis ({exc.__class__.__name__}: {reason}); "
+                    f"still following batch {self._batch_id}, trying again for up to "
+                    f"{FOLLOW_REDIS_OUTAGE_S:.0f} s"
+                )
+            )
+        left = self._started + FOLLOW_REDIS_OUTAGE_S - now
+        if left <= 0:
+            raise exc
+        self._tries += 1
+        return min(outage_backoff_s(self._tries), left)
+
+    def end(self) -> None:
+        """Redis answered: say so if it had not, and start afresh for the next outage."""
+        if self._started is not None:
+            down = time.monotonic() - self._started
+            self._view.print(f"Redis answers again (unreachable for {down:.0f} s); following")
+            self._started = None

@@ -77,13 +77,31 @@ def _first_line(exc: BaseException) -> str:
 
 
 class JsonCommand(typer.core.TyperCommand):
-    """A command with ``--json``: given it, a usage error is one JSON object on stdout too.
+    """A command with ``--json``: given it, every failure is one JSON object on stdout too.
 
-    click would print its usage text, which a pipeline that asked for JSON cannot
-    parse. Instead: :meth:`usage_failure`'s object on stdout, the same words as one
-    ``error:`` line on stderr (as ``submit --json`` reports its failures), and
-    click's exit code (2). Without ``--json``, click's usage text as ever.
+    A pipeline that asked for JSON parses stdout, and an empty stdout (or click's usage
+    text) tells it nothing. So, with ``--json``:
+
+    * a usage error prints :meth:`usage_failure`'s object, the same words as one
+      ``error:`` line on stderr and click's exit code (2), instead of the usage text;
+    * a runtime failure (Redis unreachable, no such batch, an unreadable file or
+      setting: whatever :func:`explain` knows) prints :meth:`runtime_failure`'s object,
+      then goes on to :func:`run_guarded` as without ``--json`` (its ``error:`` line,
+      its exit code).
+
+    Without ``--json``, nothing changes.
     """
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (Exception, KeyboardInterrupt) as exc:
+            explained = explain(exc) if _json_asked(self, ctx) else None
+            if explained is not None:
+                from clonequeue.redaction import redact
+
+                print(json.dumps(self.runtime_failure(exc, redact(explained[0]), ctx.params)))
+            raise
 
     def make_context(
         self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any
@@ -106,6 +124,21 @@ class JsonCommand(typer.core.TyperCommand):
         """The object printed for a usage error; a command whose --json promises more
         fields (``submit``: ``batch``, ``dry_run``) gives them here."""
         return {"error": message}
+
+    def runtime_failure(
+        self, exc: BaseException, message: str, params: dict[str, Any]
+    ) -> dict[str, object]:
+        """The object printed when the command fails while running; ``message`` is the
+        ``error:`` line's (redacted). ``params`` are the parsed options, for a command
+        whose object says more (``submit``: ``dry_run``, the --max-chars numbers)."""
+        return {"error": message}
+
+
+def _json_asked(command: Any, ctx: Any) -> bool:
+    """Whether the command line gave ``--json`` (whatever the parameter's Python name)."""
+    return any(
+        "--json" in param.opts and bool(ctx.params.get(param.name)) for param in command.params
+    )
 
 
 def _parent_names(parent: Any) -> list[str]:

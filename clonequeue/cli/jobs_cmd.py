@@ -25,6 +25,12 @@ def retry(
         help="Send again the creates whose answer never came. They may exist and be billed "
         "already: check the provider's records first.",
     ),
+    cancelled: bool = typer.Option(
+        False,
+        "--cancelled",
+        help="Take a cancel back: send the cancelled creates (never sent: a clone made "
+        "before the cancel is kept and only its audios go).",
+    ),
     artifacts: bool = typer.Option(
         False,
         "--artifacts",
@@ -32,23 +38,41 @@ def retry(
         "call); files stored with the right checksum are kept.",
     ),
 ) -> None:
-    """Queue failed (or outcome-unknown) jobs again; completed work is never touched.
+    """Queue failed (outcome-unknown, cancelled) jobs again; completed work is never touched.
 
-    Each retried job records a new attempt (``retries`` in its result).
+    Each retried job records a new attempt (``retries`` in its result). Unknown jobs
+    are sent again only with --unknown; without it, how many were left is said.
     """
     if artifacts:
         queued = _batch(batch).fetch_artifacts()
         typer.echo(
             f"artifacts: {plural(queued, 'download')} queued (stored files are checked, kept)"
         )
-        if not failed and not unknown:
+        if not failed and not unknown and not cancelled:
             return
-    if not failed and not unknown:
+    if not failed and not unknown and not cancelled:
         failed = True
-    outcome = _batch(batch).retry(failed=failed, unknown=unknown)
-    what = " and ".join(w for w, chosen in (("failed", failed), ("unknown", unknown)) if chosen)
+    handle = _batch(batch)
+    outcome = handle.retry(failed=failed, unknown=unknown, cancelled=cancelled)
+    chosen = (("failed", failed), ("unknown", unknown), ("cancelled", cancelled))
+    what = " and ".join(w for w, asked in chosen if asked)
     typer.echo(
         f"{what}: {plural(outcome.jobs, 'job')} queued again ({plural(outcome.steps, 'create')})"
+    )
+    left_unknown = 0 if unknown else handle.status().counts.get("unknown", 0)
+    if left_unknown:
+        typer.echo(_unknown_not_retried(batch, left_unknown), err=True)
+
+
+def _unknown_not_retried(batch: str, count: int) -> str:
+    """Unknown jobs are left out unless asked for: a bare ``retry`` saying "0 jobs" of a
+    batch full of them reads as if nothing could be done, so say what would, and its risk."""
+    one = count == 1
+    return (
+        f"{plural(count, 'job')} unknown, not retried: a create went out and no answer came "
+        f"back, so {'it' if one else 'each'} may exist and be billed already; "
+        f"`clonequeue retry {batch} --unknown` sends {'it' if one else 'them'} again "
+        f"({'it' if one else 'they'} may be billed twice)"
     )
 
 

@@ -11,14 +11,13 @@ case: the same id (or null), and ``error`` when nothing was sent.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from clonequeue.cli import context
-from clonequeue.cli.errors import EXIT_OK, EXIT_REJECTED_ROWS, JsonCommand, explain, fail
+from clonequeue.cli.errors import EXIT_OK, EXIT_REJECTED_ROWS, JsonCommand, fail
 from clonequeue.cli.progress import SubmitProgress
 from clonequeue.producers import estimate as estimates
 from clonequeue.producers.errors import EstimateTooHighError, ProducerError
@@ -52,10 +51,15 @@ FORMAT_OPT = typer.Option(
 
 
 class SubmitCommand(JsonCommand):
-    """``submit --json`` prints its one object (``batch`` null, ``error``) on a usage error too."""
+    """``submit --json`` prints its one object (``batch`` null, ``error``) on any failure."""
 
     def usage_failure(self, message: str, options: list[str]) -> dict[str, object]:
         return {"batch": None, "dry_run": "--dry-run" in options, "error": message}
+
+    def runtime_failure(
+        self, exc: BaseException, message: str, params: dict[str, Any]
+    ) -> dict[str, object]:
+        return _failure_dict(exc, message, dry_run=bool(params.get("dry_run")))
 
 
 def submit(
@@ -117,27 +121,26 @@ def submit(
     """
     from clonequeue.outputs.operate import check_targets
 
-    with _failure_as_json(as_json, dry_run=dry_run):
-        check_targets(webhook, artifacts)
-        settings = context.settings()
-        if webhook and settings.webhook_secret is None:
-            typer.echo(UNSIGNED_WARNING, err=True)
-        source = InputFile.from_arg(file, input_format)
-        services = Services(settings)
-        errors_path = errors or default_errors_path(source.label)
-        report = _run(
-            Submission(
-                source,
-                services=services,
-                batch=batch,
-                dry_run=dry_run,
-                max_chars=None if dry_run else max_chars,
-                errors_path=errors_path,
-                webhook=webhook,
-                artifacts=artifacts,
-            ),
-            quiet=quiet,
-        )
+    check_targets(webhook, artifacts)
+    settings = context.settings()
+    if webhook and settings.webhook_secret is None:
+        typer.echo(UNSIGNED_WARNING, err=True)
+    source = InputFile.from_arg(file, input_format)
+    services = Services(settings)
+    errors_path = errors or default_errors_path(source.label)
+    report = _run(
+        Submission(
+            source,
+            services=services,
+            batch=batch,
+            dry_run=dry_run,
+            max_chars=None if dry_run else max_chars,
+            errors_path=errors_path,
+            webhook=webhook,
+            artifacts=artifacts,
+        ),
+        quiet=quiet,
+    )
     problem = nothing_submitted(report) or (_over_limit(report, max_chars) if dry_run else None)
     printed = None if dry_run or problem else _batch_to_print(report, services)
     not_applied = None if dry_run else _not_applied(report, webhook=webhook, artifacts=artifacts)
@@ -204,21 +207,6 @@ def _print_text(
         typer.echo(f"note: {not_applied['note']}", err=True)
     if printed is not None:
         typer.echo(printed)
-
-
-@contextmanager
-def _failure_as_json(enabled: bool, *, dry_run: bool) -> Iterator[None]:
-    """With --json a submit that fails still prints its one object, with why in ``error``.
-
-    The error goes on (stderr line, exit code) as without --json.
-    """
-    try:
-        yield
-    except (Exception, KeyboardInterrupt) as exc:
-        explained = explain(exc) if enabled else None
-        if explained is not None:
-            typer.echo(json.dumps(_failure_dict(exc, explained[0], dry_run=dry_run)))
-        raise
 
 
 def _failure_dict(exc: BaseException, message: str, *, dry_run: bool) -> dict[str, object]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from typing import Any
 
 import typer
@@ -35,11 +36,29 @@ def webhooks(
         ids = handle.redeliver()
         typer.echo(f"{plural(len(ids), 'delivery', 'deliveries')} queued again", err=True)
     listed = 0
+    ended = Counter[str]()
     for doc in handle.webhooks():
         listed += 1
+        ended[doc["state"]] += 1
         typer.echo(json.dumps(doc) if as_json else _line(doc))
     if not listed:  # say why the list is empty; --json keeps stdout to deliveries only
         typer.echo(_why_none(handle.id, services), err=as_json)
+    if ended["failed"] or ended["disabled"]:
+        typer.echo(_redeliver_hint(handle.id, ended["failed"], ended["disabled"]), err=True)
+
+
+def _redeliver_hint(batch: str, failed: int, disabled: int) -> str:
+    """Deliveries that ended failed or disabled are never sent again on their own: name
+    the command that does (on stderr, so --json's stdout stays one delivery a line)."""
+    parts = []
+    if failed:
+        parts.append(f"{plural(failed, 'delivery', 'deliveries')} failed")
+    if disabled:
+        its = "its endpoint" if disabled == 1 else "their endpoints"
+        count = f"{disabled:,}" if failed else plural(disabled, "delivery", "deliveries")
+        parts.append(f"{count} disabled ({its} answered 410 Gone)")
+    them = "it" if failed + disabled == 1 else "them"
+    return f"{', '.join(parts)}: `clonequeue webhooks {batch} --redeliver` sends {them} again"
 
 
 def _line(doc: dict[str, Any]) -> str:

@@ -142,7 +142,9 @@ class BatchStore:
         return json.loads(raw) if raw is not None else None
 
     def retry(self, batch_id: str, what: str, *, now: float) -> tuple[int, list[Dispatch]]:
-        """Retry the batch's ``what`` ('failed' | 'unknown') steps. Returns (jobs, dispatches)."""
+        """Retry the batch's ``what`` ('failed' | 'unknown' | 'cancelled') steps.
+
+        Returns (jobs, dispatches)."""
         jobs, dispatches = 0, []
         limits = self.jobs.limits
         for ids in self.job_ids(batch_id):

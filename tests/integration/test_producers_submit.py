@@ -382,3 +382,19 @@ def test_cli_submit_warns_when_no_webhook_secret_is_set_here(
     is_set = cli(tmp_path, redis_url, "submit", str(path), "--webhook", HOOK, settings=secret)
     assert is_set.returncode == 0, is_set.stderr
     assert "WEBHOOK_SECRET" not in is_set.stderr
+
+
+def test_a_cancel_is_taken_back_with_retry_cancelled(
+    services: Services, redis_url: str, tmp_path: Path
+) -> None:
+    """Resubmitting a cancelled batch's file sent nothing (every row known), and purging
+    it to submit again would pay twice for clones made before the cancel."""
+    batch = clonequeue.submit([row("x"), row("y")], batch="tb", services=services)
+    assert batch.cancel() == {"cancelled": 2, "requested": 0}
+    taken_back = cli(tmp_path, redis_url, "retry", "tb", "--cancelled")
+    assert taken_back.returncode == 0, taken_back.stderr
+    assert taken_back.stdout.startswith("cancelled: 2 jobs queued again (2 creates)")
+    status = batch.status()
+    assert status.counts.get("cancelled", 0) == 0
+    assert status.open_jobs == 2
+    assert [r["error"] for r in batch.results()] == [None, None]

@@ -704,3 +704,25 @@ def test_no_learning_when_switched_off(jobs: JobStore) -> None:
     create(jobs, "a", NOW)
     finish(jobs, "a", at=NOW, polls=[5.0, 12.5, 22.5])
     assert jobs.client.hget(jobs.keys.batch("b1"), "first_poll_clone") is None
+
+
+def test_retrying_cancelled_work_sends_only_what_never_went_out(jobs: JobStore) -> None:
+    """A cancelled batch could not be taken back: resubmitting sent nothing (every row
+    known), and purge-then-submit paid again for clones already made."""
+    batches = add(jobs, spec("a"), spec("b"))
+    jobs.claim_create("a", "c", 0, now=NOW, lease_s=60)
+    jobs.record_created("a", "c", 0, "r", now=NOW, next_due=NOW + 5)
+    assert batches.cancel("b1", now=NOW, by="ops") == {"cancelled": 1, "requested": 1}
+    jobs.record_poll("a", "c", 1, "completed", {"model_id": "m"}, now=NOW + 5, next_due=NOW + 15)
+    assert counts(jobs) == {"total": 2, "cancelled": 2}
+
+    count, steps = batches.retry("b1", "cancelled", now=NOW + 20)
+    assert count == 2
+    # a's clone was made before the cancel: only its audio goes; b was never sent
+    assert sorted((s.job_id, s.item) for s in steps) == [("a", "0"), ("b", "c")]
+    for job in ("a", "b"):
+        current = doc(jobs, job)
+        assert "cancelled" not in current
+        assert result_record(current)["error"] is None
+    assert doc(jobs, "a")["clone"]["model_id"] == "m"
+    assert batches.retry("b1", "cancelled", now=NOW + 30) == (0, [])  # nothing left

@@ -1,7 +1,8 @@
--- An operator asked to retry a finished job's failed (or unknown) steps. A new
--- attempt is recorded; completed steps are never touched. When a production
--- audio failed because its modelId expired, the voice is cloned again first.
--- ARGV: ns, now, job_id, what ('failed'|'unknown'), grace_s, deadline_s, retention
+-- An operator asked to retry a finished job's failed, unknown or cancelled steps. A
+-- new attempt is recorded; completed steps are never touched. When a production
+-- audio failed because its modelId expired, the voice is cloned again first. A
+-- cancelled step was never sent (cancel_job.lua cancels only pending ones).
+-- ARGV: ns, now, job_id, what ('failed'|'unknown'|'cancelled'), grace_s, deadline_s, retention
 -- Returns {'ok', entries...} (steps to dispatch, 'gen|item|job') | {'skipped', state} | {'gone'}
 local job_id, what = ARGV[3], ARGV[4]
 local grace, deadline_s, retention = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
@@ -69,6 +70,9 @@ if #entries == 0 then
   return {'skipped', old_state}
 end
 doc.cancel_requested = nil
+if what == 'cancelled' then
+  doc.cancelled = nil -- taken back: its result no longer says who cancelled it
+end
 doc.retries = (doc.retries or 0) + 1
 commit(job_key, doc, old_state, retention)
 local out = {'ok'}

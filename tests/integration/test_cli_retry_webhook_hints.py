@@ -1,0 +1,128 @@
+"""What `retry` and `webhooks` tell an operator to run next, on the suite's Redis."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+import clonequeue
+from clonequeue.config import load_settings
+from clonequeue.outputs.runner import ResultsContext, deliver_webhook
+from clonequeue.services import Services
+from tests.integration.test_producers_submit import HOOK, cli, row
+
+
+def lose_worker_after_create(services: Services, job_id: str) -> None:
+    """Job ``job_id`` ends ``unknown`` (its worker died after the create went out); the
+    watchdog pass's lock is released, so the next job can be lost the same way at once."""
+    now = time.time()
+    services.jobs.claim_create(job_id, "c", 0, now=now, lease_s=60)
+    token = services.jobs.lock_watchdog(now=now + 200, lock_ms=10_000)
+    assert token is not None
+    redriven = services.jobs.redrive(
+        job_id, "c", now=now + 200, lease_s=10, busy_queues=(), token=token, slack_s=10
+    )
+    assert redriven == ("unknown", None)
+    assert services.jobs.unlock_watchdog(token, now=now + 200, min_gap_ms=0)
+
+
+@pytest.fixture
+def services(redis_client: redis.Redis, redis_url: str) -> Services:
+    settings = load_settings(env_file=None, redis_url=redis_url, namespace="p")
+    return Services(settings)
+
+
+# --- retry: unknown jobs are not retried by default; say how many, and how ------------------
+
+
+def test_retry_of_failed_names_the_unknown_jobs_it_left(
+    services: Services, redis_url: str, tmp_path: Path
+) -> None:
+    clonequeue.submit([row(f"u{i}") for i in range(4)], batch="ru", services=services)
+    for i in range(4):
+        lose_worker_after_create(services, f"u{i}")
+    out = cli(tmp_path, redis_url, "retry", "ru")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "failed: 0 jobs queued again (0 creates)\n"
+    assert out.stderr == (
+        "4 jobs unknown, not retried: a create went out and no answer came back, so each may "
+        "exist and be billed already; `clonequeue retry ru --unknown` sends them again (they "
+        "may be billed twice)\n"
+    )
+    assert services.batches.info("ru").counts["unknown"] == 4  # type: ignore[union-attr]
+
+    one = cli(tmp_path, redis_url, "retry", "ru", "--failed")
+    assert one.stderr.startswith("4 jobs unknown, not retried:")
+
+
+def test_retry_of_one_unknown_job_reads_right_and_none_says_nothing(
+    services: Services, redis_url: str, tmp_path: Path
+) -> None:
+    clonequeue.submit([row("v1"), row("v2")], batch="rv", services=services)
+    lose_worker_after_create(services, "v1")
+    out = cli(tmp_path, redis_url, "retry", "rv")
+    assert out.stderr == (
+        "1 job unknown, not retried: a create went out and no answer came back, so it may "
+        "exist and be billed already; `clonequeue retry rv --unknown` sends it again (it "
+        "may be billed twice)\n"
+    )
+    clonequeue.submit([row("w1")], batch="rw", services=services)
+    clean = cli(tmp_path, redis_url, "retry", "rw")
+    assert (clean.returncode, clean.stderr) == (0, "")
+
+
+# --- webhooks: failed or disabled deliveries name --redeliver -------------------------------
+
+
+def add_delivery(services: Services, batch: str, job: str, item_id: str, *, gone: bool) -> None:
+    """A delivery that ended failed (no secret on this "worker": nothing is sent) or
+    disabled (its endpoint answered 410 before)."""
+    ctx = ResultsContext(services.settings, services.redis, publish=lambda *_: None)
+    url = f"{HOOK}/{item_id}"
+    if gone:
+        services.redis.sadd(ctx.keys.disabled_endpoints, url)
+    hook = {"batch": batch, "job": job, "type": "job.unknown", "url": url, "body": "{}"}
+    assert ctx.webhooks.add(item_id, hook, now=time.time())
+    deliver_webhook(ctx, item_id)
+
+
+def test_webhooks_with_failed_or_disabled_deliveries_names_redeliver(
+    services: Services, redis_url: str, tmp_path: Path
+) -> None:
+    clonequeue.submit([row("h1"), row("h2"), row("h3")], batch="wh", services=services)
+    add_delivery(services, "wh", "h1", "msg_gone1", gone=True)
+    add_delivery(services, "wh", "h2", "msg_gone2", gone=True)
+    add_delivery(services, "wh", "h3", "msg_fail", gone=False)
+    hint = (
+        "1 delivery failed, 2 disabled (their endpoints answered 410 Gone): "
+        "`clonequeue webhooks wh --redeliver` sends them again\n"
+    )
+    listed = cli(tmp_path, redis_url, "webhooks", "wh")
+    assert listed.returncode == 0, listed.stderr
+    assert len(listed.stdout.splitlines()) == 3
+    assert listed.stderr == hint
+
+    as_json = cli(tmp_path, redis_url, "webhooks", "wh", "--json")
+    assert [json.loads(line)["state"] for line in as_json.stdout.splitlines()].count(
+        "disabled"
+    ) == 2
+    assert as_json.stderr == hint  # stdout stays JSON Lines
+
+    again = cli(tmp_path, redis_url, "webhooks", "wh", "--redeliver")
+    assert again.stderr == "3 deliveries queued again\n"  # pending now: nothing to hint
+
+
+def test_webhooks_with_only_disabled_ones_reads_right(
+    services: Services, redis_url: str, tmp_path: Path
+) -> None:
+    clonequeue.submit([row("d1")], batch="wd", services=services)
+    add_delivery(services, "wd", "d1", "msg_gone", gone=True)
+    listed = cli(tmp_path, redis_url, "webhooks", "wd")
+    assert listed.stderr == (
+        "1 delivery disabled (its endpoint answered 410 Gone): "
+        "`clonequeue webhooks wd --redeliver` sends it again\n"
+    )
