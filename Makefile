@@ -76,7 +76,7 @@ bench: $(STAMP)  ## Run the benchmarks under bench/ (figures + baselines + plots
 	$(BIN)/python bench/run_all.py
 
 chaos: $(STAMP)  ## The full chaos suite (>= 1,000 jobs per fault; takes a while)
-	CHAOS_FULL=1 $(BIN)/pytest -q tests/chaos tests/integration/test_sentinel.py tests/integration/test_step_machine.py
+	CHAOS_FULL=1 $(BIN)/pytest -q tests/chaos tests/integration/test_sentinel.py tests/integration/test_step_machine.py tests/integration/test_cli_follow_outage.py
 
 clean:  ## Remove the venv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache bench/out demo-out

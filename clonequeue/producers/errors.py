@@ -50,7 +50,10 @@ class BatchNotFoundError(ProducerError, LookupError):
         self.batch_id = batch_id
         super().__init__(
             f"no batch {batch_id!r} (see `clonequeue batches`; records expire "
-            "CLONEQUEUE_RETENTION_S after a batch finishes, and `purge` removes them)"
+            "CLONEQUEUE_RETENTION_S after a batch finishes, and `purge` removes them; "
+            "check that CLONEQUEUE_REDIS_URL and CLONEQUEUE_NAMESPACE are those it was "
+            "submitted with, and that this Redis keeps its data: one without persistence "
+            "loses every batch when it restarts)"
         )
 
 

@@ -29,9 +29,11 @@ from tests.integration.test_producers_submit import row
 
 pytestmark = pytest.mark.slow
 
-# Longer than the store's client rides out on its own: without the loop's own
-# retries, `status --wait` gave up here (exit 1) while workers carried on.
-OUTAGE_S = REDIS_RIDE_OUT_S + 5
+# Under `make chaos`, longer than the store's client rides out on its own: without the
+# loop's own retries, `status --wait` gave up there (exit 1) while workers carried on.
+# In `make test`, 6 s: the old code rode that out in silence (no note), and the bound
+# itself is tested in-process below.
+OUTAGE_S = REDIS_RIDE_OUT_S + 5 if os.environ.get("CHAOS_FULL") == "1" else 6.0
 UNREACHABLE = "cannot reach Redis"
 BACK = "Redis answers again"
 

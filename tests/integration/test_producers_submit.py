@@ -278,6 +278,9 @@ def test_cli_batches_status_results_csv_cancel_purge(
     gone = cli(tmp_path, redis_url, "status", "k")
     assert gone.returncode == 1
     assert gone.stderr.startswith("error: no batch 'k'")
+    # a batch not found may be the wrong Redis or namespace, or one that kept nothing
+    assert "check that CLONEQUEUE_REDIS_URL and CLONEQUEUE_NAMESPACE" in gone.stderr
+    assert "without persistence loses every batch" in gone.stderr
 
 
 def lose_worker_after_create(services: Services, job_id: str) -> float:
