@@ -5,19 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-import redis
-
 import clonequeue
-from clonequeue.config import load_settings
 from clonequeue.services import Services
 from tests.integration.test_producers_submit import cli, lose_worker_after_create, row
-
-
-@pytest.fixture
-def services(redis_client: redis.Redis, redis_url: str) -> Services:
-    settings = load_settings(env_file=None, redis_url=redis_url, namespace="p")
-    return Services(settings)
 
 
 def test_status_names_the_commands_for_unknown_jobs_and_a_balance_pause(

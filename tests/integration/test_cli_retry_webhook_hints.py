@@ -6,35 +6,10 @@ import json
 import time
 from pathlib import Path
 
-import pytest
-import redis
-
 import clonequeue
-from clonequeue.config import load_settings
 from clonequeue.outputs.runner import ResultsContext, deliver_webhook
 from clonequeue.services import Services
-from tests.integration.test_producers_submit import HOOK, cli, row
-
-
-def lose_worker_after_create(services: Services, job_id: str) -> None:
-    """Job ``job_id`` ends ``unknown`` (its worker died after the create went out); the
-    watchdog pass's lock is released, so the next job can be lost the same way at once."""
-    now = time.time()
-    services.jobs.claim_create(job_id, "c", 0, now=now, lease_s=60)
-    token = services.jobs.lock_watchdog(now=now + 200, lock_ms=10_000)
-    assert token is not None
-    redriven = services.jobs.redrive(
-        job_id, "c", now=now + 200, lease_s=10, busy_queues=(), token=token, slack_s=10
-    )
-    assert redriven == ("unknown", None)
-    assert services.jobs.unlock_watchdog(token, now=now + 200, min_gap_ms=0)
-
-
-@pytest.fixture
-def services(redis_client: redis.Redis, redis_url: str) -> Services:
-    settings = load_settings(env_file=None, redis_url=redis_url, namespace="p")
-    return Services(settings)
-
+from tests.integration.test_producers_submit import HOOK, cli, lose_worker_after_create, row
 
 # --- retry: unknown jobs are not retried by default; say how many, and how ------------------
 

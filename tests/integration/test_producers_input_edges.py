@@ -15,10 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 
 import clonequeue
-from clonequeue.config import load_settings
 from clonequeue.services import Services
 from tests.cli_run import clonequeue_cli
 
@@ -29,11 +27,6 @@ def row(cid: str) -> dict[str, Any]:
 
 def jsonl(rows: list[Any]) -> bytes:
     return b"".join(json.dumps(r).encode() + b"\n" for r in rows)
-
-
-@pytest.fixture
-def services(redis_client: redis.Redis, redis_url: str) -> Services:
-    return Services(load_settings(env_file=None, redis_url=redis_url, namespace="p"))
 
 
 def cli(

@@ -10,10 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 
 import clonequeue
-from clonequeue.config import load_settings
 from clonequeue.outputs.runner import ResultsContext, deliver_webhook
 from clonequeue.producers import parallel
 from clonequeue.producers.errors import EstimateTooHighError, ProducerError
@@ -29,12 +27,6 @@ def row(cid: str, text: str = "Hello there") -> dict[str, Any]:
         "clone": {"fileUrl": f"https://v.example.com/{cid}.mp3"},
         "audios": [{"contentText": f"{text} <#0.5#> {cid}"}],
     }
-
-
-@pytest.fixture
-def services(redis_client: redis.Redis, redis_url: str) -> Services:
-    settings = load_settings(env_file=None, redis_url=redis_url, namespace="p")
-    return Services(settings)
 
 
 def write_jsonl(path: Path, rows: list[Any]) -> Path:
@@ -294,6 +286,8 @@ def lose_worker_after_create(services: Services, job_id: str) -> float:
         job_id, "c", now=now + 200, lease_s=10, busy_queues=(), token=token, slack_s=10
     )
     assert redriven == ("unknown", None)
+    # released, so the next job can be lost the same way at once
+    assert services.jobs.unlock_watchdog(token, now=now + 200, min_gap_ms=0)
     return now
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import redis
 
 from clonequeue.local import EmbeddedRedis
@@ -15,28 +16,35 @@ def test_a_redis_with_aof_and_noeviction_draws_no_warning(redis_client: redis.Re
     assert durability_warnings(redis_client) == []
 
 
-def test_a_cache_redis_is_named_with_what_it_loses_and_what_to_set(tmp_path: Path) -> None:
-    with EmbeddedRedis().start(directory=tmp_path / "cache", appendonly=False) as server:
-        client = redis.Redis.from_url(server.url)
-        client.config_set("maxmemory-policy", "allkeys-lru")
-        warnings = durability_warnings(client)
-    assert warnings == [
-        "this Redis keeps nothing on disk (appendonly no, no snapshots): a restart loses "
-        'every job record; run it with --appendonly yes (README, "Redis")',
-        "this Redis evicts keys under memory pressure (maxmemory-policy allkeys-lru): job "
-        "records can vanish and creates be sent twice; set maxmemory-policy noeviction",
-    ]
+NOTHING_ON_DISK = (
+    "this Redis keeps nothing on disk (appendonly no, no snapshots): a restart loses "
+    'every job record; run it with --appendonly yes (README, "Redis")'
+)
+EVICTS = (
+    "this Redis evicts keys under memory pressure (maxmemory-policy allkeys-lru): job "
+    "records can vanish and creates be sent twice; set maxmemory-policy noeviction"
+)
+SNAPSHOTS_ONLY = (
+    "this Redis keeps only snapshots (appendonly no, save 3600 1): a crash loses the job "
+    'records written since the last one; run it with --appendonly yes (README, "Redis")'
+)
 
 
-def test_snapshots_only_lose_the_writes_since_the_last_one(tmp_path: Path) -> None:
-    with EmbeddedRedis().start(directory=tmp_path / "rdb", appendonly=False) as server:
+@pytest.mark.parametrize(
+    ("setting", "value", "expected"),
+    [
+        ("maxmemory-policy", "allkeys-lru", [NOTHING_ON_DISK, EVICTS]),
+        ("save", "3600 1", [SNAPSHOTS_ONLY]),
+    ],
+    ids=["a cache", "snapshots only"],
+)
+def test_a_redis_that_can_lose_records_is_named_with_what_to_set(
+    tmp_path: Path, setting: str, value: str, expected: list[str]
+) -> None:
+    with EmbeddedRedis().start(directory=tmp_path / "r", appendonly=False) as server:
         client = redis.Redis.from_url(server.url)
-        client.config_set("save", "3600 1")
-        warnings = durability_warnings(client)
-    assert warnings == [
-        "this Redis keeps only snapshots (appendonly no, save 3600 1): a crash loses the job "
-        'records written since the last one; run it with --appendonly yes (README, "Redis")'
-    ]
+        client.config_set(setting, value)
+        assert durability_warnings(client) == expected
 
 
 def test_a_worker_on_a_cache_redis_warns_once_at_start(
