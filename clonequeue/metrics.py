@@ -142,5 +142,10 @@ _FLEET_GAUGES: Iterable[tuple[str, str, str]] = (
     ("clonequeue_parked", "parked", "Creates waiting for a slot or for the pause to lift."),
     ("clonequeue_overdue", "overdue", "Steps whose message is later than the watchdog grace."),
     ("clonequeue_paused", "paused", "1 while creates are paused fleet-wide."),
+    (
+        "clonequeue_api_wait_seconds",
+        "api_wait_s",
+        "Seconds left of a long Retry-After that every worker waits out (0: none).",
+    ),
     ("clonequeue_chars_spent", "chars_spent", "Billed characters submitted minus refunds."),
 )

@@ -98,6 +98,7 @@ class Services:
             "parked": fleet["parked"],
             "overdue": due.count_overdue(now=self.now()),
             "paused": 1 if fleet["paused"] else 0,
+            "api_wait_s": fleet["api_wait_s"],
             "chars_spent": fleet["chars_submitted"] - fleet["chars_refunded"],
             "rate": self.rate_snapshot(),
         }

@@ -56,7 +56,8 @@ class Fleet:
         pipe.zcard(self.keys.due)
         pipe.hgetall(self.keys.stats)
         pipe.get(self.keys.paused)
-        inflight, parked_clone, parked_audio, due, stats, paused = pipe.execute()
+        pipe.pttl(self.keys.cooldown)
+        inflight, parked_clone, parked_audio, due, stats, paused, wait_ms = pipe.execute()
         return {
             "in_flight": int(inflight),
             "parked": int(parked_clone) + int(parked_audio),
@@ -64,6 +65,7 @@ class Fleet:
             "chars_submitted": int(stats.get("chars_submitted", 0)),
             "chars_refunded": int(stats.get("chars_refunded", 0)),
             "paused": json.loads(paused) if paused else None,
+            "api_wait_s": max(wait_ms, 0) / 1000,  # a long Retry-After every worker waits out
         }
 
 

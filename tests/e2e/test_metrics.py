@@ -47,6 +47,7 @@ def test_worker_counts_api_calls_and_the_exporter_reports_the_fleet(
         assert f"clonequeue_queue_depth{{queue={system.namespace}.poll}}" in fleet
         assert fleet["clonequeue_in_flight{}"] >= 1
         assert fleet["clonequeue_paused{}"] == 0
+        assert fleet["clonequeue_api_wait_seconds{}"] == 0
         system.wait(batch, 90)
         worker = scrape(worker_port)
     created = worker["clonequeue_api_calls_total{endpoint=clones,outcome=ok}"]

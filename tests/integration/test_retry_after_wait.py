@@ -39,11 +39,13 @@ def test_a_long_retry_after_is_shown_logged_and_ended_by_resume(
     assert "`clonequeue resume` ends the wait now" in held["reason"]
     assert 590 < held["remaining_s"] <= 600
     assert held["since"] > 0
+    assert 590 < services.fleet.snapshot()["api_wait_s"] <= 600  # the exporter's gauge
     # a step that meets the wait is re-queued to look again soon, not in 10 minutes
     assert 0 < other.acquire(1.0) <= COOLDOWN_RECHECK_S
 
     services.fleet.resume(now=time.time())
     assert services.fleet.pause_reason() is None
+    assert services.fleet.snapshot()["api_wait_s"] == 0
     time.sleep(COOLDOWN_CHECK_INTERVAL_S + 0.05)  # each worker re-reads the wait this often
     assert other.acquire(1.0) == 0.0
     assert limiter.acquire(1.0) == 0.0
