@@ -397,13 +397,28 @@ def _read_secret_file(path: Path, variable: str) -> str:
 
 
 def _check_store_url(url: str) -> None:
+    problem = store_url_problem(url)
+    if problem is not None:
+        raise ValueError(f"CLONEQUEUE_ARTIFACTS_URL={url!r}: {problem}")
+
+
+def store_url_problem(url: str) -> str | None:
+    """Why ``url`` is no artifact store (None: it is one): an fsspec protocol that is
+    installed, and a folder given by its absolute path. A relative one would land
+    under each worker's own working directory, on whichever host ran the job."""
     import fsspec
 
-    protocol = url.split("://", 1)[0] if "://" in url else "file"
+    protocol, _, path = url.partition("://") if "://" in url else ("file", "", url)
     try:
         fsspec.get_filesystem_class(protocol)
     except (ImportError, ValueError) as exc:
-        raise ValueError(f"CLONEQUEUE_ARTIFACTS_URL={url!r}: {exc}") from None
+        return str(exc)
+    if protocol in ("file", "local") and not os.path.isabs(path):
+        return (
+            "a folder must be given by its absolute path (file:///data/voices): a relative "
+            "one would be taken from each worker's working directory"
+        )
+    return None
 
 
 def webhook_secrets(value: str) -> list[str]:

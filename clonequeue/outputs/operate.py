@@ -10,6 +10,7 @@ from typing import Any, cast
 import redis
 
 from clonequeue.config import Settings
+from clonequeue.config.settings import store_url_problem
 from clonequeue.errors import InputError
 from clonequeue.outputs.items import ItemStore
 from clonequeue.outputs.keys import ARTIFACT, WEBHOOK, ResultKeys
@@ -27,13 +28,9 @@ def check_targets(webhook: str | None, artifacts: str | None) -> None:
         except UnsafeTargetError as exc:
             raise InputError(f"--webhook: {exc}") from None
     if artifacts:
-        import fsspec
-
-        protocol = artifacts.split("://", 1)[0] if "://" in artifacts else "file"
-        try:
-            fsspec.get_filesystem_class(protocol)
-        except (ImportError, ValueError) as exc:
-            raise InputError(f"--artifacts: {artifacts!r}: {exc}") from None
+        problem = store_url_problem(artifacts)
+        if problem is not None:
+            raise InputError(f"--artifacts: {artifacts!r}: {problem}")
 
 
 class Results:

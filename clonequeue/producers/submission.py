@@ -9,11 +9,16 @@ estimate`` and the Python API; only where checked rows go differs (the *sink*):
 
 With a character limit the input is read twice: first to estimate what would be
 sent, then (if within the limit) to send it. Stdin and iterables are spooled to a
-temporary file for that; files are simply read again.
+temporary file for that; files are simply read again, so a file that another
+process still writes could hold more by then: a file whose size, time or inode
+moved between the passes is refused (nothing sent), and the sending pass itself
+stops before the chunk that would take it past the limit (a file that grew while
+it was being sent).
 """
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -36,7 +41,7 @@ from clonequeue.producers.errors_file import ErrorsFile
 from clonequeue.producers.estimate import check_limit
 from clonequeue.producers.intake import Checked
 from clonequeue.producers.rows import RowError
-from clonequeue.producers.sources import RowSource, temp_dir
+from clonequeue.producers.sources import InputFile, RowSource, temp_dir
 from clonequeue.services import Services
 from clonequeue.store.batches import BatchStore
 from clonequeue.wording import plural
@@ -143,6 +148,7 @@ class Submission:
         """Submit (or estimate); raises ProducerError subclasses when nothing can go ahead."""
         errors = ErrorsFile(self.errors_path) if self.errors_path else None
         if errors is not None:
+            check_not_the_input(errors.path, self.source)
             errors.check_writable()
         if self.services is not None:
             self.services.redis  # noqa: B018 - fail now, before reading anything, if unreachable
@@ -153,11 +159,13 @@ class Submission:
             if (self.max_chars is not None or self.strict) and not self.dry_run:
                 if not source.rereadable:
                     source = source.spool(Path(tmp))
+                before = file_state(source)
                 seen_path = Path(tmp) / "seen-1.db"
                 first = self._pass(source, self._lookup_sink(), seen_path, final=False)
                 if self.strict:
                     check_none_rejected(first)
                 check_limit(first.estimate, self.max_chars)
+                check_unchanged(source, before)
             sink = self._lookup_sink() if self.dry_run else self._enqueuer()
             targets = not self.dry_run and (self.webhook or self.artifacts)
             if targets:  # before any job is queued: its end must find them
@@ -222,6 +230,8 @@ class Submission:
                 source, seen_path, batch_id=with_docs, child=child
             ) as pieces:
                 for chunk, position, size in pieces:
+                    if with_docs is not None:
+                        self._check_still_within_limit(report, chunk)
                     placement = sink.place(chunk.checked)
                     self._tally(report, chunk, placement, errors, report_rows=final)
                     if self.on_progress is not None and final:
@@ -237,6 +247,32 @@ class Submission:
                 "once Redis answers: rows already recorded are skipped, not sent twice"
             ) from None
         return report
+
+    def _check_still_within_limit(self, report: SubmitReport, chunk: intake.Chunk) -> None:
+        """Stop before a chunk that would take the new jobs past ``max_chars``.
+
+        The first pass found the input within the limit, so this only fires when the
+        input changed since (a file still being written). Only a chunk whose every row
+        would not fit as new is looked up, to count the rows Redis already holds.
+        """
+        if self.max_chars is None or self.services is None:
+            return
+        upper = sum(c.cost.total_chars for c in chunk.checked)
+        if report.estimate.total_chars + upper <= self.max_chars:
+            return
+        new = LookupSink(self.services.batches).place(chunk.checked).created
+        chars = report.estimate.total_chars + sum(c.cost.total_chars for c in new)
+        if chars <= self.max_chars:
+            return
+        first_line = min(c.line for c in chunk.checked)
+        raise ProducerError(
+            f"the input changed while it was submitted: from line {first_line:,} on it "
+            f"would bill {plural(chars, 'character')}, more than --max-chars "
+            f"{self.max_chars:,}. {plural(report.new, 'new job')} before that line "
+            f"{'was' if report.new == 1 else 'were'} recorded in batch {self.batch_id}; "
+            "nothing from that line on was. Let whatever writes the file finish, then "
+            "submit it again with the same --batch: rows already recorded are skipped"
+        )
 
     def _tally(
         self,
@@ -271,6 +307,51 @@ class Submission:
                 errors.write(error)
             if self.on_error is not None:
                 self.on_error(error)
+
+
+FileState = tuple[int, int, int, int]  # device, inode, size, modification time (ns)
+
+
+def file_state(source: RowSource) -> FileState | None:
+    """What tells a file changed between two passes; None for a source of our own
+    (a spool) or one in memory."""
+    if not isinstance(source, InputFile) or source.path is None:
+        return None
+    try:
+        st = os.stat(source.path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def check_unchanged(source: RowSource, before: FileState | None) -> None:
+    """Refuse to send a file that changed since it was checked: the check holds no more."""
+    after = file_state(source)
+    if before is None or after == before:
+        return
+    grew = ""
+    if after is not None and after[:2] == before[:2] and after[2] != before[2]:
+        grew = f" (from {plural(before[2], 'byte')} to {after[2]:,})"
+    raise ProducerError(
+        f"{source.label} changed while it was being checked{grew}; nothing was submitted: "
+        "submit it once whatever writes it has finished (or submit a copy)"
+    )
+
+
+def check_not_the_input(errors_path: Path, source: RowSource) -> None:
+    """The errors file replaces what was at its path: never the input itself."""
+    if not isinstance(source, InputFile) or source.path is None:
+        return
+    try:
+        same = errors_path.exists() and os.path.samefile(errors_path, source.path)
+    except OSError:
+        same = False
+    if same or errors_path.resolve() == source.path.resolve():
+        raise ProducerError(
+            f"the errors file {errors_path} is the input itself: writing the rejected rows "
+            "there would replace the input; nothing was submitted. Give --errors (errors=) "
+            "another path, or leave it out for <input>.errors.jsonl"
+        )
 
 
 def nothing_submitted(report: SubmitReport) -> NothingSubmittedError | None:

@@ -11,7 +11,7 @@ import pytest
 
 from clonequeue.api.client import ApiClient
 from clonequeue.config import load_settings
-from clonequeue.errors import ConfigError, RejectedError
+from clonequeue.errors import ConfigError, InputError, RejectedError
 from clonequeue.logs import RedactingFilter
 
 TOKEN = "tok-SECRET-1234567890"
@@ -69,6 +69,12 @@ def test_environment_and_dotenv(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
         ),
         ("CLONEQUEUE_API_RATE_LIMIT", "fast", "CLONEQUEUE_API_RATE_LIMIT='fast': must read like"),
         ("CLONEQUEUE_LOG_FORMAT", "xml", "CLONEQUEUE_LOG_FORMAT='xml': "),
+        (
+            "CLONEQUEUE_ARTIFACTS_URL",
+            "relative/dir",
+            "CLONEQUEUE_ARTIFACTS_URL='relative/dir': a folder must be given by its absolute",
+        ),
+        ("CLONEQUEUE_ARTIFACTS_URL", "gopher://x/", "CLONEQUEUE_ARTIFACTS_URL='gopher://x/': "),
     ],
 )
 def test_bad_value_names_the_variable(
@@ -237,3 +243,19 @@ def test_a_bad_sentinel_url_names_the_part_without_its_password(
     assert "CLONEQUEUE_REDIS_URL=" in message
     assert "sentinel://host:port" in message
     assert "pw-x" not in message
+
+
+@pytest.mark.parametrize("store", ["not a url", "relative/dir", "file://relative/dir", "~/out"])
+def test_an_artifact_store_that_is_a_relative_folder_is_refused(store: str) -> None:
+    """QA: ``--artifacts relative/dir`` wrote under each worker's working directory."""
+    from clonequeue.outputs.operate import check_targets
+
+    with pytest.raises(InputError, match=r"--artifacts: .*absolute path \(file:///data/voices\)"):
+        check_targets(None, store)
+
+
+@pytest.mark.parametrize("store", ["file:///data/voices", "/data/voices", "memory://bucket/x"])
+def test_an_artifact_store_by_absolute_path_or_url_is_taken(store: str) -> None:
+    from clonequeue.outputs.operate import check_targets
+
+    check_targets(None, store)
