@@ -62,11 +62,24 @@ class Planner:
     artifacts: ItemStore
 
     def job_finished(
-        self, entry_id: str, fields: dict[str, str], *, now: float
+        self,
+        entry_id: str,
+        fields: dict[str, str],
+        *,
+        now: float,
+        known: dict[str, BatchTargets] | None = None,
     ) -> list[tuple[str, str]]:
-        """Record what a job's terminal stream entry calls for; returns (kind, id) of new items."""
+        """Record what a job's terminal stream entry calls for; returns (kind, id) of new items.
+
+        ``known``: batches' targets already read in this pass (a batch's are set before
+        its jobs are queued, so they cannot appear later than its first entry).
+        """
         job_id, batch = fields.get("job", ""), fields.get("batch", "")
-        targets = batch_targets(self.client, self.keys, self.settings, batch)
+        targets = (known or {}).get(batch)
+        if targets is None:
+            targets = batch_targets(self.client, self.keys, self.settings, batch)
+            if known is not None:
+                known[batch] = targets
         if not (targets.webhook_url or targets.artifacts_url):
             return []
         raw = self.client.get(self.keys.job(job_id))

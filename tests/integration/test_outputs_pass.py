@@ -119,3 +119,25 @@ def test_a_pass_that_read_an_item_overdue_leaves_a_worker_s_new_schedule_alone(
     ctx.clock = lambda: 101.0
     assert runner.redrive(ctx, "webhook") == 0
     assert published == []
+
+
+def test_a_flood_of_entries_is_taken_in_by_one_pass_not_500_at_a_time(
+    redis_client: redis.Redis, redis_url: str
+) -> None:
+    """QA: a cancelled 100,000-job batch wrote ~130,000 entries; 500 a pass every 2 s
+    held every other batch's webhooks back for minutes."""
+    published: list[tuple[str, str]] = []
+    ctx = context(redis_url, published)
+    client = ctx.client
+    runner.ensure_group(ctx)
+    flood = 5 * runner.READ_COUNT
+    with client.pipeline(transaction=False) as pipe:
+        for i in range(flood):  # a batch with no webhook: each entry calls for nothing
+            pipe.xadd("ns:events", {"job": f"x{i}", "batch": "big", "state": "cancelled"})
+        pipe.execute()
+    set_batch_targets(client, ctx.keys, "b", webhook="http://127.0.0.1:9/h", artifacts=None)
+    finish_job(client, "j1", "b", last=False)  # behind the flood
+    summary = runner.run_pass(ctx)
+    assert f"events {flood + 1}" in summary
+    assert [i for k, i in published if k == "webhook"] != []
+    assert client.xpending("ns:events", GROUP)["pending"] == 0
