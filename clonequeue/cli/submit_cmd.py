@@ -242,13 +242,14 @@ def _batch_to_print(report: SubmitReport, services: Services) -> str | None:
 def _where_they_are(report: SubmitReport) -> str:
     """Every row was submitted before: why the id printed is not the requested batch's."""
     holders = list(report.already_in)
+    rows = "every row accepted" if report.rejected else "every row"
     if len(holders) == 1:
         return (
-            f"every row was submitted before, in batch {holders[0]}: nothing new was sent "
+            f"{rows} was submitted before, in batch {holders[0]}: nothing new was sent "
             f"and batch {report.batch_id} was not created; printing {holders[0]}"
         )
     return (
-        f"every row was submitted before, in {len(holders)} batches: nothing new was sent "
+        f"{rows} was submitted before, in {len(holders)} batches: nothing new was sent "
         f"and batch {report.batch_id} was not created (no batch id printed)"
     )
 

@@ -358,16 +358,16 @@ def nothing_submitted(report: SubmitReport) -> NothingSubmittedError | None:
     """Why no job went ahead (an empty input, or every row rejected); None if one did."""
     if report.accepted:
         return None
-    would = "would be" if report.dry_run else "was"
+    sent, made = ("would be", "would not be") if report.dry_run else ("was", "was not")
     if not report.rows:
         return NothingSubmittedError(
-            f"the input holds no job (it is empty, or has only blank lines); nothing {would} "
-            f"submitted and batch {report.batch_id} {would} not created"
+            f"the input holds no job (it is empty, or has only blank lines); nothing {sent} "
+            f"submitted and batch {report.batch_id} {made} created"
         )
     return _rejected_error(
         report,
-        f"every row was rejected; nothing {would} submitted and batch "
-        f"{report.batch_id} {would} not created",
+        f"every row was rejected; nothing {sent} submitted and batch "
+        f"{report.batch_id} {made} created",
     )
 
 

@@ -175,3 +175,17 @@ def test_csv_cells_that_only_contain_formula_characters_later_are_kept() -> None
         "'=already",
     ]
     assert neutralised("-5") == "'-5"  # text, not a number: a custom_id of "-5"
+
+
+def test_what_nothing_submitted_says_in_a_dry_run_reads_right() -> None:
+    from collections import Counter
+
+    from clonequeue.cli.submit_cmd import _where_they_are
+    from clonequeue.producers.submission import nothing_submitted
+
+    empty = Submission(IterableSource([]), services=None, batch="e1").run()
+    assert "nothing would be submitted and batch e1 would not be created" in str(
+        nothing_submitted(empty)
+    )
+    again = SubmitReport("b2", rows=3, rejected=1, already_submitted=2, already_in=Counter(b1=2))
+    assert _where_they_are(again).startswith("every row accepted was submitted before, in batch b1")
