@@ -1,9 +1,11 @@
-"""Type checks for the Python API's arguments, made once, where a call comes in.
+"""Checks of the Python API's arguments, made once, where a call comes in.
 
 A wrong type that travels inside fails far from the call, in words about our code
 (``'int' object has no attribute 'decode'``); checked at the boundary, the
-``TypeError`` names the argument, what it got and what it takes. It imports nothing
-of clonequeue, so any layer may use it.
+``TypeError`` names the argument, what it got and what it takes. A value of the
+right type that would harm the caller (``poll_interval=0`` busy-loops on Redis,
+``timeout=nan`` never ends) is a ``ValueError`` in the same words. It imports
+nothing of clonequeue, so any layer may use it.
 """
 
 from __future__ import annotations
@@ -28,6 +30,22 @@ def check_arg(
     if isinstance(value, accepted) and (not is_bool or bool in accepted):
         return
     raise argument_error(call, name, value, expected)
+
+
+def check_bool(call: str, name: str, value: object) -> None:
+    """A flag: ``True`` or ``False`` only (``force="no"`` is truthy, and would act)."""
+    check_arg(call, name, value, (bool,), "True or False")
+
+
+def check_value(call: str, name: str, value: object, ok: bool, expected: str) -> None:
+    """Raise ``ValueError`` unless ``ok`` (``value`` has the right type, checked before)."""
+    if not ok:
+        raise value_error(call, name, value, expected)
+
+
+def value_error(call: str, name: str, value: object, expected: str) -> ValueError:
+    """``Batch.wait(timeout=...): expected a finite number of seconds …; got float nan``."""
+    return ValueError(f"{call}({name}=...): expected {expected}; got {described(value)}")
 
 
 def argument_error(

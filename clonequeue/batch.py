@@ -14,17 +14,19 @@ from an id in another process sees the same state.
 from __future__ import annotations
 
 import getpass
+import math
 import os
 import socket
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from clonequeue.arguments import FUNCTION, NONE, check_arg
+from clonequeue.arguments import FUNCTION, NONE, check_arg, check_bool, check_value
 from clonequeue.config import Settings
 from clonequeue.producers.errors import BatchNotFoundError, ProducerError
-from clonequeue.producers.frames import FrameKind
+from clonequeue.producers.frames import FRAME_KINDS, FrameKind
 from clonequeue.producers.rows import RowError
 from clonequeue.producers.submission import SubmitReport
 from clonequeue.services import Services
@@ -35,14 +37,43 @@ from clonequeue.wording import plural
 # A job that ended in one of these did not deliver everything it asked for.
 ERROR_STATES = frozenset({"failed", "unknown", "cancelled"})
 SECONDS = (int, float)
+# wait()'s pause between two reads of the batch (one HGETALL each). Under 50 ms a
+# waiter is a busy loop on Redis (0 s: ~5,000 commands a second) and learns nothing
+# sooner, as every step is an API call of seconds; over a day is a typo (and past
+# ~292 years, 2**63 ns, time.sleep overflows).
+MIN_POLL_INTERVAL_S = 0.05
+MAX_POLL_INTERVAL_S = 86_400.0
+POLL_INTERVAL_EXPECTED = (
+    f"a finite number of seconds from {MIN_POLL_INTERVAL_S} (a shorter pause only loads "
+    f"Redis) to {MAX_POLL_INTERVAL_S:,.0f}"
+)
+TIMEOUT_EXPECTED = "a finite number of seconds, 0 or more, or None (None waits without end)"
+SHOWN_BATCHES = 5  # batches named when every row was already in other batches
 
 BatchStatus = BatchInfo  # total, counts per state, finished_jobs, is_finished, to_dict()
 
 
 @dataclass(frozen=True, slots=True)
 class RetryOutcome:
+    """What :meth:`Batch.retry` queued, and the unknown jobs it left (``note`` says how
+    to send them, and the risk), as the CLI's ``retry`` says on stderr."""
+
     jobs: int  # jobs queued again
     steps: int  # creates sent (clones and production audios)
+    unknown_left: int = 0  # unknown jobs not retried (retry(unknown=True) sends them)
+
+    @property
+    def note(self) -> str | None:
+        """``2 jobs unknown, not retried: … batch.retry(unknown=True) sends them again …``."""
+        if not self.unknown_left:
+            return None
+        one = self.unknown_left == 1
+        return (
+            f"{plural(self.unknown_left, 'job')} unknown, not retried: a create went out and "
+            f"no answer came back, so {'it' if one else 'each'} may exist and be billed "
+            f"already; batch.retry(unknown=True) sends {'it' if one else 'them'} again "
+            f"({'it' if one else 'they'} may be billed twice)"
+        )
 
 
 def who_am_i() -> str:
@@ -106,11 +137,33 @@ class Batch(str):
         return list(self.submission.errors) if self.submission is not None else []
 
     def status(self) -> BatchStatus:
-        """Counts per job state now; raises :class:`BatchNotFoundError` if there is no batch."""
+        """Counts per job state now; raises :class:`BatchNotFoundError` if there is no batch
+        (saying why, when this process's submission knows: a dry run, or every row already
+        in other batches)."""
         info = self._services.batches.info(self.id)
         if info is None:
-            raise BatchNotFoundError(self.id)
+            raise self._not_found()
         return info
+
+    def _not_found(self) -> BatchNotFoundError:
+        report = self.submission
+        if report is None or report.batch_id != self.id:
+            return BatchNotFoundError(self.id)
+        if report.dry_run:
+            return BatchNotFoundError(
+                self.id,
+                reason="a dry run creates no batch (nothing was sent); submit without "
+                "dry_run=True to create it",
+            )
+        if not report.new and report.already_in:
+            first = report.already_in.most_common(1)[0][0]
+            them = "it" if len(report.already_in) == 1 else "those"
+            return BatchNotFoundError(
+                self.id,
+                reason="it was not created, as every row was submitted before, in "
+                f"{_held_in(report.already_in)}: follow {them}, e.g. clonequeue.Batch({first!r})",
+            )
+        return BatchNotFoundError(self.id)
 
     def api_rate(self) -> Any:
         """The fleet's adaptive API rate now (``clonequeue.workers.rate_view.RateSnapshot``)."""
@@ -131,10 +184,20 @@ class Batch(str):
         """Block until every job is finished; ``TimeoutError`` after ``timeout`` seconds.
 
         ``on_progress`` gets the status after every check (every ``poll_interval`` s).
+        ``timeout`` is None (no end) or finite and 0 or more (0: one look); ``poll_interval``
+        is from 0.05 s (less is a busy loop on Redis) to a day. Other values are a
+        ``ValueError``, before anything is read.
         """
         check_arg("Batch.wait", "timeout", timeout, (*SECONDS, NONE), "a number of seconds or None")
         check_arg("Batch.wait", "poll_interval", poll_interval, SECONDS, "a number of seconds")
         check_arg("Batch.wait", "on_progress", on_progress, (FUNCTION, NONE), "a function or None")
+        if timeout is not None:
+            finite = math.isfinite(timeout) and timeout >= 0
+            check_value("Batch.wait", "timeout", timeout, finite, TIMEOUT_EXPECTED)
+        usable = math.isfinite(poll_interval) and (
+            MIN_POLL_INTERVAL_S <= poll_interval <= MAX_POLL_INTERVAL_S
+        )
+        check_value("Batch.wait", "poll_interval", poll_interval, usable, POLL_INTERVAL_EXPECTED)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             status = self.status()
@@ -176,6 +239,10 @@ class Batch(str):
         of dicts with the CSV's audio columns). Needs the ``frames`` extra.
         """
         from clonequeue.producers.frames import results_frame
+
+        kinds = "'pandas' or 'polars'"
+        check_arg("Batch.results_frame", "kind", kind, (str,), kinds)
+        check_value("Batch.results_frame", "kind", kind, kind in FRAME_KINDS, kinds)
 
         return results_frame(self.results(), kind)
 
@@ -225,8 +292,12 @@ class Batch(str):
         never touched.
 
         ``unknown`` creates may exist and be billed already: retrying them may pay twice.
-        ``cancelled`` takes a cancel back: a cancelled create was never sent.
+        Without it, the outcome's ``unknown_left`` counts the unknown jobs left and its
+        ``note`` says how to send them. ``cancelled`` takes a cancel back: a cancelled
+        create was never sent.
         """
+        for name, flag in (("failed", failed), ("unknown", unknown), ("cancelled", cancelled)):
+            check_bool("Batch.retry", name, flag)
         self.status()
         jobs = steps = 0
         dispatcher = self._services.dispatcher
@@ -237,7 +308,8 @@ class Batch(str):
                 )
                 jobs += count
                 steps += dispatcher.publish_creates(dispatches)
-        return RetryOutcome(jobs, steps)
+        left = 0 if unknown else self.status().counts.get("unknown", 0)
+        return RetryOutcome(jobs, steps, left)
 
     def cancel(self, *, by: str | None = None) -> dict[str, int]:
         """Cancel what has not started: counts of jobs ``cancelled`` now and ``requested``
@@ -256,19 +328,33 @@ class Batch(str):
         batch is refused; ``force`` cancels it first, which finishes at once whatever
         was not yet sent (in-flight steps must still finish before a purge).
         """
+        check_bool("Batch.purge", "force", force)
         status = self.status()
         cancelled = None
         if not status.is_finished and force:
             cancelled = self.cancel()
             status = self.status()
         if not status.is_finished and status.total:
-            hint = "wait, or use --force (which cancels the batch first)"
+            # one method serves Python and the CLI's `purge`: name the flag both ways
+            hint = (
+                "wait, or purge with force=True (the CLI's --force), which cancels the batch first"
+            )
             if cancelled is not None:  # say so: the batch is cancelled now, purged or not
                 hint = (
-                    f"--force cancelled the batch ({cancelled['cancelled']} stopped, "
+                    f"force=True (--force) cancelled the batch ({cancelled['cancelled']} stopped, "
                     f"{cancelled['requested']} in flight finish their current step first); "
                     "run purge again once they finish"
                 )
             unfinished = plural(status.open_jobs, "unfinished job")
             raise ProducerError(f"batch {self.id} has {unfinished}; {hint}")
         return self._services.batches.purge(self.id)
+
+
+def _held_in(counts: Counter[str]) -> str:
+    """``batches A (4 rows) and B (2 rows)``: where rows submitted before are, most first."""
+    named = [f"{b} ({plural(n, 'row')})" for b, n in counts.most_common(SHOWN_BATCHES)]
+    if len(counts) > len(named):
+        named.append(plural(len(counts) - len(named), "other batch", "other batches"))
+    if len(named) == 1:
+        return f"batch {named[0]}"
+    return "batches " + ", ".join(named[:-1]) + " and " + named[-1]

@@ -12,14 +12,17 @@ from __future__ import annotations
 import csv
 import difflib
 import re
+import unicodedata
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from pydantic import ValidationError
 
 from clonequeue.api.models import with_rule
-from clonequeue.constants import MAX_AUDIOS_PER_JOB
-from clonequeue.producers.rows import Row
+from clonequeue.constants import AUDIO_TEXT_MAX_CHARS, MAX_AUDIOS_PER_JOB
+from clonequeue.jobspec import AudioIdCollision
+from clonequeue.producers.reading import LongLine, bounded_text_lines
+from clonequeue.producers.rows import Row, audio_entry_problem
 from clonequeue.wording import plural
 
 CLONE_COLUMNS = ("fileUrl", "contentText", "soundVersion", "language")
@@ -38,9 +41,33 @@ AUDIO_FIELDS = (
 AUDIO_COLUMNS = {f"audio_{name}": name for name in AUDIO_FIELDS}
 REQUIRED_COLUMNS = ("custom_id", "fileUrl")
 KNOWN_COLUMNS = ("custom_id", *CLONE_COLUMNS, *AUDIO_COLUMNS)
+# The longest line read as (part of) a row: the csv module's own default field limit.
+# A valid row (a 10,000-character audio_contentText and short ids, URL and preview
+# text) is far shorter; a longer line is a pasted blob or rows run together, read past
+# in chunks rather than held whole.
+MAX_LINE_CHARS = 128 << 10
 
 _NOT_UTF8 = re.compile("[\udc80-\udcff]")  # undecodable bytes under errors="surrogateescape"
 _BOOLS = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
+# Numbers as JSON writes them (plus a leading + and zeros): ASCII digits only. Python's
+# float()/int() also take 1_0, Arabic-Indic or full-width digits, nan and .5, so a typo
+# could silently change a value.
+_PLAIN_NUMBER = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+_PLAIN_WHOLE = re.compile(r"[+-]?[0-9]+")
+_NUMBER_CHARS = frozenset("0123456789+-.eE")
+_PLAIN_FORMS = {
+    "float": "is not a plain number{where}; write digits 0-9, with an optional sign, decimal "
+    "point and exponent (e.g. 1.25)",
+    "int": "is not a plain whole number{where}; write digits 0-9 with an optional sign (e.g. -3)",
+}
+_SAVE_AS_UTF8 = 'save the file as UTF-8 (in Excel: Save As, "CSV UTF-8")'
+# What an undecodable start of the file is, as decoded with errors="surrogateescape"
+_BYTE_ORDER_MARKS = (
+    ("\udcff\udcfe\x00\x00", "UTF-32"),
+    ("\x00\x00\udcfe\udcff", "UTF-32"),
+    ("\udcff\udcfe", "UTF-16"),
+    ("\udcfe\udcff", "UTF-16"),
+)
 _TYPE_ERRORS = {
     "float": "is not a number",
     "int": "is not a whole number",
@@ -53,12 +80,12 @@ def check_header(cells: list[str]) -> list[str]:
     names = [c.strip() for c in cells]
     problems: list[str] = []
     for name in sorted({n for n in names if names.count(n) > 1}):
-        problems.append(f"column '{name}' appears twice")
+        problems.append(f"column '{_shown(name)}' appears twice")
     for name in names:
         if name not in KNOWN_COLUMNS:
             guess = _guess(name)
             hint = f" (did you mean '{guess}'?)" if guess else ""
-            problems.append(f"unknown column '{_readable(name)[:80]}'{hint}")
+            problems.append(f"unknown column '{_shown(name[:80])}'{hint}")
     missing = [c for c in REQUIRED_COLUMNS if c not in names]
     if missing:
         problems.append("missing column " + ", ".join(f"'{c}'" for c in missing))
@@ -81,16 +108,27 @@ def read_csv(lines: Iterable[str]) -> Iterator[Row]:
     """One :class:`Row` per job; a wrong header is one error on line 1 and nothing else is read.
 
     ``lines`` is text decoded with ``errors="surrogateescape"`` (and ``newline=""``),
-    so bytes that are not UTF-8 become per-row errors instead of stopping the file.
+    so bytes that are not UTF-8 become per-row errors instead of stopping the file (a
+    header that is not UTF-8, a UTF-16 file's, stops it). A line longer than
+    :data:`MAX_LINE_CHARS` is a row error, read past in chunks (never held whole).
     """
+    limit = min(csv.field_size_limit(), MAX_LINE_CHARS)
     taken: list[str] = []  # the physical lines of the record just read
-    reader = csv.reader(_taking(lines, taken))
+    long_lines: list[tuple[int, LongLine]] = []  # of that record, with their numbers
+    reader = csv.reader(_taking(bounded_text_lines(lines, limit), taken, long_lines))
     try:
         header_cells = next(reader)
     except StopIteration:
         return
     except csv.Error as exc:
         yield Row(1, error=f"unreadable CSV header: {exc}")
+        return
+    header_text = long_lines[0][1].head if long_lines else "".join(taken)
+    problem = _encoding_problem(header_text)
+    if problem is None and long_lines:
+        problem = "CSV header: " + _too_long(long_lines[0][1].length, limit)
+    if problem is not None:
+        yield Row(1, error=problem, original=_readable(header_text[:200]))
         return
     try:
         header = check_header(header_cells)
@@ -101,21 +139,30 @@ def read_csv(lines: Iterable[str]) -> Iterator[Row]:
     last_line = reader.line_num
     while True:
         taken.clear()
+        long_lines.clear()
+        error: csv.Error | None = None
         try:
             cells = next(reader)
         except StopIteration:
             break
         except csv.Error as exc:
+            error, cells = exc, []
+        line, last_line = last_line + 1, reader.line_num
+        if error is not None or long_lines:
             if group is not None:
                 yield group.row()
                 group = None
-            line, last_line = last_line + 1, reader.line_num
-            if last_line == line:
-                yield Row(line, error=f"unreadable CSV ({exc}); the rest was not read")
-                return
-            yield _runaway_quote(line, last_line, taken, header, exc)  # and read on after it
-            continue
-        line, last_line = last_line + 1, reader.line_num
+            if long_lines:
+                yield _long_line_row(line, last_line, long_lines, taken, header, limit)
+            elif error is not None and last_line == line:
+                yield Row(
+                    line,
+                    error=f"unreadable CSV ({error}); check this row's quotes and line breaks",
+                    original=_readable(taken[0].rstrip("\r\n")) if taken else "",
+                )
+            elif error is not None:
+                yield _runaway_quote(line, last_line, taken, header, error)
+            continue  # and read on after it
         if not cells:
             continue  # a blank line: skipped, as pandas.read_csv does
         record = dict(zip(header, cells, strict=False))
@@ -146,6 +193,69 @@ def read_csv(lines: Iterable[str]) -> Iterator[Row]:
             )
     if group is not None:
         yield group.row()
+
+
+def _encoding_problem(header: str) -> str | None:
+    """Why the header is not UTF-8 text: a UTF-16 (or UTF-32) file, or a byte of another
+    encoding. Such a file is not read on: every line would be one more such error."""
+    for mark, encoding in _BYTE_ORDER_MARKS:
+        if header.startswith(mark):
+            why = f"{encoding} (it starts with a {encoding} byte order mark)"
+            return f"not UTF-8: the file looks like {why}; {_SAVE_AS_UTF8}"
+    if "\x00" in header:
+        why = "UTF-16 (its header holds NUL bytes, as UTF-16 text does)"
+        return f"not UTF-8: the file looks like {why}; {_SAVE_AS_UTF8}"
+    bad = _NOT_UTF8.search(header)
+    if bad:
+        byte = ord(bad.group()) - 0xDC00
+        return f"not UTF-8: byte 0x{byte:02x} at column {bad.start() + 1} of the header; " + (
+            _SAVE_AS_UTF8
+        )
+    return None
+
+
+def _too_long(length: int, limit: int) -> str:
+    return (
+        f"is {length:,} characters long; a CSV line may be at most {limit:,} characters (the "
+        f"longest valid row, with a {AUDIO_TEXT_MAX_CHARS:,}-character audio_contentText, is "
+        "far shorter): check for a cell pasted in by mistake or rows with no line break "
+        "between them"
+    )
+
+
+def _long_line_row(
+    line: int,
+    last_line: int,
+    long_lines: list[tuple[int, LongLine]],
+    taken: list[str],
+    header: list[str],
+    limit: int,
+) -> Row:
+    """A record with a line past the limit (read past, never parsed): one row error.
+
+    The custom_id comes from the cells before the last one on the record's first line,
+    the only ones known to be whole.
+    """
+    number, long_line = long_lines[0]
+    first = long_line.head if number == line else (taken[0] if taken else "")
+    where = "" if last_line == line else f"line {number} "
+    return Row(
+        line,
+        error=where + _too_long(long_line.length, limit),
+        custom_id=_leading_custom_id(first, header),
+        last_line=last_line,
+    )
+
+
+def _leading_custom_id(text: str, header: list[str]) -> str | None:
+    try:
+        cells = next(csv.reader([text]), [])
+    except csv.Error:
+        return None
+    index = header.index("custom_id")
+    if index >= len(cells) - 1:  # the last cell may be cut off
+        return None
+    return _readable(cells[index]) or None
 
 
 def _row_problem(cells: list[str], header: list[str]) -> str | None:
@@ -207,15 +317,29 @@ def _malformed(lines: list[str]) -> bool:
     return False
 
 
-def _taking(lines: Iterable[str], taken: list[str]) -> Iterator[str]:
-    """``lines``, each also put in ``taken``: the reader pulls only the lines of one record."""
-    for line in lines:
+def _taking(
+    lines: Iterable[str | LongLine], taken: list[str], long_lines: list[tuple[int, LongLine]]
+) -> Iterator[str]:
+    """``lines``, each also put in ``taken``: the reader pulls only the lines of one record.
+
+    A line past the limit goes to ``long_lines`` with its number, and the reader gets a
+    line break in its place, so that line numbers stay the file's.
+    """
+    for number, line in enumerate(lines, start=1):
+        if isinstance(line, LongLine):
+            long_lines.append((number, line))
+            line = "\n"
         taken.append(line)
         yield line
 
 
 def _readable(text: str) -> str:
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _shown(text: str) -> str:
+    """Text for a message: readable, with control characters (a NUL…) escaped, never raw."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in _readable(text))
 
 
 def _readable_record(record: dict[str, str], cells: list[str]) -> Any:
@@ -299,14 +423,19 @@ def _audio(record: dict[str, str]) -> dict[str, Any]:
 
 
 def _convert(field: str, cell: str) -> Any:
-    """Numbers and booleans from their text; anything else stays text for the rules to judge."""
-    try:
-        if field in ("speed", "vol"):
-            return float(cell)
-        if field == "pitch":
-            return int(cell)
-    except ValueError:
-        return cell
+    """Numbers and booleans from their text; anything else stays text for the rules to judge.
+
+    A number is plain ASCII (:data:`_PLAIN_NUMBER`), as in JSON: Python's ``float("1_0")``
+    is 10.0 and ``int("\u0661")`` is 1, and a typo must not silently become a value.
+    """
+    text = cell.strip(" \t")
+    if field in ("speed", "vol"):
+        return float(text) if _PLAIN_NUMBER.fullmatch(text) else cell
+    if field == "pitch":
+        try:
+            return int(text) if _PLAIN_WHOLE.fullmatch(text) else cell
+        except ValueError:  # more digits than Python converts (4,300): out of range anyway
+            return cell
     if field == "subtitleEnable":
         return _BOOLS.get(cell.strip().lower(), cell)
     return cell
@@ -316,11 +445,28 @@ def _explain(exc: ValidationError, lines: list[int]) -> list[str]:
     """``column: rule`` per problem; a problem on a later row of the job names its line."""
     reasons = []
     for error in exc.errors():
+        collision = (error.get("ctx") or {}).get("error")
+        if isinstance(collision, AudioIdCollision):
+            reasons.append(_collision(collision, lines))
+            continue
         column, line = _column(error["loc"], lines)
         message = error_message(error)
         where = column if line == lines[0] else f"{column} (line {line})"
         reasons.append(f"{where}: {message}" if where else message)
     return reasons
+
+
+def _collision(collision: AudioIdCollision, lines: list[int]) -> str:
+    """Two audios of a job with one id, each named by its row's line."""
+
+    def line_of(index: int) -> int:
+        return lines[index] if index < len(lines) else lines[0]
+
+    return collision.describe(
+        lambda i: f"the audio on line {line_of(i)}",
+        lambda i: f"audio_custom_id (line {line_of(i)})",
+        "audio_custom_id",
+    )
 
 
 def _column(loc: tuple[int | str, ...], lines: list[int]) -> tuple[str, Any]:
@@ -337,7 +483,36 @@ def error_message(error: Any) -> str:
     kind = str(error["type"])
     if kind == "missing":
         return "is required"
+    entry_problem = audio_entry_problem(error)
+    if entry_problem is not None:
+        return entry_problem
     for prefix, text in _TYPE_ERRORS.items():
         if kind.startswith(prefix):
-            return with_rule(error, f"{error['input']!r} {text}")
+            given = error["input"]
+            return with_rule(error, f"{given!r} {_not_plain(prefix, given) or text}")
     return with_rule(error, str(error["msg"]).removeprefix("Value error, "))
+
+
+def _not_plain(kind: str, given: Any) -> str | None:
+    """For text Python would read as a number (``1_0``, ``\u0661``, ``nan``, ``.5``) but
+    that is not a plain one: the form to write, and the first character that is wrong."""
+    if kind not in _PLAIN_FORMS or not isinstance(given, str):
+        return None
+    text = given.strip(" \t")
+    try:
+        float(text)
+    except ValueError:
+        return None  # not a number at all: "'fast' is not a number"
+    if _PLAIN_NUMBER.fullmatch(text):
+        return None  # a plain number of the wrong kind: "'1.5' is not a whole number"
+    where = ""
+    for position, char in enumerate(given, start=1):
+        if char not in _NUMBER_CHARS and char not in " \t":
+            shown = (
+                repr(char)
+                if char.isascii()
+                else f"U+{ord(char):04X} " + (unicodedata.name(char, ""))
+            )
+            where = f" ({shown.strip()} at position {position})"
+            break
+    return _PLAIN_FORMS[kind].format(where=where)

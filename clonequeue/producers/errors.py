@@ -44,10 +44,19 @@ class EstimateTooHighError(ProducerError):
 
 
 class BatchNotFoundError(ProducerError, LookupError):
-    """No batch of that id in Redis."""
+    """No batch of that id in Redis.
 
-    def __init__(self, batch_id: str) -> None:
+    ``reason``, when known (the submission that returned the ``Batch`` never created
+    it: a dry run, or every row already in other batches), replaces the general advice
+    about expiry and purges, which would send the caller looking in the wrong place.
+    """
+
+    def __init__(self, batch_id: str, *, reason: str | None = None) -> None:
         self.batch_id = batch_id
+        self.reason = reason
+        if reason is not None:
+            super().__init__(f"no batch {batch_id!r}: {reason}")
+            return
         super().__init__(
             f"no batch {batch_id!r} (see `clonequeue batches`; records expire "
             "CLONEQUEUE_RETENTION_S after a batch finishes, and `purge` removes them; "

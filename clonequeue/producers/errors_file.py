@@ -41,7 +41,7 @@ class ErrorsFile:
     def _unwritable(self, why: str) -> ProducerError:
         return ProducerError(
             f"cannot write the errors file {self.path}: {why}; "
-            "pass --errors FILE somewhere writable"
+            "pass --errors FILE (errors=) somewhere writable"
         )
 
     def write(self, error: RowError) -> None:

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import IO, Any
 
-from clonequeue.producers.rows import Row
+from clonequeue.producers.rows import Row, json_type
 
 UTF8_BOM = b"\xef\xbb\xbf"
+UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 # The longest line read as a row. The largest valid row (100 audios of 10,000
 # characters) is ~4 MB as UTF-8 and ~12 MB with every character \u-escaped; a longer
 # line is rows run together or not JSONL at all, and read whole a 60 MB one took
 # ~290 MB of memory.
 MAX_LINE_BYTES = 16 << 20
 _SKIP_CHUNK_BYTES = 1 << 20
+_SKIP_CHUNK_CHARS = 1 << 18  # text: up to 4 bytes a character in a str
 
 
 def bounded_lines(stream: IO[bytes], limit: int = MAX_LINE_BYTES) -> Iterator[bytes | int]:
@@ -28,6 +31,48 @@ def bounded_lines(stream: IO[bytes], limit: int = MAX_LINE_BYTES) -> Iterator[by
         while not line.endswith(b"\n") and (line := stream.readline(_SKIP_CHUNK_BYTES)):
             length += len(line)
         yield length - line.endswith(b"\n")
+
+
+@dataclass(frozen=True, slots=True)
+class LongLine:
+    """A text line longer than the limit, read past: its length without the line break,
+    and its first ``limit`` characters (enough to name the row's first cells)."""
+
+    length: int
+    head: str
+
+
+def bounded_text_lines(lines: Iterable[str], limit: int) -> Iterator[str | LongLine]:
+    """The lines of ``lines`` (text read with ``newline=""``); one longer than ``limit``
+    characters is a :class:`LongLine`. From a text stream such a line is read past in
+    chunks, so memory stays within ``limit``; a plain iterable hands over whole lines."""
+    readline = getattr(lines, "readline", None)
+    if readline is None:
+        for line in lines:
+            length = len(line) - _break_length(line)
+            yield line if length <= limit else LongLine(length, line[:limit])
+        return
+    after_cr = False  # a CRLF cut after its CR by a chunk's size: its LF is not a line
+    while line := readline(limit + 2):  # room for the content and a CRLF
+        if after_cr and line == "\n":
+            after_cr = False
+            continue
+        after_cr = False
+        length = len(line) - _break_length(line)
+        if length <= limit:
+            yield line
+            continue
+        head, last = line[:limit], line
+        while not last.endswith(("\n", "\r")) and (last := readline(_SKIP_CHUNK_CHARS)):
+            length += len(last) - _break_length(last)
+        after_cr = last.endswith("\r")
+        yield LongLine(length, head)
+
+
+def _break_length(line: str) -> int:
+    if line.endswith("\r\n"):
+        return 2
+    return 1 if line.endswith(("\n", "\r")) else 0
 
 
 class _RepeatedKeyError(ValueError):
@@ -79,6 +124,22 @@ def read_jsonl(lines: Iterable[bytes | int]) -> Iterator[Row]:
             stripped = stripped[len(UTF8_BOM) :]  # editors on Windows write one
         if not stripped:
             continue
+        if number == 1 and stripped.startswith(UTF16_BOMS):
+            yield Row(
+                number,
+                error=f"not UTF-8: the file starts with a UTF-16 byte order mark "
+                f"(0x{stripped[0]:02x} 0x{stripped[1]:02x}); save the file as UTF-8",
+                original=stripped.decode("utf-8", "replace"),
+            )
+            continue
+        if b"\x00" in stripped:  # valid UTF-8, but never in JSON text: UTF-16 (or binary)
+            yield Row(
+                number,
+                error=f"not UTF-8: byte 0x00 at column {stripped.index(0) + 1} (UTF-16 text "
+                "has one in every other byte); save the file as UTF-8",
+                original=stripped.decode("utf-8", "replace"),
+            )
+            continue
         try:
             text = stripped.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -110,7 +171,7 @@ def read_jsonl(lines: Iterable[bytes | int]) -> Iterator[Row]:
         if not isinstance(value, dict):
             yield Row(
                 number,
-                error=f"a row must be a JSON object, not {_json_type(value)}",
+                error=f"a row must be a JSON object, not {json_type(value)}",
                 original=value,
             )
             continue
@@ -125,8 +186,3 @@ def _custom_id_of(text: str) -> str | None:
         return None
     custom_id = value.get("custom_id") if isinstance(value, dict) else None
     return custom_id if isinstance(custom_id, str) and custom_id else None
-
-
-def _json_type(value: object) -> str:
-    names = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
-    return names.get(type(value), "a number")

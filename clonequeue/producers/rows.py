@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,8 +94,52 @@ def validate_row(row: Row) -> JobSpec | RowError:
     except ValidationError as exc:
         custom_id = row.data.get("custom_id")
         shown_id = custom_id if isinstance(custom_id, str) and custom_id else None
-        explain = row.explain or describe_validation_error
+        explain = row.explain or describe
         return RowError(row.line, shown_id, explain(exc), row.original)
+
+
+def describe(exc: ValidationError) -> list[str]:
+    """``field: rule`` per problem, in the JSONL shape (``audios[0].speed: …``)."""
+    reasons = describe_validation_error(exc)  # one reason per error, in order
+    for index, error in enumerate(exc.errors()):
+        problem = audio_entry_problem(error)
+        if problem is not None:
+            reasons[index] = f"audios[{error['loc'][1]}]: {problem}"
+    return reasons
+
+
+def audio_entry_problem(error: Any) -> str | None:
+    """What is wrong with an entry of ``audios`` as a whole (not one of its fields).
+
+    Said here, not by the API's rule wording, which would add the limit on the number
+    of audios to "Input should be a valid dictionary" though one entry is the problem.
+    """
+    loc = tuple(error.get("loc") or ())
+    if len(loc) != 2 or loc[0] != "audios" or not isinstance(loc[1], int):
+        return None
+    if error["type"] == "model_type":
+        return (
+            f"is {json_type(error['input'])}, not an object; each audio is an object with the "
+            'API\'s audio fields, e.g. {"contentText": "Hello"}'
+        )
+    return str(error["msg"]).removeprefix("Value error, ")
+
+
+def json_type(value: object) -> str:
+    """A value's kind in JSON's words ("a string", "an array"), for a value of the wrong type."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list | tuple):
+        return "an array"
+    if isinstance(value, Mapping):
+        return "an object"
+    return f"a {type(value).__name__}"
 
 
 def row_from(value: Any, line: int) -> Row:

@@ -54,8 +54,14 @@ EXTENSIONS = {
 }
 
 
-def detect_format(name: str, explicit: str | None = None) -> InputFormat:
-    """The format named by ``--format``, else by the file's extension (``.gz`` looked through)."""
+def detect_format(
+    name: str, explicit: str | None = None, *, option: str = "--format"
+) -> InputFormat:
+    """The format named by ``--format``, else by the file's extension (``.gz`` looked through).
+
+    ``option`` is how the caller names the choice in a message: the CLI's ``--format``,
+    or the Python API's ``format=`` (which has no ``--format``).
+    """
     if explicit is not None:
         try:
             return InputFormat(explicit.lower())
@@ -67,8 +73,15 @@ def detect_format(name: str, explicit: str | None = None) -> InputFormat:
         return EXTENSIONS[suffix]
     raise InputError(
         f"cannot tell the format of {name} from its extension (.jsonl, .ndjson, .csv or "
-        ".parquet); pass --format jsonl, --format csv or --format parquet"
+        f".parquet); pass {format_choices(option)}"
     )
+
+
+def format_choices(option: str) -> str:
+    """``--format jsonl, --format csv or --format parquet``; ``format='jsonl', …`` in Python."""
+    cli = option.startswith("-")
+    named = [f"{option} {f.value}" if cli else f"{option}{f.value!r}" for f in InputFormat]
+    return ", ".join(named[:-1]) + " or " + named[-1]
 
 
 @dataclass
@@ -106,8 +119,13 @@ class InputFile:
         self.label = self.label or (str(self.path) if self.path else STDIN_LABEL)
 
     @classmethod
-    def from_arg(cls, arg: str, explicit_format: str | None = None) -> InputFile:
-        """``-`` is stdin (its format sniffed unless given); anything else a path."""
+    def from_arg(
+        cls, arg: str, explicit_format: str | None = None, *, format_option: str = "--format"
+    ) -> InputFile:
+        """``-`` is stdin (its format sniffed unless given); anything else a path.
+
+        ``format_option`` names the format choice in messages (``format=`` in Python).
+        """
         if arg == "-":
             stream = gunzipped(sys.stdin.buffer)
             try:
@@ -123,7 +141,7 @@ class InputFile:
                 )
             return cls(None, fmt, stdin=stream)
         path = Path(arg)
-        fmt = detect_format(path.name, explicit_format)
+        fmt = detect_format(path.name, explicit_format, option=format_option)
         if not path.is_file():
             problem = "no such file" if not path.exists() else "not a regular file"
             raise UnreadableInputError(f"cannot read {arg}: {problem}; check the path")

@@ -267,11 +267,13 @@ class Submission:
         first_line = min(c.line for c in chunk.checked)
         raise ProducerError(
             f"the input changed while it was submitted: from line {first_line:,} on it "
-            f"would bill {plural(chars, 'character')}, more than --max-chars "
-            f"{self.max_chars:,}. {plural(report.new, 'new job')} before that line "
+            f"would bill {plural(chars, 'character')}, more than the limit of "
+            f"{self.max_chars:,} (--max-chars, max_chars=). {plural(report.new, 'new job')} "
+            "before that line "
             f"{'was' if report.new == 1 else 'were'} recorded in batch {self.batch_id}; "
             "nothing from that line on was. Let whatever writes the file finish, then "
-            "submit it again with the same --batch: rows already recorded are skipped"
+            "submit it again into the same batch (--batch, batch=): rows already recorded "
+            "are skipped"
         )
 
     def _tally(

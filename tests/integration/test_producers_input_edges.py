@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 import clonequeue
+from clonequeue.producers.errors import UnreadableInputError
 from clonequeue.services import Services
 from tests.cli_run import clonequeue_cli
 
@@ -84,7 +85,7 @@ def test_bytes_that_are_not_utf8_make_a_valid_errors_file(redis_url: str, tmp_pa
               stdin=b"\x8b\xe8custom_id,fileUrl\n")  # fmt: skip
     assert out.returncode == 3, out.stderr
     record = json.loads((tmp_path / "e.jsonl").read_text(encoding="utf-8"))
-    assert record["errors"][0].startswith("CSV header: unknown column '\ufffd\ufffdcustom_id'")
+    assert record["errors"][0].startswith("not UTF-8: byte 0x8b at column 1 of the header")
 
 
 # --- 3. nothing submitted: exit 1 and no batch id ------------------------------------------
@@ -192,7 +193,7 @@ def test_with_json_every_failed_submit_is_one_json_object_with_the_same_exit_cod
 # --- 2. the Python API: paths are files, rejected rows are impossible to miss -------------
 
 
-def test_a_str_path_is_a_file_and_a_str_that_names_none_is_a_type_error(
+def test_a_str_path_is_a_file_and_a_str_that_names_none_is_an_error(
     services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (tmp_path / "jobs.jsonl").write_bytes(jsonl([row(f"s-{i}") for i in range(8)]))
@@ -201,8 +202,11 @@ def test_a_str_path_is_a_file_and_a_str_that_names_none_is_a_type_error(
     assert batch.submission is not None
     assert (batch.submission.new, batch.submission.rejected) == (8, 0)
     assert batch.status().total == 8
-    with pytest.raises(TypeError, match=r"rows is the str 'nope\.jsonl', which names no file"):
+    # a str that looks like a path is a missing file; one that does not is a TypeError
+    with pytest.raises(UnreadableInputError, match=r"cannot read nope\.jsonl: no such file"):
         clonequeue.submit("nope.jsonl", batch="s2", services=services)
+    with pytest.raises(TypeError, match=r"rows is the str 'nope', which names no file"):
+        clonequeue.submit("nope", batch="s2", services=services)
     with pytest.raises(TypeError, match=r"put one row in a list"):
         clonequeue.submit(row("one"), batch="s2", services=services)  # type: ignore[arg-type]
     assert services.batches.info("s2") is None

@@ -147,7 +147,10 @@ def test_a_big_file_checked_in_the_helper_process_gives_the_same_outcome(
 
 def test_batch_operations_without_workers(services: Services) -> None:
     batch = clonequeue.submit([row("x"), row("y")], batch="ops", services=services)
-    with pytest.raises(ProducerError, match="has 2 unfinished jobs; wait, or use --force"):
+    with pytest.raises(
+        ProducerError,
+        match=r"has 2 unfinished jobs; wait, or purge with force=True \(the CLI's --force\)",
+    ):
         batch.purge()
     assert batch.cancel() == {"cancelled": 2, "requested": 0}
     status = batch.wait(timeout=5, poll_interval=0.1)
@@ -164,7 +167,8 @@ def test_a_forced_purge_of_a_running_batch_says_it_cancelled_it(services: Servic
     services.jobs.claim_create("f1", "c", 0, now=services.now(), lease_s=60)  # in flight
     with pytest.raises(
         ProducerError,
-        match=r"has 1 unfinished job; --force cancelled the batch \(1 stopped, 1 in flight "
+        match=r"has 1 unfinished job; force=True \(--force\) cancelled the batch \(1 stopped, 1 in "
+        r"flight "
         r"finish their current step first\); run purge again once they finish",
     ):
         batch.purge(force=True)

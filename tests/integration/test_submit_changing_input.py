@@ -95,8 +95,8 @@ def test_a_file_that_grows_while_it_is_sent_stops_before_the_limit(
         run.run()
     message = str(caught.value)
     assert "the input changed while it was submitted" in message
-    assert "more than --max-chars 2,100" in message
-    assert "submit it again with the same --batch" in message
+    assert "more than the limit of 2,100 (--max-chars, max_chars=)" in message
+    assert "submit it again into the same batch (--batch, batch=)" in message
     info = services.batches.info("growing")
     assert info is not None
     assert info.total == 4 * CHEAP  # every row checked went...

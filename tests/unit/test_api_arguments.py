@@ -7,7 +7,9 @@ sent before the arguments pass (the settings point at a port where nothing liste
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +18,7 @@ import clonequeue
 from clonequeue import Batch, InputError
 from clonequeue.config import load_settings
 from clonequeue.producers.enqueue import check_batch_id
+from clonequeue.producers.errors import UnreadableInputError
 from clonequeue.services import Services
 
 NOWHERE = "redis://127.0.0.1:1/0"
@@ -117,6 +120,170 @@ def test_the_python_api_refuses_a_dash_first_batch_name(services: Services) -> N
     with pytest.raises(InputError) as info:
         clonequeue.submit(ROWS, batch="-x", services=services)
     assert str(info.value) == (
-        "--batch '-x': a batch name is 1-64 letters, digits, '.', '_' or '-', and does not "
+        "submit(batch='-x'): a batch name is 1-64 letters, digits, '.', '_' or '-', and does not "
         "start with '-' (it would read as an option: `clonequeue status -x`)"
     )
+
+
+# --- values, not only types: a number that would harm the caller is refused too ------------
+
+
+def value_message(call: Any) -> str:
+    with pytest.raises(ValueError, match=r"=\.\.\.\): expected ") as info:
+        call()
+    return str(info.value)
+
+
+POLL = "a finite number of seconds from 0.05 (a shorter pause only loads Redis) to 86,400"
+
+
+@pytest.mark.parametrize(
+    ("poll_interval", "got"),
+    [
+        (0, "int 0"),
+        (-1, "int -1"),
+        (0.01, "float 0.01"),
+        (float("nan"), "float nan"),
+        (float("inf"), "float inf"),
+        (1e12, "float 1000000000000.0"),
+    ],
+)
+def test_wait_refuses_a_poll_interval_that_busy_loops_or_never_returns(
+    services: Services, poll_interval: float, got: str
+) -> None:
+    batch = Batch("b", services=services)
+    assert value_message(lambda: batch.wait(poll_interval=poll_interval)) == (
+        f"Batch.wait(poll_interval=...): expected {POLL}; got {got}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("timeout", "got"),
+    [
+        (-1, "int -1"),
+        (-0.5, "float -0.5"),
+        (float("nan"), "float nan"),
+        (float("inf"), "float inf"),
+    ],
+)
+def test_wait_refuses_a_timeout_that_is_negative_or_not_finite(
+    services: Services, timeout: float, got: str
+) -> None:
+    batch = Batch("b", services=services)
+    assert value_message(lambda: batch.wait(timeout=timeout)) == (
+        "Batch.wait(timeout=...): expected a finite number of seconds, 0 or more, or None "
+        f"(None waits without end); got {got}"
+    )
+
+
+def test_every_bool_argument_of_the_batch_is_checked(services: Services) -> None:
+    batch = Batch("b", services=services)
+    for name in ("failed", "unknown", "cancelled"):
+        assert message(lambda name=name: batch.retry(**{name: "yes"})) == (  # type: ignore[misc]
+            f"Batch.retry({name}=...): expected True or False; got str 'yes'"
+        )
+    assert message(lambda: batch.purge(force="yes")) == (  # type: ignore[arg-type]
+        "Batch.purge(force=...): expected True or False; got str 'yes'"
+    )
+    assert message(lambda: batch.retry(failed=1)) == (  # type: ignore[arg-type]
+        "Batch.retry(failed=...): expected True or False; got int 1"
+    )
+    assert message(lambda: clonequeue.submit(ROWS, dry_run="no", services=services)) == (  # type: ignore[arg-type]
+        "submit(dry_run=...): expected True or False; got str 'no'"
+    )
+
+
+def test_results_frame_checks_its_kind(services: Services) -> None:
+    batch = Batch("b", services=services)
+    assert message(lambda: batch.results_frame(kind=5)) == (  # type: ignore[arg-type]
+        "Batch.results_frame(kind=...): expected 'pandas' or 'polars'; got int 5"
+    )
+    assert value_message(lambda: batch.results_frame(kind="arrow")) == (  # type: ignore[arg-type]
+        "Batch.results_frame(kind=...): expected 'pandas' or 'polars'; got str 'arrow'"
+    )
+
+
+@pytest.mark.parametrize(("max_chars", "got"), [(0, "int 0"), (-1, "int -1")])
+def test_max_chars_below_one_is_an_argument_error_as_in_the_cli(
+    services: Services, max_chars: int, got: str
+) -> None:
+    assert value_message(
+        lambda: clonequeue.submit(ROWS, max_chars=max_chars, services=services)
+    ) == (
+        "submit(max_chars=...): expected a number of characters (int), 1 or more, or None; "
+        f"got {got}"
+    )
+
+
+def test_the_python_api_names_its_batch_argument_not_the_cli_option(services: Services) -> None:
+    with pytest.raises(InputError) as info:
+        clonequeue.submit(ROWS, batch="", services=services)
+    assert str(info.value).startswith("submit(batch=''): a batch name is 1-64 letters")
+
+
+# --- format=: what the CLI's --format is, for a file with another name -----------------------
+
+
+def test_format_is_checked_and_only_for_a_file(services: Services, tmp_path: Path) -> None:
+    assert message(lambda: clonequeue.submit(ROWS, format=5, services=services)) == (  # type: ignore[arg-type]
+        "submit(format=...): expected 'jsonl', 'csv', 'parquet' or None; got int 5"
+    )
+    assert value_message(lambda: clonequeue.estimate(ROWS, format="tsv")) == (  # type: ignore[arg-type]
+        "estimate(format=...): expected 'jsonl', 'csv', 'parquet' or None; got str 'tsv'"
+    )
+    assert value_message(lambda: clonequeue.submit(ROWS, format="jsonl", services=services)) == (
+        "submit(format=...): expected None, as rows is not a file path (format= names a "
+        "file's format); got str 'jsonl'"
+    )
+
+
+def test_a_file_of_another_name_is_read_with_format(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.txt"
+    path.write_text(json.dumps(ROWS[0]) + "\n", encoding="utf-8")
+    with pytest.raises(InputError) as info:
+        clonequeue.estimate(path)
+    assert str(info.value).endswith("pass format='jsonl', format='csv' or format='parquet'")
+    assert "--format" not in str(info.value)
+    report = clonequeue.estimate(path, format="jsonl")
+    assert (report.rows, report.rejected) == (1, 0)
+    report = clonequeue.estimate(str(path), format="jsonl")
+    assert (report.rows, report.rejected) == (1, 0)
+
+
+# --- a str that is surely a path is a missing file, not a TypeError ---------------------------
+
+
+@pytest.mark.parametrize(
+    "name", ["nope.jsonl", "nope.csv.gz", "nope.parquet", "nope.tsv", "data/jobs", "./jobs"]
+)
+def test_a_str_that_looks_like_a_path_and_names_no_file_is_unreadable(
+    services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UnreadableInputError) as info:
+        clonequeue.submit(name, services=services)
+    assert str(info.value) == f"cannot read {name}: no such file; check the path"
+    with pytest.raises(UnreadableInputError):
+        clonequeue.estimate(name)
+
+
+def test_a_str_with_a_format_is_a_path_too(services: Services, tmp_path: Path) -> None:
+    with pytest.raises(UnreadableInputError, match="cannot read jobs: no such file"):
+        clonequeue.estimate("jobs", format="csv")
+
+
+@pytest.mark.parametrize(
+    ("text", "hint"),
+    [
+        ("spk-0001", "names no file"),
+        ('{"custom_id": "a", "clone": {"fileUrl": "https://v.example.com/a.mp3"}}', "JSON text"),
+        ("https://example.com/jobs.jsonl", "a URL"),
+    ],
+)
+def test_a_str_that_is_clearly_not_a_path_stays_a_type_error(
+    services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, hint: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    got = message(lambda: clonequeue.submit(text, services=services))
+    assert got.startswith(f"rows is the str {text!r}"), got
+    assert hint in got

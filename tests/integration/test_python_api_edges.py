@@ -1,0 +1,155 @@
+"""The Python API where it used to mislead a pipeline (a QA pass), on the suite's Redis.
+
+A ``Batch`` that was never created says why; a forced purge with a wrong type purges
+nothing; ``max_chars`` and ``retry`` speak Python, not CLI flags; a generator already
+read says it may have been consumed.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+import clonequeue
+from clonequeue.producers.errors import BatchNotFoundError, EstimateTooHighError
+from clonequeue.services import Services
+from tests.integration.test_producers_submit import lose_worker_after_create
+
+
+def row(cid: str) -> dict[str, Any]:
+    return {
+        "custom_id": cid,
+        "clone": {"fileUrl": f"https://v.example.com/{cid}.mp3"},
+        "audios": [{"contentText": f"Hello there {cid}"}],
+    }
+
+
+# --- 1. a Batch that does not exist says why, from its submission ---------------------------
+
+
+def test_rows_all_in_several_other_batches_say_which_to_follow(services: Services) -> None:
+    clonequeue.submit([row(f"a{i}") for i in range(4)], batch="A", services=services)
+    clonequeue.submit([row(f"b{i}") for i in range(2)], batch="B", services=services)
+    rows = [row(f"a{i}") for i in range(4)] + [row(f"b{i}") for i in range(2)]
+    batch = clonequeue.submit(rows, batch="h3-multi", services=services)
+    assert batch == "h3-multi"  # the return type is kept: the id asked for
+    expected = (
+        "no batch 'h3-multi': it was not created, as every row was submitted before, in "
+        "batches A (4 rows) and B (2 rows): follow those, e.g. clonequeue.Batch('A')"
+    )
+    for call in (batch.status, lambda: batch.wait(timeout=1), lambda: list(batch.results())):
+        with pytest.raises(BatchNotFoundError) as info:
+            call()
+        assert str(info.value) == expected
+        assert info.value.batch_id == "h3-multi"
+    # the one-holder case is unchanged: that batch is returned, and it exists
+    one = clonequeue.submit([row("b0")], batch="h3-one", services=services)
+    assert (one, one.status().total) == ("B", 2)
+
+
+def test_a_dry_run_batch_says_a_dry_run_creates_none(services: Services) -> None:
+    batch = clonequeue.submit([row("d1")], batch="dry", services=services, dry_run=True)
+    with pytest.raises(BatchNotFoundError) as info:
+        batch.status()
+    assert str(info.value) == (
+        "no batch 'dry': a dry run creates no batch (nothing was sent); submit without "
+        "dry_run=True to create it"
+    )
+    # a dry run into a batch that exists follows it as ever
+    clonequeue.submit([row("d2")], batch="real", services=services)
+    again = clonequeue.submit([row("d3")], batch="real", services=services, dry_run=True)
+    assert again.status().total == 1
+
+
+def test_a_batch_purged_after_its_submission_keeps_the_usual_message(services: Services) -> None:
+    batch = clonequeue.submit([row("p1")], batch="gone", services=services)
+    batch.cancel()
+    batch.purge()
+    with pytest.raises(BatchNotFoundError, match=r"no batch 'gone' \(see `clonequeue batches`"):
+        batch.status()
+
+
+# --- 3. a wrong type is refused before anything happens ---------------------------------------
+
+
+def test_purge_with_force_of_a_wrong_type_purges_nothing(services: Services) -> None:
+    batch = clonequeue.submit([row("f1")], batch="keep", services=services)
+    with pytest.raises(TypeError, match=r"Batch\.purge\(force=\.\.\.\): expected True or False"):
+        batch.purge(force="yes")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"Batch\.retry\(unknown=\.\.\.\)"):
+        batch.retry(unknown="no")  # type: ignore[arg-type]
+    status = batch.status()
+    assert (status.total, status.counts["pending"]) == (1, 1)
+
+
+def test_wait_at_the_smallest_poll_interval_still_works(services: Services) -> None:
+    batch = clonequeue.submit([row("w1")], batch="w", services=services)
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        batch.wait(timeout=0.2, poll_interval=0.05)
+    assert time.monotonic() - started < 2
+    with pytest.raises(TimeoutError):
+        batch.wait(timeout=0)  # 0 is one look, then the answer
+
+
+# --- 4/5. messages name the Python arguments ---------------------------------------------------
+
+
+def test_over_max_chars_names_the_python_argument(services: Services) -> None:
+    with pytest.raises(EstimateTooHighError) as info:
+        clonequeue.submit([row("m1"), row("m2")], batch="m", services=services, max_chars=10)
+    assert "more than max_chars=10;" in str(info.value)
+    assert "--max-chars" not in str(info.value)
+    assert info.value.limit_chars == 10
+    assert services.batches.info("m") is None
+
+
+def test_an_unfinished_purge_names_force_for_python_and_the_cli(services: Services) -> None:
+    batch = clonequeue.submit([row("u1")], batch="uf", services=services)
+    with pytest.raises(clonequeue.ProducerError) as info:
+        batch.purge()
+    assert str(info.value) == (
+        "batch uf has 1 unfinished job; wait, or purge with force=True (the CLI's --force), "
+        "which cancels the batch first"
+    )
+
+
+# --- 7. an iterator read already (by estimate()) says so -------------------------------------
+
+
+def test_a_generator_consumed_by_estimate_says_it_may_have_been(services: Services) -> None:
+    rows = (row(f"g{i}") for i in range(3))
+    assert clonequeue.estimate(rows).rows == 3
+    with pytest.raises(clonequeue.NothingSubmittedError) as info:
+        clonequeue.submit(rows, batch="g", services=services)
+    assert str(info.value) == (
+        "the input holds no job: rows is a generator that yielded nothing, and an iterator "
+        "can be read once, so it may have been consumed already (e.g. by estimate()); pass "
+        "a list, or a fresh generator from its function; nothing was submitted and batch g "
+        "was not created"
+    )
+    # an empty list is just empty
+    with pytest.raises(clonequeue.NothingSubmittedError, match=r"it is empty, or has only blank"):
+        clonequeue.submit([], batch="g", services=services)
+    assert services.batches.info("g") is None
+
+
+# --- 8. retry says how many unknown jobs it left, and how to send them -----------------------
+
+
+def test_retry_without_unknown_says_how_many_it_left(services: Services) -> None:
+    batch = clonequeue.submit([row(f"u{i}") for i in range(3)], batch="ru", services=services)
+    for i in range(2):
+        lose_worker_after_create(services, f"u{i}")
+    outcome = batch.retry()
+    assert (outcome.jobs, outcome.unknown_left) == (0, 2)
+    assert outcome.note == (
+        "2 jobs unknown, not retried: a create went out and no answer came back, so each may "
+        "exist and be billed already; batch.retry(unknown=True) sends them again (they may "
+        "be billed twice)"
+    )
+    assert "unknown_left=2" in repr(outcome)
+    sent = batch.retry(unknown=True)
+    assert (sent.jobs, sent.unknown_left, sent.note) == (2, 0, None)
