@@ -402,13 +402,22 @@ def _check_store_url(url: str) -> None:
         raise ValueError(f"CLONEQUEUE_ARTIFACTS_URL={url!r}: {problem}")
 
 
+STORE_PROTOCOLS = ("file", "local", "s3", "s3a")
+
+
 def store_url_problem(url: str) -> str | None:
-    """Why ``url`` is no artifact store (None: it is one): an fsspec protocol that is
-    installed, and a folder given by its absolute path. A relative one would land
-    under each worker's own working directory, on whichever host ran the job."""
+    """Why ``url`` is no artifact store (None: it is one): a folder given by its absolute
+    path, or S3. A relative folder would land under each worker's own working
+    directory, on whichever host ran the job; other fsspec protocols are read-only
+    (http), live in one worker's memory (memory) or were never tried here."""
     import fsspec
 
     protocol, _, path = url.partition("://") if "://" in url else ("file", "", url)
+    if protocol not in STORE_PROTOCOLS:
+        return (
+            f"{protocol}:// is not a store clonequeue writes to: give a folder "
+            "(file:///data/voices) or S3 (s3://bucket/prefix)"
+        )
     try:
         fsspec.get_filesystem_class(protocol)
     except (ImportError, ValueError) as exc:

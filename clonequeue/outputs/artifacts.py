@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 
 import fsspec
 import urllib3
+from fsspec.implementations.local import LocalFileSystem
 
 CHUNK_BYTES = 1 << 20
 S3_PART_BYTES = 5 << 20  # S3's smallest multipart part: what one upload holds in memory
@@ -108,6 +109,17 @@ def _expected_digest(headers: Any) -> str | None:
     return None
 
 
+# What the store raises (a full disk, a permission, a missing bucket, a read-only
+# protocol): an attempt that failed, said so, not a crash that left the item "sending"
+# and re-driven after every lease (QA pass).
+STORE_ERRORS = (OSError, NotImplementedError, ValueError)
+
+
+def store_error(exc: BaseException) -> DownloadError:
+    retry = isinstance(exc, OSError) and not isinstance(exc, PermissionError)
+    return DownloadError(f"cannot write to the store ({type(exc).__name__}: {exc})", retry=retry)
+
+
 def download(http: urllib3.PoolManager, source: str, dest: str, *, timeout_s: float) -> Stored:
     """Stream ``source`` into ``dest``; :class:`DownloadError` when it cannot be trusted."""
     started = time.monotonic()
@@ -131,20 +143,28 @@ def download(http: urllib3.PoolManager, source: str, dest: str, *, timeout_s: fl
         expected_sha = _expected_digest(response.headers)
         fs, path = fsspec.core.url_to_fs(dest)
         part = f"{path}.{uuid.uuid4().hex[:8]}.part"  # two racing copies never share one
-        fs.makedirs(posixpath.dirname(path), exist_ok=True)
         digest, size = hashlib.sha256(), 0
         try:
+            if isinstance(fs, LocalFileSystem):
+                # only a folder: on S3 makedirs creates the bucket, so a mistyped one
+                # was made and filled in silence (QA pass); object stores need no folders
+                fs.makedirs(posixpath.dirname(path), exist_ok=True)
             with fs.open(part, "wb", **_open_options(fs)) as sink:
-                try:
-                    for chunk in response.stream(CHUNK_BYTES, decode_content=False):
-                        digest.update(chunk)
-                        size += len(chunk)
-                        sink.write(chunk)
-                except (urllib3.exceptions.HTTPError, OSError) as exc:
-                    got = f"{size:,} of {expected_size:,}" if expected_size else f"{size:,}"
-                    raise DownloadError(
-                        f"body cut short after {got} bytes ({type(exc).__name__})", retry=True
-                    ) from None
+                chunks = response.stream(CHUNK_BYTES, decode_content=False)
+                while True:
+                    try:
+                        chunk = next(chunks, None)
+                    except (urllib3.exceptions.HTTPError, OSError) as exc:
+                        got = f"{size:,} of {expected_size:,}" if expected_size else f"{size:,}"
+                        raise DownloadError(
+                            f"body cut short after {got} bytes ({type(exc).__name__})",
+                            retry=True,
+                        ) from None
+                    if chunk is None:
+                        break
+                    digest.update(chunk)
+                    size += len(chunk)
+                    sink.write(chunk)
             if expected_size is not None and size != expected_size:
                 raise DownloadError(
                     f"body truncated: {size:,} of {expected_size:,} bytes", retry=True
@@ -156,9 +176,11 @@ def download(http: urllib3.PoolManager, source: str, dest: str, *, timeout_s: fl
                     retry=True,
                 )
             fs.mv(part, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
                 fs.rm(part)
+            if isinstance(exc, STORE_ERRORS):  # the body's own errors are DownloadErrors
+                raise store_error(exc) from None
             raise
     finally:
         response.release_conn()

@@ -226,3 +226,15 @@ def test_files_land_in_s3(
         i["sha256"] for i in done if i["id"] == "s3-00000|preview"
     )
     assert not [k for k in fs.find("voices") if k.endswith(".part")]
+    # a mistyped bucket is never created (s3fs's makedirs made it, and filled it, in
+    # silence): each attempt fails saying so, and the copy ends failed
+    typo = clonequeue.submit(
+        make_rows(1, prefix="s3t"), batch="s3t", services=system.services,
+        artifacts="s3://no-such-bucket-typo/runs",
+    )  # fmt: skip
+    system.wait(typo, 60)
+    failed = wait_for(lambda: settled(system, typo, 2), 60, "given up on")
+    assert {i["state"] for i in failed} == {"failed"}
+    assert all("cannot write to the store" in i["error"] for i in failed), failed
+    fs.invalidate_cache()
+    assert not fs.exists("no-such-bucket-typo")

@@ -83,3 +83,16 @@ def test_a_bad_body_is_never_stored(
         artifacts.download(urllib3.PoolManager(), url, f"file://{tmp_path}/x.wav", timeout_s=5)
     assert info.value.retry is retry
     assert list(tmp_path.iterdir()) == []  # no half file, no .part left
+
+
+def test_a_store_that_cannot_be_written_is_a_failed_attempt_not_a_crash(
+    url: str, tmp_path: Path
+) -> None:
+    """QA: a store error (here a folder that is a file) escaped as an exception, left the
+    item "sending" and was re-driven after every lease, with no error said."""
+    (tmp_path / "taken").write_text("a file, not a folder")
+    with pytest.raises(artifacts.DownloadError, match=r"cannot write to the store \(") as info:
+        artifacts.download(
+            urllib3.PoolManager(), url, f"file://{tmp_path}/taken/j/x.wav", timeout_s=5
+        )
+    assert info.value.retry is True  # a full disk or a missing folder may be fixed

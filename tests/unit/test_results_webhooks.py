@@ -131,6 +131,6 @@ def test_the_secret_comes_from_a_file_too(tmp_path) -> None:  # type: ignore[no-
 
 
 def test_an_unknown_artifact_store_is_refused_at_start() -> None:
-    with pytest.raises(ConfigError, match="Protocol not known"):
+    with pytest.raises(ConfigError, match="nope:// is not a store clonequeue writes to"):
         load_settings(env_file=None, artifacts_url="nope://bucket/x")
     assert load_settings(env_file=None, artifacts_url="file:///data/voices").artifacts_url

@@ -254,7 +254,16 @@ def test_an_artifact_store_that_is_a_relative_folder_is_refused(store: str) -> N
         check_targets(None, store)
 
 
-@pytest.mark.parametrize("store", ["file:///data/voices", "/data/voices", "memory://bucket/x"])
+@pytest.mark.parametrize("store", ["http://127.0.0.1:9/x", "memory://foo", "gopher://x/"])
+def test_an_artifact_store_clonequeue_cannot_write_to_is_refused(store: str) -> None:
+    """QA: http:// was taken and crashed every download; memory:// lived in one worker."""
+    from clonequeue.outputs.operate import check_targets
+
+    with pytest.raises(InputError, match=r"is not a store clonequeue writes to: give a folder"):
+        check_targets(None, store)
+
+
+@pytest.mark.parametrize("store", ["file:///data/voices", "/data/voices", "s3://bucket/x"])
 def test_an_artifact_store_by_absolute_path_or_url_is_taken(store: str) -> None:
     from clonequeue.outputs.operate import check_targets
 
