@@ -17,7 +17,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from clonequeue.producers.csv_reading import AUDIO_FIELDS, CLONE_COLUMNS, error_message
+from clonequeue.producers.csv_cells import error_message
+from clonequeue.producers.csv_reading import AUDIO_FIELDS, CLONE_COLUMNS
 from clonequeue.producers.errors import UnreadableInputError
 from clonequeue.producers.rows import Row
 
