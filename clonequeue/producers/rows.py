@@ -150,12 +150,32 @@ def row_from(value: Any, line: int) -> Row:
         data = value.model_dump(exclude_none=True)
         return Row(line, data=data, original=data)
     if isinstance(value, dict):
-        return Row(line, data=value, original=value)
+        data = unwrap_numpy(value)
+        return Row(line, data=data, original=data)
     return Row(
         line,
         error=f"a row must be a dict (or JobSpec), not {type(value).__name__}",
         original=repr(value)[:200],
     )
+
+
+def unwrap_numpy(value: Any) -> Any:
+    """``value`` with numpy scalars as plain Python (``np.int64(3)`` → ``3``), so that
+    ``df.to_dict("records")`` rows validate as the same numbers (a numpy int or bool
+    is no ``int``/``bool`` to the rules; a float happens to be one). Dicts and lists
+    are copied only when something in them changed."""
+    kind = type(value)
+    if kind in (str, int, float, bool) or value is None:
+        return value
+    if kind is dict:
+        items = {k: unwrap_numpy(v) for k, v in value.items()}
+        return value if all(items[k] is v for k, v in value.items()) else items
+    if kind is list:
+        entries = [unwrap_numpy(v) for v in value]
+        return value if all(a is b for a, b in zip(entries, value, strict=True)) else entries
+    if kind.__module__ == "numpy" and hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
+        return value.item()
+    return value
 
 
 def spec_from(value: JobSpec | dict[str, Any], line: int) -> JobSpec | RowError:

@@ -152,3 +152,21 @@ def test_the_collision_survives_pickling_with_its_words() -> None:
     collision = AudioIdCollision("aj-1", 0, 1, (None, "aj-1"))
     copy = pickle.loads(pickle.dumps(collision))
     assert (str(copy), copy.given) == (str(collision), (None, "aj-1"))
+
+
+def test_numpy_scalars_in_dict_rows_validate_as_plain_numbers() -> None:
+    """QA: ``np.int64`` for pitch and ``np.bool_`` for subtitleEnable were rejected in
+    dict rows (``df.to_dict("records")``), while ``np.float64`` passed."""
+    np = pytest.importorskip("numpy", reason="numpy is not installed here")
+    from clonequeue.producers.rows import spec_from
+
+    row = {
+        "custom_id": "np-1",
+        "clone": {"fileUrl": "https://v.example.com/a.mp3"},
+        "audios": [{"contentText": "Hi", "pitch": np.int64(3), "subtitleEnable": np.bool_(True),
+                    "speed": np.float64(1.5)}],
+    }  # fmt: skip
+    spec = spec_from(row, 1)
+    assert not isinstance(spec, RowError), spec
+    audio = spec.audios[0]
+    assert (audio.pitch, audio.subtitleEnable, audio.speed) == (3, True, 1.5)
