@@ -14,6 +14,7 @@ from an id in another process sees the same state.
 from __future__ import annotations
 
 import getpass
+import logging
 import math
 import os
 import socket
@@ -31,6 +32,7 @@ from clonequeue.producers.rows import RowError
 from clonequeue.producers.submission import SubmitReport
 from clonequeue.services import Services
 from clonequeue.store.batches import BatchInfo
+from clonequeue.store.outage import REDIS_DOWN, RedisOutage
 from clonequeue.store.records import result_record
 from clonequeue.wording import plural
 
@@ -47,8 +49,14 @@ POLL_INTERVAL_EXPECTED = (
     f"a finite number of seconds from {MIN_POLL_INTERVAL_S} (a shorter pause only loads "
     f"Redis) to {MAX_POLL_INTERVAL_S:,.0f}"
 )
-TIMEOUT_EXPECTED = "a finite number of seconds, 0 or more, or None (None waits without end)"
+SECONDS_EXPECTED = "a finite number of seconds, 0 or more"
+TIMEOUT_EXPECTED = f"{SECONDS_EXPECTED}, or None (None waits without end)"
+# wait() reads on through a Redis outage this long (after each read's own ~30 s), as
+# `status --wait` does: a restart or a failover must not end a wait of hours.
+REDIS_OUTAGE_S = 60.0
 SHOWN_BATCHES = 5  # batches named when every row was already in other batches
+
+log = logging.getLogger(__name__)
 
 BatchStatus = BatchInfo  # total, counts per state, finished_jobs, is_finished, to_dict()
 
@@ -180,13 +188,17 @@ class Batch(str):
         *,
         poll_interval: float = 2.0,
         on_progress: Callable[[BatchStatus], None] | None = None,
+        redis_outage_s: float = REDIS_OUTAGE_S,
     ) -> BatchStatus:
         """Block until every job is finished; ``TimeoutError`` after ``timeout`` seconds.
 
         ``on_progress`` gets the status after every check (every ``poll_interval`` s).
         ``timeout`` is None (no end) or finite and 0 or more (0: one look); ``poll_interval``
         is from 0.05 s (less is a busy loop on Redis) to a day. Other values are a
-        ``ValueError``, before anything is read.
+        ``ValueError``, before anything is read. A Redis outage (a restart, a failover)
+        is ridden out: each read retries for ~30 s, then the wait goes on reading for up
+        to ``redis_outage_s`` more (a warning logged at its start and end), and only
+        then raises Redis's error (sooner when ``timeout`` ends first).
         """
         check_arg("Batch.wait", "timeout", timeout, (*SECONDS, NONE), "a number of seconds or None")
         check_arg("Batch.wait", "poll_interval", poll_interval, SECONDS, "a number of seconds")
@@ -198,9 +210,20 @@ class Batch(str):
             MIN_POLL_INTERVAL_S <= poll_interval <= MAX_POLL_INTERVAL_S
         )
         check_value("Batch.wait", "poll_interval", poll_interval, usable, POLL_INTERVAL_EXPECTED)
+        usable = math.isfinite(redis_outage_s) and redis_outage_s >= 0
+        check_value("Batch.wait", "redis_outage_s", redis_outage_s, usable, SECONDS_EXPECTED)
         deadline = None if timeout is None else time.monotonic() + timeout
+        outage = self._outage_logged(redis_outage_s)
         while True:
-            status = self.status()
+            try:
+                status = self.status()
+            except REDIS_DOWN as exc:
+                pause = outage.next_wait(exc)
+                if deadline is not None and time.monotonic() + pause > deadline:
+                    raise
+                time.sleep(pause)
+                continue
+            outage.end()
             if on_progress is not None:
                 on_progress(status)
             if status.is_finished:
@@ -214,6 +237,20 @@ class Batch(str):
             if deadline is not None:
                 pause = min(pause, deadline - time.monotonic())
             time.sleep(max(pause, 0.0))
+
+    def _outage_logged(self, limit_s: float) -> RedisOutage:
+        def started(exc: BaseException) -> None:
+            log.warning(
+                "batch %s: cannot reach Redis (%s); waiting on, reading again for up to %.0f s",
+                self.id,
+                type(exc).__name__,
+                limit_s,
+            )
+
+        def ended(down_s: float) -> None:
+            log.warning("batch %s: Redis answers again (unreachable for %.0f s)", self.id, down_s)
+
+        return RedisOutage(limit_s, started, ended)
 
     def results(self) -> Iterator[dict[str, Any]]:
         """One result record per job, in submission order, streamed from Redis.

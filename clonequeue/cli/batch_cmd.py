@@ -17,6 +17,7 @@ from clonequeue.cli.progress import BatchWatch, pause_text, summary
 from clonequeue.services import Services
 from clonequeue.store.batches import BatchInfo
 from clonequeue.store.connect import store_client
+from clonequeue.store.outage import REDIS_DOWN, RedisOutage
 from clonequeue.wording import plural
 
 EXIT_INTERRUPTED = 130
@@ -29,11 +30,6 @@ FOLLOW_REDIS_OUTAGE_S = 60.0
 # Each read while following gives up after redis-py's few quick retries (~1.5 s), not
 # the store's 30 s: the outage is said at once and the bound above is the only one.
 FOLLOW_READ_RIDE_OUT_S = 0.0
-OUTAGE_FIRST_WAIT_S = 0.5
-OUTAGE_MAX_WAIT_S = 2.0
-# A restart refuses connections (ConnectionError; LOADING is one too); a Redis out of
-# reach over the network times out instead.
-REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 
 def _batch(batch_id: str) -> Batch:
@@ -126,7 +122,7 @@ def _follow(handle: Batch, info: BatchInfo, interval: float, *, quiet: bool) -> 
     """Show the batch until every job is finished; a Redis outage is ridden out (said once
     on stderr) for up to FOLLOW_REDIS_OUTAGE_S, then its error ends the command."""
     view = BatchWatch(enabled=not quiet)
-    outage = _Outage(handle.id, view)
+    outage = _outage_said_on(handle.id, view)
     try:
         with view:
             while True:
@@ -145,45 +141,21 @@ def _follow(handle: Batch, info: BatchInfo, interval: float, *, quiet: bool) -> 
         raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
-def outage_backoff_s(tries: int) -> float:
-    """Seconds before read ``tries`` + 1 of an outage: 0.5, 1, 2, 2, … (short: a restart
-    is often over in a second or two, and each read itself retries for ~1.5 s)."""
-    return min(OUTAGE_FIRST_WAIT_S * 2.0 ** (tries - 1), OUTAGE_MAX_WAIT_S)
+def _outage_said_on(batch_id: str, view: BatchWatch) -> RedisOutage:
+    """A Redis outage while following: said once on stderr, its end too."""
+    from clonequeue.redaction import redact
 
-
-class _Outage:
-    """One Redis outage while following: said once, its reads spaced, its length bounded."""
-
-    def __init__(self, batch_id: str, view: BatchWatch) -> None:
-        self._batch_id = batch_id
-        self._view = view
-        self._started: float | None = None
-        self._tries = 0
-
-    def next_wait(self, exc: BaseException) -> float:
-        """Seconds to wait before reading again; re-raises ``exc`` once past the bound."""
-        from clonequeue.redaction import redact
-
-        now = time.monotonic()
-        if self._started is None:
-            self._started, self._tries = now, 0
-            reason = (str(exc).strip().splitlines() or [""])[0]
-            self._view.print(
-                redact(
-                    f"warning: cannot reach Redis ({exc.__class__.__name__}: {reason}); "
-                    f"still following batch {self._batch_id}, trying again for up to "
-                    f"{FOLLOW_REDIS_OUTAGE_S:.0f} s"
-                )
+    def started(exc: BaseException) -> None:
+        reason = (str(exc).strip().splitlines() or [""])[0]
+        view.print(
+            redact(
+                f"warning: cannot reach Redis ({exc.__class__.__name__}: {reason}); "
+                f"still following batch {batch_id}, trying again for up to "
+                f"{FOLLOW_REDIS_OUTAGE_S:.0f} s"
             )
-        left = self._started + FOLLOW_REDIS_OUTAGE_S - now
-        if left <= 0:
-            raise exc
-        self._tries += 1
-        return min(outage_backoff_s(self._tries), left)
+        )
 
-    def end(self) -> None:
-        """Redis answered: say so if it had not, and start afresh for the next outage."""
-        if self._started is not None:
-            down = time.monotonic() - self._started
-            self._view.print(f"Redis answers again (unreachable for {down:.0f} s); following")
-            self._started = None
+    def ended(down_s: float) -> None:
+        view.print(f"Redis answers again (unreachable for {down_s:.0f} s); following")
+
+    return RedisOutage(FOLLOW_REDIS_OUTAGE_S, started, ended)

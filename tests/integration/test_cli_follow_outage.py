@@ -25,6 +25,8 @@ from clonequeue.config import load_settings
 from clonequeue.constants import REDIS_RIDE_OUT_S
 from clonequeue.local import EmbeddedRedis
 from clonequeue.services import Services
+from clonequeue.store.connect import store_client
+from clonequeue.store.outage import outage_backoff_s
 from tests.integration.test_producers_submit import row
 
 pytestmark = pytest.mark.slow
@@ -152,7 +154,62 @@ def test_status_wait_gives_up_after_its_bound(
 
 def test_the_bound_outlasts_what_the_fleet_rides_out() -> None:
     assert batch_cmd.FOLLOW_REDIS_OUTAGE_S >= 2 * REDIS_RIDE_OUT_S
-    waits = [batch_cmd.outage_backoff_s(n) for n in range(1, 8)]
+    waits = [outage_backoff_s(n) for n in range(1, 8)]
     assert waits == sorted(waits)
     assert waits[0] <= 0.5
     assert max(waits) <= 2.0
+
+
+class _FastFail(Services):
+    """Reads that fail at once, so the test sees wait()'s own ride-out, not the client's."""
+
+    @property
+    def redis(self) -> redis.Redis:  # type: ignore[override]
+        return self._fast
+
+    def __init__(self, redis_url: str) -> None:
+        super().__init__(load_settings(env_file=None, redis_url=redis_url, namespace="p"))
+        self._fast = store_client(self.settings, ride_out_s=0.0)
+
+
+def test_python_wait_rides_out_a_redis_outage_and_gives_up_after_its_bound(
+    redis_server: EmbeddedRedis,
+    redis_client: redis.Redis,
+    redis_url: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Batch.wait as status --wait: a restart is ridden out (said in the log), an outage
+    past ``redis_outage_s`` raises Redis's error. It raised at the first failed read."""
+    clonequeue.submit([row("w1")], batch="pywait", services=services_on(redis_url))
+    batch = clonequeue.Batch("pywait", services=_FastFail(redis_url))
+
+    def outage_then_cancel() -> None:
+        wait_until(lambda: hgetall_calls(redis_client) >= reads + 2, 30, "wait() reads")
+        redis_server.stop()
+        time.sleep(3.0)
+        redis_server.restart()
+        clonequeue.Batch("pywait", services=services_on(redis_url)).cancel(by="test")
+
+    reads = hgetall_calls(redis_client)
+    helper = threading.Thread(target=outage_then_cancel)
+    helper.start()
+    with caplog.at_level("WARNING", logger="clonequeue.batch"):
+        try:
+            status = batch.wait(timeout=60, poll_interval=0.2, redis_outage_s=30)
+        finally:
+            helper.join()
+    assert status.counts.get("cancelled") == 1
+    said = [r.getMessage() for r in caplog.records if r.name == "clonequeue.batch"]
+    assert len(said) == 2, said
+    assert "cannot reach Redis (ConnectionError); waiting on" in said[0]
+    assert "Redis answers again" in said[1]
+
+    redis_server.stop()
+    try:
+        started = time.monotonic()
+        with pytest.raises(redis.exceptions.ConnectionError):
+            batch.wait(timeout=60, poll_interval=0.2, redis_outage_s=2)
+        waited = time.monotonic() - started
+    finally:
+        redis_server.restart()
+    assert 2 <= waited <= 8
