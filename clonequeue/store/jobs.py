@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -205,6 +206,7 @@ class JobStore:
             self.limits.max_in_flight,
             self.limits.budget_chars,
             self.limits.retention_s,
+            uuid.uuid4().hex[:8],  # this claim's name: a re-run after a failover finds it
         )
         if out[0] == "ok" and short_of:
             return self._undo_claim(job_id, item, gen, now=now, wanted=short_of)

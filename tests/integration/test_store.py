@@ -132,6 +132,23 @@ def test_only_one_claim_wins(jobs: JobStore) -> None:
     assert counts(jobs) == {"total": 1, "submitting": 1}
 
 
+def test_a_claim_run_again_after_its_reply_was_lost_is_still_its_own(jobs: JobStore) -> None:
+    """A failover can lose a claim's reply after its write reached the replica that is
+    promoted: the script runs again (scripts.py) and must get its claim back. Answered
+    'stale', the worker dropped a create it never sent, and the step ended `unknown`
+    (QA pass: 10 steps at once after SENTINEL FAILOVER, none in the API's ledger)."""
+    add(jobs, spec("a"))
+    claim = ("a", "c", 0, 60, 0, 0, 3600)
+    first = jobs._run("claim_create", NOW, *claim, "token-1")
+    again = jobs._run("claim_create", NOW, *claim, "token-1")
+    other = jobs._run("claim_create", NOW, *claim, "token-2")
+    assert first[0] == "ok"
+    assert again == first  # the same claim: attempts not counted twice
+    assert other == ["stale"]  # another worker's claim stays its own
+    assert counts(jobs) == {"total": 1, "submitting": 1}
+    assert doc(jobs, "a")["clone"]["attempts"] == 1
+
+
 def test_full_lifecycle_with_fan_out(jobs: JobStore) -> None:
     add(jobs, spec("a", audios=2))
     polled = run_clone(jobs, "a")

@@ -1,13 +1,38 @@
 -- A create message arrived: take the step from pending to submitting, unless the
 -- fleet is paused, all slots are taken or the budget is spent (then park it).
--- ARGV: ns, now, job_id, item, gen, lease_s, cap, budget_chars, retention
+-- ARGV: ns, now, job_id, item, gen, lease_s, cap, budget_chars, retention, token
 -- Returns {'ok', request_json, model_id, clone_completed_at, activated, attempts, batch}
 --      or {'parked', reason} | {'cancelled'} | {'stale'} | {'gone'}
+--
+-- `token` names this claim. The same claim run again (its reply lost to a failover:
+-- the script ran on the old master, the replica promoted had its write) finds the
+-- step `submitting` under its own token and gets 'ok' again; answered 'stale', the
+-- worker dropped a create it had never sent, and the step ended `unknown` (QA pass:
+-- 10 at once after SENTINEL FAILOVER).
 local job_id, item, gen = ARGV[3], ARGV[4], tonumber(ARGV[5])
 local lease, cap, budget, retention = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), ARGV[9]
-local doc, step, job_key, reply = open_step(job_id, item, gen, {pending = true})
+local token = ARGV[10] or ''
+local doc, step, job_key, reply = open_step(job_id, item, gen, {pending = true, submitting = true})
 if reply then
   return reply
+end
+
+local function claimed()
+  local model_id, completed_at, activated = '', '0', '0'
+  if item ~= 'c' then
+    model_id = doc.clone.model_id or ''
+    completed_at = tostring(doc.clone.completed_at or 0)
+    activated = doc.clone.activated and '1' or '0'
+  end
+  return {'ok', cjson.encode(step.request), model_id, completed_at, activated, step.attempts,
+          doc.batch}
+end
+
+if step.state == 'submitting' then
+  if token ~= '' and step.claim == token then
+    return claimed()
+  end
+  return {'stale'}
 end
 local member = member_of(item, job_id)
 local old_state = doc.state
@@ -49,16 +74,11 @@ end
 step.state = 'submitting'
 step.attempts = (step.attempts or 0) + 1
 step.claimed_at = NOW
+step.claim = token
 step.parked = nil
 step.queued_at = nil
 redis.call('SADD', key('inflight'), member)
 redis.call('ZADD', key('due'), NOW + lease, member)
 redis.call('HINCRBY', key('stats'), 'chars_submitted', step.chars or 0)
 commit(job_key, doc, old_state, retention)
-local model_id, completed_at, activated = '', '0', '0'
-if item ~= 'c' then
-  model_id = doc.clone.model_id or ''
-  completed_at = tostring(doc.clone.completed_at or 0)
-  activated = doc.clone.activated and '1' or '0'
-end
-return {'ok', cjson.encode(step.request), model_id, completed_at, activated, step.attempts, doc.batch}
+return claimed()

@@ -22,6 +22,7 @@ step.submitted_at = NOW
 step.polls = 0
 step.queued_at = NOW -- the first poll's message
 step.claimed_at = nil -- the claim is over: submitted_at says when the task began
+step.claim = nil
 step.running_at = nil
 step.error = nil
 if item == 'c' then
