@@ -53,7 +53,10 @@ from clonequeue.workers.schedule import first_poll_delay, poll_delay, retry_dela
 
 log = logging.getLogger(__name__)
 
-PERSIST_ATTEMPTS = 10  # ~60 s of retries to store a created task's id through a Redis outage
+# How long a worker holds a created task's id while Redis is out of reach or refuses
+# writes: an operator freeing memory or disk takes minutes, and the step continues
+# even after the watchdog called it unknown (record_created.lua).
+PERSIST_FOR_S = 600.0
 REPOLL_SCARCE_S = 5.0  # polls of running tasks go at the slow end if calls were scarce this lately
 
 
@@ -189,26 +192,54 @@ def _record_created(ctx: WorkerContext, step: Dispatch, task: RemoteTask) -> str
 def _persist_created(
     ctx: WorkerContext, step: Dispatch, remote_id: str, *, now: float, next_due: float
 ) -> Created:
-    """Store the task id, trying through a Redis outage: it is the only handle on a paid task."""
-    delay = 0.5
-    for attempt in range(1, PERSIST_ATTEMPTS + 1):
+    """Store the task id, trying through a Redis outage or a Redis that refuses writes
+    (out of memory, its AOF's disk full): it is the only handle on a paid task. An OOM
+    went up as an error, and the step ended `unknown` though the answer was in hand."""
+    delay, deadline, said = 0.5, time.monotonic() + PERSIST_FOR_S, False
+    while True:
         try:
             return ctx.jobs.record_created(
                 step.job_id, step.item, step.gen, remote_id, now=now, next_due=next_due
             )
-        except redis.exceptions.ConnectionError:
-            if attempt == PERSIST_ATTEMPTS:
+        except redis.exceptions.RedisError as exc:
+            if not refuses_writes(exc):
+                raise
+            if time.monotonic() >= deadline:
                 log.error(
-                    "created remote task %s for job %s (step %s) but Redis stayed unreachable;"
-                    " the watchdog will report the job unknown: this is its remote id",
+                    "created remote task %s for job %s (step %s) but Redis did not take it "
+                    "for %.0f s (%s); the watchdog will report the job unknown: this is its "
+                    "remote id",
                     remote_id,
                     step.job_id,
                     step.item,
+                    PERSIST_FOR_S,
+                    type(exc).__name__,
                 )
                 raise
+            if not said:
+                said = True
+                log.warning(
+                    "created remote task %s but Redis does not take its id (%s: %s); "
+                    "holding it and trying again for up to %.0f s",
+                    remote_id,
+                    type(exc).__name__,
+                    str(exc).splitlines()[0][:200],
+                    PERSIST_FOR_S,
+                )
             time.sleep(delay)
             delay = min(delay * 2, 10.0)
-    raise AssertionError("unreachable")
+
+
+def refuses_writes(exc: BaseException) -> bool:
+    """Redis out of reach, or up but refusing writes for now: out of memory under
+    ``noeviction`` (OOM) or unable to write its AOF (MISCONF). Both pass when an
+    operator frees memory or disk; nothing about the write itself is wrong."""
+    if isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.OutOfMemoryError):
+        return True
+    if isinstance(exc, redis.exceptions.ResponseError):
+        text = str(exc)
+        return "OOM " in text or text.startswith("MISCONF") or "-MISCONF" in text
+    return False
 
 
 def _handle_create_error(ctx: WorkerContext, step: Dispatch, claim: Claimed, exc: ApiError) -> str:

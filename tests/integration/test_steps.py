@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -247,6 +248,36 @@ def test_id_is_stored_through_a_short_redis_outage(ctx: WorkerContext, monkeypat
     api(ctx).answers = [task()]
     assert steps.run_create(ctx, Dispatch("j", "c", 0)) == "created audio_r1"
     assert doc(ctx)["clone"]["remote_id"] == "audio_r1"
+
+
+def test_id_is_held_while_redis_refuses_writes_then_stored(
+    ctx: WorkerContext, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """QA: with Redis full (maxmemory, noeviction) the answer's write got -OOM, the error
+    went up, and the step ended unknown though the worker had the task id in hand."""
+    client = ctx.jobs.client
+    policy = client.config_get("maxmemory-policy")["maxmemory-policy"]
+    real_create = api(ctx).create_clone
+
+    def create_then_fill(request: Any) -> RemoteTask:
+        answer = real_create(request)
+        client.config_set("maxmemory-policy", "noeviction")
+        client.config_set("maxmemory", 1)  # full: every write is refused with -OOM
+        threading.Timer(1.5, lambda: client.config_set("maxmemory", 0)).start()
+        return answer
+
+    monkeypatch.setattr(api(ctx), "create_clone", create_then_fill)
+    api(ctx).answers = [task()]
+    try:
+        with caplog.at_level("WARNING", logger=steps.__name__):
+            assert steps.run_create(ctx, Dispatch("j", "c", 0)) == "created audio_r1"
+    finally:
+        client.config_set("maxmemory", 0)
+        client.config_set("maxmemory-policy", policy)
+    assert doc(ctx)["clone"]["remote_id"] == "audio_r1"
+    said = [r.getMessage() for r in caplog.records if "does not take its id" in r.getMessage()]
+    assert len(said) == 1, said
+    assert "audio_r1" in said[0]
 
 
 def complete_clone(ctx: WorkerContext) -> None:
