@@ -18,6 +18,7 @@ it was being sent).
 
 from __future__ import annotations
 
+import logging
 import os
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -45,6 +46,8 @@ from clonequeue.producers.sources import InputFile, RowSource, temp_dir
 from clonequeue.services import Services
 from clonequeue.store.batches import BatchStore
 from clonequeue.wording import plural
+
+log = logging.getLogger(__name__)
 
 KEEP_ERRORS = 1000  # rejected rows kept in the report; all of them go to the errors file
 SHOWN_IN_MESSAGE = 3  # rejected rows quoted in an exception's or a warning's message
@@ -170,9 +173,11 @@ class Submission:
             targets = not self.dry_run and (self.webhook or self.artifacts)
             if targets:  # before any job is queued: its end must find them
                 self._set_targets()
+            recorded_before = self._recorded_total()
             try:
                 seen_path = Path(tmp) / "seen-2.db"
                 report = self._pass(source, sink, seen_path, final=True, errors=errors)
+                self._check_still_recorded(report, recorded_before)
             finally:
                 if targets:
                     self._drop_targets_of_empty_batch()
@@ -185,6 +190,43 @@ class Submission:
                 check_none_rejected(report)
             check_limit(report.estimate, self.max_chars)
         return report
+
+    def _recorded_total(self) -> int | None:
+        """Jobs the batch holds now (None for a dry run or an offline estimate)."""
+        if self.dry_run or self.services is None:
+            return None
+        info = self.services.batches.info(self.batch_id)
+        return info.total if info is not None else 0
+
+    def _check_still_recorded(self, report: SubmitReport, before: int | None) -> None:
+        """Every job this submission recorded is still there once it ends, on replicas too.
+
+        Replication is asynchronous: a Sentinel failover during a submit promoted a
+        replica that had 500 of 3,000 jobs just recorded, and the submit said all 3,000
+        were accepted (QA pass). The batch's own count tells; with
+        ``CLONEQUEUE_REDIS_MIN_REPLICAS`` the last writes are WAITed for as well.
+        """
+        if before is None or self.services is None or not report.new:
+            return
+        jobs = self.services.jobs
+        if jobs.limits.min_replicas > 0 and jobs.wait_replicas():
+            log.warning(
+                "fewer than %d Redis replicas confirmed batch %s's last jobs in time; a "
+                "failover now could lose them: `clonequeue status %s` shows what is "
+                "recorded, and the same submit again records what is missing",
+                jobs.wanted_replicas(),
+                self.batch_id,
+                self.batch_id,
+            )
+        after = self._recorded_total() or 0
+        missing = before + report.new - after
+        if missing > 0:
+            raise ProducerError(
+                f"Redis lost {plural(missing, 'job')} of the {report.new:,} this submit "
+                f"recorded in batch {self.batch_id} (a failover to a replica that did not "
+                f"have them yet, or a restart that lost its last writes). Run the same "
+                "command again: rows recorded are skipped, the missing ones are recorded"
+            )
 
     def _set_targets(self) -> None:
         from clonequeue.outputs.keys import ResultKeys

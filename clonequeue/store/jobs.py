@@ -171,7 +171,7 @@ class JobStore:
         """``min_replicas``, or every replica the master listed lately if more (replicas.py)."""
         return self._replicas.wanted(self.limits.min_replicas)
 
-    def _wait_replicas(self) -> int:
+    def wait_replicas(self) -> int:
         """WAIT again: behind a new write, as WAIT counts only its own connection's writes.
         Returns as ``_run_replicated`` does (0: enough replicas have it).
 
@@ -245,7 +245,7 @@ class JobStore:
                 break
             again = self._run("release_create", now, *args)[0]
             result = result if again in ("stale", "gone") else again
-            short_of = self._wait_replicas()
+            short_of = self.wait_replicas()
         log.warning("create of job %s not sent: %s (release: %s)", job_id, error["msg"], result)
         if short_of:
             log.error(
@@ -283,7 +283,7 @@ class JobStore:
         for _ in range(RECORD_WAITS - 1):
             if not short_of:
                 break
-            short_of = self._wait_replicas()
+            short_of = self.wait_replicas()
         if short_of:
             log.error(
                 "remote task %s of job %s (step %s) is stored on the Redis master only "
