@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -18,6 +19,9 @@ from clonequeue.store.clock import FleetClock
 from clonequeue.store.connect import job_store, store_client
 from clonequeue.store.fleet import Fleet
 from clonequeue.store.jobs import Dispatch, JobStore
+from clonequeue.store.outage import write_refusal
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -31,6 +35,10 @@ class Services:
             try:
                 probe.ping()
             except redis.exceptions.RedisError as exc:
+                refused = write_refusal(exc)
+                if refused is not None:  # up, and reads work: say it, and go on
+                    log.warning("%s (%s)", refused, str(exc).splitlines()[0][:200])
+                    return store_client(self.settings)
                 raise StoreError(
                     f"cannot reach Redis at {mask_url(self.settings.redis_url)} ({exc}); "
                     "start it (`clonequeue redis`) or set CLONEQUEUE_REDIS_URL"

@@ -17,6 +17,7 @@ import typer
 import typer.core
 
 from clonequeue.errors import ClonequeueError, ConfigError, InputError
+from clonequeue.store.outage import write_refusal
 
 EXIT_OK = 0
 EXIT_FATAL = 1
@@ -62,6 +63,9 @@ def explain(exc: BaseException) -> tuple[str, int] | None:
             "(`make redis` or `clonequeue redis`) or set CLONEQUEUE_REDIS_URL",
             EXIT_FATAL,
         )
+    refused = write_refusal(exc)
+    if refused is not None:
+        return f"{refused} ({_first_line(exc)})", EXIT_FATAL
     if isinstance(exc, redis.exceptions.RedisError):
         return f"Redis error: {_first_line(exc)}", EXIT_FATAL
     if isinstance(exc, ClonequeueError):  # StoreError and ProducerError among them

@@ -46,6 +46,7 @@ from clonequeue.errors import (
 from clonequeue.logs import add_log_context
 from clonequeue.metrics import CHARS_SUBMITTED, CREATE_RETRIES, STEPS_FINISHED
 from clonequeue.store.jobs import Claimed, Created, Dispatch, PollCheck, Skipped
+from clonequeue.store.outage import refuses_writes
 from clonequeue.store.records import ErrorKind
 from clonequeue.workers.context import WorkerContext
 from clonequeue.workers.limiter import SPARE_WAIT_S
@@ -228,18 +229,6 @@ def _persist_created(
                 )
             time.sleep(delay)
             delay = min(delay * 2, 10.0)
-
-
-def refuses_writes(exc: BaseException) -> bool:
-    """Redis out of reach, or up but refusing writes for now: out of memory under
-    ``noeviction`` (OOM) or unable to write its AOF (MISCONF). Both pass when an
-    operator frees memory or disk; nothing about the write itself is wrong."""
-    if isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.OutOfMemoryError):
-        return True
-    if isinstance(exc, redis.exceptions.ResponseError):
-        text = str(exc)
-        return "OOM " in text or text.startswith("MISCONF") or "-MISCONF" in text
-    return False
 
 
 def _handle_create_error(ctx: WorkerContext, step: Dispatch, claim: Claimed, exc: ApiError) -> str:
