@@ -116,3 +116,28 @@ def test_kill_9_of_a_worker_takes_its_embedded_beat_with_it(
     worker.wait(10)
     _, alive = psutil.wait_procs(children, timeout=10)
     assert not alive, [p.cmdline() for p in alive]
+
+
+def test_a_dead_embedded_beat_is_started_again(make_system: type[System]) -> None:
+    """QA: a beat child that died left its worker running with no watchdog, in silence
+    (18 steps overdue for 5 minutes). The worker starts it again and says so."""
+    system = make_system()
+    worker = system.start_worker()  # --beat
+    assert worker.pid is not None
+    leader = psutil.Process(worker.pid)
+    deadline = time.monotonic() + 20
+    while not (children := leader.children()):
+        assert time.monotonic() < deadline, "no beat child appeared"
+        time.sleep(0.1)
+    (first,) = children
+    first.kill()
+    first.wait(10)
+    deadline = time.monotonic() + 20
+    while not (again := [c for c in leader.children() if c.pid != first.pid]):
+        assert time.monotonic() < deadline, "the beat was not started again"
+        time.sleep(0.2)
+    assert again[0].is_running()
+    assert "the embedded beat died (exit code -9): starting it again" in worker.log_path.read_text()
+    system.stop()
+    _, alive = psutil.wait_procs(again, timeout=10)
+    assert not alive  # and it stops with its worker
