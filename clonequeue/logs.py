@@ -5,13 +5,22 @@ them. Redaction is a last line of defence: no code path logs a secret, and any
 text that contains one anyway, in any printable form (clonequeue.redaction), is
 masked in the *formatted* line, so messages, arguments, tracebacks, stack info and
 JSON escapes are all covered, Celery's own records included.
+
+Query values are masked too (``?token=***``), in URLs and in request lines such as
+urllib3's DEBUG ``http://h:80 "POST /hook?token=… HTTP/1.1" 500``: a webhook URL or
+a pre-signed download carries its credential there, and ``config show`` treats every
+query value as a secret. The JimmyAI API carries nothing in a query string (task ids
+are in the path), so nothing an operator needs is lost.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
@@ -36,6 +45,36 @@ def add_log_context(**fields: str | None) -> None:
     _context.set({**_context.get(), **{k: v for k, v in fields.items() if v}})
 
 
+@contextmanager
+def log_context(**fields: str | None) -> Iterator[None]:
+    """Add ids to this thread's records for the ``with`` block only."""
+    token = _context.set({**_context.get(), **{k: v for k, v in fields.items() if v}})
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
+# A URL (scheme://…?query) or a request target after an HTTP method or at the start of
+# a word (`"POST /hook?token=…`, urllib3's `url='/hook?token=…'`): group 1 is what
+# precedes the query, group 2 the query, up to a space, quote, bracket or fragment.
+_QUERY = re.compile(
+    r"""((?:\b[a-zA-Z][a-zA-Z0-9+.-]*://|(?:^|(?<=[\s"'(=\[]))/)[^\s?#"'<>\\]*)"""
+    r"""\?([^\s#"'<>\\]+)"""
+)
+
+
+def _masked(match: re.Match[str]) -> str:
+    pairs = (part.partition("=") for part in match.group(2).split("&"))
+    query = "&".join(f"{name}=***" if sep else "***" for name, sep, _ in pairs)
+    return f"{match.group(1)}?{query}"
+
+
+def mask_query_values(text: str) -> str:
+    """``text`` with the value of every query parameter in a URL or request path ``***``."""
+    return _QUERY.sub(_masked, text) if "?" in text else text
+
+
 class ContextFilter(logging.Filter):
     """Copy the thread's job/batch/remote ids onto each record that lacks them."""
 
@@ -55,18 +94,19 @@ class RedactingFilter(logging.Filter):
         self._redactor = Redactor(secrets) if secrets is not None else REDACTOR
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self._redactor:
-            return True
         message = record.getMessage()
         if record.exc_info and record.exc_info[1] is not None:
             message += "\n" + logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
             message += "\n" + record.exc_text
-        record.msg, record.args = self._redactor.redact(message), None
+        record.msg, record.args = self._redact(message), None
         record.exc_info, record.exc_text = None, None
         if record.stack_info:
-            record.stack_info = self._redactor.redact(record.stack_info)
+            record.stack_info = self._redact(record.stack_info)
         return True
+
+    def _redact(self, text: str) -> str:
+        return mask_query_values(self._redactor.redact(text))
 
 
 class RedactingFormatter(logging.Formatter):
@@ -78,7 +118,7 @@ class RedactingFormatter(logging.Formatter):
         self._redactor = redactor
 
     def format(self, record: logging.LogRecord) -> str:
-        return self._redactor.redact(self._inner.format(record))
+        return mask_query_values(self._redactor.redact(self._inner.format(record)))
 
 
 class JsonFormatter(logging.Formatter):

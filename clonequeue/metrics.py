@@ -10,13 +10,29 @@ run. README, "Metrics", says what each one means.
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+import kombu.exceptions
+import redis.exceptions
 from prometheus_client import Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+log = logging.getLogger(__name__)
+
+# A scrape that meets one of these reads nothing more: Redis (or the broker) went away.
+# It answers without the fleet's gauges and says so in `clonequeue_redis_up`, once a
+# warning per outage; any other error is a bug and fails the scrape as before.
+UNREACHABLE: tuple[type[BaseException], ...] = (
+    redis.exceptions.ConnectionError,  # BusyLoadingError (a restart reading its AOF) too
+    redis.exceptions.TimeoutError,
+    kombu.exceptions.OperationalError,
+    OSError,
+)
 
 API_CALLS = Counter(
     "clonequeue_api_calls",
@@ -71,17 +87,88 @@ def outcome_of(exc: BaseException | None) -> str:
 
 
 class FleetCollector(Collector):
-    """Gauges read from Redis and the broker at scrape time."""
+    """Gauges read from Redis and the broker at scrape time.
 
-    def __init__(self, snapshot: Callable[[], dict[str, Any]]) -> None:
+    ``ping`` (the store's PING) decides ``clonequeue_redis_up``; without it, whether the
+    whole read worked does. When the read fails (see :data:`UNREACHABLE`) the scrape
+    still answers, at once, with ``clonequeue_redis_up`` and no fleet gauge: a count
+    from before the outage would look current.
+    """
+
+    def __init__(
+        self,
+        snapshot: Callable[[], dict[str, Any]],
+        *,
+        ping: Callable[[], object] | None = None,
+    ) -> None:
         from clonequeue.workers.rate_view import RateHistory
 
         self._snapshot = snapshot
+        self._ping = ping
         self._rate_history = RateHistory()
+        self._lock = threading.Lock()  # scrapes may overlap (one thread each)
+        self._down_since: float | None = None
+        self._down_where = "Redis"
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         started = time.monotonic()
-        data = self._snapshot()
+        redis_up, data = self._read()
+        yield GaugeMetricFamily(
+            "clonequeue_redis_up",
+            "1 when Redis answered this scrape; 0: it did not, and the fleet's gauges are absent.",
+            value=1.0 if redis_up else 0.0,
+        )
+        if data is not None:
+            yield from self._fleet_metrics(data)
+        yield GaugeMetricFamily(
+            "clonequeue_exporter_scrape_seconds",
+            "Time to read the fleet's state.",
+            value=time.monotonic() - started,
+        )
+
+    def _read(self) -> tuple[bool, dict[str, Any] | None]:
+        """(Redis answered, the fleet's state or None when it could not be read)."""
+        if self._ping is not None:
+            try:
+                self._ping()
+            except UNREACHABLE as exc:
+                self._outage("Redis", exc, redis_up=False)
+                return False, None
+        try:
+            data = self._snapshot()
+        except UNREACHABLE as exc:
+            where = "Redis" if self._ping is None else "Redis or the broker"
+            self._outage(where, exc, redis_up=self._ping is not None)
+            return self._ping is not None, None
+        with self._lock:
+            if self._down_since is not None:
+                log.info(
+                    "exporter: %s answers again after %.0f s; the fleet's gauges are back",
+                    self._down_where,
+                    time.monotonic() - self._down_since,
+                )
+                self._down_since = None
+        return True, data
+
+    def _outage(self, where: str, exc: BaseException, *, redis_up: bool) -> None:
+        """One warning when an outage starts, not one (with a traceback) per scrape."""
+        with self._lock:
+            if self._down_since is not None:
+                return
+            self._down_since, self._down_where = time.monotonic(), where
+        reason = (str(exc).strip().splitlines() or [""])[0] or type(exc).__name__
+        log.warning(
+            "exporter: cannot read the fleet's state from %s (%s: %s); scrapes answer "
+            "clonequeue_redis_up %d without the fleet's gauges until it answers again",
+            where,
+            type(exc).__name__,
+            reason,
+            1 if redis_up else 0,
+        )
+
+    def _fleet_metrics(
+        self, data: dict[str, Any]
+    ) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         jobs = GaugeMetricFamily(
             "clonequeue_jobs", "Jobs of unfinished batches by state.", labels=["state"]
         )
@@ -98,11 +185,6 @@ class FleetCollector(Collector):
             yield GaugeMetricFamily(name, help_text, value=float(data[key]))
         if data.get("rate") is not None:
             yield from self._rate_metrics(data["rate"])
-        yield GaugeMetricFamily(
-            "clonequeue_exporter_scrape_seconds",
-            "Time to read the fleet's state.",
-            value=time.monotonic() - started,
-        )
 
     def _rate_metrics(self, rate: Any) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         """The adaptive API rate (README, "Limits"); per-minute figures over the last minute."""

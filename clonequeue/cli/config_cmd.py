@@ -18,7 +18,9 @@ app = typer.Typer(help="Inspect the effective settings.", no_args_is_help=True)
 def show(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of lines."),
 ) -> None:
-    """Print every setting as NAME=value with what it does; the API token is never shown."""
+    """Print every setting as NAME=value with what it does; every secret is redacted: the API
+    token, the webhook secret, the Sentinel password and Flower's logins show only whether
+    they are set, and URLs lose their passwords and query values."""
     settings = context.settings()
     values = {
         env_name(name): describe_setting_value(name, getattr(settings, name))

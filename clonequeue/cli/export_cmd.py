@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 
 from clonequeue.batch import Batch
 from clonequeue.cli import context
-from clonequeue.cli.errors import EXIT_USAGE, fail
+from clonequeue.cli.errors import EXIT_OK, EXIT_USAGE, fail
 from clonequeue.producers.export import OutputFormat, output_format, write_records
 from clonequeue.services import Services
 from clonequeue.wording import plural
@@ -65,13 +66,30 @@ def _write(records: Iterable[dict[str, Any]], format_name: str, output: Path | N
     if fmt is OutputFormat.PARQUET:
         return _write_parquet(records, output)
     if output is None:
-        return write_records(records, sys.stdout, fmt)
+        try:
+            count = write_records(records, sys.stdout, fmt)
+            sys.stdout.flush()
+        except BrokenPipeError:
+            _reader_gone()
+        return count
     try:
         sink = output.open("w", encoding="utf-8", newline="")
     except OSError as exc:
         fail(f"cannot write {output}: {exc.strerror or exc}")
     with sink:
         return write_records(records, sink, fmt)
+
+
+def _reader_gone() -> NoReturn:
+    """The reader closed stdout (``| head``): it has what it wanted, so exit 0, quietly.
+
+    Python's advice (signal module docs, "Note on SIGPIPE"): stdout goes to /dev/null
+    first, else flushing it once more at exit raises again.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    raise typer.Exit(EXIT_OK)
 
 
 def _write_parquet(records: Iterable[dict[str, Any]], output: Path | None) -> int:

@@ -100,14 +100,18 @@ def submit(
         None,
         "--webhook",
         help="POST this batch's events here, signed (Standard Webhooks): job.completed, "
-        "job.failed, job.unknown, job.cancelled, batch.completed. Default: "
-        "CLONEQUEUE_WEBHOOK_URL.",
+        "job.failed, job.unknown, job.cancelled, batch.completed. Default: the workers' "
+        "CLONEQUEUE_WEBHOOK_URL (the fleet default; this shell's is not used). For an "
+        "existing batch it applies to the jobs that finish after it: jobs already finished "
+        "are not sent.",
     ),
     artifacts: str | None = typer.Option(
         None,
         "--artifacts",
         help="Copy every finished audio and subtitle file here (file:///dir or "
-        "s3://bucket/prefix). Default: CLONEQUEUE_ARTIFACTS_URL.",
+        "s3://bucket/prefix). Default: the workers' CLONEQUEUE_ARTIFACTS_URL (the fleet "
+        "default; this shell's is not used). For an existing batch, `clonequeue retry BATCH "
+        "--artifacts` copies the files of jobs already finished.",
     ),
 ) -> None:
     """Validate jobs, record them in Redis and queue them. Prints the batch id last.

@@ -23,7 +23,12 @@ def webhooks(
         help="Send the failed deliveries again (and those to an endpoint that answered 410, "
         "which is enabled again), with their own webhook-id.",
     ),
-    as_json: bool = typer.Option(False, "--json", help="One JSON object per delivery."),
+    as_json: bool = typer.Option(
+        False,
+        "--json",
+        help="One JSON object per delivery (JSON Lines; none: no line, and a note on stderr "
+        "says why).",
+    ),
 ) -> None:
     """List a batch's webhook deliveries: event, job, state, attempts, the last answer.
 
@@ -42,7 +47,8 @@ def webhooks(
         ended[doc["state"]] += 1
         typer.echo(json.dumps(doc) if as_json else _line(doc))
     if not listed:  # say why the list is empty; --json keeps stdout to deliveries only
-        typer.echo(_why_none(handle.id, services), err=as_json)
+        why = _why_none(handle.id, services)
+        typer.echo(f"note: {why}" if as_json else why, err=as_json)
     if ended["failed"] or ended["disabled"]:
         typer.echo(_redeliver_hint(handle.id, ended["failed"], ended["disabled"]), err=True)
 
@@ -75,14 +81,29 @@ def _line(doc: dict[str, Any]) -> str:
 
 def _why_none(batch: str, services: Services) -> str:
     """No delivery: the batch has no webhook, or none of its jobs has finished yet.
-    What it checks is said: a fleet-wide URL set only on the workers is not seen here."""
+
+    Only the batch's own URL (``submit --webhook``) can be read here: the fleet default
+    is the workers' CLONEQUEUE_WEBHOOK_URL, which this shell neither sees nor sets. A
+    URL given later applies to jobs that finish after it: a finished job sends no event.
+    """
     from clonequeue.outputs.keys import ResultKeys
-    from clonequeue.outputs.plan import batch_targets
+    from clonequeue.outputs.plan import BATCH_WEBHOOK_FIELD
 
     keys = ResultKeys(services.settings.namespace)
-    if not batch_targets(services.redis, keys, services.settings, batch).webhook_url:
+    if services.redis.hget(keys.batch(batch), BATCH_WEBHOOK_FIELD):
+        return f"batch {batch}: no deliveries yet (one is made as each job finishes)"
+    fleet = "the workers' CLONEQUEUE_WEBHOOK_URL (this shell's is not used)"
+    resubmit = f"`clonequeue submit FILE --batch {batch} --webhook URL`"
+    info = services.batches.info(batch)
+    if info is not None and info.is_finished:
         return (
-            f"batch {batch} has no webhook: it was submitted without --webhook and "
-            "CLONEQUEUE_WEBHOOK_URL is not set here (submit with --webhook URL to add one)"
+            f"batch {batch} has no webhook: it was submitted without --webhook, and no "
+            f"delivery was made under the fleet default, {fleet}. Its jobs have all "
+            f"finished, and a finished job is not sent: {resubmit} would apply to new rows only"
         )
-    return f"batch {batch}: no deliveries yet (one is made as each job finishes)"
+    return (
+        f"batch {batch} has no webhook of its own: it was submitted without --webhook, and "
+        f"the fleet default is {fleet}, if they have one. {resubmit} gives it one for the "
+        "jobs that finish after it (new rows, and rows still running); jobs already finished "
+        "are not sent"
+    )

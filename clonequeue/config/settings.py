@@ -263,7 +263,19 @@ class Settings(BaseSettings):
         "(a receiver on 127.0.0.1 in tests and demos); refused otherwise.",
     )
     webhook_timeout_s: PositiveFloat = Field(
-        5.0, description="Connect and read timeout of one webhook delivery attempt."
+        5.0,
+        description="Time one webhook delivery attempt may take in all: name lookup, "
+        "connect, TLS, sending, the answer's status line and headers (its body is not "
+        "read). A receiver slower than this, however it trickles, is a timed-out "
+        "attempt, retried on the schedule.",
+    )
+    webhook_concurrency: PositiveInt = Field(
+        4,
+        description="Webhook attempts running at once in one worker process; more wait "
+        "outside (claiming nothing) and are tried a second later. Each holds one of the "
+        "worker's WORKER_CONCURRENCY threads, which polls and creates need, for up to "
+        "WEBHOOK_TIMEOUT_S: 4 leave a slow receiver 4 threads at most, and still deliver "
+        "~80 a second to one answering in 50 ms.",
     )
     webhook_retry_schedule_s: SecondsTuple = Field(
         (0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0),
@@ -339,6 +351,8 @@ class Settings(BaseSettings):
             )
         if self.webhook_secret is not None:
             _check_webhook_secrets(self.webhook_secret.get_secret_value())
+        if self.webhook_url:
+            _check_webhook_url(self.webhook_url)
         if self.artifacts_url:
             _check_store_url(self.artifacts_url)
         for name in ("webhook_retry_schedule_s", "artifact_retry_schedule_s"):
@@ -394,6 +408,18 @@ def _read_secret_file(path: Path, variable: str) -> str:
     if not value:
         raise ValueError(f"{variable}: {path} is empty")
     return value
+
+
+def _check_webhook_url(url: str) -> None:
+    """The rule `submit --webhook` applies (no user or password, a port from 1 to 65535,
+    a URL urllib3 parses). Checked here, not by a field validator: a field's error
+    echoes the value, and a webhook URL carries its credentials there."""
+    from clonequeue.outputs.targets import UnsafeTargetError, check_url
+
+    try:
+        check_url(url)
+    except UnsafeTargetError as exc:
+        raise ValueError(f"CLONEQUEUE_WEBHOOK_URL: {exc}") from None
 
 
 def _check_store_url(url: str) -> None:

@@ -8,6 +8,12 @@ and the claim is a lease: a worker killed mid-attempt leaves ``sending`` with a 
 that runs out, and the results pass re-drives it. The ``due`` score is when the pass
 should step in: the attempt's own time when no message was sent for it (a long
 wait), or that time plus a grace when a countdown message is on its way.
+
+An item is recorded only while its batch (and, for a job's item, its job) exists, in
+one script with its place in the batch's list: a results pass that read a job before
+a ``purge`` and records the job's delivery after it adds nothing, and whatever was
+recorded before is in the list the purge deletes from (:meth:`ItemStore.purge_batch`).
+Every other write (claim, finish, reopen) changes an existing record only.
 """
 
 from __future__ import annotations
@@ -22,6 +28,20 @@ from clonequeue.outputs.keys import ResultKeys
 
 MAX_ATTEMPTS_KEPT = 30  # every attempt is counted; the last ones are kept in full
 OPEN_STATES = ("pending", "sending")
+
+# KEYS: item, due zset, batch list, batch hash[, job]. ARGV: item id, document JSON, now,
+# retention_s. 'ok', 'exists' (a re-read stream entry) or 'orphan' (the batch or job is
+# gone: purged, or expired).
+_ADD = """
+for i = 4, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 0 then return 'orphan' end
+end
+if not redis.call('SET', KEYS[1], ARGV[2], 'NX', 'EX', ARGV[4]) then return 'exists' end
+redis.call('ZADD', KEYS[2], tonumber(ARGV[3]), ARGV[1])
+redis.call('RPUSH', KEYS[3], ARGV[1])
+redis.call('EXPIRE', KEYS[3], ARGV[4])
+return 'ok'
+"""
 
 # KEYS: item, due zset. ARGV: item id, now, lease_s, grace_s.
 _CLAIM = """
@@ -110,6 +130,7 @@ class ItemStore:
         self.keys = keys
         self.kind = kind
         self.retention_s = retention_s
+        self._add = client.register_script(_ADD)
         self._claim = client.register_script(_CLAIM)
         self._finish = client.register_script(_FINISH)
         self._reopen = client.register_script(_REOPEN)
@@ -120,19 +141,25 @@ class ItemStore:
         return self.keys.due(self.kind)
 
     def add(self, item_id: str, doc: dict[str, Any], *, now: float) -> bool:
-        """Record a new item, due now; False if it exists (a re-read stream entry)."""
+        """Record a new item, due now, at the end of its batch's list.
+
+        False if it exists (a re-read stream entry), or if its batch, or its job
+        (``doc["job"]``, when set), is gone: purged or expired since it was read.
+        """
         doc = {**doc, "id": item_id, "state": "pending", "next_at": now, "tries": 0}
         doc.setdefault("attempts", [])
-        key = self.keys.item(self.kind, item_id)
-        if not self.client.set(key, json.dumps(doc), nx=True, ex=self.retention_s):
-            return False
-        pipe = self.client.pipeline(transaction=True)
-        pipe.zadd(self.due_key, {item_id: now})
-        blist = self.keys.batch_items(self.kind, doc["batch"])
-        pipe.rpush(blist, item_id)
-        pipe.expire(blist, self.retention_s)
-        pipe.execute()
-        return True
+        batch = doc["batch"]
+        guards = [self.keys.batch(batch)] + ([self.keys.job(doc["job"])] if doc.get("job") else [])
+        out = self._add(
+            keys=[
+                self.keys.item(self.kind, item_id),
+                self.due_key,
+                self.keys.batch_items(self.kind, batch),
+                *guards,
+            ],
+            args=[item_id, json.dumps(doc), repr(now), self.retention_s],
+        )
+        return bool(out == "ok")
 
     def get(self, item_id: str) -> dict[str, Any] | None:
         raw = self.client.get(self.keys.item(self.kind, item_id))
@@ -209,6 +236,27 @@ class ItemStore:
     def forget(self, item_id: str) -> None:
         """An item whose record expired or was purged."""
         self.client.zrem(self.due_key, item_id)
+
+    def purge_batch(self, batch_id: str) -> int:
+        """Delete the batch's items, their due entries and its list; returns how many items.
+
+        Call it once the batch's own records are gone: no item can then be added to the
+        list (see :meth:`add`), and a worker's attempt in progress only updates a
+        record that exists, so nothing comes back.
+        """
+        key = self.keys.batch_items(self.kind, batch_id)
+        removed = start = 0
+        while True:
+            ids = [str(i) for i in cast(list[str], self.client.lrange(key, start, start + 499))]
+            if not ids:
+                break
+            pipe = self.client.pipeline(transaction=True)
+            pipe.delete(*[self.keys.item(self.kind, i) for i in ids])
+            pipe.zrem(self.due_key, *ids)
+            removed += int(pipe.execute()[0])
+            start += len(ids)
+        self.client.delete(key)
+        return removed
 
     def of_batch(self, batch_id: str) -> Iterator[dict[str, Any]]:
         """The batch's items in the order they were recorded (expired ones skipped)."""

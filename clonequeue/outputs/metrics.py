@@ -6,7 +6,9 @@ from prometheus_client import Counter
 
 WEBHOOK_ATTEMPTS = Counter(
     "clonequeue_webhook_attempts",
-    "Webhook delivery attempts by verdict: delivered, retry, disable (410), stop.",
+    "Webhook delivery attempts by verdict: delivered, retry, gave_up (the last retry of "
+    "the schedule), disable (410), stop. A delivery skipped because its endpoint was "
+    "disabled before sends nothing and is not counted.",
     ["verdict"],
 )
 ARTIFACT_DOWNLOADS = Counter(

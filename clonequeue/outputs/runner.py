@@ -7,7 +7,8 @@
   attempt is overdue.
 * :func:`deliver_webhook` and :func:`fetch_artifact`: claim one item, make one
   attempt, record it, schedule the next (a countdown when it is short; the pass
-  otherwise).
+  otherwise). At most ``WEBHOOK_CONCURRENCY`` / ``ARTIFACT_CONCURRENCY`` of each run
+  at once in a worker process; one more waits outside, holding no claim.
 """
 
 from __future__ import annotations
@@ -27,12 +28,14 @@ import urllib3
 
 from clonequeue.config import Settings
 from clonequeue.config.settings import webhook_secrets
+from clonequeue.logs import log_context
 from clonequeue.outputs import artifacts as art
 from clonequeue.outputs import webhooks as wh
 from clonequeue.outputs.items import ItemStore
 from clonequeue.outputs.keys import ARTIFACT, GROUP, WEBHOOK, ResultKeys
 from clonequeue.outputs.metrics import ARTIFACT_BYTES, ARTIFACT_DOWNLOADS, WEBHOOK_ATTEMPTS
 from clonequeue.outputs.plan import BatchTargets, Planner
+from clonequeue.outputs.targets import endpoint_host
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +57,9 @@ class ResultsContext:
     clock: Callable[[], float] = time.time
     consumer: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     http: urllib3.PoolManager = field(default_factory=lambda: urllib3.PoolManager(maxsize=16))
-    slots: threading.BoundedSemaphore | None = None
+    slots: threading.BoundedSemaphore | None = None  # downloads at once
     claim_idle_ms: int = CLAIM_IDLE_MS
+    webhook_slots: threading.BoundedSemaphore | None = None  # webhook attempts at once
 
     def __post_init__(self) -> None:
         self.keys = ResultKeys(self.settings.namespace)
@@ -65,6 +69,8 @@ class ResultsContext:
         self.planner = Planner(self.client, self.keys, self.settings, self.webhooks, self.artifacts)
         if self.slots is None:
             self.slots = threading.BoundedSemaphore(self.settings.artifact_concurrency)
+        if self.webhook_slots is None:
+            self.webhook_slots = threading.BoundedSemaphore(self.settings.webhook_concurrency)
 
     def store(self, kind: str) -> ItemStore:
         return self.webhooks if kind == WEBHOOK else self.artifacts
@@ -81,6 +87,10 @@ class ResultsContext:
         return min(MAX_COUNTDOWN_S, self.settings.visibility_timeout_s / 5)
 
     def lease_s(self, kind: str) -> float:
+        """A claim's lease. A webhook attempt ends within WEBHOOK_TIMEOUT_S whatever the
+        receiver does (webhooks.send: one deadline), so twice that plus 5 s is left for
+        the claim, the record and a busy machine; a lease that runs out means a dead
+        worker, never a slow receiver (whose delivery was then sent again)."""
         if kind == WEBHOOK:
             return 2 * self.settings.webhook_timeout_s + 5
         return self.settings.artifact_lease_s
@@ -193,33 +203,60 @@ def _retry_later(
 
 
 def deliver_webhook(ctx: ResultsContext, item_id: str) -> str:
+    """One attempt of a delivery, if a slot is free: past ``WEBHOOK_CONCURRENCY`` it
+    waits outside, unclaimed (no lease runs out while it waits), and comes back in a
+    second. Uncapped, 24 deliveries to a receiver that slept 8 s took a worker's
+    threads and delayed every other batch's polls (QA)."""
+    slots = ctx.webhook_slots
+    assert slots is not None
+    if not slots.acquire(blocking=False):
+        ctx.publish(WEBHOOK, item_id, 1.0)
+        return "all webhook slots busy; again in 1 s"
+    try:
+        return _deliver(ctx, item_id)
+    finally:
+        slots.release()
+
+
+def _deliver(ctx: ResultsContext, item_id: str) -> str:
     store = ctx.webhooks
     doc = store.claim(item_id, now=ctx.clock(), lease_s=ctx.lease_s(WEBHOOK), grace_s=ctx.grace_s)
     if doc is None:
         return "not mine (done, busy or not yet due)"
+    with log_context(job=doc.get("job"), batch=doc.get("batch")):
+        return _attempt_and_record(ctx, item_id, doc)
+
+
+def _attempt_and_record(ctx: ResultsContext, item_id: str, doc: dict[str, Any]) -> str:
+    store = ctx.webhooks
     settings = ctx.settings
     url = doc["url"]
+    to = f"webhook {item_id} to {endpoint_host(url)}"
     started = ctx.clock()
     if ctx.client.sismember(ctx.keys.disabled_endpoints, url):
-        attempt = wh.Attempt("disable", error="endpoint disabled: it answered 410 Gone before")
-    else:
-        secrets = (
-            webhook_secrets(settings.webhook_secret.get_secret_value())
-            if settings.webhook_secret
-            else []
-        )
-        attempt = wh.send(
-            url,
-            item_id,
-            doc["body"],
-            secrets,
-            timeout_s=settings.webhook_timeout_s,
-            allow_private=settings.webhook_allow_private,
-            now=started,
-            batch=doc["batch"],
+        # Nothing is sent: recorded as disabled, with no attempt and no try counted.
+        reason = "endpoint disabled: it answered 410 Gone before"
+        store.finish(
+            item_id, {}, state="disabled",
+            fields={"error": f"{reason}; nothing sent", "tries": doc.get("tries", 0),
+                    "round_tries": doc.get("round_tries", 0), "attempts": doc.get("attempts")},
+        )  # fmt: skip
+        return f"skipped: {reason}"
+    try:
+        attempt = _attempt(ctx, item_id, doc, started)
+    except Exception as exc:  # recorded, not raised: else `sending` for ever
+        # Not the receiver's answer (webhooks.send judges those): a record or a URL no
+        # attempt can send fails the same way again, so it stops; an OSError of this
+        # machine's (no file descriptor left) can pass, so it follows the schedule.
+        log.exception("%s: the attempt raised", to)
+        transient = isinstance(exc, OSError)
+        attempt = wh.Attempt(
+            "retry" if transient else "stop",
+            error=f"{type(exc).__name__}: {exc} (an error in clonequeue, not an answer of "
+            f"the receiver; {'retried' if transient else 'not retried'}: see the worker's log)",
         )
     record = attempt.record(started)
-    WEBHOOK_ATTEMPTS.labels(attempt.verdict).inc()
+    verdict: wh.Verdict = attempt.verdict
     if attempt.verdict == "delivered":
         store.finish(  # the body is not needed any more: ~0.5-20 KB less per job
             item_id, record, state="done", fields={"delivered_at": ctx.clock(), "body": None}
@@ -227,21 +264,38 @@ def deliver_webhook(ctx: ResultsContext, item_id: str) -> str:
     elif attempt.verdict == "disable":
         ctx.client.sadd(ctx.keys.disabled_endpoints, url)
         store.finish(item_id, record, state="disabled", fields={"error": attempt.error})
-        log.warning("webhook %s: endpoint disabled (410 Gone); nothing more is sent to it", item_id)
+        log.warning("%s: endpoint disabled (410 Gone); nothing more is sent to it", to)
     elif attempt.verdict == "stop":
         store.finish(item_id, record, state="failed", fields={"error": attempt.error})
-        log.warning("webhook %s: not delivered: %s", item_id, attempt.error)
+        log.warning("%s: not delivered: %s", to, attempt.error)
     else:
         wait = wh.next_wait(
             settings.webhook_retry_schedule_s, doc.get("round_tries", 0) + 1, attempt.retry_after_s
         )
         if wait is None:
+            verdict = record["verdict"] = "gave_up"
             reason = f"gave up after {doc.get('tries', 0) + 1} attempts; last: {attempt.error}"
             store.finish(item_id, record, state="failed", fields={"error": reason})
-            log.warning("webhook %s: %s", item_id, reason)
+            log.warning("%s: %s", to, reason)
         else:
             _retry_later(ctx, WEBHOOK, item_id, record, wait, attempt.error)
-    return f"{attempt.verdict} {attempt.status or attempt.error or ''}".strip()
+    WEBHOOK_ATTEMPTS.labels(verdict).inc()
+    return f"{verdict} {attempt.status or attempt.error or ''}".strip()
+
+
+def _attempt(ctx: ResultsContext, item_id: str, doc: dict[str, Any], started: float) -> wh.Attempt:
+    settings = ctx.settings
+    secret = settings.webhook_secret
+    return wh.send(
+        doc["url"],
+        item_id,
+        doc["body"],
+        webhook_secrets(secret.get_secret_value()) if secret else [],
+        timeout_s=settings.webhook_timeout_s,
+        allow_private=settings.webhook_allow_private,
+        now=started,
+        batch=doc["batch"],
+    )
 
 
 # --- one download ----------------------------------------------------------------------------

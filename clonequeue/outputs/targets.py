@@ -1,6 +1,8 @@
 """Outbound URLs we are told to call (webhooks): never a way into our own network.
 
-Only http(s); the host name is resolved once here and the connection goes to that
+Only http(s), with no user or password and a port from 1 to 65535, as urllib3 parses
+it (checked at submit and at start-up for CLONEQUEUE_WEBHOOK_URL); the host name is
+resolved once here, within the attempt's time, and the connection goes to that
 checked address (a DNS answer that changes between check and connect cannot steer
 it inside). Private, loopback, link-local, multicast and reserved addresses are
 refused unless ``CLONEQUEUE_WEBHOOK_ALLOW_PRIVATE=true``. No redirects are followed.
@@ -10,12 +12,23 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import threading
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
+
+from urllib3.exceptions import LocationParseError
+from urllib3.util import parse_url
+
+from clonequeue.config.redis_urls import mask_query
 
 
 class UnsafeTargetError(ValueError):
     """A URL we refuse to call; the message says why (never retried)."""
+
+
+class ResolveTimeoutError(OSError):
+    """The host name was not resolved in the time the attempt had left (retried)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,23 +55,57 @@ def _blocked(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
     return None
 
 
+def shown_url(url: str) -> str:
+    """``url`` as it may be printed: no user or password, each query value ``***``."""
+    try:
+        parts = urlsplit(url)
+        return mask_query(parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl())
+    except ValueError:
+        return "(a URL that cannot be parsed)"
+
+
+def endpoint_host(url: str) -> str:
+    """``host[:port]`` of ``url`` for a log line (never its user, password or query)."""
+    try:
+        return urlsplit(url).netloc.rpartition("@")[2] or "?"
+    except ValueError:
+        return "?"
+
+
 def check_url(url: str) -> None:
-    """The static part: an http(s) URL with a host. Raises :class:`UnsafeTargetError`."""
-    parts = urlsplit(url)
+    """The static part: an http(s) URL with a host, no user or password, a port from 1 to
+    65535, that urllib3 parses (what it cannot would fail every attempt, for ever).
+    Raises :class:`UnsafeTargetError`, whose message never shows a query value."""
+    shown = shown_url(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise UnsafeTargetError(f"webhook URL {shown!r} cannot be parsed") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UnsafeTargetError(f"webhook URL must be http(s) with a host, not {url!r}")
+        raise UnsafeTargetError(f"webhook URL must be http(s) with a host, not {shown!r}")
     if parts.username or parts.password:
         raise UnsafeTargetError("webhook URL must not carry a user or password")
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if port is not None and not 1 <= port <= 65535:
+        raise UnsafeTargetError(f"webhook URL {shown!r}: the port must be a number from 1 to 65535")
+    try:
+        parse_url(url)
+    except LocationParseError:
+        raise UnsafeTargetError(f"webhook URL {shown!r} cannot be parsed") from None
 
 
-def resolve(url: str, *, allow_private: bool) -> Target:
-    """Check ``url`` and the address its host resolves to; the connection must use it."""
+def resolve(url: str, *, allow_private: bool, timeout_s: float | None = None) -> Target:
+    """Check ``url`` and the address its host resolves to; the connection must use it.
+    A name not resolved within ``timeout_s`` raises :class:`ResolveTimeoutError`."""
     check_url(url)
     parts = urlsplit(url)
     host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        infos = _lookup(host, port, timeout_s)
     except socket.gaierror as exc:
         raise OSError(f"cannot resolve {host}: {exc.strerror}") from None
     addresses = [str(info[4][0]) for info in infos]
@@ -73,3 +120,33 @@ def resolve(url: str, *, allow_private: bool) -> Target:
     if parts.query:
         path += "?" + parts.query
     return Target(parts.scheme, host, addresses[0], port, path)
+
+
+def _lookup(host: str, port: int, timeout_s: float | None) -> list[Any]:
+    """``getaddrinfo``, waited for at most ``timeout_s``. It has no timeout of its own: a
+    host whose name servers never answer holds it for the resolver's (5 s a try, 2 tries,
+    per name server). It runs in a daemon thread that is left to finish on its own if the
+    attempt's time runs out; an address (no lookup) is answered at once, in this thread."""
+    try:
+        ipaddress.ip_address(host.partition("%")[0])
+        literal = True
+    except ValueError:
+        literal = False
+    if literal or timeout_s is None:
+        return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    answer: list[Any] = []
+
+    def look_up() -> None:
+        try:
+            answer.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        except OSError as exc:
+            answer.append(exc)
+
+    thread = threading.Thread(target=look_up, name=f"resolve {host}", daemon=True)
+    thread.start()
+    thread.join(max(timeout_s, 0.0))
+    if not answer:
+        raise ResolveTimeoutError(f"cannot resolve {host} within {round(timeout_s, 1):g} s")
+    if isinstance(answer[0], OSError):
+        raise answer[0]
+    return list(answer[0])

@@ -58,19 +58,19 @@ def register_results_tasks(app: Any, settings: Settings) -> None:
                     )
         return holder["ctx"]
 
-    @app.task(name=RESULTS_PASS)  # type: ignore[untyped-decorator]
+    @app.task(name=RESULTS_PASS, shared=False)  # type: ignore[untyped-decorator]
     def results_pass() -> str:
         """Record webhooks and downloads for finished jobs; re-drive overdue ones."""
         set_log_context()
         return runner.run_pass(context())
 
-    @app.task(name=DELIVER_WEBHOOK)  # type: ignore[untyped-decorator]
+    @app.task(name=DELIVER_WEBHOOK, shared=False)  # type: ignore[untyped-decorator]
     def deliver_webhook(msg_id: str) -> str:
         """One signed attempt of a webhook delivery."""
         set_log_context()
         return runner.deliver_webhook(context(), msg_id)
 
-    @app.task(name=FETCH_ARTIFACT)  # type: ignore[untyped-decorator]
+    @app.task(name=FETCH_ARTIFACT, shared=False)  # type: ignore[untyped-decorator]
     def fetch_artifact(item_id: str) -> str:
         """Download one audio or subtitle file into the artifact store."""
         set_log_context(job=item_id.partition("|")[0])

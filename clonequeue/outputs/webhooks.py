@@ -7,28 +7,39 @@ id.timestamp.body>``, one per secret during a rotation), computed by the
 "Retry schedule"): 2xx delivered; 410 the endpoint is disabled; 429, 5xx, timeouts
 and network errors retried later (``Retry-After`` honoured); any other answer,
 redirects included (never followed), stops.
+
+One attempt takes at most its timeout *in all*: name lookup, connect, TLS, sending,
+the status line and headers (the body is not read: the status decides). A per-read
+timeout bounds each wait for a byte, not the answer: a receiver that sent a byte
+every 2 s held a worker thread for 150 s, past the claim's lease, and was sent the
+same delivery again and again (QA). :class:`DeadlineSocket` makes every wait end by
+one deadline set when the attempt starts.
 """
 
 from __future__ import annotations
 
+import io
 import json
+import socket
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
+from urllib.parse import urlsplit
 
 import urllib3
 from standardwebhooks.webhooks import Webhook
+from urllib3.connection import HTTPConnection, HTTPSConnection
 
 from clonequeue._version import __version__
-from clonequeue.outputs.targets import UnsafeTargetError, resolve
+from clonequeue.outputs.targets import ResolveTimeoutError, UnsafeTargetError, resolve
 
 MAX_PAYLOAD_BYTES = 20_000  # a bigger job record is sent by reference
 MAX_RETRY_AFTER_S = 24 * 3600.0
-RESPONSE_BYTES_READ = 4096  # of the receiver's answer, for the attempt's record
 
-Verdict = Literal["delivered", "retry", "disable", "stop"]
+# What an attempt ends with; "gave_up" is the runner's word for a last "retry".
+Verdict = Literal["delivered", "retry", "disable", "stop", "gave_up"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,8 +98,11 @@ def send(
     batch: str = "BATCH",
 ) -> Attempt:
     """Send one attempt and judge the answer; never raises for the receiver's faults.
-    ``batch`` names the batch in the next step an error gives."""
+    The attempt takes at most ``timeout_s`` in all, name lookup to the last header: past
+    it, it is a timeout (retried). ``batch`` names the batch in the next step an error
+    gives."""
     started = time.monotonic()
+    deadline = started + timeout_s
     at = time.time() if now is None else now
 
     def done(verdict: Verdict, **kw: Any) -> Attempt:
@@ -101,9 +115,12 @@ def send(
             f"is sent unsigned; set it, then `clonequeue webhooks {batch} --redeliver`",
         )
     try:
-        target = resolve(url, allow_private=allow_private)
+        target = resolve(url, allow_private=allow_private, timeout_s=deadline - time.monotonic())
     except UnsafeTargetError as exc:
         return done("stop", error=str(exc))
+    except ResolveTimeoutError:  # worded with the setting, not the few ms less left
+        host = urlsplit(url).hostname
+        return done("retry", error=f"cannot resolve {host} within {timeout_s:g} s")
     except OSError as exc:
         return done("retry", error=str(exc))
     headers = {
@@ -117,23 +134,22 @@ def send(
     timeout = urllib3.Timeout(connect=timeout_s, read=timeout_s)
     pool: urllib3.HTTPConnectionPool
     if target.scheme == "https":
-        pool = urllib3.HTTPSConnectionPool(
+        pool = _DeadlineHTTPSPool(
             target.address, target.port, timeout=timeout, retries=False, maxsize=1,
-            server_hostname=target.host, assert_hostname=target.host,
+            server_hostname=target.host, assert_hostname=target.host, deadline=deadline,
         )  # fmt: skip
     else:
-        pool = urllib3.HTTPConnectionPool(
-            target.address, target.port, timeout=timeout, retries=False, maxsize=1
-        )
+        pool = _DeadlineHTTPPool(
+            target.address, target.port, timeout=timeout, retries=False, maxsize=1,
+            deadline=deadline,
+        )  # fmt: skip
     try:
         response = pool.urlopen(
             "POST", target.path, body=body.encode(), headers=headers,
             redirect=False, retries=False, preload_content=False, assert_same_host=False,
         )  # fmt: skip
-        try:
-            response.read(RESPONSE_BYTES_READ)
-        finally:
-            response.release_conn()
+        response.close()  # the body is not read: a 2xx is delivered however slow the rest
+        response.release_conn()
     except urllib3.exceptions.HTTPError as exc:
         return done("retry", error=f"{type(exc).__name__}: {_what_failed(exc, timeout_s)}")
     finally:
@@ -168,11 +184,116 @@ def _what_failed(exc: urllib3.exceptions.HTTPError, timeout_s: float) -> str:
         return "cannot connect"
     if isinstance(exc, errors.ConnectTimeoutError):
         return f"no connection within {timeout_s:g} s"
-    if isinstance(exc, errors.ReadTimeoutError):
+    if isinstance(exc, errors.ReadTimeoutError) or _timed_out(exc):
         return f"no answer within {timeout_s:g} s"
     if isinstance(exc, errors.ProtocolError):
         return "the connection closed before an answer"
     return "the request failed"
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """A timeout under another name: the deadline hit while the request was being sent
+    reads ``ProtocolError('Connection aborted.', TimeoutError(...))``."""
+    seen = [exc.__cause__, exc.__context__, *exc.args]
+    return any(isinstance(cause, TimeoutError) for cause in seen)
+
+
+# --- one deadline for the whole attempt -------------------------------------------------------
+
+
+class DeadlineSocket:
+    """A connected socket (plain or TLS) whose every wait ends by ``deadline`` (a
+    ``time.monotonic()`` value): each ``recv``/``recv_into``/``send`` may block for the
+    time left, at most (and at most the timeout urllib3 sets, if shorter); past the
+    deadline each raises ``TimeoutError``, which urllib3 reports as a read timeout.
+    http.client reads through ``makefile('rb')``, a buffered ``socket.SocketIO`` over
+    this object's ``recv_into``, and writes with ``sendall``: both come through here.
+    Everything else (``fileno``, ``close``, ``shutdown``, TLS details) is the socket's."""
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        self._sock = sock
+        self._deadline = deadline
+        self._timeout: float | None = sock.gettimeout()
+
+    def _arm(self) -> None:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the attempt's time ran out")
+        self._sock.settimeout(left if self._timeout is None else min(left, self._timeout))
+
+    def settimeout(self, value: float | None) -> None:
+        self._timeout = value
+
+    def gettimeout(self) -> float | None:
+        return self._timeout
+
+    def recv(self, *args: Any) -> bytes:
+        self._arm()
+        return self._sock.recv(*args)
+
+    def recv_into(self, *args: Any) -> int:
+        self._arm()
+        return self._sock.recv_into(*args)
+
+    def send(self, *args: Any) -> int:
+        self._arm()
+        return self._sock.send(*args)
+
+    def sendall(self, data: Any) -> None:
+        view = memoryview(data).cast("B")
+        while view:
+            view = view[self.send(view) :]
+
+    def makefile(
+        self, mode: str = "rb", buffering: int | None = None, **_: Any
+    ) -> io.BufferedReader:
+        if mode != "rb":
+            raise ValueError(f"makefile({mode!r}): only 'rb' is used here")
+        raw = socket.SocketIO(cast(socket.socket, self), "rb")
+        return io.BufferedReader(raw, buffering or io.DEFAULT_BUFFER_SIZE)
+
+    def _decref_socketios(self) -> None:
+        """SocketIO's close: the socket is closed by its connection, not by the reader."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+class _DeadlineMixin:
+    """For urllib3 connections: connect (and the TLS handshake, which CPython bounds in
+    total by the socket's timeout) within the time left, then wrap the socket."""
+
+    timeout: Any
+    sock: Any
+
+    def __init__(self, *args: Any, deadline: float, **kwargs: Any) -> None:
+        self.deadline = deadline
+        super().__init__(*args, **kwargs)
+
+    def connect(self) -> None:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise urllib3.exceptions.ConnectTimeoutError(self, "the attempt's time ran out")
+        if not isinstance(self.timeout, int | float) or self.timeout > left:
+            self.timeout = left
+        super().connect()  # type: ignore[misc]
+        self.sock = DeadlineSocket(self.sock, self.deadline)
+
+
+class _DeadlineHTTPConnection(_DeadlineMixin, HTTPConnection):
+    pass
+
+
+class _DeadlineHTTPSConnection(_DeadlineMixin, HTTPSConnection):
+    pass
+
+
+class _DeadlineHTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _DeadlineHTTPConnection
+
+
+class _DeadlineHTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _DeadlineHTTPSConnection
 
 
 def retry_after(value: str | None, now: float) -> float | None:

@@ -1,7 +1,10 @@
 """Thin Celery tasks: decode ids, call one plain function from steps.py or watchdog.py.
 
 Arguments are ids only (job id, audio index, remote task id, generation): never the
-token, never a script's text. ``argsrepr`` makes them read well in Flower.
+token, never a script's text. ``argsrepr`` makes them read well in Flower. Tasks are
+registered on their app only (``shared=False``): Celery's default shares each one
+with every app created later in the process, and a second app then met the first's
+tasks under the same names (DuplicateTaskNameWarning, seen in the test suite).
 """
 
 from __future__ import annotations
@@ -62,33 +65,33 @@ def register_tasks(app: Any, settings: Settings, queues: QueueNames) -> Tasks:
 
     from clonequeue.workers import steps, watchdog
 
-    @app.task(name=SUBMIT_CLONE)  # type: ignore[untyped-decorator]
+    @app.task(name=SUBMIT_CLONE, shared=False)  # type: ignore[untyped-decorator]
     def submit_clone(job_id: str, gen: int) -> str:
         """Send the clone (preview) create of a job, once."""
         set_log_context(job=job_id)
         return steps.run_create(context(), Dispatch(job_id, "c", gen))
 
-    @app.task(name=CREATE_AUDIO)  # type: ignore[untyped-decorator]
+    @app.task(name=CREATE_AUDIO, shared=False)  # type: ignore[untyped-decorator]
     def create_audio(job_id: str, index: int, gen: int) -> str:
         """Send the create of production audio ``index`` of a job, once."""
         set_log_context(job=job_id)
         return steps.run_create(context(), Dispatch(job_id, str(index), gen))
 
-    @app.task(name=POLL_CLONE, bind=True)  # type: ignore[untyped-decorator]
+    @app.task(name=POLL_CLONE, bind=True, shared=False)  # type: ignore[untyped-decorator]
     def poll_clone(self: Any, job_id: str, remote_id: str, gen: int) -> str:
         """Poll a job's clone task; re-schedules itself until it is done."""
         set_log_context(job=job_id, remote_id=remote_id)
         _observe_lag(self.request, context().clock())
         return steps.run_poll(context(), Dispatch(job_id, "c", gen, remote_id))
 
-    @app.task(name=POLL_AUDIO, bind=True)  # type: ignore[untyped-decorator]
+    @app.task(name=POLL_AUDIO, bind=True, shared=False)  # type: ignore[untyped-decorator]
     def poll_audio(self: Any, job_id: str, index: int, remote_id: str, gen: int) -> str:
         """Poll a production audio task; re-schedules itself until it is done."""
         set_log_context(job=job_id, remote_id=remote_id)
         _observe_lag(self.request, context().clock())
         return steps.run_poll(context(), Dispatch(job_id, str(index), gen, remote_id))
 
-    @app.task(name=WATCHDOG)  # type: ignore[untyped-decorator]
+    @app.task(name=WATCHDOG, shared=False)  # type: ignore[untyped-decorator]
     def run_watchdog() -> str:
         """Re-drive overdue steps, probe a paused fleet, release parked steps."""
         set_log_context()

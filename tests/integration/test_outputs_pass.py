@@ -84,6 +84,7 @@ def test_an_overdue_item_is_re_driven_and_a_claim_is_exclusive(
     published: list[tuple[str, str]] = []
     ctx = context(redis_url, published)
     store = ctx.webhooks
+    redis_client.hset("ns:batch:b", "total", 1)  # an item is recorded only for a batch
     assert store.add("msg_1", {"batch": "b", "url": "http://127.0.0.1:9/", "body": "{}"}, now=100.0)
     ctx.clock = lambda: 100.0
     assert runner.redrive(ctx, "webhook") == 1
@@ -109,6 +110,7 @@ def test_a_pass_that_read_an_item_overdue_leaves_a_worker_s_new_schedule_alone(
     published: list[tuple[str, str]] = []
     ctx = context(redis_url, published)
     store = ctx.webhooks
+    redis_client.hset("ns:batch:b", "total", 1)  # an item is recorded only for a batch
     assert store.add("msg_2", {"batch": "b", "url": "http://127.0.0.1:9/", "body": "{}"}, now=100.0)
     assert store.overdue(now=101.0, limit=10) == ["msg_2"]  # what the pass read
     claimed = store.claim("msg_2", now=101.0, lease_s=10, grace_s=1)  # a worker, meanwhile

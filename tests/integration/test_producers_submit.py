@@ -323,14 +323,17 @@ def test_cli_webhooks_of_a_batch_without_one_says_so(
     clonequeue.submit([row("n1")], batch="nw", services=services)
     listed = cli(tmp_path, redis_url, "webhooks", "nw")
     assert listed.returncode == 0, listed.stderr
-    assert listed.stdout == (
-        "batch nw has no webhook: it was submitted without --webhook and CLONEQUEUE_WEBHOOK_URL"
-        " is not set here (submit with --webhook URL to add one)\n"
+    assert listed.stdout == (  # the fleet default is the workers' setting, not this shell's
+        "batch nw has no webhook of its own: it was submitted without --webhook, and the fleet "
+        "default is the workers' CLONEQUEUE_WEBHOOK_URL (this shell's is not used), if they "
+        "have one. `clonequeue submit FILE --batch nw --webhook URL` gives it one for the jobs "
+        "that finish after it (new rows, and rows still running); jobs already finished are "
+        "not sent\n"
     )
     as_json = cli(tmp_path, redis_url, "webhooks", "nw", "--json")
     assert as_json.returncode == 0, as_json.stderr
     assert as_json.stdout == ""  # JSON Lines: no delivery, no line
-    assert "batch nw has no webhook" in as_json.stderr
+    assert as_json.stderr == f"note: {listed.stdout}"
 
     clonequeue.submit([row("h1")], batch="hw", services=services, webhook=HOOK)
     waiting = cli(tmp_path, redis_url, "webhooks", "hw")

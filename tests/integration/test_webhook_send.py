@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import base64
 import http.server
+import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from standardwebhooks.webhooks import Webhook
 
 from clonequeue.outputs import webhooks as wh
+from tests.integration.slow_receivers import (
+    TrickleProxy,
+    TrickleReceiver,
+    server_context,
+    tls_files,
+)
 
 SECRET = "whsec_" + base64.b64encode(b"s" * 32).decode()
 
@@ -100,3 +109,94 @@ def test_a_refused_connection_is_retried_and_a_private_target_never_reached(
     assert dead.verdict == "retry"
     # what happened, not "no answer within 0.5 s or the connection failed" (it took 1 ms)
     assert dead.error == "NewConnectionError: connection refused"
+
+
+# --- one attempt, one deadline: connect + send + status line + headers (QA: 150 s) ----------
+
+TIMEOUT_S = 0.5
+SLACK_S = 0.3  # thread start-up and a loaded CI machine
+STATUS_LINE = b"HTTP/1.1 204 No Content\r\n"
+HEAD = b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n"
+
+
+def timed_send(url: str, timeout_s: float = TIMEOUT_S) -> tuple[wh.Attempt, float]:
+    body = wh.event_body("job.completed", time.time(), {"custom_id": "x"})
+    started = time.monotonic()
+    result = wh.send(url, "msg_t", body, [SECRET], timeout_s=timeout_s, allow_private=True)
+    return result, time.monotonic() - started
+
+
+@pytest.mark.timing
+@pytest.mark.parametrize(
+    ("fast_bytes", "what"), [(0, "status line"), (len(STATUS_LINE), "headers")]
+)
+def test_a_receiver_trickling_its_answer_is_cut_at_the_attempt_s_timeout(
+    fast_bytes: int, what: str
+) -> None:
+    """A byte every 0.1 s never trips a per-read timeout of 0.5 s: before, the attempt
+    lasted as long as the receiver liked (QA: 150 s, past the lease, sent 4 times)."""
+    with TrickleReceiver(fast_bytes=fast_bytes, delay_s=0.1) as receiver:
+        result, took = timed_send(receiver.url)
+    print(f"trickled {what}: the attempt took {took:.2f} s (bound {TIMEOUT_S} s)")
+    assert (result.verdict, result.error) == ("retry", "ReadTimeoutError: no answer within 0.5 s")
+    assert took < TIMEOUT_S + SLACK_S
+    assert receiver.connections == 1
+
+
+def test_a_trickled_body_is_not_waited_for_the_status_decides() -> None:
+    """Before, 4 KB of it were read, a byte every 0.1 s: 410 s for a delivered event."""
+    with TrickleReceiver(answer=HEAD + b"x" * 100_000, fast_bytes=len(HEAD), delay_s=0.1) as r:
+        result, took = timed_send(r.url, timeout_s=3)
+    print(f"trickled body: the attempt took {took:.2f} s")
+    assert (result.verdict, result.status) == ("delivered", 200)
+    assert took < 3
+
+
+@pytest.fixture
+def tls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ssl.SSLContext:
+    """A server context for 127.0.0.1 whose CA the client trusts (as the system's would be)."""
+    ca, cert, key = tls_files(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca))
+    return server_context(cert, key)
+
+
+@pytest.mark.timing
+def test_https_a_prompt_answer_is_delivered_and_a_trickled_one_cut(tls: ssl.SSLContext) -> None:
+    with TrickleReceiver(tls=tls, delay_s=0) as prompt:
+        ok, _ = timed_send(prompt.url)
+    assert (ok.verdict, ok.status) == ("delivered", 204)
+    with TrickleReceiver(tls=tls, fast_bytes=len(STATUS_LINE), delay_s=0.1) as receiver:
+        result, took = timed_send(receiver.url)
+    print(f"https, trickled headers: the attempt took {took:.2f} s (bound {TIMEOUT_S} s)")
+    assert (result.verdict, result.error) == ("retry", "ReadTimeoutError: no answer within 0.5 s")
+    assert took < TIMEOUT_S + SLACK_S
+
+
+@pytest.mark.timing
+def test_https_a_trickled_handshake_is_cut_too(tls: ssl.SSLContext) -> None:
+    with (
+        TrickleReceiver(tls=tls, delay_s=0) as upstream,
+        TrickleProxy(("127.0.0.1", int(upstream.url.split(":")[2].split("/")[0])), 0.02) as proxy,
+    ):
+        result, took = timed_send(f"https://127.0.0.1:{proxy.port}/hook")
+    print(f"https, trickled handshake: the attempt took {took:.2f} s (bound {TIMEOUT_S} s)")
+    assert result.verdict == "retry"
+    assert took < TIMEOUT_S + SLACK_S
+
+
+@pytest.mark.timing
+def test_a_slow_name_lookup_counts_against_the_attempt(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The resolver is the one piece not on 127.0.0.1: a host whose name servers never
+    answer holds getaddrinfo for the resolver's own timeouts (5 s x attempts x servers)."""
+    real = socket.getaddrinfo
+
+    def slow(host: str, *args: object, **kwargs: object) -> object:
+        if host == "slow-dns.example":
+            time.sleep(3)
+        return real(host, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", slow)
+    result, took = timed_send("http://slow-dns.example/hook")
+    assert result.verdict == "retry"
+    assert result.error == "cannot resolve slow-dns.example within 0.5 s"
+    assert took < TIMEOUT_S + SLACK_S

@@ -46,6 +46,37 @@ def test_only_plain_http_urls(url: str) -> None:
         check_url(url)
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:99999/x?token=QSECRET",  # QA: taken, then ValueError every 20-40 s
+        "https://hooks.example.com:65536/x?token=QSECRET",
+        "http://hooks.example.com:0/x?token=QSECRET",  # read as "no port": sent to :80
+        "http://hooks.example.com:abc/x?token=QSECRET",
+        "http://[::1/x?token=QSECRET",
+        "http://exa mple.com/x?token=QSECRET",  # urllib3 cannot parse it
+    ],
+)
+def test_a_url_with_a_bad_port_or_that_urllib3_cannot_parse_is_refused_at_submit(
+    url: str,
+) -> None:
+    from clonequeue.errors import InputError
+    from clonequeue.outputs.operate import check_targets
+
+    with pytest.raises(UnsafeTargetError) as info:
+        check_url(url)
+    assert "QSECRET" not in str(info.value)  # a query value is never echoed
+    with pytest.raises(InputError, match=r"^--webhook: webhook URL"):
+        check_targets(url, None)
+
+
+@pytest.mark.parametrize(
+    "url", ["http://h.example:1/x", "https://h.example:65535/", "http://h.example:/x"]
+)
+def test_ports_1_to_65535_are_taken(url: str) -> None:
+    check_url(url)
+
+
 def test_the_connection_goes_to_the_checked_address_with_the_name_kept() -> None:
     target = resolve("http://127.0.0.1:8080/hook?a=1", allow_private=True)
     assert (target.address, target.port, target.path) == ("127.0.0.1", 8080, "/hook?a=1")

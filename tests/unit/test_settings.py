@@ -226,12 +226,33 @@ def test_config_show_masks_passwords_in_redis_urls() -> None:
 
 def test_config_show_masks_the_values_in_a_urls_query() -> None:
     """A webhook URL can carry its token in the query (`?token=…`): shown, it leaked."""
-    url = "https://u:pw@hooks.example.com/x?token=abc123&team=ops"
+    url = "https://hooks.example.com/x?token=abc123&team=ops"
     done = run_cli("config", "show", "--json", env={"CLONEQUEUE_WEBHOOK_URL": url})
     assert done.returncode == 0, done.stderr
     assert "abc123" not in done.stdout + done.stderr
     shown = __import__("json").loads(done.stdout)
-    assert shown["CLONEQUEUE_WEBHOOK_URL"] == "https://u:***@hooks.example.com/x?token=***&team=***"
+    assert shown["CLONEQUEUE_WEBHOOK_URL"] == "https://hooks.example.com/x?token=***&team=***"
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("http://user:PW-CANARY@hooks.example.com/x?token=Q-CANARY", "must not carry a user"),
+        ("https://:PW-CANARY@hooks.example.com/x", "must not carry a user"),
+        ("https://PW-CANARY@hooks.example.com/x", "must not carry a user"),
+        ("https://hooks.example.com:99999/x?token=Q-CANARY", "port"),
+    ],
+)
+def test_a_fleet_webhook_url_submit_would_refuse_stops_start_up(
+    monkeypatch: pytest.MonkeyPatch, url: str, expected: str
+) -> None:
+    """QA: `submit --webhook` refused a user:password in the URL, CLONEQUEUE_WEBHOOK_URL
+    took it (and a port out of range), and every worker then failed each delivery."""
+    message = config_error(monkeypatch, CLONEQUEUE_WEBHOOK_URL=url)
+    assert message.startswith("CLONEQUEUE_WEBHOOK_URL"), message
+    assert expected in message
+    assert "CANARY" not in message
+    assert "\n" not in message
 
 
 def test_a_bad_sentinel_url_names_the_part_without_its_password(
