@@ -22,6 +22,8 @@ from prometheus_client import Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from clonequeue.redis_refusals import write_refusal
+
 log = logging.getLogger(__name__)
 
 # A scrape that meets one of these reads nothing more: Redis (or the broker) went away.
@@ -119,7 +121,14 @@ class FleetCollector(Collector):
             value=1.0 if redis_up else 0.0,
         )
         if data is not None:
-            yield from self._fleet_metrics(data)
+            yield GaugeMetricFamily(
+                "clonequeue_redis_refuses_writes",
+                "1 when Redis refuses writes (full under noeviction, or its AOF or snapshot "
+                "failing: MISCONF): no job moves until memory or disk is freed.",
+                value=float(data.get("redis_refuses_writes", 0)),
+            )
+            if "jobs" in data:
+                yield from self._fleet_metrics(data)
         yield GaugeMetricFamily(
             "clonequeue_exporter_scrape_seconds",
             "Time to read the fleet's state.",
@@ -136,6 +145,12 @@ class FleetCollector(Collector):
                 return False, None
         try:
             data = self._snapshot()
+        except redis.exceptions.ResponseError as exc:
+            if write_refusal(exc) is None:
+                raise
+            # up, but refusing what a read on the broker's side needs (kombu's pipelines)
+            self._outage("Redis", exc, redis_up=True)
+            return True, {"redis_refuses_writes": 1}
         except UNREACHABLE as exc:
             where = "Redis" if self._ping is None else "Redis or the broker"
             self._outage(where, exc, redis_up=self._ping is not None)

@@ -14,12 +14,13 @@ from clonequeue.config.redis_urls import mask_url
 from clonequeue.dispatch.dispatcher import CeleryDispatcher, send_all
 from clonequeue.dispatch.due import DueIndex
 from clonequeue.errors import StoreError
+from clonequeue.redis_refusals import write_refusal
 from clonequeue.store.batches import BatchStore
 from clonequeue.store.clock import FleetClock
 from clonequeue.store.connect import job_store, store_client
 from clonequeue.store.fleet import Fleet
 from clonequeue.store.jobs import Dispatch, JobStore
-from clonequeue.store.outage import write_refusal
+from clonequeue.store.safety import write_refusal_now
 
 log = logging.getLogger(__name__)
 
@@ -109,4 +110,5 @@ class Services:
             "api_wait_s": fleet["api_wait_s"],
             "chars_spent": fleet["chars_submitted"] - fleet["chars_refunded"],
             "rate": self.rate_snapshot(),
+            "redis_refuses_writes": 1 if write_refusal_now(self.redis) else 0,
         }

@@ -17,7 +17,7 @@ import typer
 import typer.core
 
 from clonequeue.errors import ClonequeueError, ConfigError, InputError
-from clonequeue.store.outage import write_refusal
+from clonequeue.redis_refusals import write_refusal
 
 EXIT_OK = 0
 EXIT_FATAL = 1

@@ -1,10 +1,8 @@
-"""A Redis that is out of reach, or up but refusing writes, and riding either out.
+"""Riding out a Redis outage while following a batch: said once, reads spaced, bounded.
 
-Following a batch (``status --wait/--watch``, :meth:`clonequeue.Batch.wait`): a
-restart or a failover is often over in seconds, and a wait of hours should not end
+Used by ``status --wait/--watch`` (cli/batch_cmd.py) and :meth:`clonequeue.Batch.wait`:
+a restart or a failover is often over in seconds, and a wait of hours should not end
 for it; one that lasts longer than the bound ends the wait with Redis's own error.
-A Redis that refuses writes (out of memory under ``noeviction``, or its AOF's disk
-full) is up: what it needs is memory or disk, not a start.
 """
 
 from __future__ import annotations
@@ -19,33 +17,6 @@ import redis
 REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 OUTAGE_FIRST_WAIT_S = 0.5
 OUTAGE_MAX_WAIT_S = 2.0
-
-
-def refuses_writes(exc: BaseException) -> bool:
-    """Redis out of reach, or up but refusing writes for now (OOM, MISCONF): both pass
-    when an operator frees memory or disk; nothing about the write itself is wrong."""
-    if isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.OutOfMemoryError):
-        return True
-    return write_refusal(exc) is not None
-
-
-def write_refusal(exc: BaseException) -> str | None:
-    """What a Redis that answered but refused is short of, and what to do; else None."""
-    if not isinstance(exc, redis.exceptions.ResponseError):
-        return None
-    text = str(exc)
-    if isinstance(exc, redis.exceptions.OutOfMemoryError) or "OOM " in text:
-        return (
-            "Redis is full and refuses writes (used memory > maxmemory, policy noeviction): "
-            "raise maxmemory or free memory; nothing is lost, producers and workers retry"
-        )
-    if text.startswith("MISCONF") or "-MISCONF" in text:
-        return (
-            "Redis cannot write its AOF or snapshot (MISCONF: often a full disk) and refuses "
-            "writes: free disk space where it writes; nothing is lost, producers and workers "
-            "retry, and Redis goes on by itself once it can write"
-        )
-    return None
 
 
 def outage_backoff_s(tries: int) -> float:

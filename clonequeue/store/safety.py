@@ -50,3 +50,19 @@ def durability_warnings(client: redis.Redis) -> list[str]:
 
 def _text(value: str | bytes) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def write_refusal_now(client: redis.Redis) -> str | None:
+    """Why ``client``'s server refuses writes at this moment, from INFO (None: it takes
+    them): full under ``noeviction``, or its AOF or snapshot failing to write (a full
+    disk: MISCONF). Reads go on then, so a read-only look (the exporter's) must ask."""
+    info = client.info()
+    maxmemory = int(info.get("maxmemory", 0) or 0)
+    policy = _text(str(info.get("maxmemory_policy", "")))
+    if maxmemory and int(info.get("used_memory", 0)) >= maxmemory and policy == "noeviction":
+        return "out of memory: used_memory has reached maxmemory (noeviction)"
+    if _text(str(info.get("aof_last_write_status", "ok"))) == "err":
+        return "its AOF cannot be written (MISCONF; often a full disk)"
+    if _text(str(info.get("rdb_last_bgsave_status", "ok"))) == "err":
+        return "its last snapshot failed (MISCONF while stop-writes-on-bgsave-error is on)"
+    return None

@@ -45,8 +45,8 @@ from clonequeue.errors import (
 )
 from clonequeue.logs import add_log_context
 from clonequeue.metrics import CHARS_SUBMITTED, CREATE_RETRIES, STEPS_FINISHED
+from clonequeue.redis_refusals import refuses_writes
 from clonequeue.store.jobs import Claimed, Created, Dispatch, PollCheck, Skipped
-from clonequeue.store.outage import refuses_writes
 from clonequeue.store.records import ErrorKind
 from clonequeue.workers.context import WorkerContext
 from clonequeue.workers.limiter import SPARE_WAIT_S

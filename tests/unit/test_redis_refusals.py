@@ -8,7 +8,7 @@ import pytest
 import redis
 
 from clonequeue.cli.errors import EXIT_FATAL, explain
-from clonequeue.store.outage import refuses_writes, write_refusal
+from clonequeue.redis_refusals import refuses_writes, write_refusal
 
 MISCONF = redis.exceptions.ResponseError(
     "MISCONF Errors writing to the AOF file: No space left on device"
