@@ -181,8 +181,9 @@ def test_cancel_stops_unsent_jobs_and_in_flight_clones_start_no_audio(
     )
     system.wait("cx", 30, until="cloning")
 
-    cancelled = run_cli(system, tmp_path, "cancel", "cx")
-    assert cancelled.returncode == 0, cancelled.stderr
+    # in-process: a CLI child's start-up under an 8-way loaded run took past the clones'
+    # 10 s once (the CLI's cancel has its own test in test_producers_submit)
+    batch.cancel(by="test")
     final = batch.wait(timeout=60, poll_interval=0.25)
     docs = system.docs("cx")
     # (the states say where the others stood)
