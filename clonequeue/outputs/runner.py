@@ -207,15 +207,7 @@ def deliver_webhook(ctx: ResultsContext, item_id: str) -> str:
     waits outside, unclaimed (no lease runs out while it waits), and comes back in a
     second. Uncapped, 24 deliveries to a receiver that slept 8 s took a worker's
     threads and delayed every other batch's polls (QA)."""
-    slots = ctx.webhook_slots
-    assert slots is not None
-    if not slots.acquire(blocking=False):
-        ctx.publish(WEBHOOK, item_id, 1.0)
-        return "all webhook slots busy; again in 1 s"
-    try:
-        return _deliver(ctx, item_id)
-    finally:
-        slots.release()
+    return _within_cap(ctx, ctx.webhook_slots, WEBHOOK, item_id, _deliver)
 
 
 def _deliver(ctx: ResultsContext, item_id: str) -> str:
@@ -302,13 +294,24 @@ def _attempt(ctx: ResultsContext, item_id: str, doc: dict[str, Any], started: fl
 
 
 def fetch_artifact(ctx: ResultsContext, item_id: str) -> str:
-    slots = ctx.slots
+    return _within_cap(ctx, ctx.slots, ARTIFACT, item_id, _fetch)
+
+
+def _within_cap(
+    ctx: ResultsContext,
+    slots: threading.BoundedSemaphore | None,
+    kind: str,
+    item_id: str,
+    attempt: Callable[[ResultsContext, str], str],
+) -> str:
+    """``attempt`` if one of ``slots`` is free; else the item waits outside, holding no
+    claim (no lease runs out meanwhile), and comes back in a second."""
     assert slots is not None
-    if not slots.acquire(blocking=False):  # the cap: wait outside, holding no claim
-        ctx.publish(ARTIFACT, item_id, 1.0)
-        return "all download slots busy; again in 1 s"
+    if not slots.acquire(blocking=False):
+        ctx.publish(kind, item_id, 1.0)
+        return f"all {kind} slots busy; again in 1 s"
     try:
-        return _fetch(ctx, item_id)
+        return attempt(ctx, item_id)
     finally:
         slots.release()
 

@@ -200,6 +200,16 @@ def _answers(urllib3, url: str) -> bool:  # type: ignore[no-untyped-def]
     return True
 
 
+def copied(system: System, batch: str, jobs: int, store: str) -> list[dict]:  # type: ignore[type-arg]
+    """Submit ``jobs`` jobs of one audio with copies to ``store``; their copies once settled."""
+    submitted = clonequeue.submit(
+        make_rows(jobs, prefix=batch), batch=batch, services=system.services, artifacts=store
+    )
+    system.wait(submitted, 60)
+    found = wait_for(lambda: settled(system, submitted, 2 * jobs), 60, f"{batch}'s copies settled")
+    return found
+
+
 def test_files_land_in_s3(
     make_system: type[System], simulator: SimulatorAdmin, s3_server: str
 ) -> None:
@@ -212,12 +222,7 @@ def test_files_land_in_s3(
     simulator.configure(file_bytes=7_000_044)  # two S3 parts
     system = make_system(**FAST)
     system.start_worker(env=creds)
-    batch = clonequeue.submit(
-        make_rows(2, prefix="s3"), batch="s3", services=system.services,
-        artifacts="s3://voices/runs",
-    )  # fmt: skip
-    system.wait(batch, 60)
-    done = wait_for(lambda: settled(system, batch, 4), 60, "stored in S3")
+    done = copied(system, "s3", 2, "s3://voices/runs")
     assert {i["state"] for i in done} == {"done"}, [i.get("error") for i in done]
     fs.invalidate_cache()
     key = "voices/runs/s3/s3-00000/preview.wav"
@@ -228,12 +233,7 @@ def test_files_land_in_s3(
     assert not [k for k in fs.find("voices") if k.endswith(".part")]
     # a mistyped bucket is never created (s3fs's makedirs made it, and filled it, in
     # silence): each attempt fails saying so, and the copy ends failed
-    typo = clonequeue.submit(
-        make_rows(1, prefix="s3t"), batch="s3t", services=system.services,
-        artifacts="s3://no-such-bucket-typo/runs",
-    )  # fmt: skip
-    system.wait(typo, 60)
-    failed = wait_for(lambda: settled(system, typo, 2), 60, "given up on")
+    failed = copied(system, "s3t", 1, "s3://no-such-bucket-typo/runs")
     assert {i["state"] for i in failed} == {"failed"}
     assert all("cannot write to the store" in i["error"] for i in failed), failed
     fs.invalidate_cache()

@@ -15,6 +15,7 @@ import pytest
 import redis
 
 import clonequeue
+from clonequeue.local.processes import ManagedProcess
 from clonequeue.local.stack import SimulatorAdmin
 from tests.e2e.system import System, make_rows
 
@@ -99,6 +100,17 @@ def test_sigterm_finishes_in_flight_work_and_loses_nothing(
     assert report.ok, report.problems()
 
 
+def beat_children(worker: ManagedProcess) -> list[psutil.Process]:
+    """The child processes of a `worker --beat` (its embedded beat), once there are some."""
+    assert worker.pid is not None
+    leader = psutil.Process(worker.pid)
+    deadline = time.monotonic() + 20
+    while not (children := leader.children()):
+        assert time.monotonic() < deadline, "no beat child appeared"
+        time.sleep(0.1)
+    return children
+
+
 def test_kill_9_of_a_worker_takes_its_embedded_beat_with_it(
     make_system: type[System],
 ) -> None:
@@ -106,12 +118,7 @@ def test_kill_9_of_a_worker_takes_its_embedded_beat_with_it(
     OOM killer, `kill -9 PID`) left it running under init, scheduling for good."""
     system = make_system()
     worker = system.start_worker()  # --beat
-    assert worker.pid is not None
-    leader = psutil.Process(worker.pid)
-    deadline = time.monotonic() + 20
-    while not (children := leader.children()):
-        assert time.monotonic() < deadline, "no beat child appeared"
-        time.sleep(0.1)
+    children = beat_children(worker)
     worker.send_signal(signal.SIGKILL)  # the leader only, not its process group
     worker.wait(10)
     _, alive = psutil.wait_procs(children, timeout=10)
@@ -123,13 +130,8 @@ def test_a_dead_embedded_beat_is_started_again(make_system: type[System]) -> Non
     (18 steps overdue for 5 minutes). The worker starts it again and says so."""
     system = make_system()
     worker = system.start_worker()  # --beat
-    assert worker.pid is not None
-    leader = psutil.Process(worker.pid)
-    deadline = time.monotonic() + 20
-    while not (children := leader.children()):
-        assert time.monotonic() < deadline, "no beat child appeared"
-        time.sleep(0.1)
-    (first,) = children
+    (first,) = beat_children(worker)
+    leader = psutil.Process(first.ppid())
     first.kill()
     first.wait(10)
     deadline = time.monotonic() + 20

@@ -16,31 +16,19 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
 from cryptography import x509  # moto[server], a dev dependency, brings it
 
 
-@dataclass
-class TrickleReceiver:
-    """``answer`` is sent after the request: its first ``fast_bytes`` at once, then one
-    byte every ``delay_s``. ``connections`` counts accepted connections."""
+class _Listener:
+    """A server on a free port of 127.0.0.1 that hands each connection to
+    :meth:`_connected` in a thread of its own, until the ``with`` block ends."""
 
-    answer: bytes = b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n"
-    fast_bytes: int = 0
-    delay_s: float = 0.2
-    tls: ssl.SSLContext | None = None
-    connections: int = 0
-    requests: list[bytes] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _listener: socket.socket | None = None
+    _stop: threading.Event
+    _listener: socket.socket | None
 
-    @property
-    def url(self) -> str:
-        assert self._listener is not None
-        scheme = "https" if self.tls else "http"
-        return f"{scheme}://127.0.0.1:{self._listener.getsockname()[1]}/hook?token=T0KEN"
-
-    def __enter__(self) -> TrickleReceiver:
+    def __enter__(self) -> Self:
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._listener.settimeout(0.2)
         threading.Thread(target=self._accept, daemon=True).start()
@@ -60,8 +48,35 @@ class TrickleReceiver:
                 continue
             except OSError:
                 return
-            self.connections += 1
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+            self._connected(conn)
+
+    def _connected(self, conn: socket.socket) -> None:
+        raise NotImplementedError
+
+
+@dataclass
+class TrickleReceiver(_Listener):
+    """``answer`` is sent after the request: its first ``fast_bytes`` at once, then one
+    byte every ``delay_s``. ``connections`` counts accepted connections."""
+
+    answer: bytes = b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n"
+    fast_bytes: int = 0
+    delay_s: float = 0.2
+    tls: ssl.SSLContext | None = None
+    connections: int = 0
+    requests: list[bytes] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _listener: socket.socket | None = None
+
+    @property
+    def url(self) -> str:
+        assert self._listener is not None
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://127.0.0.1:{self._listener.getsockname()[1]}/hook?token=T0KEN"
+
+    def _connected(self, conn: socket.socket) -> None:
+        self.connections += 1
+        threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, raw: socket.socket) -> None:
         conn = raw
@@ -100,7 +115,7 @@ class TrickleReceiver:
 
 
 @dataclass
-class TrickleProxy:
+class TrickleProxy(_Listener):
     """Relays to ``upstream`` (host, port): what the client sends goes on at once, what
     comes back goes a byte every ``delay_s`` (a TLS handshake included)."""
 
@@ -114,31 +129,12 @@ class TrickleProxy:
         assert self._listener is not None
         return int(self._listener.getsockname()[1])
 
-    def __enter__(self) -> TrickleProxy:
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self._listener.settimeout(0.2)
-        threading.Thread(target=self._accept, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._listener is not None:
-            self._listener.close()
-
-    def _accept(self) -> None:
-        assert self._listener is not None
-        while not self._stop.is_set():
-            try:
-                client, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            upstream = socket.create_connection(self.upstream)
-            threading.Thread(target=self._pump, args=(client, upstream, 0.0), daemon=True).start()
-            threading.Thread(
-                target=self._pump, args=(upstream, client, self.delay_s), daemon=True
-            ).start()
+    def _connected(self, client: socket.socket) -> None:
+        upstream = socket.create_connection(self.upstream)
+        threading.Thread(target=self._pump, args=(client, upstream, 0.0), daemon=True).start()
+        threading.Thread(
+            target=self._pump, args=(upstream, client, self.delay_s), daemon=True
+        ).start()
 
     def _pump(self, source: socket.socket, sink: socket.socket, delay_s: float) -> None:
         try:
