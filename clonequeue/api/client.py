@@ -98,6 +98,7 @@ class ApiClient:
         )
         self._create_max_idle_s = create_max_idle_s
         self._read_timeout_s = read_timeout_s
+        self._connect_timeout_s = connect_timeout_s
         self._token = (
             TokenSource(token.get_secret_value()) if isinstance(token, SecretStr) else token
         )
@@ -166,7 +167,10 @@ class ApiClient:
         is_create = method == "POST"
         payload = None if body is None else json.dumps(body, ensure_ascii=False).encode()
         headers = {**self._headers, "Authorization": self._token.header()}
-        begin_request(self._create_max_idle_s if is_create else None)
+        # connect, send, status line and headers within the two timeouts in all; the
+        # body has its own deadline below
+        exchange_s = self._connect_timeout_s + self._read_timeout_s
+        begin_request(self._create_max_idle_s if is_create else None, time.monotonic() + exchange_s)
         try:
             response = self._pool.urlopen(
                 method,

@@ -7,6 +7,10 @@ for a header value it refused), so the type alone cannot say whether the API may
 hold the task. :class:`SendTracking` records, per thread, whether the connection
 wrote a first byte of this request: no byte written means the API cannot hold it.
 
+*A trickling answer.* Each wait ends by the request's deadline (:mod:`deadline`): a
+status line or headers sent a byte at a time, each inside the read timeout, held the
+thread for as long as the other end liked.
+
 *The keep-alive race.* A server closes a keep-alive connection that sat idle past
 its own timeout; if the close has not reached us when we send on that connection,
 the request is lost unanswered and a create's outcome would be unknown. A pool
@@ -17,6 +21,7 @@ idle connection open for longer than ``CLONEQUEUE_HTTP_CREATE_MAX_IDLE_S``).
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from typing import Any
@@ -24,19 +29,28 @@ from typing import Any
 import urllib3
 from urllib3.connection import HTTPConnection, HTTPSConnection
 
+from clonequeue.api.deadline import DeadlineSocket
+
 
 class _Progress(threading.local):
     sent = False
     max_idle_s: float | None = None  # None: any pooled connection will do
+    deadline = math.inf  # every wait of this request ends by then (time.monotonic)
 
 
 _progress = _Progress()
 
 
-def begin_request(max_idle_s: float | None) -> None:
-    """Mark the start of a request on this thread; see :func:`request_was_sent`."""
+def begin_request(max_idle_s: float | None, deadline: float = math.inf) -> None:
+    """Mark the start of a request on this thread; see :func:`request_was_sent`. Its
+    sending and the answer's status line and headers end by ``deadline``."""
     _progress.sent = False
     _progress.max_idle_s = max_idle_s
+    _progress.deadline = deadline
+
+
+def _current_deadline() -> float:
+    return _progress.deadline
 
 
 def request_was_sent() -> bool:
@@ -51,9 +65,13 @@ class SendTracking:
     sock: Any
     idle_since: float = 0.0
 
+    def connect(self) -> None:
+        super().connect()  # type: ignore[misc]
+        self.sock = DeadlineSocket(self.sock, _current_deadline)
+
     def send(self, data: Any) -> None:
         if self.sock is None:
-            self.connect()  # type: ignore[attr-defined]
+            self.connect()
         _progress.sent = True
         super().send(data)  # type: ignore[misc]
 

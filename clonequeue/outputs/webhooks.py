@@ -18,14 +18,12 @@ one deadline set when the attempt starts.
 
 from __future__ import annotations
 
-import io
 import json
-import socket
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, Literal, cast
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import urllib3
@@ -33,6 +31,7 @@ from standardwebhooks.webhooks import Webhook
 from urllib3.connection import HTTPConnection, HTTPSConnection
 
 from clonequeue._version import __version__
+from clonequeue.api.deadline import DeadlineSocket
 from clonequeue.outputs.targets import ResolveTimeoutError, UnsafeTargetError, resolve
 
 MAX_PAYLOAD_BYTES = 20_000  # a bigger job record is sent by reference
@@ -201,64 +200,6 @@ def _timed_out(exc: BaseException) -> bool:
 # --- one deadline for the whole attempt -------------------------------------------------------
 
 
-class DeadlineSocket:
-    """A connected socket (plain or TLS) whose every wait ends by ``deadline`` (a
-    ``time.monotonic()`` value): each ``recv``/``recv_into``/``send`` may block for the
-    time left, at most (and at most the timeout urllib3 sets, if shorter); past the
-    deadline each raises ``TimeoutError``, which urllib3 reports as a read timeout.
-    http.client reads through ``makefile('rb')``, a buffered ``socket.SocketIO`` over
-    this object's ``recv_into``, and writes with ``sendall``: both come through here.
-    Everything else (``fileno``, ``close``, ``shutdown``, TLS details) is the socket's."""
-
-    def __init__(self, sock: socket.socket, deadline: float) -> None:
-        self._sock = sock
-        self._deadline = deadline
-        self._timeout: float | None = sock.gettimeout()
-
-    def _arm(self) -> None:
-        left = self._deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError("the attempt's time ran out")
-        self._sock.settimeout(left if self._timeout is None else min(left, self._timeout))
-
-    def settimeout(self, value: float | None) -> None:
-        self._timeout = value
-
-    def gettimeout(self) -> float | None:
-        return self._timeout
-
-    def recv(self, *args: Any) -> bytes:
-        self._arm()
-        return self._sock.recv(*args)
-
-    def recv_into(self, *args: Any) -> int:
-        self._arm()
-        return self._sock.recv_into(*args)
-
-    def send(self, *args: Any) -> int:
-        self._arm()
-        return self._sock.send(*args)
-
-    def sendall(self, data: Any) -> None:
-        view = memoryview(data).cast("B")
-        while view:
-            view = view[self.send(view) :]
-
-    def makefile(
-        self, mode: str = "rb", buffering: int | None = None, **_: Any
-    ) -> io.BufferedReader:
-        if mode != "rb":
-            raise ValueError(f"makefile({mode!r}): only 'rb' is used here")
-        raw = socket.SocketIO(cast(socket.socket, self), "rb")
-        return io.BufferedReader(raw, buffering or io.DEFAULT_BUFFER_SIZE)
-
-    def _decref_socketios(self) -> None:
-        """SocketIO's close: the socket is closed by its connection, not by the reader."""
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._sock, name)
-
-
 class _DeadlineMixin:
     """For urllib3 connections: connect (and the TLS handshake, which CPython bounds in
     total by the socket's timeout) within the time left, then wrap the socket."""
@@ -277,7 +218,7 @@ class _DeadlineMixin:
         if not isinstance(self.timeout, int | float) or self.timeout > left:
             self.timeout = left
         super().connect()  # type: ignore[misc]
-        self.sock = DeadlineSocket(self.sock, self.deadline)
+        self.sock = DeadlineSocket(self.sock, lambda: self.deadline)
 
 
 class _DeadlineHTTPConnection(_DeadlineMixin, HTTPConnection):

@@ -24,6 +24,7 @@ from clonequeue.errors import (
 )
 from clonequeue.local.stack import SimulatorAdmin
 from clonequeue.simulator import RunningSimulator, SimConfig, serve_in_thread
+from tests.integration.slow_receivers import TrickleReceiver
 
 TOKEN = "sim-token"
 CLONE = CloneRequest(fileUrl="https://example.com/voice.mp3", contentText="Hello there")
@@ -131,6 +132,25 @@ def test_an_answer_that_trickles_in_ends_at_the_read_timeout_in_all(
     assert admin.summary()["creates_total"] == 2  # the second was created: never sent again
     admin.configure(trickle_rate=0.0)
     assert client.get_task(task.id).id == task.id  # the pool gave no half-read connection
+
+
+@pytest.mark.parametrize("fast_bytes", [0, 17])  # the status line trickles; then the headers
+def test_a_status_line_or_headers_that_trickle_end_at_the_two_timeouts_in_all(
+    fast_bytes: int,
+) -> None:
+    """The head of the answer, not its body: each byte well inside the read timeout, so
+    urllib3 waited for all of it (here 0.1 s a byte, ~10 s; a stuck proxy, for ever)."""
+    answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Pad: " + b"p" * 40
+    with (
+        TrickleReceiver(answer=answer + b"\r\n\r\n{}", fast_bytes=fast_bytes, delay_s=0.1) as slow,
+        ApiClient(slow.url.split("/hook")[0], SecretStr(TOKEN), connect_timeout_s=0.5,
+                  read_timeout_s=0.5) as api,
+    ):  # fmt: skip
+        started = time.monotonic()
+        with pytest.raises(ApiUnavailableError, match="read timeout"):
+            api.get_task("audio_x")
+        took = time.monotonic() - started
+    assert took < 3.0, took  # the deadline is 1 s; the old client took 9-11 s
 
 
 def test_an_answer_too_large_is_no_answer(client: ApiClient, admin: SimulatorAdmin) -> None:
