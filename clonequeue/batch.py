@@ -359,7 +359,8 @@ class Batch(str):
         return self._services.batches.cancel(self.id, now=self._services.now(), by=by or who_am_i())
 
     def purge(self, *, force: bool = False) -> int:
-        """Delete a finished batch and its job records (export them first); returns how many.
+        """Delete a finished batch, its job records, and its webhook deliveries and artifact
+        downloads (export them first); returns how many job records.
 
         Jobs still running would lose their records under a worker, so an unfinished
         batch is refused; ``force`` cancels it first, which finishes at once whatever
@@ -384,7 +385,9 @@ class Batch(str):
                 )
             unfinished = plural(status.open_jobs, "unfinished job")
             raise ProducerError(f"batch {self.id} has {unfinished}; {hint}")
-        return self._services.batches.purge(self.id)
+        removed = self._services.batches.purge(self.id)
+        self._results().purge_batch(self.id)  # after: none can be added to a purged batch
+        return removed
 
 
 def _held_in(counts: Counter[str]) -> str:

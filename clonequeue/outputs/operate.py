@@ -44,6 +44,12 @@ class Results:
         self.webhooks = ItemStore(client, self.keys, WEBHOOK, retention)
         self.artifacts = ItemStore(client, self.keys, ARTIFACT, retention)
 
+    def purge_batch(self, batch: str) -> None:
+        """Delete the batch's deliveries and downloads, with their due entries: once its
+        own records are gone (``BatchStore.purge``), so none can be added after."""
+        for store in (self.webhooks, self.artifacts):
+            store.purge_batch(batch)
+
     def has_artifacts(self, batch: str) -> bool:
         return bool(batch_targets(self.client, self.keys, self.settings, batch).artifacts_url)
 

@@ -9,8 +9,6 @@ from typing import Any, cast
 
 import redis
 
-from clonequeue.outputs.items import ItemStore
-from clonequeue.outputs.keys import KINDS, ResultKeys
 from clonequeue.store.jobs import Dispatch, JobStore
 from clonequeue.store.keys import Keys
 from clonequeue.store.records import TERMINAL_STATES, JobState
@@ -185,13 +183,11 @@ class BatchStore:
         return counts
 
     def purge(self, batch_id: str) -> int:
-        """Delete the batch, its job records, and its webhook deliveries and artifact
-        downloads (with their due entries). Returns the number of job records removed.
+        """Delete the batch and its job records. Returns the number of job records removed.
 
-        The batch and its jobs go first: a delivery or download is recorded only while
-        both exist, so a results pass racing the purge cannot add one to the lists
-        deleted after them, and a worker's attempt in progress only updates a record
-        that exists (clonequeue/outputs/items.py).
+        Its webhook deliveries and artifact downloads go after (``Batch.purge``): one is
+        recorded only while the batch and its job exist (clonequeue/outputs/items.py),
+        so a results pass racing the purge cannot add one once these are gone.
         """
         removed = 0
         for ids in self.job_ids(batch_id):
@@ -200,7 +196,4 @@ class BatchStore:
         pipe.delete(self.keys.batch(batch_id), self.keys.batch_jobs(batch_id))
         pipe.zrem(self.keys.batches, batch_id)
         pipe.execute()
-        result_keys, retention_s = ResultKeys(self.keys.ns), self.jobs.limits.retention_s
-        for kind in KINDS:
-            ItemStore(self.client, result_keys, kind, retention_s).purge_batch(batch_id)
         return removed
