@@ -30,6 +30,7 @@ from clonequeue.config.redis_urls import (
     parse_sentinel_url,
 )
 from clonequeue.config.token import TokenSource, clean_token, read_token_file
+from clonequeue.config.webhook_url import UnsafeTargetError, check_url
 from clonequeue.constants import DEFAULT_API_BASE_URL, DEFAULT_NAMESPACE
 
 ENV_PREFIX = "CLONEQUEUE_"
@@ -414,8 +415,6 @@ def _check_webhook_url(url: str) -> None:
     """The rule `submit --webhook` applies (no user or password, a port from 1 to 65535,
     a URL urllib3 parses). Checked here, not by a field validator: a field's error
     echoes the value, and a webhook URL carries its credentials there."""
-    from clonequeue.outputs.targets import UnsafeTargetError, check_url
-
     try:
         check_url(url)
     except UnsafeTargetError as exc:

@@ -11,11 +11,11 @@ import redis
 
 from clonequeue.config import Settings
 from clonequeue.config.settings import store_url_problem
+from clonequeue.config.webhook_url import UnsafeTargetError, check_url
 from clonequeue.errors import InputError
 from clonequeue.outputs.items import ItemStore
 from clonequeue.outputs.keys import ARTIFACT, WEBHOOK, ResultKeys
 from clonequeue.outputs.plan import Planner, artifact_items, batch_targets
-from clonequeue.outputs.targets import UnsafeTargetError, check_url
 
 MERGE_CHUNK = 500
 

@@ -1,7 +1,7 @@
 """Outbound URLs we are told to call (webhooks): never a way into our own network.
 
-Only http(s), with no user or password and a port from 1 to 65535, as urllib3 parses
-it (checked at submit and at start-up for CLONEQUEUE_WEBHOOK_URL); the host name is
+The URL's static rules are clonequeue/config/webhook_url.py's (start-up checks
+CLONEQUEUE_WEBHOOK_URL with them, so they live below this layer); the host name is
 resolved once here, within the attempt's time, and the connection goes to that
 checked address (a DNS answer that changes between check and connect cannot steer
 it inside). Private, loopback, link-local, multicast and reserved addresses are
@@ -17,14 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from urllib3.exceptions import LocationParseError
-from urllib3.util import parse_url
-
-from clonequeue.config.redis_urls import mask_query
-
-
-class UnsafeTargetError(ValueError):
-    """A URL we refuse to call; the message says why (never retried)."""
+from clonequeue.config.webhook_url import UnsafeTargetError, check_url
 
 
 class ResolveTimeoutError(OSError):
@@ -55,46 +48,12 @@ def _blocked(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
     return None
 
 
-def shown_url(url: str) -> str:
-    """``url`` as it may be printed: no user or password, each query value ``***``."""
-    try:
-        parts = urlsplit(url)
-        return mask_query(parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl())
-    except ValueError:
-        return "(a URL that cannot be parsed)"
-
-
 def endpoint_host(url: str) -> str:
     """``host[:port]`` of ``url`` for a log line (never its user, password or query)."""
     try:
         return urlsplit(url).netloc.rpartition("@")[2] or "?"
     except ValueError:
         return "?"
-
-
-def check_url(url: str) -> None:
-    """The static part: an http(s) URL with a host, no user or password, a port from 1 to
-    65535, that urllib3 parses (what it cannot would fail every attempt, for ever).
-    Raises :class:`UnsafeTargetError`, whose message never shows a query value."""
-    shown = shown_url(url)
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        raise UnsafeTargetError(f"webhook URL {shown!r} cannot be parsed") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UnsafeTargetError(f"webhook URL must be http(s) with a host, not {shown!r}")
-    if parts.username or parts.password:
-        raise UnsafeTargetError("webhook URL must not carry a user or password")
-    try:
-        port = parts.port
-    except ValueError:
-        port = -1
-    if port is not None and not 1 <= port <= 65535:
-        raise UnsafeTargetError(f"webhook URL {shown!r}: the port must be a number from 1 to 65535")
-    try:
-        parse_url(url)
-    except LocationParseError:
-        raise UnsafeTargetError(f"webhook URL {shown!r} cannot be parsed") from None
 
 
 def resolve(url: str, *, allow_private: bool, timeout_s: float | None = None) -> Target:

@@ -32,7 +32,8 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 
 from clonequeue._version import __version__
 from clonequeue.api.deadline import DeadlineSocket
-from clonequeue.outputs.targets import ResolveTimeoutError, UnsafeTargetError, resolve
+from clonequeue.config.webhook_url import UnsafeTargetError
+from clonequeue.outputs.targets import ResolveTimeoutError, resolve
 
 MAX_PAYLOAD_BYTES = 20_000  # a bigger job record is sent by reference
 MAX_RETRY_AFTER_S = 24 * 3600.0

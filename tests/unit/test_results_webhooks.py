@@ -10,10 +10,11 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from clonequeue.config import load_settings
+from clonequeue.config.webhook_url import UnsafeTargetError, check_url
 from clonequeue.errors import ConfigError
 from clonequeue.outputs import webhooks as wh
 from clonequeue.outputs.artifacts import destination, safe_name
-from clonequeue.outputs.targets import UnsafeTargetError, check_url, resolve
+from clonequeue.outputs.targets import resolve
 
 SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
 OTHER = "whsec_" + base64.b64encode(b"z" * 32).decode()
