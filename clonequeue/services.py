@@ -21,6 +21,7 @@ from clonequeue.store.connect import job_store, store_client
 from clonequeue.store.fleet import Fleet
 from clonequeue.store.jobs import Dispatch, JobStore
 from clonequeue.store.safety import write_refusal_now
+from clonequeue.store.unreachable import unreachable_hint, unreachable_reason
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +42,8 @@ class Services:
                     log.warning("%s (%s)", refused, str(exc).splitlines()[0][:200])
                     return store_client(self.settings)
                 raise StoreError(
-                    f"cannot reach Redis at {mask_url(self.settings.redis_url)} ({exc}); "
-                    "start it (`clonequeue redis`) or set CLONEQUEUE_REDIS_URL"
+                    f"cannot reach Redis at {mask_url(self.settings.redis_url)} "
+                    f"({unreachable_reason(exc)}); {unreachable_hint(exc)}"
                 ) from None
         return store_client(self.settings)
 

@@ -18,6 +18,7 @@ import typer.core
 
 from clonequeue.errors import ClonequeueError, ConfigError, InputError
 from clonequeue.redis_refusals import write_refusal
+from clonequeue.store.unreachable import unreachable_hint, unreachable_reason
 
 EXIT_OK = 0
 EXIT_FATAL = 1
@@ -59,8 +60,8 @@ def explain(exc: BaseException) -> tuple[str, int] | None:
         return str(exc), EXIT_USAGE
     if isinstance(exc, redis.exceptions.ConnectionError):
         return (
-            f"cannot reach Redis ({exc.__class__.__name__}: {_first_line(exc)}); start it "
-            "(`make redis` or `clonequeue redis`) or set CLONEQUEUE_REDIS_URL",
+            f"cannot reach Redis ({exc.__class__.__name__}: {unreachable_reason(exc)}); "
+            f"{unreachable_hint(exc)}",
             EXIT_FATAL,
         )
     refused = write_refusal(exc)

@@ -19,11 +19,13 @@ import pytest
 import redis
 
 from clonequeue.config import load_settings
+from clonequeue.local.ports import free_port
 from clonequeue.local.sentinel import Node, SentinelGroup
 from clonequeue.store.connect import redis_client, store_limits
 from clonequeue.store.jobs import UNREPLICATED, Claimed, JobStore, Skipped
 from clonequeue.store.keys import Keys
 from clonequeue.workers.app import create_app
+from tests.cli_run import clonequeue_cli
 from tests.integration.test_store import NOW, add, doc, spec
 
 pytestmark = pytest.mark.slow
@@ -194,6 +196,27 @@ def test_sentinel_settings_reach_kombu_and_redis_py(group: SentinelGroup) -> Non
     pool = redis_client(url, sentinel_password="spw").connection_pool
     assert pool.connection_kwargs["password"] == "pw"
     assert pool.connection_kwargs["db"] == 2
+
+
+def test_a_sentinel_setup_that_gives_no_master_is_said_in_one_line_with_what_to_check(
+    group: SentinelGroup, tmp_path: Path
+) -> None:
+    """redis-py's MasterNotFoundError holds a client repr per sentinel (~1 KB each) and the
+    CLI used to print it whole, ending with "start it (`clonequeue redis`)"."""
+    refused = f"sentinel://127.0.0.1:{free_port()}"
+    for master, url, reason in (
+        ("nosuch", group.url, "the sentinels know no master named 'nosuch' that is up"),
+        ("mymaster", refused, f"{refused[11:]}: connection refused"),
+    ):
+        settings = {"CLONEQUEUE_REDIS_URL": url, "CLONEQUEUE_SENTINEL_MASTER": master}
+        for args in (("status", "b"), ("batches",)):
+            out = clonequeue_cli(*args, cwd=tmp_path, settings=settings)
+            assert out.returncode == 1, out.stderr
+            assert len(out.stderr.splitlines()) == 1, out.stderr
+            assert reason in out.stderr, out.stderr
+            assert "watch a master of that name (CLONEQUEUE_SENTINEL_MASTER)" in out.stderr
+            assert "clonequeue redis" not in out.stderr
+            assert "<redis." not in out.stderr
 
 
 # --- WAIT ---------------------------------------------------------------------------------

@@ -1,0 +1,52 @@
+"""One short line for a Redis that cannot be reached, and what to do about it.
+
+redis-py's ``MasterNotFoundError`` carries a whole client ``repr`` per sentinel (a
+kilobyte each); what a user needs is which sentinels failed and how, or that they
+answered and know no master of that name that is up.
+"""
+
+from __future__ import annotations
+
+import re
+
+from redis.sentinel import MasterNotFoundError
+
+_MASTER = re.compile(r"No master found for '([^']*)'")
+_ENTRY_START = re.compile(r", (?=<redis\.)")
+_WHERE = re.compile(r"host=([^,]+),port=(\d+)")
+_ERROR = re.compile(r"> - (?:\w+:)?\w+: (.*)$", re.DOTALL)
+_REFUSED = re.compile(r"connecting to \S+?\.\s+(.*?)\.?$")
+
+
+def unreachable_reason(exc: BaseException) -> str:
+    """Why Redis could not be reached, in one line."""
+    text = str(exc).strip()
+    if not isinstance(exc, MasterNotFoundError):
+        return text.splitlines()[0] if text else exc.__class__.__name__
+    found = _MASTER.search(text)
+    master = found.group(1) if found else "?"
+    if " : " not in text:  # every sentinel answered
+        return f"the sentinels know no master named {master!r} that is up"
+    failures = [_sentinel_failure(entry) for entry in _ENTRY_START.split(text.split(" : ", 1)[1])]
+    return f"no sentinel answered with a master named {master!r} ({'; '.join(failures)})"
+
+
+def _sentinel_failure(entry: str) -> str:
+    """``host:port: what went wrong`` from one sentinel's part of the error."""
+    where = _WHERE.search(entry)
+    error = _ERROR.search(entry)
+    why = error.group(1).strip() if error else "no answer"
+    refused = _REFUSED.search(why)
+    if refused:
+        why = refused.group(1).lower()
+    return f"{where.group(1)}:{where.group(2)}: {why[:200]}" if where else why[:200]
+
+
+def unreachable_hint(exc: BaseException) -> str:
+    """What to do next: start Redis, or for Sentinel check the sentinels and the name."""
+    if isinstance(exc, MasterNotFoundError):
+        return (
+            "check that the sentinels run and that they watch a master of that name "
+            "(CLONEQUEUE_SENTINEL_MASTER) which is up"
+        )
+    return "start it (`make redis` or `clonequeue redis`) or set CLONEQUEUE_REDIS_URL"
