@@ -42,6 +42,12 @@ CSV_COLUMNS = (
     "retries",
     "created_at",
     "finished_at",
+    # with an artifact store: where our copy of each file is (stored), or pending/failed
+    "artifact_state",
+    "artifact_url",
+    "audio_artifact_state",
+    "audio_artifact_url",
+    "audio_subtitleArtifact_url",
 )
 
 
@@ -123,6 +129,8 @@ def _job_columns(record: dict[str, Any]) -> dict[str, Any]:
         "retries": record.get("retries"),
         "created_at": record.get("created_at"),
         "finished_at": record.get("finished_at"),
+        "artifact_state": _artifact(record, "artifact", "state"),
+        "artifact_url": _artifact(record, "artifact", "url"),
     }
 
 
@@ -136,7 +144,16 @@ def _audio_columns(audio: dict[str, Any]) -> dict[str, Any]:
         "audio_error_kind": audio_error.get("kind"),
         "audio_error_code": audio_error.get("code"),
         "audio_error_msg": audio_error.get("msg"),
+        "audio_artifact_state": _artifact(audio, "artifact", "state"),
+        "audio_artifact_url": _artifact(audio, "artifact", "url"),
+        "audio_subtitleArtifact_url": _artifact(audio, "subtitleArtifact", "url"),
     }
+
+
+def _artifact(record: dict[str, Any], which: str, field: str) -> Any:
+    """A field of the record's ``artifact`` or ``subtitleArtifact`` (None without a store)."""
+    view = record.get(which) or {}
+    return view.get(field)
 
 
 # What makes a spreadsheet read a cell as a formula (OWASP, "CSV Injection").

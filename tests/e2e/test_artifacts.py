@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import os
 import signal
@@ -88,6 +89,24 @@ def test_files_land_in_a_folder_with_checksums_and_are_never_fetched_twice(
         assert audio["subtitleArtifact"]["url"].endswith(f"art/{job}/{name}.srt")
         assert record["status"] == "completed"
     assert not list(store.rglob("*.part"))
+    # the CSV export carries the same as columns (it had none: JSONL only)
+    exported = tmp_path / "art.csv"
+    subprocess.run(
+        [sys.executable, "-m", "clonequeue", "results", batch, "--format", "csv", "-o",
+         str(exported)],
+        env=system.stack.env(), capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    with exported.open(newline="") as lines:
+        rows = list(csv.DictReader(lines))
+    assert len(rows) == 4
+    for row in rows:
+        record = records[row["custom_id"]]
+        assert row["artifact_state"] == "stored"
+        assert row["artifact_url"] == record["artifact"]["url"]
+        assert row["audio_artifact_state"] == "stored"
+        assert row["audio_artifact_url"] == record["audios"][0]["artifact"]["url"]
+        sub = record["audios"][0]["subtitleArtifact"]["url"]
+        assert row["audio_subtitleArtifact_url"] == sub
     mtimes = {p: p.stat().st_mtime_ns for p in store.rglob("*") if p.is_file()}
     # again: each file is checked against its sha256 and kept, nothing downloaded
     assert "12 downloads queued" in retry_artifacts(system, batch)

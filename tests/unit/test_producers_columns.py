@@ -186,6 +186,9 @@ def test_parquet_export_has_one_row_per_job_with_audios_as_a_list_in_row_groups(
         "error_kind": "remote",
         "error_code": 40001,
         "error_msg": "=1+1",  # Parquet is data: values unchanged
+        "artifact_state": None,  # no artifact store
+        "artifact_url": None,
+        "subtitleArtifact_url": None,
     }
     empty = tmp_path / "empty.parquet"
     assert write_parquet([], empty) == 0

@@ -15,7 +15,7 @@ from clonequeue.api.billing import CostEstimate
 from clonequeue.producers import estimate as estimates
 from clonequeue.producers.dedupe import SeenBefore, SeenIds
 from clonequeue.producers.errors import EstimateTooHighError
-from clonequeue.producers.export import CSV_COLUMNS, csv_rows, neutralised, write_csv
+from clonequeue.producers.export import CSV_COLUMNS, csv_rows, job_row, neutralised, write_csv
 from clonequeue.producers.sources import IterableSource
 from clonequeue.producers.submission import Submission, SubmitReport
 
@@ -141,6 +141,32 @@ def test_result_csv_has_one_row_per_audio_and_one_for_a_job_without() -> None:
     lines = out.getvalue().splitlines()
     assert lines[0] == ",".join(CSV_COLUMNS)
     assert len(lines) == 3
+
+
+def test_artifact_copies_are_columns_of_the_csv_and_of_each_parquet_row() -> None:
+    stored = {"state": "stored", "url": "file:///v/b/j/preview.wav", "bytes": 9, "sha256": "ab"}
+    record = {
+        "custom_id": "j",
+        "status": "completed",
+        "artifact": stored,
+        "audios": [
+            {
+                "custom_id": "a",
+                "status": "completed",
+                "artifact": {"state": "failed", "error": "HTTP 404"},
+                "subtitleArtifact": {"state": "stored", "url": "file:///v/b/j/a.srt"},
+            }
+        ],
+    }
+    (row,) = csv_rows(record)
+    assert (row["artifact_state"], row["artifact_url"]) == ("stored", stored["url"])
+    assert (row["audio_artifact_state"], row["audio_artifact_url"]) == ("failed", None)
+    assert row["audio_subtitleArtifact_url"] == "file:///v/b/j/a.srt"
+    parquet = job_row(record)
+    assert parquet["artifact_url"] == stored["url"]
+    assert parquet["audios"][0]["subtitleArtifact_url"] == "file:///v/b/j/a.srt"
+    plain = csv_rows({"custom_id": "k", "status": "completed", "audios": []})[0]
+    assert plain["artifact_state"] is None  # no store: empty cells
 
 
 def test_public_api_is_pinned() -> None:
