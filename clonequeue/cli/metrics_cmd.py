@@ -65,25 +65,10 @@ def exporter(
 def scrape_client(settings: Settings) -> redis.Redis:
     """The store's client for scrapes: a Redis that went away fails a read in ~0.1 s
     (refused) to ~2 s (no answer), not after the store's 30 s ride-out."""
-    import redis.exceptions
-    from redis.backoff import ExponentialBackoff
-    from redis.retry import Retry
+    from clonequeue.store.connect import ClientTimeouts, store_client
 
-    from clonequeue.store.connect import store_client
-
-    client = store_client(settings, ride_out_s=0)
-    client.set_retry(
-        Retry(
-            ExponentialBackoff(cap=0.2, base=0.05),
-            SCRAPE_RETRIES,
-            supported_errors=(redis.exceptions.ConnectionError,),
-        )
-    )
-    client.connection_pool.connection_kwargs.update(
-        socket_connect_timeout=SCRAPE_CONNECT_TIMEOUT_S,
-        socket_timeout=SCRAPE_SOCKET_TIMEOUT_S,
-    )
-    return client
+    timeouts = ClientTimeouts(SCRAPE_CONNECT_TIMEOUT_S, SCRAPE_SOCKET_TIMEOUT_S, SCRAPE_RETRIES)
+    return store_client(settings, timeouts=timeouts)
 
 
 def exporter_registry(services: Services) -> CollectorRegistry:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -23,6 +24,7 @@ def redis_client(
     ride_out_s: float = REDIS_RIDE_OUT_S,
     sentinel_master: str = "mymaster",
     sentinel_password: str | None = None,
+    timeouts: ClientTimeouts | None = None,
 ) -> redis.Redis:
     """A Redis client for the job store (strings decoded) that rides out a Redis restart.
 
@@ -35,6 +37,7 @@ def redis_client(
     every new connection asks the sentinels where the master is, and a demoted
     master's READONLY drops the connection (redis-py turns it into a ConnectionError),
     so the same retries carry a command over a failover to the new master.
+    ``timeouts`` replaces both the ride-out and the socket timeouts (a scrape's).
     """
     options: dict[str, Any] = {
         "decode_responses": True,
@@ -43,6 +46,16 @@ def redis_client(
         "socket_timeout": 30,
         "retry": ride_out_retry(ride_out_s),
     }
+    if timeouts is not None:
+        options.update(
+            socket_connect_timeout=timeouts.connect_s,
+            socket_timeout=timeouts.read_s,
+            retry=Retry(
+                ExponentialBackoff(cap=0.2, base=0.05),
+                timeouts.retries,
+                supported_errors=(redis.exceptions.ConnectionError,),
+            ),
+        )
     if is_sentinel_url(url):
         sentinel = sentinel_for(url, sentinel_password)
         client: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call,unused-ignore]
@@ -50,6 +63,16 @@ def redis_client(
         )
         return client
     return redis.Redis.from_url(url, **options)
+
+
+@dataclass(frozen=True)
+class ClientTimeouts:
+    """A client that must answer soon (the exporter's scrapes): ``retries`` quick retries
+    of a connection error, and these socket timeouts."""
+
+    connect_s: float
+    read_s: float
+    retries: int
 
 
 def sentinel_for(url: str, password: str | None = None) -> Sentinel:
@@ -67,7 +90,12 @@ def sentinel_master_options(url: str) -> dict[str, Any]:
     return {"db": parsed.db, "username": parsed.username, "password": parsed.password}
 
 
-def store_client(settings: Settings, *, ride_out_s: float = REDIS_RIDE_OUT_S) -> redis.Redis:
+def store_client(
+    settings: Settings,
+    *,
+    ride_out_s: float = REDIS_RIDE_OUT_S,
+    timeouts: ClientTimeouts | None = None,
+) -> redis.Redis:
     """:func:`redis_client` for ``settings.redis_url`` (and its Sentinel settings)."""
     password = settings.sentinel_password
     return redis_client(
@@ -75,6 +103,7 @@ def store_client(settings: Settings, *, ride_out_s: float = REDIS_RIDE_OUT_S) ->
         ride_out_s=ride_out_s,
         sentinel_master=settings.sentinel_master,
         sentinel_password=password.get_secret_value() if password else None,
+        timeouts=timeouts,
     )
 
 
