@@ -19,7 +19,9 @@ import json
 import logging
 import re
 import sys
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
@@ -83,6 +85,51 @@ class ContextFilter(logging.Filter):
             if getattr(record, name, None) is None:
                 setattr(record, name, value)
         return True
+
+
+class RepeatFilter(logging.Filter):
+    """At most one line a window for each warning a library repeats word for word.
+
+    Celery's consumer restarts in a loop when the broker refuses it for good (a
+    deleted RabbitMQ vhost: "Cannot connect …" and "Frequent restarts detected" with a
+    traceback, ~6 a second, 580 KB of log a minute), and beat says each failed send
+    every 2 s. The first is shown; repeats within ``window_s`` are counted, and the
+    next one after it says how many were not shown. Our own records (``clonequeue.*``)
+    already say a lasting condition once, and INFO and below pass as they are.
+    """
+
+    MAX_KEYS = 1000
+
+    def __init__(self, window_s: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.window_s, self._clock = window_s, clock
+        self._seen: dict[tuple[str, int, str], list[float]] = {}  # key: [shown at, not shown]
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING or record.name.partition(".")[0] == "clonequeue":
+            return True
+        message = record.getMessage()
+        key = (record.name, record.levelno, message[:500])
+        now = self._clock()
+        with self._lock:
+            seen = self._seen.get(key)
+            if seen is not None and now - seen[0] < self.window_s:
+                seen[1] += 1
+                return False
+            if len(self._seen) >= self.MAX_KEYS:
+                self._forget(now)
+            self._seen[key] = [now, 0]
+        if seen is not None and seen[1]:
+            note = f" ({seen[1]:.0f} more like it in the {self.window_s:.0f} s before, not shown)"
+            record.msg, record.args = message + note, None
+        return True
+
+    def _forget(self, now: float) -> None:
+        """Drop what no repeat can still be counted against (all of it, if all is recent)."""
+        old = [k for k, (shown, _) in self._seen.items() if now - shown >= self.window_s]
+        for key in old or list(self._seen):
+            del self._seen[key]
 
 
 class RedactingFilter(logging.Filter):
@@ -160,6 +207,7 @@ def setup_logging(settings: Settings, *, stream: Any = None) -> None:
     inner = JsonFormatter() if settings.log_format is LogFormat.JSON else TextFormatter()
     handler.setFormatter(RedactingFormatter(inner))
     handler.addFilter(ContextFilter())
+    handler.addFilter(RepeatFilter())
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -47,6 +47,14 @@ class Vhost:
         """The AMQP URL of this vhost (guest/guest on 127.0.0.1:5672)."""
         return f"amqp://{USER}:{PASSWORD}@{LOCALHOST}:{AMQP_PORT}/{quote(self.name, safe='')}"
 
+    def delete(self) -> None:
+        """Delete the vhost (its queues and connections go with it)."""
+        _delete(self)
+
+    def create(self) -> None:
+        """Create the vhost again, with full rights for guest."""
+        _create(self)
+
     def close_connections(self, reason: str = "clonequeue test") -> None:
         """Close every client connection of this vhost (a broker restart as clients see it)."""
         if self.via == "rabbitmqctl":

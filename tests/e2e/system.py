@@ -146,6 +146,11 @@ class System:
         return audit(docs, ledger, tasks)
 
     def stop(self) -> None:
+        """Stop the processes and remove the broker queues (once: a test that deletes its
+        own vhost stops its system before that)."""
+        if getattr(self, "_stopped", False):
+            return
+        self._stopped = True
         self.stack.stop()
         if self.settings.effective_broker_url.startswith("amqp"):
             self._delete_broker_queues()

@@ -47,3 +47,41 @@ def test_polls_wait_on_the_broker_and_prefetch_is_per_consumer(
     assert held == [0] * len(held), "no countdown waited in the worker"
     system.wait("b", 60)
     assert system.audit("b").ok
+
+
+def test_a_deleted_vhost_is_said_once_a_minute_and_the_worker_goes_on_when_it_is_back(
+    make_system: type[System],
+) -> None:
+    """Celery's consumer restarts in a loop when the broker refuses its vhost: ~6 errors
+    and a CRITICAL with a traceback a second (580 KB of log a minute) before logs.py's
+    RepeatFilter."""
+    reason = rabbitmq.unavailable_reason()
+    if reason is not None:
+        pytest.skip(f"RabbitMQ answers but no vhost of our own can be made: {reason}")
+    with rabbitmq.temporary_vhost("clonequeue-deleted") as vhost:
+        system = make_system(broker_url=vhost.url)
+        try:
+            worker = system.start_worker()
+            system.submit(make_rows(3), batch="before")
+            system.wait("before", 60)
+            vhost.delete()
+            try:
+                time.sleep(3)  # the first of each message, with its traceback
+                start = worker.log_path.stat().st_size
+                time.sleep(6)
+            finally:
+                vhost.create()
+            with worker.log_path.open("rb") as log:
+                log.seek(start)
+                later = log.read().decode(errors="replace")
+            # before: ~35 "Cannot connect" lines and ~7 tracebacks of "Frequent restarts"
+            # in those 6 s, 60 KB
+            assert "Frequent restarts detected" not in later, later[-3000:]
+            assert "Cannot connect to amqp" not in later, later[-3000:]
+            assert len(later) < 5_000, later[-3000:]
+            system.submit(make_rows(3, prefix="after"), batch="after")
+            assert system.wait("after", 90).counts["completed"] == 3
+            creates = system.admin.ledger()["creates"]
+            assert len(creates) == 12  # a clone and an audio for each of the 6 jobs, once
+        finally:
+            system.stop()  # while its vhost is there

@@ -1,0 +1,56 @@
+"""logs.RepeatFilter: a library's warning repeated word for word is shown once a window."""
+
+from __future__ import annotations
+
+import logging
+
+from clonequeue.logs import RepeatFilter
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def record(name: str, message: str, *args: object, level: int = logging.ERROR) -> logging.LogRecord:
+    return logging.LogRecord(name, level, __file__, 1, message, args or None, None)
+
+
+def test_a_repeat_within_the_window_is_counted_and_said_with_the_next_one_after_it() -> None:
+    clock = Clock()
+    repeats = RepeatFilter(window_s=60, clock=clock)
+    name = "celery.worker.consumer.consumer"
+    shown = [repeats.filter(record(name, "Cannot connect to %s", "amqp://h/v")) for _ in range(50)]
+    assert shown == [True] + [False] * 49
+    clock.now = 60.0
+    again = record(name, "Cannot connect to %s", "amqp://h/v")
+    assert repeats.filter(again)
+    assert again.getMessage() == (
+        "Cannot connect to amqp://h/v (49 more like it in the 60 s before, not shown)"
+    )
+    clock.now = 120.0
+    quiet = record(name, "Cannot connect to %s", "amqp://h/v")
+    assert repeats.filter(quiet)
+    assert quiet.getMessage() == "Cannot connect to amqp://h/v"  # none were held back
+
+
+def test_other_messages_levels_and_our_own_records_pass() -> None:
+    repeats = RepeatFilter(window_s=60, clock=Clock())
+    assert repeats.filter(record("kombu", "a"))
+    assert repeats.filter(record("kombu", "b"))  # another message
+    assert repeats.filter(record("kombu", "a", level=logging.CRITICAL))  # another level
+    assert repeats.filter(record("celery.beat", "a"))  # another logger
+    assert all(repeats.filter(record("kombu", "x", level=logging.INFO)) for _ in range(3))
+    assert all(repeats.filter(record("clonequeue.workers", "a")) for _ in range(3))
+
+
+def test_it_keeps_at_most_max_keys_messages() -> None:
+    clock = Clock()
+    repeats = RepeatFilter(window_s=60, clock=clock)
+    for i in range(RepeatFilter.MAX_KEYS * 3):
+        clock.now = i * 0.01
+        assert repeats.filter(record("kombu", f"task {i} failed"))
+    assert len(repeats._seen) <= RepeatFilter.MAX_KEYS
