@@ -26,12 +26,19 @@ class DeadlineSocket:
     infinite deadline leaves urllib3's per-wait timeout alone.
     http.client reads through ``makefile('rb')``, a buffered ``socket.SocketIO`` over
     this object's ``recv_into``, and writes with ``sendall``: both come through here.
-    Everything else (``fileno``, ``close``, ``shutdown``, TLS details) is the socket's."""
+    ``close`` keeps the socket's own rule: while a reader made by ``makefile`` is open,
+    the socket stays open until that reader closes. http.client closes the connection
+    as soon as it has the headers of an answer that ends the connection (HTTP/1.0,
+    ``Connection: close``) and reads the body through the reader afterwards: closed at
+    once, a body not yet in the buffer was lost (a create's outcome then unknown).
+    Everything else (``fileno``, ``shutdown``, TLS details) is the socket's."""
 
     def __init__(self, sock: socket.socket, deadline: Callable[[], float]) -> None:
         self._sock = sock
         self._deadline = deadline
         self._timeout: float | None = sock.gettimeout()
+        self._io_refs = 0  # readers made by makefile and not yet closed
+        self._closing = False
 
     def _arm(self) -> None:
         deadline = self._deadline()
@@ -72,10 +79,20 @@ class DeadlineSocket:
         if mode != "rb":
             raise ValueError(f"makefile({mode!r}): only 'rb' is used here")
         raw = socket.SocketIO(cast(socket.socket, self), "rb")
+        self._io_refs += 1
         return io.BufferedReader(raw, buffering or io.DEFAULT_BUFFER_SIZE)
 
     def _decref_socketios(self) -> None:
-        """SocketIO's close: the socket is closed by its connection, not by the reader."""
+        """A reader closed: the socket closes now if its close came while it read."""
+        self._io_refs = max(self._io_refs - 1, 0)
+        if self._closing and self._io_refs == 0:
+            self._sock.close()
+
+    def close(self) -> None:
+        """Close the socket, or once its last open reader closes (as ``socket.close``)."""
+        self._closing = True
+        if self._io_refs == 0:
+            self._sock.close()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._sock, name)

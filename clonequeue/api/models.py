@@ -7,12 +7,14 @@ documented rule: an invalid request can never reach the network.
 
 from __future__ import annotations
 
+import json
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
@@ -109,19 +111,57 @@ class TaskStatus(StrEnum):
     FAILED = "failed"
 
 
+def _text(value: Any) -> Any:
+    """A number as its text (an id or modelId sent as a number); blank as absent."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, str) and not value.strip():
+        return None
+    return value
+
+
+def _text_or_none(value: Any) -> str | None:
+    """A field we only show: its text, or absent when it is of another kind."""
+    value = _text(value)
+    return value if isinstance(value, str) else None
+
+
+def _http_url_or_none(value: Any) -> str | None:
+    """A file's URL: http(s) only ("" or "javascript:…" is no file; it fails the step)."""
+    value = _text_or_none(value)
+    return (
+        value if value is not None and value.lower().startswith(("http://", "https://")) else None
+    )
+
+
+def _number_or_none(value: Any) -> float | None:
+    """``created``: epoch seconds, or absent (an ISO date is not worth failing a task)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+def _status(value: Any) -> str:
+    """The status as text ("COMPLETED", " completed " and 3 included; null: queued)."""
+    value = _text(value)
+    return value.strip() if isinstance(value, str) else "queued"
+
+
 class RemoteTask(BaseModel):
-    """``data`` of a create or query answer. Unknown extra fields are kept, not rejected."""
+    """``data`` of a create or query answer. Unknown extra fields are kept, not rejected,
+    and a known field of an unexpected kind is read as absent rather than throwing the
+    whole answer away: only the id must be there (a text or a number)."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
-    id: str = Field(min_length=1)
-    status: str = "queued"
-    object: str | None = None
-    created: float | None = None
-    model: str | None = None
-    modelId: str | None = None
-    audioUrl: str | None = None
-    subtitleFile: str | None = None
+    id: Annotated[str, BeforeValidator(_text), Field(min_length=1)]
+    status: Annotated[str, BeforeValidator(_status)] = "queued"
+    object: Annotated[str | None, BeforeValidator(_text_or_none)] = None
+    created: Annotated[float | None, BeforeValidator(_number_or_none)] = None
+    model: Annotated[str | None, BeforeValidator(_text_or_none)] = None
+    modelId: Annotated[str | None, BeforeValidator(_text_or_none)] = None
+    audioUrl: Annotated[str | None, BeforeValidator(_http_url_or_none)] = None
+    subtitleFile: Annotated[str | None, BeforeValidator(_http_url_or_none)] = None
     error: Any = None
 
     @property
@@ -138,12 +178,15 @@ class RemoteTask(BaseModel):
 
     def error_text(self) -> str:
         """The provider's reason for a failed task, as one line."""
-        if self.error is None or self.error == "":
+        if self.error in (None, "", {}, []):
             return "the API reported the task failed without a reason"
         if isinstance(self.error, dict):
             message = self.error.get("message") or self.error.get("msg")
             if message:
                 return str(message)
+            return json.dumps(self.error, ensure_ascii=False, default=str)
+        if isinstance(self.error, list):
+            return "; ".join(str(part) for part in self.error)
         return str(self.error)
 
 

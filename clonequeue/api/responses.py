@@ -20,13 +20,16 @@ from __future__ import annotations
 import email.utils
 import http.client
 import json
+import math
+import re
 import time
 from enum import Enum
 from typing import Any, NoReturn
 
 import urllib3.exceptions as u3
+from pydantic import ValidationError
 
-from clonequeue.api.models import RemoteTask
+from clonequeue.api.models import RemoteTask, describe_validation_error
 from clonequeue.constants import SUCCESS_CODE
 from clonequeue.errors import (
     ApiError,
@@ -42,13 +45,28 @@ from clonequeue.errors import (
 from clonequeue.redaction import REDACTOR
 
 MAX_RETRY_AFTER_S = 600.0
-_BALANCE_WORDS = ("balance", "insufficient", "余额", "欠费", "arrears")
+# Words about the account, not a request's content: "insufficient" alone was also
+# "insufficient speech in the source audio", "forbidden" also "contains forbidden words"
+# and "invalid token" also "contentText has an invalid token at position 3".
+_BALANCE_WORDS = (
+    "balance",
+    "insufficient fund",
+    "insufficient credit",
+    "insufficient quota",
+    "余额",
+    "欠费",
+    "arrears",
+)
 # The operator's next step: this error pauses creates fleet-wide (README, "How it works").
 TOP_UP = (
     "top up the account: creates start again by themselves within "
     "CLONEQUEUE_PAUSE_PROBE_INTERVAL_S (a probe), or at once with `clonequeue resume`"
 )
-_AUTH_WORDS = ("unauthorized", "unauthorised", "invalid token", "token invalid", "forbidden")
+_AUTH_WORDS = re.compile(
+    r"unauthori[sz]ed|token (?:is )?(?:invalid|expired|revoked)|token has expired"
+    r"|invalid (?:api )?(?:token|key)\b(?!\s+(?:at|in|on|near|after|before)\b)"
+    r"|invalid api key|api key (?:is )?invalid|access denied|permission denied"
+)
 _RATE_WORDS = ("rate limit", "too many requests", "频繁", "限流")
 
 
@@ -175,6 +193,8 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
         except (TypeError, ValueError, IndexError):
             return None
         seconds = when.timestamp() - (time.time() if now is None else now)
+    if math.isnan(seconds):  # "NaN" parses as a float, and min/max let it through
+        return None
     return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)
 
 
@@ -188,17 +208,23 @@ def parse_response(
 ) -> RemoteTask:
     """The task in a successful answer, or raise the error the answer means."""
     envelope = _decode(body)
+    if 300 <= status < 400 and not (envelope is not None and envelope.get("data")):
+        _redirected(status, endpoint, is_create)
     code = _int_or_none(envelope.get("code")) if envelope is not None else None
     msg = str(envelope.get("msg", "")) if envelope is not None else ""
-    if 200 <= status < 300 and code == SUCCESS_CODE and envelope is not None:
+    if code == SUCCESS_CODE and envelope is not None:
         try:
             # redacted: the answer goes into the job's record and every export, and an
             # API that quotes the key in a task's error would put the token there
             return RemoteTask.model_validate(REDACTOR.redact_value(envelope.get("data")))
-        except ValueError:
-            _unreadable(status, endpoint, is_create, "its data has no task id")
+        except ValidationError as exc:
+            if 200 <= status < 300:
+                _unreadable(status, endpoint, is_create, _data_problem(exc))
+        # Any other status with the success envelope but no task in it: the status
+        # decides. With a task, it exists whatever the status says (a 500 that carried
+        # the created task's id was retried, and the task made twice).
     if envelope is None or (code is None and 200 <= status < 300):
-        if status >= 400:
+        if status >= 300:
             raise classify(
                 status=status,
                 code=None,
@@ -228,14 +254,17 @@ def classify(
     is_create: bool,
 ) -> ApiError:
     """The error an answer with ``status``/``code``/``msg`` stands for."""
-    lowered = msg.lower()
     where: dict[str, Any] = {"endpoint": endpoint, "http_status": status, "code": code}
-    code_family = code // 100 if code is not None and code >= 10000 else None
+    code_family = code // 100 if code is not None and 10000 <= code < 100000 else None
+    # The words decide only under an answer whose HTTP status says nothing (200 with a
+    # code): a 400 is about this request, whatever its words ("Insufficient speech in
+    # the source audio", HTTP 400, paused the whole fleet for good as "balance").
+    lowered = msg.lower() if status < 300 else ""
     if status == 429 or code_family == 429 or any(w in lowered for w in _RATE_WORDS):
         return RateLimitedError(
             msg or "too many requests", retry_after_s=parse_retry_after(retry_after), **where
         )
-    if status in (401, 403) or code_family in (401, 403) or any(w in lowered for w in _AUTH_WORDS):
+    if status in (401, 403) or code_family in (401, 403) or _AUTH_WORDS.search(lowered):
         return AuthenticationError(f"{msg or 'unauthorized'} — check CLONEQUEUE_API_TOKEN", **where)
     if status == 402 or code_family == 402 or any(w in lowered for w in _BALANCE_WORDS):
         return InsufficientBalanceError(f"{msg or 'insufficient balance'} — {TOP_UP}", **where)
@@ -249,7 +278,32 @@ def classify(
         return ApiUnavailableError(
             msg or "server error", retry_after_s=parse_retry_after(retry_after), **where
         )
-    return RejectedError(msg or "the API refused the request", **where)
+    return RejectedError(msg or f"the API refused the request (HTTP {status})", **where)
+
+
+def _redirected(status: int, endpoint: str, is_create: bool) -> NoReturn:
+    """A redirect is our address, not the request: creates pause fleet-wide until
+    `clonequeue resume` (each create of a batch had ended `unknown` at full speed). A
+    303 to a create may point at what it made: that one's outcome is unknown."""
+    if status == 303 and is_create:
+        raise OutcomeUnknownError(
+            "HTTP 303 See Other: the task may exist and be billed; not sent again",
+            endpoint=endpoint,
+            http_status=status,
+        )
+    raise ConfigError(
+        f"{endpoint}: HTTP {status}: the API redirected the request (not followed); check "
+        "CLONEQUEUE_API_BASE_URL (an http:// address the site sends on to https://?), "
+        "then `clonequeue resume`"
+    )
+
+
+def _data_problem(exc: ValidationError) -> str:
+    """What is wrong with an answer's ``data``, in a few words."""
+    lines = describe_validation_error(exc, prefix="data.")
+    if any(line.startswith(("data: ", "data.: ")) for line in lines):
+        return "it holds no task"
+    return "; ".join(lines)[:200]
 
 
 def _unreadable(status: int, endpoint: str, is_create: bool, why: str) -> NoReturn:
@@ -282,5 +336,7 @@ def _int_or_none(value: object) -> int | None:
 
 
 def _snippet(body: bytes, limit: int = 200) -> str:
-    text = body.decode("utf-8", "replace").strip()
+    """The body's start, redacted before it is cut: a secret cut in two is one the
+    redactor no longer knows (a token quoted at character 190 showed its first 8)."""
+    text = REDACTOR.redact(body.decode("utf-8", "replace").strip())
     return text[:limit] + ("…" if len(text) > limit else "")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 
@@ -71,6 +72,13 @@ class Keys:
         """HASH with a TTL: the adaptive API rate of one token (workers/rate_lua.py): the
         pace, where 429s began, counters. Named by a one-way hash of the token."""
         return f"{self.ns}:rate:state:{token_id}"
+
+    def task_owner(self, remote_id: str) -> str:
+        """STRING with the retention as TTL: the step (``job|item``) the API gave this task
+        id to. A long or odd id is named by its SHA-256."""
+        if len(remote_id) > 100 or not remote_id.isascii() or not remote_id.isprintable():
+            remote_id = "sha256:" + hashlib.sha256(remote_id.encode()).hexdigest()
+        return f"{self.ns}:task:{remote_id}"
 
     @property
     def watchdog_lock(self) -> str:

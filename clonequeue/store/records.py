@@ -60,6 +60,7 @@ class ErrorKind(StrEnum):
     GAVE_UP = "gave_up"  # transient errors outlasted CLONEQUEUE_SUBMIT_MAX_ATTEMPTS
     NO_ANSWER = "no_answer"  # the create was sent; its answer never came (unknown)
     LOST_WORKER = "lost_worker"  # a worker died between sending and storing (unknown)
+    TASK_ID_REUSED = "task_id_reused"  # the answer's task id was another step's (unknown)
     BAD_ANSWER = "bad_answer"  # completed without the fields it must carry
     TASK_LOST = "task_lost"  # the API refused every poll for CLONEQUEUE_TASK_LOST_AFTER_S
     # Not an end: the last transient error of a create that waits for its retry

@@ -113,7 +113,40 @@ def run_create(ctx: WorkerContext, step: Dispatch) -> str:
         )
     _count_chars(request)
     ctx.limiter.useful()
+    other = _task_id_owner(ctx, step, task.id)
+    if other is not None:
+        error = {
+            "kind": ErrorKind.TASK_ID_REUSED.value,
+            "msg": f"the API answered with task id {task.id[:100]}, which it had given to "
+            f"{other} before: which task this create made cannot be told; check the "
+            f"provider's records, then `clonequeue retry {claim.batch} --unknown` sends it again",
+        }
+        log.error("create of job %s: %s", step.job_id, error["msg"], extra={"job": step.job_id})
+        return _release(ctx, step, "unknown", error)
     return _record_created(ctx, step, task)
+
+
+def _task_id_owner(ctx: WorkerContext, step: Dispatch, remote_id: str) -> str | None:
+    """The other step the API gave ``remote_id`` to, if any (the id is this step's now).
+
+    The API reference promises nothing about ids; one handed out twice gave a second job
+    the first job's voice, without a word. The same step again (a create re-run after a
+    lost reply) is its own."""
+    member = f"{step.job_id}|{step.item}"
+    key = ctx.jobs.keys.task_owner(remote_id)
+    retention = max(int(ctx.settings.retention_s), 1)
+    client = ctx.jobs.client
+    try:
+        if client.set(key, member, nx=True, ex=retention):
+            return None
+        owner = client.get(key)
+    except redis.exceptions.RedisError as exc:  # storing the id comes first: it is paid
+        log.warning("task id %s not checked for reuse (%s)", remote_id[:100], type(exc).__name__)
+        return None
+    if owner is None or owner == member:
+        return None
+    job, _, item = str(owner).partition("|")
+    return f"job {job} ({'its clone' if item == 'c' else f'its audio {item}'})"
 
 
 def _prepare_create(
@@ -440,6 +473,8 @@ def _poll_once(ctx: WorkerContext, step: Dispatch) -> tuple[Any, dict[str, Any],
         if isinstance(exc, RateLimitedError):
             retry_after_s = exc.retry_after_s or 1.0
             ctx.limiter.cool_down(retry_after_s)
+        else:
+            _say_unanswered(exc)
         return "running", {"last_status": f"error: {exc}"[:200], "unanswered": True}, retry_after_s
     other = _other_task(task, step)
     if other:
@@ -480,6 +515,31 @@ def _note_undocumented(step: Dispatch, status: str) -> None:
         step.remote_id,
         status[:100],
     )
+
+
+UNANSWERED_SAID_EVERY_S = 60.0
+_unanswered_said: dict[str, list[float]] = {}  # error kind -> [said at, polls since]
+
+
+def _say_unanswered(exc: ClonequeueError) -> None:
+    """Say, at most once a minute per kind of error, that polls get no usable answer: a
+    token revoked mid-batch (401 on every poll; creates, the only calls that pause the
+    fleet, had all been made) or an answer we cannot read left tasks polled in silence
+    until the job deadline failed them."""
+    kind = type(exc).__name__
+    now = time.monotonic()
+    said = _unanswered_said.setdefault(kind, [-UNANSWERED_SAID_EVERY_S, 0])
+    said[1] += 1
+    if now - said[0] < UNANSWERED_SAID_EVERY_S:
+        return
+    log.warning(
+        "polls get no usable answer (%d in the last %.0f s; this one: %s); the tasks are "
+        "polled on until they answer or CLONEQUEUE_JOB_DEADLINE_S ends them",
+        said[1],
+        min(now - said[0], UNANSWERED_SAID_EVERY_S),
+        exc,
+    )
+    said[0], said[1] = now, 0
 
 
 def _refused(why: str) -> tuple[str, dict[str, Any], None]:

@@ -29,7 +29,7 @@ from clonequeue.errors import (
 )
 
 
-def body(code: int, msg: str = "ok", data: object = None) -> bytes:
+def body(code: int | None, msg: str = "ok", data: object = None) -> bytes:
     return json.dumps({"code": code, "msg": msg, "data": data}).encode()
 
 
@@ -104,9 +104,18 @@ def test_non_20000_code_is_an_error_even_on_http_200() -> None:
         (503, 50300, "maintenance", ApiUnavailableError),
         (400, 40000, "bad request", RejectedError),
         (404, 40400, "not found", RejectedError),
+        # a request's content, not the account (each paused the whole fleet for good)
+        (200, 40003, "contentText contains forbidden words", RejectedError),
+        (400, 40001, "Insufficient speech in the source audio", RejectedError),
+        (400, 40004, "contentText has an invalid token at position 3", RejectedError),
+        (200, 40004, "contentText has an invalid token at position 3", RejectedError),
+        (400, None, "token invalid", RejectedError),  # a 400 is about the request
+        (200, 40010, "Invalid token", AuthenticationError),
+        (200, 40011, "insufficient funds", InsufficientBalanceError),
+        (410, None, "", RejectedError),
     ],
 )
-def test_classification(status: int, code: int, msg: str, error: type) -> None:
+def test_classification(status: int, code: int | None, msg: str, error: type) -> None:
     with pytest.raises(error) as info:
         parse(status, body(code, msg))
     assert info.value.msg.startswith(msg)
@@ -153,6 +162,8 @@ def test_html_error_page_is_classified_by_status() -> None:
         ("100000", 600.0),
         ("soon", None),
         (None, None),
+        ("NaN", None),  # crashed the step: float("NaN") passes min/max (QA pass)
+        ("inf", 600.0),
     ],
 )
 def test_retry_after_seconds(header: str | None, seconds: float | None) -> None:
@@ -220,3 +231,94 @@ def test_a_task_answer_that_echoes_the_token_is_redacted_before_it_is_recorded()
     assert task.error == "internal: key [REDACTED] over quota"
     assert token not in task.model_dump_json()
     assert task.model_dump()["detail"] == {"seen": ["Bearer [REDACTED]"]}
+
+
+def test_an_answer_that_carries_the_created_task_is_taken_whatever_its_status() -> None:
+    """A 500 with the success envelope and the task's id was retried: the task made twice."""
+    for status in (500, 503, 302, 404):
+        task = parse(status, body(20000, data={"id": "audio_9", "status": "queued"}))
+        assert task.id == "audio_9"
+    with pytest.raises(ApiUnavailableError):  # no task in it: the status decides
+        parse(500, body(20000, data=None))
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_a_redirect_is_our_address_and_a_303_to_a_create_is_unknown(status: int) -> None:
+    """Each create had ended `unknown` (the answer unreadable), a batch at full speed."""
+    for raw in (b"<html>Moved</html>", b"", body(30100, "moved")):
+        with pytest.raises(ConfigError) as info:
+            parse(status, raw)
+        assert "check CLONEQUEUE_API_BASE_URL" in str(info.value)
+    with pytest.raises(ConfigError):
+        parse(status, b"", create=False)
+    with pytest.raises(OutcomeUnknownError):
+        parse(303, b"")
+    with pytest.raises(ConfigError):
+        parse(303, b"", create=False)
+
+
+def test_an_empty_refusal_names_its_status() -> None:
+    with pytest.raises(RejectedError) as info:
+        parse(410, b"")
+    assert info.value.msg == "the API refused the request (HTTP 410)"
+
+
+def test_a_token_quoted_where_the_body_is_cut_is_redacted_whole() -> None:
+    from clonequeue.redaction import REDACTED, register_secrets
+
+    token = "qa-secret-token-XYZ123"
+    register_secrets([token])
+    with pytest.raises(RejectedError) as info:
+        parse(400, ("E" * 185 + "Bearer " + token).encode())
+    assert "qa-secre" not in info.value.msg
+    assert f"Bearer {REDACTED}"[:14] in info.value.msg  # the marker may be cut, never the token
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({"id": 123, "status": "queued"}, ("123", "queued", None)),
+        ({"id": "a", "status": "COMPLETED", "created": "2026-12-07T10:00:00Z", "model": 2},
+         ("a", "COMPLETED", None)),
+        ({"id": "a", "status": " completed ", "modelId": 123456}, ("a", "completed", "123456")),
+        ({"id": "a", "status": None}, ("a", "queued", None)),
+        ({"id": "a", "status": 3}, ("a", "3", None)),
+    ],
+)  # fmt: skip
+def test_a_known_field_of_another_kind_does_not_throw_the_answer_away(
+    data: dict[str, object], expected: tuple[str, str, str | None]
+) -> None:
+    task = parse(200, body(20000, data=data), create=False)
+    assert (task.id, task.status, task.modelId) == expected
+
+
+def test_a_file_url_must_be_http() -> None:
+    for url in ("", "  ", "javascript:alert(1)", 7, {"u": 1}):
+        data = {"id": "a", "status": "completed", "audioUrl": url}
+        assert parse(200, body(20000, data=data), create=False).audioUrl is None
+    data = {"id": "a", "status": "completed", "audioUrl": "https://x/a.mp3"}
+    assert parse(200, body(20000, data=data), create=False).audioUrl == "https://x/a.mp3"
+
+
+def test_an_answer_without_a_task_says_what_is_wrong() -> None:
+    with pytest.raises(ApiUnavailableError) as info:
+        parse(200, body(20000, data={"id": ["x"]}), create=False)
+    assert "data.id" in info.value.msg
+    with pytest.raises(OutcomeUnknownError) as unknown:
+        parse(200, body(20000, data=None))
+    assert "it holds no task" in unknown.value.msg
+
+
+@pytest.mark.parametrize(
+    ("error", "text"),
+    [
+        ({}, "the API reported the task failed without a reason"),
+        ([], "the API reported the task failed without a reason"),
+        (["a", "b"], "a; b"),
+        ({"reason": "x"}, '{"reason": "x"}'),
+        ({"msg": "too short"}, "too short"),
+    ],
+)
+def test_a_failed_tasks_reason_reads_as_text(error: object, text: str) -> None:
+    data = {"id": "a", "status": "failed", "error": error}
+    assert parse(200, body(20000, data=data), create=False).error_text() == text

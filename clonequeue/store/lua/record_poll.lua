@@ -47,9 +47,18 @@ end
 if status == 'running' then
   if doc.deadline and NOW > doc.deadline then
     status = 'failed'
-    result.error = {kind = 'deadline', msg = 'deadline exceeded: the remote task was still '
-      .. tostring(result.last_status or 'running') .. ' when the job deadline passed; '
-      .. 'raise CLONEQUEUE_JOB_DEADLINE_S or retry'}
+    local where
+    if result.unanswered then -- the last polls got no answer about it: it may be done
+      where = 'the last poll got no answer about task ' .. tostring(step.remote_id) .. ' ('
+        .. tostring(result.last_status) .. '), so it may yet finish and be billed: check it '
+        .. 'with the provider'
+    else
+      where = 'task ' .. tostring(step.remote_id) .. ' was still '
+        .. tostring(result.last_status or 'running')
+    end
+    result.error = {kind = 'deadline', msg = 'deadline exceeded: ' .. where
+      .. ' when the job deadline passed; raise CLONEQUEUE_JOB_DEADLINE_S, or `clonequeue retry '
+      .. tostring(doc.batch) .. ' --failed` creates it again, billed again'}
   else
     step.gen = gen + 1
     if not result.unanswered then
@@ -73,7 +82,8 @@ if status == 'completed' and item == 'c' and not result.model_id then
   result.error = {kind = 'bad_answer', msg = 'the clone task completed without a modelId'}
 elseif status == 'completed' and item ~= 'c' and not result.audio_url then
   status = 'failed'
-  result.error = {kind = 'bad_answer', msg = 'the audio task completed without an audioUrl'}
+  result.error = {kind = 'bad_answer',
+    msg = 'the audio task completed without an audioUrl (none, or not an http(s) URL)'}
 end
 if status == 'completed' then
   local created = step.submitted_at or NOW
