@@ -221,6 +221,12 @@ class Settings(BaseSettings):
     submit_max_attempts: PositiveInt = Field(
         15, description="Transient failures of one create before the job fails."
     )
+    unknown_pause_after: int = Field(
+        5,
+        ge=0,
+        description="Creates in a row, fleet-wide, whose outcome is unknown (sent, no readable "
+        "answer) that pause creates, as a balance or token problem does (0: never).",
+    )
 
     # --- Workers and the watchdog --------------------------------------------------------
     worker_concurrency: PositiveInt = Field(50, description="Threads per worker process.")
@@ -235,7 +241,9 @@ class Settings(BaseSettings):
         60.0, description="A step this late is re-driven by the watchdog."
     )
     pause_probe_interval_s: PositiveFloat = Field(
-        60.0, description="While paused for balance/token, one parked create is tried this often."
+        60.0,
+        description="While paused for balance, the token or unknown answers, one parked create "
+        "is tried this often.",
     )
 
     # --- Money and retention --------------------------------------------------------------

@@ -131,6 +131,7 @@ def store_limits(settings: Settings) -> StoreLimits:
         grace_s=settings.watchdog_grace_s,
         job_deadline_s=settings.job_deadline_s,
         submit_max_attempts=settings.submit_max_attempts,
+        unknown_pause_after=settings.unknown_pause_after,
         first_poll_target=settings.first_poll_hit_target,
         first_poll_min_s=settings.poll_interval_min_s,
         first_poll_max_s=max_countdown_s(settings),

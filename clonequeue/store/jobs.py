@@ -115,6 +115,7 @@ class StoreLimits:
     grace_s: float
     job_deadline_s: float
     submit_max_attempts: int
+    unknown_pause_after: int = 5  # unknown creates in a row that pause creates (0: never)
     first_poll_target: float = 0.0  # share of first polls that should find the task done
     first_poll_min_s: float = 5.0
     first_poll_max_s: float = 60.0
@@ -346,6 +347,7 @@ class JobStore:
             self.limits.max_in_flight,
             self.limits.grace_s,
             self.limits.retention_s,
+            self.limits.unknown_pause_after,
         )
 
     def record_poll(

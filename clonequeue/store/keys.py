@@ -49,6 +49,11 @@ class Keys:
         return f"{self.ns}:paused"
 
     @property
+    def unknown_streak(self) -> str:
+        """STRING (counter, TTL 1 day): creates in a row, fleet-wide, that ended unknown."""
+        return f"{self.ns}:unknown_streak"
+
+    @property
     def probe(self) -> str:
         """STRING: the one parked step allowed through while paused, to test the API."""
         return f"{self.ns}:probe"

@@ -8,6 +8,7 @@ is never re-sent automatically.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections import OrderedDict
@@ -278,7 +279,9 @@ def _handle_create_error(ctx: WorkerContext, step: Dispatch, claim: Claimed, exc
             exc.msg,
             extra={"job": step.job_id},
         )
-        return _release(ctx, step, "unknown", error)
+        released = _release(ctx, step, "unknown", error)
+        _say_if_unknowns_paused(ctx)
+        return released
     if isinstance(exc, TransientApiError):
         if isinstance(exc, RateLimitedError):
             ctx.limiter.cool_down(exc.retry_after_s or 1.0)
@@ -309,6 +312,16 @@ def _handle_create_error(ctx: WorkerContext, step: Dispatch, claim: Claimed, exc
     if isinstance(exc, RejectedError) and "expire" in exc.msg.lower() and not step.is_clone:
         error["kind"] = ErrorKind.MODEL_EXPIRED
     return _release(ctx, step, "rejected", error)
+
+
+def _say_if_unknowns_paused(ctx: WorkerContext) -> None:
+    """Log the pause a run of unknown creates began (release_create.lua sets it)."""
+    raw = ctx.jobs.client.get(ctx.jobs.keys.paused)
+    if not raw:
+        return
+    pause = json.loads(raw)
+    if pause.get("kind") == "unknown_answers" and ctx.clock() - float(pause["since"]) < 1.0:
+        log.error("creates paused fleet-wide: %s", pause.get("reason"))
 
 
 def api_error_record(exc: ApiError) -> dict[str, Any]:

@@ -14,8 +14,10 @@ from __future__ import annotations
 import http.server
 import json
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,7 @@ class OddApi:
         self.creates: Counter[str] = Counter()  # scenario -> creates received
         self.tasks: dict[str, str] = {}  # task id -> scenario
         self.lock = threading.Lock()
+        self.web_page = False  # every create answered with an HTML page (HTTP 200)
 
     def create(self, scenario: str) -> tuple[int, dict[str, str], dict[str, Any]]:
         """(HTTP status, headers, body) for one create of ``scenario``."""
@@ -65,16 +68,24 @@ class OddApi:
         }
 
 
-@pytest.fixture(params=["HTTP/1.1", "HTTP/1.0"])  # 1.0: each answer ends its connection
-def odd_api(request: pytest.FixtureRequest) -> Iterator[tuple[OddApi, str]]:
-    api = OddApi()
+@contextmanager
+def serving(api: OddApi, protocol: str) -> Iterator[str]:
+    """``api`` on a free port of 127.0.0.1; yields its base URL."""
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        protocol_version = request.param
+        protocol_version = protocol
 
         def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             assert self.path == CLONE_PATH
+            if api.web_page:  # a base URL that points at a web site, not the API
+                page = b"<html><body>Welcome</body></html>"
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Length", str(len(page)))
+                self.end_headers()
+                self.wfile.write(page)
+                return
             scenario = body["fileUrl"].split("/")[-2]
             self.answer(*api.create(scenario))
 
@@ -96,9 +107,18 @@ def odd_api(request: pytest.FixtureRequest) -> Iterator[tuple[OddApi, str]]:
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield api, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(params=["HTTP/1.1", "HTTP/1.0"])  # 1.0: each answer ends its connection
+def odd_api(request: pytest.FixtureRequest) -> Iterator[tuple[OddApi, str]]:
+    api = OddApi()
+    with serving(api, request.param) as url:
+        yield api, url
 
 
 SCENARIOS = ("plain", "reuse", "forbidden", "e500id", "nan")
@@ -145,3 +165,42 @@ def test_answers_the_reference_does_not_describe_end_each_job_right(
         assert info.counts == {**info.counts, "completed": 4, "failed": 1, "unknown": 1}
     finally:
         system.stop()
+
+
+def test_creates_that_all_end_unknown_pause_the_fleet_until_one_gets_its_task(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """A base URL serving a web page answers every create with HTTP 200 and HTML: each
+    create ended `unknown` (maybe billed), the whole batch at full speed."""
+    api = OddApi()
+    api.web_page = True
+    with serving(api, "HTTP/1.1") as url:
+        system = System(tmp_path / "system", redis_url, url)
+        try:
+            system.start_worker("--concurrency", "4")
+            rows = [
+                {
+                    "custom_id": f"w-{i}",
+                    "clone": {"fileUrl": f"https://v.example.com/plain/{i}.mp3"},
+                }
+                for i in range(60)
+            ]
+            system.submit(rows, batch="web")
+            paused_key = system.services.jobs.keys.paused
+            deadline = time.monotonic() + 30
+            while system.services.redis.get(paused_key) is None:
+                assert time.monotonic() < deadline, "creates never paused"
+                time.sleep(0.1)
+            pause = json.loads(system.services.redis.get(paused_key) or "{}")
+            assert pause["kind"] == "unknown_answers"
+            assert "5 creates in a row were sent and got no readable answer" in pause["reason"]
+            time.sleep(2)  # creates in the air when it paused come back; no more go out
+            unknown = system.info("web").counts["unknown"]
+            assert 5 <= unknown <= 5 + 4, unknown  # the run, and what 4 threads had in the air
+            assert system.info("web").counts["unknown"] == unknown
+            api.web_page = False  # the address is fixed: the probe's create gets its task
+            info = system.wait("web", 60)
+            assert info.counts["completed"] == 60 - unknown
+            assert system.services.redis.get(paused_key) is None
+        finally:
+            system.stop()

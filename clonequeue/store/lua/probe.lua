@@ -1,4 +1,4 @@
--- While the fleet is paused for balance or the token, let one parked step
+-- While the fleet is paused for balance, the token or unknown answers, let one parked step
 -- through every interval as a probe: its success lifts the pause.
 -- ARGV: ns, now, interval_s, grace_s
 -- Returns {entry} (one 'gen|item|job' to dispatch) or {}
@@ -8,7 +8,8 @@ if not paused then
   return {}
 end
 local pause = cjson.decode(paused)
-if (pause.kind ~= 'balance' and pause.kind ~= 'auth') or NOW - (tonumber(pause.since) or 0) < interval then
+local probed = pause.kind == 'balance' or pause.kind == 'auth' or pause.kind == 'unknown_answers'
+if not probed or NOW - (tonumber(pause.since) or 0) < interval then
   return {}
 end
 if redis.call('EXISTS', key('probe')) == 1 then

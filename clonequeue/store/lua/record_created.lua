@@ -1,6 +1,7 @@
 -- The API accepted a create and gave its task id: the step is running. Also
 -- accepted when the watchdog already called it unknown (the answer came late).
--- A success proves the fleet can create again, so a balance/auth pause lifts.
+-- A success proves the fleet can create again, so a balance/auth/unknown-answers pause
+-- lifts, and the run of unknown creates (release_create.lua) ends.
 -- ARGV: ns, now, job_id, item, gen, remote_id, next_due, deadline_s, retention
 -- Returns {'ok', new_gen, resumed(0|1), learned_first_poll_s or ''} | {'stale'} | {'gone'}
 local job_id, item, gen = ARGV[3], ARGV[4], tonumber(ARGV[5])
@@ -34,10 +35,11 @@ else
 end
 redis.call('ZADD', key('due'), next_due, member)
 local resumed = 0
+redis.call('DEL', key('unknown_streak'))
 local paused = redis.call('GET', key('paused'))
 if paused then
   local kind = cjson.decode(paused).kind
-  if kind == 'balance' or kind == 'auth' then
+  if kind == 'balance' or kind == 'auth' or kind == 'unknown_answers' then
     redis.call('DEL', key('paused'))
     resumed = 1
   end

@@ -6,7 +6,11 @@
 --   paced    our own rate limit had no slot free: pending again, no attempt spent
 --            and no error recorded (nothing was sent)
 -- ARGV: ns, now, job_id, item, gen, outcome, error_json, retry_at, queued(0|1),
---       max_attempts, pause_json, cap, grace_s, retention
+--       max_attempts, pause_json, cap, grace_s, retention, unknown_pause_after
+-- An `unknown` is counted fleet-wide (`unknown_streak`, cleared by any create that gets
+-- its task): unknown_pause_after of them in a row pause creates ('unknown_answers'),
+-- as an API that answers every create unreadably (a wrong base URL serving a web
+-- page, a proxy's error page) left a whole batch unknown, each maybe billed.
 -- Returns {result, new_gen, unparked...} with result 'retry' | 'parked' |
 -- 'failed' | 'unknown', or {'stale'} | {'gone'}.
 local job_id, item, gen = ARGV[3], ARGV[4], tonumber(ARGV[5])
@@ -51,6 +55,18 @@ elseif outcome == 'blocked' then
 elseif outcome == 'unknown' then
   step.state = 'unknown'
   redis.call('ZREM', key('due'), member)
+  local pause_after = tonumber(ARGV[15]) or 0
+  if pause_after > 0 then
+    local streak = redis.call('INCR', key('unknown_streak'))
+    redis.call('EXPIRE', key('unknown_streak'), 86400)
+    if streak >= pause_after and not redis.call('GET', key('paused')) then
+      redis.call('SET', key('paused'), cjson.encode({kind = 'unknown_answers', since = NOW,
+        reason = string.format('%d creates in a row were sent and got no readable answer '
+          .. '(the last: %s): each may exist and be billed, so creates pause; one is tried '
+          .. 'every CLONEQUEUE_PAUSE_PROBE_INTERVAL_S, or `clonequeue resume` lifts it',
+          streak, tostring(err.msg))}))
+    end
+  end
 else
   step.state = 'failed'
   redis.call('ZREM', key('due'), member)
