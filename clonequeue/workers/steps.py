@@ -50,7 +50,7 @@ from clonequeue.redis_refusals import refuses_writes
 from clonequeue.store.jobs import Claimed, Created, Dispatch, PollCheck, Skipped
 from clonequeue.store.records import ErrorKind
 from clonequeue.workers.context import WorkerContext
-from clonequeue.workers.limiter import SPARE_WAIT_S
+from clonequeue.workers.limiter import COOLDOWN_RECHECK_S, SPARE_WAIT_S
 from clonequeue.workers.schedule import first_poll_delay, poll_delay, retry_delay
 
 log = logging.getLogger(__name__)
@@ -298,6 +298,8 @@ def _handle_create_error(ctx: WorkerContext, step: Dispatch, claim: Claimed, exc
             retry_after_s=exc.retry_after_s,
             rng=ctx.rng,
         )
+        if limited:  # the fleet's cooldown holds it; `clonequeue resume` may end that early
+            delay = min(delay, COOLDOWN_RECHECK_S)
         return _release(ctx, step, "retry", error, delay=delay)
     if isinstance(exc, FleetBlockedError):
         kind = "auth" if isinstance(exc, AuthenticationError) else "balance"
