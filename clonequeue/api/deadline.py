@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import io
 import math
+import select
 import socket
 import time
 from collections.abc import Callable
 from typing import Any, cast
+
+_NO_WAIT_S = 0.05  # past the deadline, a read of bytes already there (never a wait)
+_LATE_READ_S = 0.5  # how long reads past the deadline may go on, bytes being there
 
 
 class DeadlineSocket:
@@ -23,7 +27,9 @@ class DeadlineSocket:
     request after another): each ``recv``/``recv_into``/``send`` may block for the
     time left, at most (and at most the timeout urllib3 sets, if shorter); past the
     deadline each raises ``TimeoutError``, which urllib3 reports as a read timeout. An
-    infinite deadline leaves urllib3's per-wait timeout alone.
+    infinite deadline leaves urllib3's per-wait timeout alone. Past the deadline, bytes
+    already there are still read for half a second: a process frozen mid-call (SIGSTOP,
+    a paused VM) wakes to its answer, and a create's answer is its task's only handle.
     http.client reads through ``makefile('rb')``, a buffered ``socket.SocketIO`` over
     this object's ``recv_into``, and writes with ``sendall``: both come through here.
     ``close`` keeps the socket's own rule: while a reader made by ``makefile`` is open,
@@ -39,16 +45,41 @@ class DeadlineSocket:
         self._timeout: float | None = sock.gettimeout()
         self._io_refs = 0  # readers made by makefile and not yet closed
         self._closing = False
+        self._late, self._late_since = math.inf, 0.0  # the deadline passed, and when seen
 
-    def _arm(self) -> None:
+    def _arm(self, *, reading: bool = False) -> None:
         deadline = self._deadline()
         if deadline == math.inf:
             self._sock.settimeout(self._timeout)
             return
-        left = deadline - time.monotonic()
+        now = time.monotonic()
+        left = deadline - now
         if left <= 0:
+            if reading and self._late_read_allowed(deadline, now) and self._readable_now():
+                # Past the deadline but the answer is here: a process frozen mid-call
+                # (SIGSTOP, a paused VM) wakes to it; a create's answer is its task id.
+                self._sock.settimeout(_NO_WAIT_S)
+                return
             raise TimeoutError("the attempt's time ran out")
         self._sock.settimeout(left if self._timeout is None else min(left, self._timeout))
+
+    def _late_read_allowed(self, deadline: float, now: float) -> bool:
+        """Reads past ``deadline`` go on for ``_LATE_READ_S`` from the first: enough for
+        an answer already buffered, never for a peer that keeps trickling bytes."""
+        if self._late != deadline:
+            self._late, self._late_since = deadline, now
+        return now - self._late_since < _LATE_READ_S
+
+    def _readable_now(self) -> bool:
+        """Bytes (or the end) are there to read without waiting."""
+        pending = getattr(self._sock, "pending", None)  # TLS: decrypted, already buffered
+        if pending is not None and pending() > 0:
+            return True
+        try:
+            readable, _, _ = select.select([self._sock], [], [], 0)
+        except (OSError, ValueError):
+            return False
+        return bool(readable)
 
     def settimeout(self, value: float | None) -> None:
         self._timeout = value
@@ -57,11 +88,11 @@ class DeadlineSocket:
         return self._timeout
 
     def recv(self, *args: Any) -> bytes:
-        self._arm()
+        self._arm(reading=True)
         return self._sock.recv(*args)
 
     def recv_into(self, *args: Any) -> int:
-        self._arm()
+        self._arm(reading=True)
         return self._sock.recv_into(*args)
 
     def send(self, *args: Any) -> int:
