@@ -55,6 +55,7 @@ TIMEOUT_EXPECTED = f"{SECONDS_EXPECTED}, or None (None waits without end)"
 # `status --wait` does: a restart or a failover must not end a wait of hours.
 REDIS_OUTAGE_S = 60.0
 SHOWN_BATCHES = 5  # batches named when every row was already in other batches
+PURGE_FORCE = "force=True"  # how a purge refusal names the flag; the CLI says --force
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,23 @@ class RetryOutcome:
     jobs: int  # jobs queued again
     steps: int  # creates sent (clones and production audios)
     unknown_left: int = 0  # unknown jobs not retried (retry(unknown=True) sends them)
+    settling: int = 0  # unknown jobs left because their worker may only be frozen
+    settled_at: float = 0.0  # when the last of those may be retried (epoch seconds)
+
+    @property
+    def settle_note(self) -> str | None:
+        """``3 unknown jobs left until 14:05:09 UTC: …`` (``retry(unknown=True)`` only)."""
+        if not self.settling:
+            return None
+        until = time.strftime("%H:%M:%S UTC", time.gmtime(self.settled_at))
+        one = self.settling == 1
+        return (
+            f"{plural(self.settling, 'unknown job')} left until {until}: the worker that "
+            f"sent {'its create' if one else 'their creates'} did not store the answer "
+            "within its lease, and may only be frozen (a stopped process, a paused VM): "
+            f"its answer may still come, and sending again now could pay twice. Retry "
+            f"then, or with force=True to send {'it' if one else 'them'} now"
+        )
 
     @property
     def note(self) -> str | None:
@@ -323,30 +341,42 @@ class Batch(str):
                 yield record
 
     def retry(
-        self, *, failed: bool = True, unknown: bool = False, cancelled: bool = False
+        self,
+        *,
+        failed: bool = True,
+        unknown: bool = False,
+        cancelled: bool = False,
+        force: bool = False,
     ) -> RetryOutcome:
         """Queue failed (and/or outcome-unknown, cancelled) work again; completed work is
         never touched.
 
         ``unknown`` creates may exist and be billed already: retrying them may pay twice.
         Without it, the outcome's ``unknown_left`` counts the unknown jobs left and its
-        ``note`` says how to send them. ``cancelled`` takes a cancel back: a cancelled
-        create was never sent.
+        ``note`` says how to send them. One whose worker did not store the answer within
+        its lease is left for ``CLONEQUEUE_UNKNOWN_SETTLE_S`` (``settle_note``): that
+        worker may only be frozen, and its answer still come; ``force`` sends it now.
+        ``cancelled`` takes a cancel back: a cancelled create was never sent.
         """
-        for name, flag in (("failed", failed), ("unknown", unknown), ("cancelled", cancelled)):
+        flags = (("failed", failed), ("unknown", unknown), ("cancelled", cancelled))
+        for name, flag in (*flags, ("force", force)):
             check_bool("Batch.retry", name, flag)
         self.status()
-        jobs = steps = 0
+        jobs = steps = settling = 0
+        settled_at = 0.0
         dispatcher = self._services.dispatcher
-        for what, chosen in (("failed", failed), ("unknown", unknown), ("cancelled", cancelled)):
+        settle_s = 0.0 if force else self._services.settings.unknown_settle_s
+        for what, chosen in flags:
             if chosen:
-                count, dispatches = self._services.batches.retry(
-                    self.id, what, now=self._services.now()
+                retried = self._services.batches.retry(
+                    self.id, what, now=self._services.now(), settle_s=settle_s
                 )
-                jobs += count
-                steps += dispatcher.publish_creates(dispatches)
+                jobs += retried.jobs
+                steps += dispatcher.publish_creates(retried.dispatches)
+                settling += retried.settling
+                settled_at = max(settled_at, retried.settled_at)
         left = 0 if unknown else self.status().counts.get("unknown", 0)
-        return RetryOutcome(jobs, steps, left)
+        return RetryOutcome(jobs, steps, left, settling, settled_at)
 
     def cancel(self, *, by: str | None = None) -> dict[str, int]:
         """Cancel what has not started: counts of jobs ``cancelled`` now and ``requested``
@@ -373,21 +403,38 @@ class Batch(str):
             cancelled = self.cancel()
             status = self.status()
         if not status.is_finished and status.total:
-            # one method serves Python and the CLI's `purge`: name the flag both ways
-            hint = (
-                "wait, or purge with force=True (the CLI's --force), which cancels the batch first"
-            )
+            # the CLI's `purge` names its --force in place of PURGE_FORCE (cli/jobs_cmd.py)
+            hint = f"wait, or purge with {PURGE_FORCE}, which cancels the batch first"
             if cancelled is not None:  # say so: the batch is cancelled now, purged or not
                 hint = (
-                    f"force=True (--force) cancelled the batch ({cancelled['cancelled']} stopped, "
+                    f"{PURGE_FORCE} cancelled the batch ({cancelled['cancelled']} stopped, "
                     f"{cancelled['requested']} in flight finish their current step first); "
                     "run purge again once they finish"
                 )
             unfinished = plural(status.open_jobs, "unfinished job")
             raise ProducerError(f"batch {self.id} has {unfinished}; {hint}")
+        if not force:
+            self._refuse_while_unknowns_settle()
         removed = self._services.batches.purge(self.id)
         self._results().purge_batch(self.id)  # after: none can be added to a purged batch
         return removed
+
+    def _refuse_while_unknowns_settle(self) -> None:
+        """A worker frozen past its lease stores its answers when it wakes: purged before,
+        they were paid tasks with no record but a warning (QA pass)."""
+        settling = self._services.batches.settling_unknowns(
+            self.id,
+            now=self._services.now(),
+            settle_s=self._services.settings.unknown_settle_s,
+        )
+        if settling.settling:
+            until = time.strftime("%H:%M:%S UTC", time.gmtime(settling.settled_at))
+            raise ProducerError(
+                f"batch {self.id} has {plural(settling.settling, 'unknown job')} whose worker "
+                "did not store the answer within its lease and may only be frozen (a stopped "
+                "process, a paused VM): its answers may still come, and would then be paid "
+                f"tasks with no record. Purge after {until}, or with {PURGE_FORCE}"
+            )
 
 
 def _held_in(counts: Counter[str]) -> str:

@@ -24,6 +24,7 @@ import typer
 from clonequeue.cli import context
 from clonequeue.cli.celery_cmd import run_celery
 from clonequeue.cli.errors import EXIT_USAGE, fail
+from clonequeue.cli.listen import listening
 
 DEFAULT_PORT = 5555
 DEFAULT_MAX_TASKS = 10_000
@@ -158,4 +159,5 @@ def flower(
     from clonequeue.workers.app import create_app
 
     setup_logging(settings)  # redacts the token and Flower's logins
-    run_celery(create_app(settings), argv)
+    with listening(address, port, "--port"):
+        run_celery(create_app(settings), argv)

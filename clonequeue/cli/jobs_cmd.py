@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import typer
 
-from clonequeue.batch import Batch, who_am_i
+from clonequeue.batch import PURGE_FORCE, Batch, who_am_i
 from clonequeue.cli import context
+from clonequeue.cli.errors import fail
+from clonequeue.producers.errors import ProducerError
 from clonequeue.services import Services
 from clonequeue.wording import plural
 
@@ -37,11 +39,20 @@ def retry(
         help="Download again the audio and subtitle files that are not stored (no API "
         "call); files stored with the right checksum are kept.",
     ),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="With --unknown: send now also the creates whose worker may only be frozen "
+        "(left for CLONEQUEUE_UNKNOWN_SETTLE_S, as its answer may still come).",
+    ),
 ) -> None:
     """Queue failed (outcome-unknown, cancelled) jobs again; completed work is never touched.
 
     Each retried job records a new attempt (``retries`` in its result). Unknown jobs
-    are sent again only with --unknown; without it, how many were left is said.
+    are sent again only with --unknown; without it, how many were left is said. A
+    create whose worker did not store its answer within its lease is left for
+    CLONEQUEUE_UNKNOWN_SETTLE_S (10 minutes): that worker may only be frozen (a
+    stopped process, a paused VM), and its answer still come; --force sends it now.
     """
     if artifacts:
         queued = _batch(batch).fetch_artifacts()
@@ -53,7 +64,7 @@ def retry(
     if not failed and not unknown and not cancelled:
         failed = True
     handle = _batch(batch)
-    outcome = handle.retry(failed=failed, unknown=unknown, cancelled=cancelled)
+    outcome = handle.retry(failed=failed, unknown=unknown, cancelled=cancelled, force=force)
     chosen = (("failed", failed), ("unknown", unknown), ("cancelled", cancelled))
     what = " and ".join(w for w, asked in chosen if asked)
     typer.echo(
@@ -62,6 +73,10 @@ def retry(
     left_unknown = 0 if unknown else handle.status().counts.get("unknown", 0)
     if left_unknown:
         typer.echo(_unknown_not_retried(batch, left_unknown), err=True)
+    if outcome.settle_note:
+        note = outcome.settle_note.replace("with force=True", f"run `clonequeue retry {batch} "
+                                           "--unknown --force`")  # fmt: skip
+        typer.echo(note, err=True)
 
 
 def _unknown_not_retried(batch: str, count: int) -> str:
@@ -92,7 +107,12 @@ def purge(
     ),
 ) -> None:
     """Delete a finished batch and its job records (export them first with `results`)."""
-    removed = _batch(batch).purge(force=force)
+    try:
+        removed = _batch(batch).purge(force=force)
+    except ProducerError as exc:
+        if PURGE_FORCE not in str(exc):
+            raise
+        fail(str(exc).replace(PURGE_FORCE, "--force"))  # the Python API's words are force=True
     typer.echo(f"purged batch {batch}: {plural(removed, 'job record')} removed")
 
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from clonequeue.cli import context
+from clonequeue.cli.listen import listening
 
 if TYPE_CHECKING:
     import redis
@@ -49,7 +50,8 @@ def exporter(
     services = Services(settings)
     services.redis  # fail now, with one clear line, if Redis is unreachable  # noqa: B018
     services.redis = scrape_client(settings)  # from now on, a Redis gone fails fast
-    server, thread = start_http_server(port, addr=host, registry=exporter_registry(services))
+    with listening(host, port, "--port"):
+        server, thread = start_http_server(port, addr=host, registry=exporter_registry(services))
     typer.echo(f"exporter listening on http://{host}:{port}/metrics", err=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

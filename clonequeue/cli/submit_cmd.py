@@ -145,7 +145,10 @@ def submit(
         ),
         quiet=quiet,
     )
-    problem = nothing_submitted(report) or (_over_limit(report, max_chars) if dry_run else None)
+    exists = not report.accepted and services.batches.info(report.batch_id) is not None
+    problem = nothing_submitted(report, batch_exists=exists) or (
+        _over_limit(report, max_chars) if dry_run else None
+    )
     printed = None if dry_run or problem else _batch_to_print(report, services)
     not_applied = None if dry_run else _not_applied(report, webhook=webhook, artifacts=artifacts)
     if as_json:
@@ -169,13 +172,26 @@ def estimate(
     """Check every row and print what the file would bill; needs no Redis, sends nothing.
 
     Characters billed (preview and production separately, per the billing rules)
-    and the number of create submissions. Exit 0: every row valid; 3: some rejected.
+    and the number of create submissions. Exit 0: every row valid; 3: some rejected;
+    1: the input holds no job (it is empty, or has only blank lines: `submit` would
+    send nothing and exit 1 too); 2: usage error.
     """
     source = InputFile.from_arg(file, input_format)
     report = _run(Submission(source, services=None, errors_path=errors), quiet=quiet)
-    typer.echo(
-        json.dumps(report_dict(report)) if as_json else describe_report(report, estimate_only=True)
+    empty = (
+        None
+        if report.rows
+        else "the input holds no job (it is empty, or has only blank lines); nothing to estimate"
     )
+    if as_json:
+        summary: dict[str, object] = report_dict(report)
+        if empty is not None:
+            summary["error"] = empty
+        typer.echo(json.dumps(summary))
+    elif empty is None:
+        typer.echo(describe_report(report, estimate_only=True))
+    if empty is not None:
+        fail(empty)
     raise typer.Exit(EXIT_REJECTED_ROWS if report.rejected else EXIT_OK)
 
 
@@ -303,7 +319,10 @@ def _run(submission: Submission, *, quiet: bool) -> SubmitReport:
         report = submission.run()
     if not quiet and report.rejected > SHOWN_ERRORS:
         more = report.rejected - SHOWN_ERRORS
-        where = f" (all in {report.errors_path})" if report.errors_path else ""
+        if report.errors_path:
+            where = f" (all in {report.errors_path})"
+        else:  # estimate keeps no errors file unless asked
+            where = "; `--errors FILE` writes them all to FILE"
         progress.print(f"… and {plural(more, 'more rejected row')}{where}")
     return report
 

@@ -7,10 +7,13 @@ import time
 from collections import Counter
 from typing import Any
 
+import redis
+import redis.exceptions
 import typer
 
 from clonequeue.batch import Batch
 from clonequeue.cli import context
+from clonequeue.outputs.keys import GROUP, ResultKeys
 from clonequeue.services import Services
 from clonequeue.wording import plural
 
@@ -80,22 +83,30 @@ def _line(doc: dict[str, Any]) -> str:
 
 
 def _why_none(batch: str, services: Services) -> str:
-    """No delivery: the batch has no webhook, or none of its jobs has finished yet.
+    """No delivery: the batch has no webhook, none of its jobs has finished yet, or its
+    webhook was set after they had all finished (none will ever be made).
 
     Only the batch's own URL (``submit --webhook``) can be read here: the fleet default
     is the workers' CLONEQUEUE_WEBHOOK_URL, which this shell neither sees nor sets. A
     URL given later applies to jobs that finish after it: a finished job sends no event.
     """
-    from clonequeue.outputs.keys import ResultKeys
     from clonequeue.outputs.plan import BATCH_WEBHOOK_FIELD
 
     keys = ResultKeys(services.settings.namespace)
+    info = services.batches.info(batch)
+    finished = info is not None and info.is_finished
     if services.redis.hget(keys.batch(batch), BATCH_WEBHOOK_FIELD):
+        if finished and not _events_waiting(services.redis, keys):
+            return (
+                f"batch {batch} has a webhook but no deliveries, and none will be made: its "
+                "jobs had all finished before the webhook was set, and a job's event is sent "
+                "only as it finishes (--redeliver sends again only deliveries that were "
+                f"made); `clonequeue results {batch}` has their records"
+            )
         return f"batch {batch}: no deliveries yet (one is made as each job finishes)"
     fleet = "the workers' CLONEQUEUE_WEBHOOK_URL (this shell's is not used)"
     resubmit = f"`clonequeue submit FILE --batch {batch} --webhook URL`"
-    info = services.batches.info(batch)
-    if info is not None and info.is_finished:
+    if finished:
         return (
             f"batch {batch} has no webhook: it was submitted without --webhook, and no "
             f"delivery was made under the fleet default, {fleet}. Its jobs have all "
@@ -107,3 +118,23 @@ def _why_none(batch: str, services: Services) -> str:
         "jobs that finish after it (new rows, and rows still running); jobs already finished "
         "are not sent"
     )
+
+
+def _events_waiting(client: redis.Redis, keys: ResultKeys) -> bool:
+    """Whether finished jobs' events are still to be turned into deliveries (the workers'
+    results pass has not read them all, or not acknowledged them): a batch that has
+    just finished, or was cancelled while no worker runs, may get its deliveries yet."""
+    try:
+        stream = client.xinfo_stream(keys.events)
+        groups = client.xinfo_groups(keys.events)
+    except redis.exceptions.ResponseError:  # no stream: no job has finished yet
+        return False
+    group = next((g for g in groups if _text(g.get("name")) == GROUP), None)
+    if group is None:
+        return bool(stream.get("length"))
+    last = _text(stream.get("last-generated-id"))
+    return bool(group.get("pending")) or _text(group.get("last-delivered-id")) != last
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -9,6 +9,7 @@ import redis.exceptions
 import typer
 
 from clonequeue.cli import context
+from clonequeue.cli.listen import listening
 from clonequeue.config import LogFormat, Settings
 from clonequeue.constants import DEFAULT_API_BASE_URL
 
@@ -41,7 +42,8 @@ def real_api_notice(settings: Settings) -> str | None:
     return (
         f"note: CLONEQUEUE_API_BASE_URL is not set, so this worker sends jobs to the real "
         f"JimmyAI API at {DEFAULT_API_BASE_URL}, billed to your token; to try clonequeue "
-        "without it, run `clonequeue simulator` and set "
+        'without it, run `clonequeue simulator --token "$CLONEQUEUE_API_TOKEN"` (without '
+        "--token it accepts only the token sim-token) and set "
         "CLONEQUEUE_API_BASE_URL=http://127.0.0.1:8765 (or run `clonequeue demo`)"
     )
 
@@ -77,10 +79,10 @@ def worker(
         help="Which queues to consume, comma-separated: submit (new clones), produce "
         "(production audios), poll. Split them over workers to scale each on its own. "
         "Every worker also takes the watchdog's queue and the webhook and artifact queues "
-        "(at most CLONEQUEUE_ARTIFACT_CONCURRENCY downloads each).",
+        "(a few downloads at a time each: see above).",
     ),
     concurrency: int | None = typer.Option(
-        None, "--concurrency", "-c", help="Threads (default: CLONEQUEUE_WORKER_CONCURRENCY)."
+        None, "--concurrency", "-c", help="Threads (default: the setting named above)."
     ),
     beat: bool = typer.Option(
         False,
@@ -100,6 +102,9 @@ def worker(
 ) -> None:
     """Start a Celery worker that runs clonequeue's tasks.
 
+    Settings: CLONEQUEUE_WORKER_CONCURRENCY is -c's default;
+    CLONEQUEUE_ARTIFACT_CONCURRENCY caps the downloads each worker runs at once.
+
     Extra options after the known ones go to `celery worker` unchanged, e.g.
     `clonequeue worker --hostname w1@%h --max-tasks-per-child 0`.
     """
@@ -115,7 +120,8 @@ def worker(
     if metrics_port:
         from prometheus_client import start_http_server
 
-        start_http_server(metrics_port)
+        with listening("0.0.0.0", metrics_port, "--metrics-port"):
+            start_http_server(metrics_port)
     app = create_app(settings)
     names = app.clonequeue_queues
     by_short = {"submit": names.submit, "produce": names.produce, "poll": names.poll}

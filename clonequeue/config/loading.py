@@ -29,9 +29,15 @@ def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Set
     not silently fall back to a default (a budget, a rate limit).
     """
     sources: dict[str, str] = dict(os.environ)
+    from_file: set[str] = set()
     if env_file is not None and Path(env_file).is_file():
-        sources.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
-    problems = [_unknown_variable_message(name) for name in unknown_variables(sources)]
+        in_file = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
+        from_file = set(in_file) - set(os.environ)
+        sources.update(in_file)
+    problems = [
+        _unknown_variable_message(name, env_file if name in from_file else None)
+        for name in unknown_variables(sources)
+    ]
     if not problems:
         try:
             return Settings(_env_file=env_file, **overrides)
@@ -40,14 +46,16 @@ def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Set
     raise ConfigError("\n".join(problems))
 
 
-def _unknown_variable_message(name: str) -> str:
+def _unknown_variable_message(name: str, env_file: str | Path | None = None) -> str:
     """Suggest a setting only when the part after ``CLONEQUEUE_`` is a close match (a typo):
-    the shared prefix alone made ``CLONEQUEUE_FOO`` look like ``CLONEQUEUE_LOG_FORMAT``."""
+    the shared prefix alone made ``CLONEQUEUE_FOO`` look like ``CLONEQUEUE_LOG_FORMAT``.
+    A name only ``env_file`` sets says so: a user looks for it in the shell otherwise."""
     wrote = name.upper().removeprefix(ENV_PREFIX)
     names = {known.removeprefix(ENV_PREFIX): known for known in known_variables()}
     close = difflib.get_close_matches(wrote, list(names), n=1, cutoff=0.8)
     hint = f" (did you mean {names[close[0]]}?)" if close else ""
-    return f"{name} is not a clonequeue setting{hint}; see `clonequeue config show`"
+    where = f" (set in {env_file})" if env_file is not None else ""
+    return f"{name}{where} is not a clonequeue setting{hint}; see `clonequeue config show`"
 
 
 def _is_secret(field: str) -> bool:

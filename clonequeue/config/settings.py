@@ -221,6 +221,13 @@ class Settings(BaseSettings):
     submit_max_attempts: PositiveInt = Field(
         15, description="Transient failures of one create before the job fails."
     )
+    unknown_settle_s: float = Field(
+        600.0,
+        ge=0.0,
+        description="`retry --unknown` leaves a create whose worker did not store its answer "
+        "within its lease for this long (it may be frozen, not dead: its answer may still "
+        "come, and sending again would pay twice); --force sends it at once.",
+    )
     unknown_pause_after: int = Field(
         5,
         ge=0,

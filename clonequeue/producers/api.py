@@ -143,16 +143,23 @@ def submit(
         ).run()
     except EstimateTooHighError as exc:
         raise _over_max_chars(exc) from None
-    nothing = nothing_submitted(report)
-    if nothing is not None and not dry_run:
+    if report.accepted == 0 and not dry_run:
+        exists = services.batches.info(report.batch_id) is not None
         if not report.rows and isinstance(rows, Iterator):
-            raise _read_already(rows, report.batch_id)
-        raise nothing
+            raise _read_already(rows, report.batch_id, exists=exists)
+        nothing = nothing_submitted(report, batch_exists=exists)
+        if nothing is not None:
+            raise nothing
     if report.rejected:
         where = f" (all in {report.errors_path})" if report.errors_path else ""
+        outcome = (
+            "a dry run submits nothing; these rows would be rejected and the others "
+            "accepted: see batch.rejected"
+            if dry_run
+            else "they were not submitted, the other rows were: see batch.rejected"
+        )
         warnings.warn(
-            f"{describe_rejected(report)}{where}; they were not submitted, the other rows "
-            "were: see batch.rejected",
+            f"{describe_rejected(report)}{where}; {outcome}",
             RejectedRowsWarning,
             stacklevel=2,
         )
@@ -205,13 +212,16 @@ def _over_max_chars(exc: EstimateTooHighError) -> EstimateTooHighError:
     return EstimateTooHighError(message, estimate_chars=exc.estimate_chars, limit_chars=limit)
 
 
-def _read_already(rows: Iterator[Any], batch_id: str) -> NothingSubmittedError:
+def _read_already(
+    rows: Iterator[Any], batch_id: str, *, exists: bool = False
+) -> NothingSubmittedError:
     """An iterator that yielded nothing is most often one read before (by ``estimate()``)."""
+    batch = "was left as it was" if exists else "was not created"
     return NothingSubmittedError(
         f"the input holds no job: rows is a {type(rows).__name__} that yielded nothing, and "
         "an iterator can be read once, so it may have been consumed already (e.g. by "
         "estimate()); pass a list, or a fresh generator from its function; nothing was "
-        f"submitted and batch {batch_id} was not created"
+        f"submitted and batch {batch_id} {batch}"
     )
 
 

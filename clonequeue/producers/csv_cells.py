@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from decimal import Decimal
 from typing import Any
 
 from pydantic import ValidationError
@@ -25,6 +26,7 @@ _BOOLS = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no"
 _PLAIN_NUMBER = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 _PLAIN_WHOLE = re.compile(r"[+-]?[0-9]+")
 _NUMBER_CHARS = frozenset("0123456789+-.eE")
+_MAX_PITCH_DIGITS = 20  # a whole pitch written longer is far out of range: kept as text
 _PLAIN_FORMS = {
     "float": "is not a plain number{where}; write digits 0-9, with an optional sign, decimal "
     "point and exponent (e.g. 1.25)",
@@ -33,7 +35,7 @@ _PLAIN_FORMS = {
 _TYPE_ERRORS = {
     "float": "is not a number",
     "int": "is not a whole number",
-    "bool": "is not true or false",
+    "bool": "is not true or false; write true/false, yes/no or 1/0 (any case)",
 }
 
 
@@ -48,12 +50,24 @@ def convert_cell(field: str, cell: str) -> Any:
         return float(text) if _PLAIN_NUMBER.fullmatch(text) else cell
     if field == "pitch":
         try:
-            return int(text) if _PLAIN_WHOLE.fullmatch(text) else cell
+            if _PLAIN_WHOLE.fullmatch(text):
+                return int(text)
+            return _whole(text) if _PLAIN_NUMBER.fullmatch(text) else cell
         except ValueError:  # more digits than Python converts (4,300): out of range anyway
             return cell
     if field == "subtitleEnable":
         return _BOOLS.get(cell.strip().lower(), cell)
     return cell
+
+
+def _whole(text: str) -> int | str:
+    """A plain number with no fractional part as the int (``1.0``, ``-2.00``, ``1e1``), as
+    JSON and pandas write whole numbers too; else the text, for the rule to reject
+    (``'1.5' is not a whole number``). Exact (Decimal): ``1.0000000000000001`` is no 1."""
+    number = Decimal(text)
+    if number.adjusted() > _MAX_PITCH_DIGITS or number != number.to_integral_value():
+        return text
+    return int(number)
 
 
 def explain_by_line(exc: ValidationError, lines: list[int]) -> list[str]:

@@ -75,6 +75,19 @@ def check_header(cells: list[str]) -> list[str]:
     return names
 
 
+def _looks_like_json(header: str) -> str | None:
+    """A first line that opens a JSON object is no header: each of its `"key": value`
+    fragments would be named an unknown column, when the file is JSONL read as CSV
+    (``--format csv`` on a JSONL file, or a JSONL file named ``.csv``)."""
+    if not header.lstrip(" \t").startswith("{"):
+        return None
+    return (
+        "line 1 starts with '{', so this looks like JSONL (one JSON object per line), not "
+        'CSV: read it as JSONL (--format jsonl, format="jsonl" in Python, or a name '
+        "ending in .jsonl)"
+    )
+
+
 def _guess(name: str) -> str | None:
     by_lower = {c.lower(): c for c in KNOWN_COLUMNS}
     if name.lower() in by_lower:
@@ -112,7 +125,9 @@ def read_csv(lines: Iterable[str]) -> Iterator[Row]:
     try:
         header = check_header(header_cells)
     except ValueError as exc:
-        yield Row(1, error=str(exc), original=_readable(",".join(header_cells)))
+        looks = _looks_like_json(header_text)
+        problem = f"CSV header: {looks}" if looks else str(exc)
+        yield Row(1, error=problem, original=_readable(",".join(header_cells)))
         return
     group: _Group | None = None
     last_line = reader.line_num

@@ -117,6 +117,15 @@ def _polars_slice(pl: Any, rows: list[dict[str, Any]]) -> Any:
 
 
 def _pandas_slice(pd: Any, rows: list[dict[str, Any]]) -> Any:
+    """The Parquet schema's types whatever the rows hold: pandas infers a column's type
+    from its values, so a text column of nulls only (``error_msg`` of a batch with no
+    failure) was ``object`` beside ``str`` ones. Text columns get the type pandas gives
+    text (``str`` in pandas 3, ``object`` in 2), as ``pandas.read_parquet`` of the
+    export does; ``audios`` stays ``object`` (a list of dicts per job)."""
     frame = pd.DataFrame.from_records(rows, columns=[*JOB_COLUMNS, "audios"])
-    dtypes = {name: "Int64" for name in _INTS} | {name: "float64" for name in _FLOATS}
+    text = pd.Series(["text"]).dtype
+    dtypes = {
+        name: "Int64" if name in _INTS else "float64" if name in _FLOATS else text
+        for name in JOB_COLUMNS
+    }
     return frame.astype(dtypes)

@@ -90,12 +90,34 @@ def validate_row(row: Row) -> JobSpec | RowError:
         reasons = [row.error or "unreadable row"]
         return RowError(row.line, row.custom_id, reasons, row.original, row.last_line)
     try:
-        return JobSpec.model_validate(row.data)
+        return JobSpec.model_validate(whole_pitches(row.data))
     except ValidationError as exc:
         custom_id = row.data.get("custom_id")
         shown_id = custom_id if isinstance(custom_id, str) and custom_id else None
         explain = row.explain or describe
         return RowError(row.line, shown_id, explain(exc), row.original)
+
+
+def whole_pitches(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with each audio's whole-number float ``pitch`` as the int (``1.0`` → ``1``).
+
+    JSON has one kind of number: ``1.0`` is the whole number 1 to a JSON writer (and a
+    pandas integer column with nulls holds floats), so it counts as the integer the API
+    takes; ``1.5`` is left to the rule. A copy only when a pitch changes.
+    """
+    audios = data.get("audios")
+    if not isinstance(audios, list) or not any(_float_pitch(a) for a in audios):
+        return data
+    fixed = [
+        {**audio, "pitch": int(audio["pitch"])} if _float_pitch(audio) else audio
+        for audio in audios
+    ]
+    return {**data, "audios": fixed}
+
+
+def _float_pitch(audio: object) -> bool:
+    pitch = audio.get("pitch") if isinstance(audio, dict) else None
+    return isinstance(pitch, float) and pitch.is_integer()
 
 
 def describe(exc: ValidationError) -> list[str]:

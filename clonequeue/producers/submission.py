@@ -398,21 +398,26 @@ def check_not_the_input(errors_path: Path, source: RowSource) -> None:
         )
 
 
-def nothing_submitted(report: SubmitReport) -> NothingSubmittedError | None:
-    """Why no job went ahead (an empty input, or every row rejected); None if one did."""
+def nothing_submitted(
+    report: SubmitReport, *, batch_exists: bool = False
+) -> NothingSubmittedError | None:
+    """Why no job went ahead (an empty input, or every row rejected); None if one did.
+
+    ``batch_exists``: the batch named was there before, and is left as it was (it was
+    not "not created")."""
     if report.accepted:
         return None
-    sent, made = ("would be", "would not be") if report.dry_run else ("was", "was not")
+    sent = "would be" if report.dry_run else "was"
+    if batch_exists:
+        batch = f"batch {report.batch_id} {sent} left as it was"
+    else:
+        batch = f"batch {report.batch_id} {'would not be' if report.dry_run else 'was not'} created"
     if not report.rows:
         return NothingSubmittedError(
             f"the input holds no job (it is empty, or has only blank lines); nothing {sent} "
-            f"submitted and batch {report.batch_id} {made} created"
+            f"submitted and {batch}"
         )
-    return _rejected_error(
-        report,
-        f"every row was rejected; nothing {sent} submitted and batch "
-        f"{report.batch_id} {made} created",
-    )
+    return _rejected_error(report, f"every row was rejected; nothing {sent} submitted and {batch}")
 
 
 def check_none_rejected(report: SubmitReport) -> None:

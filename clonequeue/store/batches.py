@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import redis
@@ -52,6 +52,16 @@ class BatchInfo:
             "finished_at": self.finished_at,
             **{s.value: self.counts.get(s.value, 0) for s in JobState},
         }
+
+
+@dataclass
+class Retried:
+    """What :meth:`BatchStore.retry` queued, and the unknown jobs it left to settle."""
+
+    jobs: int = 0
+    dispatches: list[Dispatch] = field(default_factory=list)
+    settling: int = 0  # unknown jobs whose worker may only be frozen: left alone
+    settled_at: float = 0.0  # when the last of them may be retried (epoch s)
 
 
 class BatchStore:
@@ -125,6 +135,28 @@ class BatchStore:
                 if raw is not None:
                     yield json.loads(raw)
 
+    def settling_unknowns(self, batch_id: str, *, now: float, settle_s: float) -> Retried:
+        """The batch's unknown jobs whose worker may only be frozen (``lost_worker`` less
+        than ``settle_s`` ago): ``settling`` and ``settled_at``, as a retry leaves them."""
+        found = Retried()
+        info = self.info(batch_id)
+        if settle_s <= 0 or info is None or not info.counts.get("unknown"):
+            return found
+        for doc in self.docs(batch_id):
+            if doc.get("state") != "unknown":
+                continue
+            ats = [
+                float(step["error"].get("at") or 0)
+                for step in (doc.get("clone") or {}, *(doc.get("audios") or []))
+                if step.get("state") == "unknown"
+                and isinstance(step.get("error"), dict)
+                and step["error"].get("kind") == "lost_worker"
+            ]
+            if ats and now - max(ats) < settle_s:
+                found.settling += 1
+                found.settled_at = max(found.settled_at, max(ats) + settle_s)
+        return found
+
     def lookup(self, job_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
         """Which of ``job_ids`` exist: id → (batch holding it, content hash). Read-only."""
         if not job_ids:
@@ -141,11 +173,12 @@ class BatchStore:
         raw = self.client.get(self.keys.job(job_id))
         return json.loads(raw) if raw is not None else None
 
-    def retry(self, batch_id: str, what: str, *, now: float) -> tuple[int, list[Dispatch]]:
+    def retry(self, batch_id: str, what: str, *, now: float, settle_s: float = 0.0) -> Retried:
         """Retry the batch's ``what`` ('failed' | 'unknown' | 'cancelled') steps.
 
-        Returns (jobs, dispatches)."""
-        jobs, dispatches = 0, []
+        An unknown job whose worker may only be frozen (``lost_worker`` less than
+        ``settle_s`` ago) is left: its answer may still come (retry_job.lua)."""
+        retried = Retried()
         limits = self.jobs.limits
         for ids in self.job_ids(batch_id):
             pipe = self.client.pipeline(transaction=False)
@@ -153,14 +186,17 @@ class BatchStore:
                 self.jobs._scripts.run(
                     "retry_job",
                     [self.keys.ns, repr(now), job_id, what, limits.grace_s,
-                     limits.job_deadline_s, limits.retention_s],
+                     limits.job_deadline_s, limits.retention_s, repr(settle_s)],
                     client=pipe,
                 )  # fmt: skip
             for out in pipe.execute():
                 if out[0] == "ok":
-                    jobs += 1
-                    dispatches += [Dispatch.parse(e) for e in out[1:]]
-        return jobs, dispatches
+                    retried.jobs += 1
+                    retried.dispatches += [Dispatch.parse(e) for e in out[1:]]
+                elif out[0] == "settling":
+                    retried.settling += 1
+                    retried.settled_at = max(retried.settled_at, float(out[1]))
+        return retried
 
     def cancel(self, batch_id: str, *, now: float, by: str = "") -> dict[str, int]:
         """Cancel every unfinished job; counts of 'cancelled' (at once) and 'requested'.

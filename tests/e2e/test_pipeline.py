@@ -178,7 +178,8 @@ def test_expired_model_fails_audios_clearly_and_retry_clones_again(
     assert error["kind"] == "model_expired"
     assert "expire" in error["msg"].lower()
     assert error["code"] == 40010
-    jobs, steps = system.services.batches.retry(batch, "failed", now=time.time())
+    retried = system.services.batches.retry(batch, "failed", now=time.time())
+    jobs, steps = retried.jobs, retried.dispatches
     system.services.dispatch(steps)
     assert jobs == 2
     assert all(s.is_clone for s in steps)

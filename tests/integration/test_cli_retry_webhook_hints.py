@@ -50,6 +50,41 @@ def test_retry_of_one_unknown_job_reads_right_and_none_says_nothing(
     assert (clean.returncode, clean.stderr) == (0, "")
 
 
+def test_retry_of_unknown_jobs_whose_worker_may_be_frozen_waits_unless_forced(
+    services: Services, redis_url: str, tmp_path: Path
+) -> None:
+    """A worker frozen past its lease (SIGSTOP, a paused VM) still stores its answers when
+    it wakes: a retry in between paid each create twice (QA pass)."""
+    clonequeue.submit([row("f1"), row("f2")], batch="rf", services=services)
+    for job in ("f1", "f2"):
+        lose_worker_after_create(services, job)
+    out = cli(tmp_path, redis_url, "retry", "rf", "--unknown")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "unknown: 0 jobs queued again (0 creates)\n"
+    assert out.stderr.startswith("2 unknown jobs left until ")
+    assert "may only be frozen" in out.stderr
+    assert out.stderr.endswith("or run `clonequeue retry rf --unknown --force` to send them now\n")
+    forced = cli(tmp_path, redis_url, "retry", "rf", "--unknown", "--force")
+    assert forced.stdout == "unknown: 2 jobs queued again (2 creates)\n"
+    assert forced.stderr == ""
+
+
+def test_purge_waits_for_unknown_jobs_whose_worker_may_be_frozen_unless_forced(
+    services: Services, redis_url: str, tmp_path: Path
+) -> None:
+    """Purged in the window, a woken worker's answers were paid tasks with no record."""
+    clonequeue.submit([row("p1")], batch="rp", services=services)
+    lose_worker_after_create(services, "p1")
+    out = cli(tmp_path, redis_url, "purge", "rp")
+    assert out.returncode == 1
+    assert out.stderr.startswith("error: batch rp has 1 unknown job whose worker did not store")
+    assert out.stderr.rstrip().endswith("or with --force")
+    assert services.batches.info("rp") is not None
+    forced = cli(tmp_path, redis_url, "purge", "rp", "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert services.batches.info("rp") is None
+
+
 # --- webhooks: failed or disabled deliveries name --redeliver -------------------------------
 
 

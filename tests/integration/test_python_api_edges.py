@@ -106,12 +106,13 @@ def test_over_max_chars_names_the_python_argument(services: Services) -> None:
     assert services.batches.info("m") is None
 
 
-def test_an_unfinished_purge_names_force_for_python_and_the_cli(services: Services) -> None:
+def test_an_unfinished_purge_names_force_in_python_words(services: Services) -> None:
+    """Python names ``force=True``; the CLI's ``purge`` says ``--force`` (test_qa2_cli_words)."""
     batch = clonequeue.submit([row("u1")], batch="uf", services=services)
     with pytest.raises(clonequeue.ProducerError) as info:
         batch.purge()
     assert str(info.value) == (
-        "batch uf has 1 unfinished job; wait, or purge with force=True (the CLI's --force), "
+        "batch uf has 1 unfinished job; wait, or purge with force=True, "
         "which cancels the batch first"
     )
 
@@ -151,5 +152,11 @@ def test_retry_without_unknown_says_how_many_it_left(services: Services) -> None
         "be billed twice)"
     )
     assert "unknown_left=2" in repr(outcome)
-    sent = batch.retry(unknown=True)
-    assert (sent.jobs, sent.unknown_left, sent.note) == (2, 0, None)
+    # their worker may only be frozen: left until CLONEQUEUE_UNKNOWN_SETTLE_S has passed
+    waiting = batch.retry(unknown=True)
+    assert (waiting.jobs, waiting.settling) == (0, 2)
+    assert waiting.settle_note is not None
+    assert waiting.settle_note.startswith("2 unknown jobs left until ")
+    assert waiting.settle_note.endswith("Retry then, or with force=True to send them now")
+    sent = batch.retry(unknown=True, force=True)
+    assert (sent.jobs, sent.unknown_left, sent.note, sent.settling) == (2, 0, None, 0)

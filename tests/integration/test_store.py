@@ -279,6 +279,19 @@ def test_transient_error_retries_then_gives_up(jobs: JobStore) -> None:
     assert doc(jobs, "a")["clone"]["error"]["msg"].startswith("gave up after 3 attempts")
     assert doc(jobs, "a")["clone"]["error"]["kind"] == "gave_up"
     assert jobs.client.hget(jobs.keys.stats, "chars_submitted") == "0"
+    # `retry --failed` gives the job a new attempt with tries of its own: the first 5xx
+    # after it had failed the job again at once (QA pass)
+    retried = BatchStore(jobs).retry(doc(jobs, "a")["batch"], "failed", now=NOW)
+    assert retried.jobs == 1
+    gen = doc(jobs, "a")["clone"]["gen"]
+    claim = jobs.claim_create("a", "c", gen, now=NOW, lease_s=60)
+    assert isinstance(claim, Claimed)
+    assert claim.attempts == 1  # the backoff starts over too
+    released = jobs.release_create(
+        "a", "c", gen, "retry", {"kind": "rejected", "msg": "503"}, now=NOW, retry_at=NOW + 1
+    )
+    assert released.result == "retry"
+    assert doc(jobs, "a")["clone"]["attempts"] == 4  # the job's whole count goes on
 
 
 def test_an_undone_claim_survives_a_failover_that_lost_the_undo(
@@ -532,8 +545,9 @@ def test_retry_failed_audio_keeps_completed_work(jobs: JobStore) -> None:
             next_due=NOW + 15,
         )
     assert counts(jobs) == {"total": 1, "failed": 1}
-    assert batches.retry("b1", "unknown", now=NOW)[0] == 0
-    jobs_count, steps = batches.retry("b1", "failed", now=NOW + 10)
+    assert batches.retry("b1", "unknown", now=NOW).jobs == 0
+    retried = batches.retry("b1", "failed", now=NOW + 10)
+    jobs_count, steps = retried.jobs, retried.dispatches
     assert jobs_count == 1
     assert [(s.item, s.gen) for s in steps] == [("1", 3)]
     current = doc(jobs, "a")
@@ -549,7 +563,7 @@ def test_retry_of_an_expired_model_clones_again(jobs: JobStore) -> None:
     jobs.release_create(
         "a", "0", 1, "rejected", {"kind": "model_expired", "msg": "expired"}, now=NOW
     )
-    _, steps = batches.retry("b1", "failed", now=NOW)
+    steps = batches.retry("b1", "failed", now=NOW).dispatches
     assert [(s.item, s.gen) for s in steps] == [("c", 2)]
     current = doc(jobs, "a")
     assert current["clone"]["state"] == "pending"
@@ -733,7 +747,8 @@ def test_retrying_cancelled_work_sends_only_what_never_went_out(jobs: JobStore) 
     jobs.record_poll("a", "c", 1, "completed", {"model_id": "m"}, now=NOW + 5, next_due=NOW + 15)
     assert counts(jobs) == {"total": 2, "cancelled": 2}
 
-    count, steps = batches.retry("b1", "cancelled", now=NOW + 20)
+    retried = batches.retry("b1", "cancelled", now=NOW + 20)
+    count, steps = retried.jobs, retried.dispatches
     assert count == 2
     # a's clone was made before the cancel: only its audio goes; b was never sent
     assert sorted((s.job_id, s.item) for s in steps) == [("a", "0"), ("b", "c")]
@@ -742,4 +757,5 @@ def test_retrying_cancelled_work_sends_only_what_never_went_out(jobs: JobStore) 
         assert "cancelled" not in current
         assert result_record(current)["error"] is None
     assert doc(jobs, "a")["clone"]["model_id"] == "m"
-    assert batches.retry("b1", "cancelled", now=NOW + 30) == (0, [])  # nothing left
+    again = batches.retry("b1", "cancelled", now=NOW + 30)
+    assert (again.jobs, again.dispatches) == (0, [])  # nothing left

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -89,6 +90,23 @@ def test_unknown_variable_is_caught_with_a_suggestion(monkeypatch: pytest.Monkey
     message = config_error(monkeypatch, CLONEQUEUE_POLL_INTERVAL="abc")
     assert message.startswith("CLONEQUEUE_POLL_INTERVAL is not a clonequeue setting")
     assert "did you mean CLONEQUEUE_POLL_INTERVAL_M" in message
+
+
+def test_an_unknown_name_set_only_in_the_env_file_names_the_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A user looked for CLONEQUEUE_TYPO in their shell; it was in ./.env (QA pass)."""
+    for key in [k for k in os.environ if k.startswith("CLONEQUEUE_")]:
+        monkeypatch.delenv(key)
+    env = tmp_path / ".env"
+    env.write_text("CLONEQUEUE_TYPO=1\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(env_file=env)
+    assert str(info.value).startswith(f"CLONEQUEUE_TYPO (set in {env}) is not a clonequeue")
+    monkeypatch.setenv("CLONEQUEUE_TYPO", "1")  # in the shell too: the shell's is read
+    with pytest.raises(ConfigError) as shell:
+        load_settings(env_file=env)
+    assert str(shell.value).startswith("CLONEQUEUE_TYPO is not a clonequeue setting")
 
 
 def test_inconsistent_bounds(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -24,8 +24,9 @@ local function claimed()
     completed_at = tostring(doc.clone.completed_at or 0)
     activated = doc.clone.activated and '1' or '0'
   end
-  return {'ok', cjson.encode(step.request), model_id, completed_at, activated, step.attempts,
-          doc.batch}
+  -- attempts since the last `retry` (the backoff's count), not the job's whole count
+  return {'ok', cjson.encode(step.request), model_id, completed_at, activated,
+          step.attempts - (step.attempts_before or 0), doc.batch}
 end
 
 if step.state == 'submitting' then

@@ -54,12 +54,15 @@ elseif step.state == 'pending' then
   redis.call('SET', job_key, cjson.encode(doc))
   return {'create', step.gen}
 elseif step.state == 'submitting' then
-  -- The worker that sent the create is gone and its answer was never stored.
+  -- The worker that sent the create is gone, or frozen (a stopped process, a paused
+  -- VM), and its answer was never stored. A late answer is still taken
+  -- (record_created.lua); `at` lets retry_job.lua wait for one before sending again.
   step.state = 'unknown'
-  step.error = {kind = 'lost_worker', msg = 'the worker stopped after sending the create '
-    .. 'and before storing its answer: the task may exist and be billed. '
-    .. 'Check it, then `clonequeue retry ' .. tostring(doc.batch) .. ' --unknown` to send it '
-    .. 'again'}
+  step.error = {kind = 'lost_worker', at = NOW, msg = 'the worker that sent the create did '
+    .. 'not store its answer within its lease (it died, or is frozen: a stopped process, a '
+    .. 'paused VM; its answer is still taken if it comes): the task may exist and be billed. '
+    .. 'Check it, then `clonequeue retry ' .. tostring(doc.batch) .. ' --unknown` sends it '
+    .. 'again (once CLONEQUEUE_UNKNOWN_SETTLE_S has passed, or with --force)'}
   release_slot(item, job_id)
   redis.call('ZREM', key('due'), member)
   commit(job_key, doc, old_state, retention)

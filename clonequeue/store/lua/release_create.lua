@@ -35,8 +35,9 @@ else
   step.error = err
 end
 local result = outcome
-if outcome == 'retry' and step.attempts >= max_attempts then
-  err.msg = 'gave up after ' .. step.attempts .. ' attempts; last error: ' .. err.msg
+local tries = step.attempts - (step.attempts_before or 0) -- since the last `retry`
+if outcome == 'retry' and tries >= max_attempts then
+  err.msg = 'gave up after ' .. tries .. ' attempts; last error: ' .. err.msg
   err.kind = 'gave_up' -- its last error was transient (rate_limited, unavailable)
   outcome = 'rejected'
 end

@@ -2,10 +2,16 @@
 -- new attempt is recorded; completed steps are never touched. When a production
 -- audio failed because its modelId expired, the voice is cloned again first. A
 -- cancelled step was never sent (cancel_job.lua cancels only pending ones).
--- ARGV: ns, now, job_id, what ('failed'|'unknown'|'cancelled'), grace_s, deadline_s, retention
+-- ARGV: ns, now, job_id, what ('failed'|'unknown'|'cancelled'), grace_s, deadline_s, retention,
+--       settle_s
 -- Returns {'ok', entries...} (steps to dispatch, 'gen|item|job') | {'skipped', state} | {'gone'}
+--       | {'settling', until}: an unknown step whose worker may only be frozen
+--       (`lost_worker` less than settle_s ago) is left alone: its answer may still come,
+--       and sending again then pays twice (QA: a SIGSTOPped worker's 18 creates, retried
+--       as its status advised, were all made twice when it woke).
 local job_id, what = ARGV[3], ARGV[4]
 local grace, deadline_s, retention = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
+local settle = tonumber(ARGV[8]) or 0
 local job_key = key('job', job_id)
 local doc = load_doc(job_key)
 if not doc then
@@ -15,10 +21,25 @@ local old_state = doc.state
 if not TERMINAL[old_state] or old_state == 'completed' then
   return {'skipped', old_state}
 end
+if what == 'unknown' and settle > 0 then
+  local latest = 0
+  for _, step in ipairs({doc.clone, unpack(doc.audios or {})}) do
+    local err = step.error
+    if step.state == 'unknown' and type(err) == 'table' and err.kind == 'lost_worker' then
+      latest = math.max(latest, tonumber(err.at) or 0)
+    end
+  end
+  if NOW - latest < settle then
+    return {'settling', tostring(latest + settle)}
+  end
+end
 
 local function reset(step)
   step.state = 'pending'
   step.gen = (step.gen or 0) + 1
+  -- a new attempt gets CLONEQUEUE_SUBMIT_MAX_ATTEMPTS tries of its own (release_create.lua);
+  -- the count itself goes on (the result's `attempts`)
+  step.attempts_before = step.attempts
   step.error = nil
   step.remote_id = nil
   step.parked = nil
