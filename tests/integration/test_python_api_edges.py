@@ -107,7 +107,7 @@ def test_over_max_chars_names_the_python_argument(services: Services) -> None:
 
 
 def test_an_unfinished_purge_names_force_in_python_words(services: Services) -> None:
-    """Python names ``force=True``; the CLI's ``purge`` says ``--force`` (test_qa2_cli_words)."""
+    """Python names ``force=True``; the CLI's ``purge`` says ``--force`` (test_cli_first_tries)."""
     batch = clonequeue.submit([row("u1")], batch="uf", services=services)
     with pytest.raises(clonequeue.ProducerError) as info:
         batch.purge()
