@@ -9,11 +9,12 @@ from typing import Any
 import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
-from redis.sentinel import Sentinel
+from redis.sentinel import Sentinel, SentinelManagedConnection
 
 from clonequeue.config import Settings
 from clonequeue.config.redis_urls import is_sentinel_url, parse_sentinel_url
 from clonequeue.constants import REDIS_RIDE_OUT_S
+from clonequeue.store.health_ping import connection_class_for, tolerant
 from clonequeue.store.jobs import JobStore, StoreLimits
 from clonequeue.store.keys import Keys
 
@@ -59,10 +60,13 @@ def redis_client(
     if is_sentinel_url(url):
         sentinel = sentinel_for(url, sentinel_password)
         client: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call,unused-ignore]
-            sentinel_master, **sentinel_master_options(url), **options
+            sentinel_master,
+            connection_class=tolerant(SentinelManagedConnection),
+            **sentinel_master_options(url),
+            **options,
         )
         return client
-    return redis.Redis.from_url(url, **options)
+    return redis.Redis.from_url(url, connection_class=connection_class_for(url), **options)
 
 
 @dataclass(frozen=True)
