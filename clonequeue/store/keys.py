@@ -49,6 +49,11 @@ class Keys:
         return f"{self.ns}:paused"
 
     @property
+    def data_marker(self) -> str:
+        """STRING: set once (when, and a random part); gone later means Redis lost its data."""
+        return f"{self.ns}:store:marker"
+
+    @property
     def unknown_streak(self) -> str:
         """STRING (counter, TTL 1 day): creates in a row, fleet-wide, that ended unknown."""
         return f"{self.ns}:unknown_streak"

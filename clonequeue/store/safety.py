@@ -8,6 +8,8 @@ so say so, once, where the operator looks.
 
 from __future__ import annotations
 
+import uuid
+
 import redis
 
 README_HINT = '(README, "Redis")'
@@ -66,3 +68,26 @@ def write_refusal_now(client: redis.Redis) -> str | None:
     if _text(str(info.get("rdb_last_bgsave_status", "ok"))) == "err":
         return "its last snapshot failed (MISCONF while stop-writes-on-bgsave-error is on)"
     return None
+
+
+class DataMarker:
+    """Tells a Redis that came back empty from one that kept its data.
+
+    A Redis restarted without its AOF (its files lost, a binary that cannot read them,
+    another Redis at the same address) answers as if all were well: the workers carried
+    on with nothing to do, and a batch's jobs were gone without a word. The first pass
+    sets a marker; a process that saw one and finds it gone, or another, says so.
+    """
+
+    def __init__(self, client: redis.Redis, key: str) -> None:
+        self._client, self._key = client, key
+        self._seen: str | None = None
+
+    def lost(self, now: float) -> str | None:
+        """The marker this process saw before, if Redis no longer holds it; sets one."""
+        marker = self._client.get(self._key)
+        if marker is None:
+            self._client.set(self._key, f"{now:.0f}:{uuid.uuid4().hex[:12]}", nx=True)
+            marker = self._client.get(self._key)
+        seen, self._seen = self._seen, str(marker) if marker is not None else None
+        return seen if seen is not None and seen != self._seen else None

@@ -17,12 +17,14 @@ checks the step is still overdue, so two passes never re-drive a step twice.
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 
 from clonequeue.dispatch.bounds import watchdog_lock_s
 from clonequeue.dispatch.dispatcher import send_all
 from clonequeue.dispatch.due import HEAD_SLACK_S
 from clonequeue.dispatch.queues import QueueNames
+from clonequeue.store.safety import DataMarker
 from clonequeue.workers.context import WorkerContext
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,7 @@ def run_watchdog(ctx: WorkerContext, queues: QueueNames, *, min_gap_s: float | N
     if token is None:
         return "another watchdog pass is running or just ran"
     try:
+        _say_if_data_lost(ctx)
         counts = _redrive_overdue(ctx, queues, token)
         now = ctx.clock()
         probes = ctx.jobs.probe(now=now, interval_s=s.pause_probe_interval_s)
@@ -56,6 +59,28 @@ def run_watchdog(ctx: WorkerContext, queues: QueueNames, *, min_gap_s: float | N
     if summary:
         log.info("watchdog: %s", summary)
     return summary or "all on time"
+
+
+_markers: dict[str, DataMarker] = {}  # per namespace: what this process saw
+
+
+def _say_if_data_lost(ctx: WorkerContext) -> None:
+    """An error when Redis came back without the data this process saw (QA pass: a Redis
+    restarted empty mid-batch went unnoticed; the batch's jobs were gone in silence)."""
+    keys = ctx.jobs.keys
+    marker = _markers.setdefault(keys.ns, DataMarker(ctx.jobs.client, keys.data_marker))
+    seen = marker.lost(ctx.clock())
+    if seen is None:
+        return
+    since = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(float(seen.split(":")[0])))
+    log.error(
+        "Redis no longer holds the data this worker saw (its marker, set %s, is gone): it "
+        "restarted without its AOF or snapshot, or another Redis answers at this address. "
+        "The job records written before are gone with it; work in flight stops here. Check "
+        'its persistence (README, "Redis: the settings that matter"), then submit the '
+        "lost rows again (creates already made were paid)",
+        since,
+    )
 
 
 def _busy_queues(ctx: WorkerContext, queues: QueueNames) -> list[str]:

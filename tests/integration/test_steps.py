@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import random
 import threading
 from collections.abc import Iterator
@@ -677,3 +678,28 @@ def test_a_status_the_reference_does_not_list_is_polled_on_and_said_once(
         )
     assert doc(ctx)["clone"]["state"] == "running"
     assert caplog.text.count("status 'expired', which the API reference does not list") == 1
+
+
+def test_a_redis_that_came_back_without_its_data_is_said_by_the_watchdog(
+    ctx: WorkerContext, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Redis restarted empty mid-batch (its AOF lost, or a binary that cannot read it)
+    went unnoticed: the workers carried on, the batch's jobs gone without a word."""
+    from clonequeue.dispatch.queues import QueueNames
+    from clonequeue.workers import watchdog
+    from clonequeue.workers.watchdog import run_watchdog
+
+    monkeypatch.setattr(watchdog, "_markers", {})  # what this process saw: nothing yet
+
+    queues = QueueNames.for_namespace("s")
+    with caplog.at_level(logging.ERROR, logger="clonequeue.workers.watchdog"):
+        run_watchdog(ctx, queues, min_gap_s=0)
+        run_watchdog(ctx, queues, min_gap_s=0)
+        assert not caplog.records  # the same Redis, with its data
+        ctx.jobs.client.delete(ctx.jobs.keys.data_marker)  # what an empty Redis holds of it
+        run_watchdog(ctx, queues, min_gap_s=0)
+    (said,) = caplog.records
+    assert said.getMessage().startswith("Redis no longer holds the data this worker saw")
+    caplog.clear()
+    run_watchdog(ctx, queues, min_gap_s=0)
+    assert not caplog.records  # said once: the new marker is what it sees now
