@@ -339,6 +339,7 @@ local st = load(KEYS[2], tonumber(ARGV[5]), now)
 local slot = math.max(tonumber(redis.call('GET', KEYS[1]) or 0), now)
 advance(st, now, slot - now > BINDING, cap_of(ceiling))
 save(KEYS[2], st, tonumber(ARGV[6]))
+redis.call('HSET', KEYS[2], 'ceil', num(ceiling)) -- the workers' own: status shows it
 if tonumber(ARGV[4]) > 0 then redis.call('HINCRBY', KEYS[2], 'useful', ARGV[4]) end
 local interval = math.max(math.floor(1000000 / st.r), 1)
 local wait = slot - now

@@ -45,10 +45,13 @@ def read_rate(client: Any, key: str, setting: str) -> RateSnapshot:
     raw = client.hgetall(key)
     fields = {_text(k): _text(v) for k, v in raw.items()}
     learned = float(fields.get("w") or 0)
+    # the workers' ceiling as they last reserved with it (0: auto); this shell's setting
+    # only until one has: it may differ (QA pass: "98.0/s of 29.4/s")
+    ceiling = (float(fields["ceil"]) or None) if "ceil" in fields else ceiling_per_s(setting)
     return RateSnapshot(
         rate=float(fields["r"]) if "r" in fields else None,
         learned=learned or None,
-        ceiling=ceiling_per_s(setting),
+        ceiling=ceiling,
         calls=int(fields.get("calls") or 0),
         useful=int(fields.get("useful") or 0),
         http_429=int(fields.get("n429") or 0),
