@@ -66,16 +66,16 @@ def test_a_deleted_vhost_is_said_once_a_minute_and_the_worker_goes_on_when_it_is
             system.wait("before", 60)
             vhost.delete()
             try:
-                time.sleep(3)  # the first of each message, with its traceback
+                time.sleep(2)  # the first of each message, with its traceback
                 start = worker.log_path.stat().st_size
-                time.sleep(6)
+                time.sleep(4)
             finally:
                 vhost.create()
             with worker.log_path.open("rb") as log:
                 log.seek(start)
                 later = log.read().decode(errors="replace")
-            # before: ~35 "Cannot connect" lines and ~7 tracebacks of "Frequent restarts"
-            # in those 6 s, 60 KB
+            # before: ~24 "Cannot connect" lines and ~5 tracebacks of "Frequent restarts"
+            # in those 4 s, 40 KB
             assert "Frequent restarts detected" not in later, later[-3000:]
             assert "Cannot connect to amqp" not in later, later[-3000:]
             assert len(later) < 5_000, later[-3000:]

@@ -44,7 +44,6 @@ def test_reads_go_on_while_redis_cannot_persist(tmp_path: Path) -> None:
         settings = {"CLONEQUEUE_REDIS_URL": url, "CLONEQUEUE_NAMESPACE": "mc"}
         for args, shown in (
             (("status", "m"), "m: 1 job: pending 1"),
-            (("batches",), "1 job: pending 1"),
             (("results", "m"), '"custom_id": "m1"'),
         ):
             out = clonequeue_cli(*args, cwd=tmp_path, settings=settings)
