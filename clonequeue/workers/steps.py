@@ -490,7 +490,10 @@ def _poll_once(ctx: WorkerContext, step: Dispatch) -> tuple[Any, dict[str, Any],
             ctx.limiter.cool_down(retry_after_s)
         else:
             _say_unanswered(exc)
+            if isinstance(exc, AuthenticationError):
+                _pause_for_refused_polls(ctx, exc)
         return "running", {"last_status": f"error: {exc}"[:200], "unanswered": True}, retry_after_s
+    _lift_pause_of_refused_polls(ctx)
     other = _other_task(task, step)
     if other:
         return _refused(other)
@@ -530,6 +533,35 @@ def _note_undocumented(step: Dispatch, status: str) -> None:
         step.remote_id,
         status[:100],
     )
+
+
+_poll_pause: dict[str, str] = {}  # namespace -> the pause this process set for polls
+_LIFT_IF_OURS = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def _pause_for_refused_polls(ctx: WorkerContext, exc: AuthenticationError) -> None:
+    """A token revoked once every create was made: only polls meet it, and the fleet
+    went on in silence until the job deadline failed tasks that may be done (QA pass).
+    Pause creates as a create's 401 does: `status` and the exporter's alert show it,
+    and a create that gets its task, `resume`, or a poll answered again lifts it."""
+    keys = ctx.jobs.keys
+    reason = f"polls are refused: {exc}"
+    pause = json.dumps({"kind": "auth", "reason": reason, "since": ctx.clock()})
+    if ctx.jobs.client.set(keys.paused, pause, nx=True):
+        _poll_pause[keys.ns] = pause
+        log.error("creates paused fleet-wide: %s", reason)
+
+
+def _lift_pause_of_refused_polls(ctx: WorkerContext) -> None:
+    """A poll answered: a pause this process set for refused polls is lifted (only that
+    one: another's, or a create's, stays)."""
+    pause = _poll_pause.pop(ctx.jobs.keys.ns, None)
+    if pause is not None and ctx.jobs.client.eval(_LIFT_IF_OURS, 1, ctx.jobs.keys.paused, pause):
+        log.info("polls are answered again: the fleet pause is lifted")
+        send_all(ctx.dispatcher, ctx.jobs.unpark(now=ctx.clock()))
 
 
 UNANSWERED_SAID_EVERY_S = 60.0

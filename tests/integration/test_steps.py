@@ -703,3 +703,36 @@ def test_a_redis_that_came_back_without_its_data_is_said_by_the_watchdog(
     caplog.clear()
     run_watchdog(ctx, queues, min_gap_s=0)
     assert not caplog.records  # said once: the new marker is what it sees now
+
+
+def test_polls_refused_for_the_token_pause_creates_until_one_is_answered(
+    ctx: WorkerContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A token revoked once every create was made: polls met 401 in silence until the job
+    deadline failed tasks that may be done (QA pass); now creates pause as for a create's
+    401, which `status` and the exporter's alert show."""
+    from clonequeue.errors import AuthenticationError
+
+    monkeypatch.setattr(steps, "_poll_pause", {})
+    refused = AuthenticationError("token revoked — check CLONEQUEUE_API_TOKEN", http_status=401)
+    api(ctx).answers = [task(), refused]
+    steps.run_create(ctx, Dispatch("j", "c", 0))
+    steps.run_poll(ctx, Dispatch("j", "c", 1, "audio_r1"))
+    pause = json.loads(ctx.jobs.client.get(ctx.jobs.keys.paused) or "{}")
+    assert pause["kind"] == "auth"
+    assert pause["reason"].startswith("polls are refused: ")
+    assert "check CLONEQUEUE_API_TOKEN" in pause["reason"]
+    api(ctx).answers = [task("processing")]
+    steps.run_poll(ctx, Dispatch("j", "c", 2, "audio_r1"))
+    assert ctx.jobs.client.get(ctx.jobs.keys.paused) is None  # answered again: lifted
+
+
+def test_a_pause_the_polls_did_not_set_is_left_by_an_answered_poll(
+    ctx: WorkerContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(steps, "_poll_pause", {})
+    api(ctx).answers = [task(), task("processing")]
+    steps.run_create(ctx, Dispatch("j", "c", 0))
+    ctx.jobs.client.set(ctx.jobs.keys.paused, json.dumps({"kind": "manual", "reason": "x"}))
+    steps.run_poll(ctx, Dispatch("j", "c", 1, "audio_r1"))
+    assert ctx.jobs.client.get(ctx.jobs.keys.paused) is not None
