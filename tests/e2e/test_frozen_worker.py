@@ -44,13 +44,13 @@ def test_unknown_creates_of_a_frozen_worker_wait_for_its_answer_before_a_retry(
         while not system.info("b").counts["unknown"]:
             assert time.monotonic() < deadline, "the watchdog never gave up on the frozen creates"
             time.sleep(0.2)
-        unknown = [d["id"] for d in system.docs("b") if d["state"] == "unknown"]
-        assert {d["clone"]["error"]["kind"] for d in system.docs("b") if d["id"] in unknown} == {
-            "lost_worker"
-        }
         # the operator does as told: the creates are left, as the worker may only be frozen
+        # (more may turn unknown meanwhile: the watchdog's passes come every 2 s)
         outcome = batch.retry(unknown=True)
-        assert (outcome.jobs, outcome.settling) == (0, len(unknown))
+        unknown = [d for d in system.docs("b") if d["state"] == "unknown"]
+        assert {d["clone"]["error"]["kind"] for d in unknown} == {"lost_worker"}
+        assert outcome.jobs == 0
+        assert 1 <= outcome.settling <= len(unknown)
         assert outcome.settle_note is not None
         assert "may only be frozen" in outcome.settle_note
         creates_in_the_freeze = len(simulator.ledger()["creates"])
