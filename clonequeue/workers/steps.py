@@ -105,6 +105,7 @@ def run_create(ctx: WorkerContext, step: Dispatch) -> str:
     except ApiError as exc:
         return _handle_create_error(ctx, step, claim, exc)
     except ConfigError as exc:
+        log.error("creates paused fleet-wide until `clonequeue resume`: %s", exc)
         return _release(
             ctx,
             step,
@@ -535,8 +536,9 @@ def _note_undocumented(step: Dispatch, status: str) -> None:
     )
 
 
-_poll_pause: dict[str, str] = {}  # namespace -> the pause this process set for polls
-_LIFT_IF_OURS = """
+POLL_PAUSE_CHECK_S = 5.0  # how often an answered poll looks for a pause the polls set
+_poll_pause_checked: dict[str, float] = {}  # namespace -> when this process last looked
+_LIFT_IF_SAME = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
@@ -549,17 +551,24 @@ def _pause_for_refused_polls(ctx: WorkerContext, exc: AuthenticationError) -> No
     and a create that gets its task, `resume`, or a poll answered again lifts it."""
     keys = ctx.jobs.keys
     reason = f"polls are refused: {exc}"
-    pause = json.dumps({"kind": "auth", "reason": reason, "since": ctx.clock()})
-    if ctx.jobs.client.set(keys.paused, pause, nx=True):
-        _poll_pause[keys.ns] = pause
+    pause = {"kind": "auth", "reason": reason, "since": ctx.clock(), "by": "polls"}
+    if ctx.jobs.client.set(keys.paused, json.dumps(pause), nx=True):
         log.error("creates paused fleet-wide: %s", reason)
 
 
 def _lift_pause_of_refused_polls(ctx: WorkerContext) -> None:
-    """A poll answered: a pause this process set for refused polls is lifted (only that
-    one: another's, or a create's, stays)."""
-    pause = _poll_pause.pop(ctx.jobs.keys.ns, None)
-    if pause is not None and ctx.jobs.client.eval(_LIFT_IF_OURS, 1, ctx.jobs.keys.paused, pause):
+    """A poll answered: a pause the polls set is lifted, whichever process set it (only
+    that kind: a create's, or `clonequeue pause`, stays). Looked for every few seconds
+    per process, not on each poll: polls are the hot path."""
+    keys = ctx.jobs.keys
+    now = time.monotonic()
+    if now - _poll_pause_checked.get(keys.ns, -POLL_PAUSE_CHECK_S) < POLL_PAUSE_CHECK_S:
+        return
+    _poll_pause_checked[keys.ns] = now
+    raw = ctx.jobs.client.get(keys.paused)
+    if not raw or json.loads(raw).get("by") != "polls":
+        return
+    if ctx.jobs.client.eval(_LIFT_IF_SAME, 1, keys.paused, raw):
         log.info("polls are answered again: the fleet pause is lifted")
         send_all(ctx.dispatcher, ctx.jobs.unpark(now=ctx.clock()))
 

@@ -713,7 +713,7 @@ def test_polls_refused_for_the_token_pause_creates_until_one_is_answered(
     401, which `status` and the exporter's alert show."""
     from clonequeue.errors import AuthenticationError
 
-    monkeypatch.setattr(steps, "_poll_pause", {})
+    monkeypatch.setattr(steps, "_poll_pause_checked", {})
     refused = AuthenticationError("token revoked — check CLONEQUEUE_API_TOKEN", http_status=401)
     api(ctx).answers = [task(), refused]
     steps.run_create(ctx, Dispatch("j", "c", 0))
@@ -730,9 +730,17 @@ def test_polls_refused_for_the_token_pause_creates_until_one_is_answered(
 def test_a_pause_the_polls_did_not_set_is_left_by_an_answered_poll(
     ctx: WorkerContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(steps, "_poll_pause", {})
+    monkeypatch.setattr(steps, "_poll_pause_checked", {})
     api(ctx).answers = [task(), task("processing")]
     steps.run_create(ctx, Dispatch("j", "c", 0))
     ctx.jobs.client.set(ctx.jobs.keys.paused, json.dumps({"kind": "manual", "reason": "x"}))
     steps.run_poll(ctx, Dispatch("j", "c", 1, "audio_r1"))
     assert ctx.jobs.client.get(ctx.jobs.keys.paused) is not None
+    # one the polls of another worker process set is lifted by this one's answered poll
+    # (QA pass: it stayed once the process that set it had stopped)
+    by_polls = {"kind": "auth", "reason": "polls are refused: x", "by": "polls"}
+    ctx.jobs.client.set(ctx.jobs.keys.paused, json.dumps(by_polls))
+    monkeypatch.setattr(steps, "_poll_pause_checked", {})
+    api(ctx).answers = [task("processing")]
+    steps.run_poll(ctx, Dispatch("j", "c", 2, "audio_r1"))
+    assert ctx.jobs.client.get(ctx.jobs.keys.paused) is None

@@ -759,3 +759,48 @@ def test_retrying_cancelled_work_sends_only_what_never_went_out(jobs: JobStore) 
     assert doc(jobs, "a")["clone"]["model_id"] == "m"
     again = batches.retry("b1", "cancelled", now=NOW + 30)
     assert (again.jobs, again.dispatches) == (0, [])  # nothing left
+
+
+def test_an_unknown_probe_restarts_the_probe_interval_of_an_unknown_answers_pause(
+    jobs: JobStore,
+) -> None:
+    """A probe that also ended unknown left the pause's `since` as it was, so the next
+    watchdog pass probed again: creates that may each be billed, every 2 s (QA pass)."""
+    add(jobs, *(spec(f"u{i}", audios=0) for i in range(6)))
+    for i in range(5):
+        jobs.claim_create(f"u{i}", "c", 0, now=NOW + i, lease_s=60)
+        jobs.release_create(
+            f"u{i}", "c", 0, "unknown", {"kind": "no_answer", "msg": "x"}, now=NOW + i
+        )
+    pause = json.loads(jobs.client.get(jobs.keys.paused) or "{}")
+    assert (pause["kind"], pause["since"]) == ("unknown_answers", NOW + 4)
+    assert isinstance(jobs.claim_create("u5", "c", 0, now=NOW + 5, lease_s=60), Skipped)
+    (probe,) = jobs.probe(now=NOW + 30, interval_s=10)  # the parked create, as a probe
+    assert isinstance(jobs.claim_create("u5", "c", probe.gen, now=NOW + 30, lease_s=60), Claimed)
+    jobs.release_create(
+        "u5", "c", probe.gen, "unknown", {"kind": "no_answer", "msg": "x"}, now=NOW + 30
+    )
+    assert jobs.probe(now=NOW + 32, interval_s=10) == []  # nothing within the interval
+    pause = json.loads(jobs.client.get(jobs.keys.paused) or "{}")
+    assert pause["since"] == NOW + 30
+    assert pause["reason"].startswith("6 creates in a row")
+
+
+def test_a_reclone_by_retry_failed_waits_for_an_audio_whose_worker_may_be_frozen(
+    jobs: JobStore,
+) -> None:
+    """The re-clone of an expired model resets every audio not completed, so an unknown
+    (lost_worker) one went out again inside the settle window, without --unknown."""
+    add(jobs, spec("k", audios=2))
+    d = doc(jobs, "k")
+    d["state"] = "failed"
+    d["clone"].update(state="completed", model_id="m1", activated=False)
+    d["audios"][0].update(state="failed", error={"kind": "model_expired", "msg": "expired"})
+    d["audios"][1].update(state="unknown", error={"kind": "lost_worker", "at": NOW, "msg": "x"})
+    jobs.client.set(jobs.keys.job("k"), json.dumps(d))
+    batches = BatchStore(jobs)
+    waiting = batches.retry("b1", "failed", now=NOW + 10, settle_s=600)
+    assert (waiting.jobs, waiting.settling, waiting.settled_at) == (0, 1, NOW + 600)
+    assert doc(jobs, "k")["audios"][1]["state"] == "unknown"
+    later = batches.retry("b1", "failed", now=NOW + 601, settle_s=600)
+    assert later.jobs == 1

@@ -60,7 +60,11 @@ elseif outcome == 'unknown' then
   if pause_after > 0 then
     local streak = redis.call('INCR', key('unknown_streak'))
     redis.call('EXPIRE', key('unknown_streak'), 86400)
-    if streak >= pause_after and not redis.call('GET', key('paused')) then
+    local current = redis.call('GET', key('paused'))
+    local ours = current and cjson.decode(current).kind == 'unknown_answers'
+    -- set, or set again: a probe that also ended unknown restarts the probe interval
+    -- (as a blocked probe does); probes had gone out at the watchdog's pace
+    if streak >= pause_after and (not current or ours) then
       redis.call('SET', key('paused'), cjson.encode({kind = 'unknown_answers', since = NOW,
         reason = string.format('%d creates in a row were sent and got no readable answer '
           .. '(the last: %s): each may exist and be billed, so creates pause; one is tried '

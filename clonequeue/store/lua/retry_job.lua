@@ -21,7 +21,9 @@ local old_state = doc.state
 if not TERMINAL[old_state] or old_state == 'completed' then
   return {'skipped', old_state}
 end
-if what == 'unknown' and settle > 0 then
+local clone_first = doc.clone.state == what or (doc.clone.state == 'completed'
+  and not doc.clone.activated) -- a re-clone resets the unknown audios too
+if (what == 'unknown' or clone_first) and settle > 0 then
   local latest = 0
   for _, step in ipairs({doc.clone, unpack(doc.audios or {})}) do
     local err = step.error
