@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import re
 import threading
 import time
 from collections import Counter
@@ -193,7 +194,12 @@ def test_creates_that_all_end_unknown_pause_the_fleet_until_one_gets_its_task(
                 time.sleep(0.1)
             pause = json.loads(system.services.redis.get(paused_key) or "{}")
             assert pause["kind"] == "unknown_answers"
-            assert "5 creates in a row were sent and got no readable answer" in pause["reason"]
+            # 5 in a row paused them; the creates already in the air, ending unknown too,
+            # count on (and each restarts the probe interval)
+            in_a_row = re.match(r"(\d+) creates in a row were sent and got no readable answer",
+                                pause["reason"])  # fmt: skip
+            assert in_a_row is not None, pause["reason"]
+            assert int(in_a_row.group(1)) >= 5
             time.sleep(2)  # creates in the air when it paused come back; no more go out
             unknown = system.info("web").counts["unknown"]
             assert 5 <= unknown <= 5 + 4, unknown  # the run, and what 4 threads had in the air
