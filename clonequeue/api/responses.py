@@ -180,8 +180,9 @@ def _short_reason(exc: BaseException) -> str:
     return f"{name}{detail}"
 
 
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta seconds or an HTTP date)."""
+def retry_after_seconds(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta seconds or an HTTP date), at least 0
+    and uncapped; None when absent or unreadable. The API's and the webhooks' one parser."""
     if not value:
         return None
     value = value.strip()
@@ -195,7 +196,13 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
         seconds = when.timestamp() - (time.time() if now is None else now)
     if math.isnan(seconds):  # "NaN" parses as a float, and min/max let it through
         return None
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)
+    return max(seconds, 0.0)
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from the API's ``Retry-After``, at most ``MAX_RETRY_AFTER_S``."""
+    seconds = retry_after_seconds(value, now=now)
+    return None if seconds is None else min(seconds, MAX_RETRY_AFTER_S)
 
 
 def parse_response(

@@ -22,7 +22,6 @@ import json
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -32,6 +31,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 
 from clonequeue._version import __version__
 from clonequeue.api.deadline import DeadlineSocket
+from clonequeue.api.responses import retry_after_seconds
 from clonequeue.config.webhook_url import UnsafeTargetError
 from clonequeue.outputs.targets import ResolveTimeoutError, resolve
 
@@ -239,17 +239,8 @@ class _DeadlineHTTPSPool(urllib3.HTTPSConnectionPool):
 
 
 def retry_after(value: str | None, now: float) -> float | None:
-    """Seconds from a ``Retry-After`` header (seconds or an HTTP date), if any."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - now)
-    except (TypeError, ValueError):
-        return None
+    """Seconds from a receiver's ``Retry-After`` (capped by :func:`next_wait`, not here)."""
+    return retry_after_seconds(value, now=now)
 
 
 def next_wait(schedule: tuple[float, ...], tries: int, retry_after_s: float | None) -> float | None:

@@ -579,9 +579,8 @@ _unanswered_said: dict[str, list[float]] = {}  # error kind -> [said at, polls s
 
 def _say_unanswered(exc: ClonequeueError) -> None:
     """Say, at most once a minute per kind of error, that polls get no usable answer: a
-    token revoked mid-batch (401 on every poll; creates, the only calls that pause the
-    fleet, had all been made) or an answer we cannot read left tasks polled in silence
-    until the job deadline failed them."""
+    token revoked once every create was made (401 on every poll) or an answer we cannot
+    read left tasks polled in silence until the job deadline failed them."""
     kind = type(exc).__name__
     now = time.monotonic()
     said = _unanswered_said.setdefault(kind, [-UNANSWERED_SAID_EVERY_S, 0])
