@@ -78,7 +78,7 @@ class RetryOutcome:
         """``3 unknown jobs left until 14:05:09 UTC: …`` (``retry(unknown=True)`` only)."""
         if not self.settling:
             return None
-        until = time.strftime("%H:%M:%S UTC", time.gmtime(self.settled_at))
+        until = utc_time(self.settled_at)
         one = self.settling == 1
         return (
             f"{plural(self.settling, 'unknown job')} left until {until}: the worker that "
@@ -100,6 +100,11 @@ class RetryOutcome:
             f"already; batch.retry(unknown=True) sends {'it' if one else 'them'} again "
             f"({'it' if one else 'they'} may be billed twice)"
         )
+
+
+def utc_time(at: float) -> str:
+    """``14:05:09 UTC``: when a waiting unknown job may be retried or purged."""
+    return time.strftime("%H:%M:%S UTC", time.gmtime(at))
 
 
 def who_am_i() -> str:
@@ -428,7 +433,7 @@ class Batch(str):
             settle_s=self._services.settings.unknown_settle_s,
         )
         if settling.settling:
-            until = time.strftime("%H:%M:%S UTC", time.gmtime(settling.settled_at))
+            until = utc_time(settling.settled_at)
             raise ProducerError(
                 f"batch {self.id} has {plural(settling.settling, 'unknown job')} whose worker "
                 "did not store the answer within its lease and may only be frozen (a stopped "

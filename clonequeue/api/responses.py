@@ -308,7 +308,7 @@ def _redirected(status: int, endpoint: str, is_create: bool) -> NoReturn:
 def _data_problem(exc: ValidationError) -> str:
     """What is wrong with an answer's ``data``, in a few words."""
     lines = describe_validation_error(exc, prefix="data.")
-    if any(line.startswith(("data: ", "data.: ")) for line in lines):
+    if any(line.startswith("data.: ") for line in lines):  # data itself, not a field
         return "it holds no task"
     return "; ".join(lines)[:200]
 

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import redis
 from redis.connection import Connection, SSLConnection, UnixDomainSocketConnection
+from redis.utils import str_if_bytes
 
 from clonequeue.redis_refusals import write_refusal
 
@@ -30,7 +31,7 @@ class _AliveWhenRefusingWrites:
             if write_refusal(exc) is None:
                 raise
             return  # it answered: up, refusing writes only
-        if (reply.decode() if isinstance(reply, bytes) else reply) != "PONG":
+        if str_if_bytes(reply) != "PONG":
             raise redis.exceptions.ConnectionError("Bad response from PING health check")
 
 
