@@ -70,13 +70,16 @@ class RetryOutcome:
     jobs: int  # jobs queued again
     steps: int  # creates sent (clones and production audios)
     unknown_left: int = 0  # unknown jobs not retried (retry(unknown=True) sends them)
-    settling: int = 0  # unknown jobs left because their worker may only be frozen
-    settled_at: float = 0.0  # when the last of those may be retried (epoch seconds)
+    # unknown jobs whose worker may only be frozen: retry(unknown=True) leaves them until
+    # settled_at (epoch seconds), when the last of them may be sent again
+    settling: int = 0
+    settled_at: float = 0.0
 
     @property
     def settle_note(self) -> str | None:
-        """``3 unknown jobs left until 14:05:09 UTC: …`` (``retry(unknown=True)`` only)."""
-        if not self.settling:
+        """``3 unknown jobs left until 14:05:09 UTC: …`` (``retry(unknown=True)`` only;
+        otherwise ``note`` says it)."""
+        if not self.settling or self.unknown_left:
             return None
         until = utc_time(self.settled_at)
         one = self.settling == 1
@@ -99,7 +102,22 @@ class RetryOutcome:
             f"no answer came back, so {'it' if one else 'each'} may exist and be billed "
             f"already; batch.retry(unknown=True) sends {'it' if one else 'them'} again "
             f"({'it' if one else 'they'} may be billed twice)"
+            + settling_clause(self.unknown_left, self.settling, self.settled_at, "force=True")
         )
+
+
+def settling_clause(unknown: int, settling: int, settled_at: float, force: str) -> str:
+    """``; 2 of them not before 14:05:09 UTC: …``: the unknown jobs that a retry of
+    unknown work still leaves (their worker may only be frozen), or ``""``."""
+    if not settling:
+        return ""
+    which = "" if settling == unknown else f"{settling:,} of them "
+    return (
+        f"; {which}not before {utc_time(settled_at)}: the worker that sent "
+        f"{'its create' if settling == 1 else 'their creates'} did not store the answer "
+        "within its lease and may only be frozen (a stopped process, a paused VM), so its "
+        f"answer may still come ({force} sends {'it' if settling == 1 else 'them'} now)"
+    )
 
 
 def utc_time(at: float) -> str:
@@ -381,7 +399,20 @@ class Batch(str):
                 settling += retried.settling
                 settled_at = max(settled_at, retried.settled_at)
         left = 0 if unknown else self.status().counts.get("unknown", 0)
+        if left:  # say which of them retry(unknown=True) would still leave, and until when
+            settling, settled_at = self.settling_unknowns()
         return RetryOutcome(jobs, steps, left, settling, settled_at)
+
+    def settling_unknowns(self) -> tuple[int, float]:
+        """Unknown jobs whose worker did not store its answer within its lease (it may only
+        be frozen, and the answer still come), and when the last of them may be sent again
+        (epoch seconds): ``retry(unknown=True)`` and ``purge()`` leave them until then."""
+        found = self._services.batches.settling_unknowns(
+            self.id,
+            now=self._services.now(),
+            settle_s=self._services.settings.unknown_settle_s,
+        )
+        return found.settling, found.settled_at
 
     def cancel(self, *, by: str | None = None) -> dict[str, int]:
         """Cancel what has not started: counts of jobs ``cancelled`` now and ``requested``
@@ -427,15 +458,11 @@ class Batch(str):
     def _refuse_while_unknowns_settle(self) -> None:
         """A worker frozen past its lease stores its answers when it wakes: purged before,
         they were paid tasks with no record but a warning (QA pass)."""
-        settling = self._services.batches.settling_unknowns(
-            self.id,
-            now=self._services.now(),
-            settle_s=self._services.settings.unknown_settle_s,
-        )
-        if settling.settling:
-            until = utc_time(settling.settled_at)
+        settling, settled_at = self.settling_unknowns()
+        if settling:
+            until = utc_time(settled_at)
             raise ProducerError(
-                f"batch {self.id} has {plural(settling.settling, 'unknown job')} whose worker "
+                f"batch {self.id} has {plural(settling, 'unknown job')} whose worker "
                 "did not store the answer within its lease and may only be frozen (a stopped "
                 "process, a paused VM): its answers may still come, and would then be paid "
                 f"tasks with no record. Purge after {until}, or with {PURGE_FORCE}"

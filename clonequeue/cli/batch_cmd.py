@@ -10,7 +10,7 @@ from functools import cached_property
 import redis
 import typer
 
-from clonequeue.batch import Batch
+from clonequeue.batch import Batch, settling_clause
 from clonequeue.cli import context
 from clonequeue.cli.errors import EXIT_JOBS_FAILED, EXIT_OK
 from clonequeue.cli.progress import BatchWatch, pause_text, summary
@@ -92,7 +92,7 @@ def status(
         typer.echo(f"{batch}: {summary(info)}")
         unknown = info.counts.get("unknown", 0)
         if unknown:
-            typer.echo(_unknown_next_step(batch, unknown), err=True)
+            typer.echo(_unknown_next_step(batch, unknown, *handle.settling_unknowns()), err=True)
         if paused:
             typer.echo(pause_text(paused), err=True)
     if wait or watch:
@@ -100,12 +100,13 @@ def status(
         raise typer.Exit(EXIT_JOBS_FAILED if bad else EXIT_OK)
 
 
-def _unknown_next_step(batch: str, count: int) -> str:
-    """Unknown jobs are never sent again by us: the operator decides, so say with what."""
+def _unknown_next_step(batch: str, count: int, settling: int, settled_at: float) -> str:
+    """Unknown jobs are never sent again by us: the operator decides, so say with what,
+    and which of them that still leaves for now (their worker may only be frozen)."""
     return (
         f"{plural(count, 'job')} unknown (a create went out and no answer came back: it may be "
         f"billed); check `clonequeue errors {batch}`, then `clonequeue retry {batch} --unknown` "
-        "sends again"
+        "sends again" + settling_clause(count, settling, settled_at, "`--force` too")
     )
 
 

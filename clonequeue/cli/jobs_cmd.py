@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from clonequeue.batch import PURGE_FORCE, Batch, who_am_i
+from clonequeue.batch import PURGE_FORCE, Batch, RetryOutcome, settling_clause, who_am_i
 from clonequeue.cli import context
 from clonequeue.cli.errors import fail
 from clonequeue.producers.errors import ProducerError
@@ -70,24 +70,26 @@ def retry(
     typer.echo(
         f"{what}: {plural(outcome.jobs, 'job')} queued again ({plural(outcome.steps, 'create')})"
     )
-    left_unknown = 0 if unknown else handle.status().counts.get("unknown", 0)
-    if left_unknown:
-        typer.echo(_unknown_not_retried(batch, left_unknown), err=True)
+    if outcome.unknown_left:
+        typer.echo(_unknown_not_retried(batch, outcome), err=True)
     if outcome.settle_note:
         note = outcome.settle_note.replace("with force=True", f"run `clonequeue retry {batch} "
                                            "--unknown --force`")  # fmt: skip
         typer.echo(note, err=True)
 
 
-def _unknown_not_retried(batch: str, count: int) -> str:
+def _unknown_not_retried(batch: str, outcome: RetryOutcome) -> str:
     """Unknown jobs are left out unless asked for: a bare ``retry`` saying "0 jobs" of a
-    batch full of them reads as if nothing could be done, so say what would, and its risk."""
+    batch full of them reads as if nothing could be done, so say what would, its risk, and
+    which of them it would still leave (their worker may only be frozen)."""
+    count = outcome.unknown_left
     one = count == 1
     return (
         f"{plural(count, 'job')} unknown, not retried: a create went out and no answer came "
         f"back, so {'it' if one else 'each'} may exist and be billed already; "
         f"`clonequeue retry {batch} --unknown` sends {'it' if one else 'them'} again "
         f"({'it' if one else 'they'} may be billed twice)"
+        + settling_clause(count, outcome.settling, outcome.settled_at, "`--force` too")
     )
 
 

@@ -137,24 +137,16 @@ class BatchStore:
 
     def settling_unknowns(self, batch_id: str, *, now: float, settle_s: float) -> Retried:
         """The batch's unknown jobs whose worker may only be frozen (``lost_worker`` less
-        than ``settle_s`` ago): ``settling`` and ``settled_at``, as a retry leaves them."""
+        than ``settle_s`` ago): ``settling`` and ``settled_at``, as a retry leaves them
+        (the same script decides, asked only to check)."""
         found = Retried()
         info = self.info(batch_id)
         if settle_s <= 0 or info is None or not info.counts.get("unknown"):
             return found
-        for doc in self.docs(batch_id):
-            if doc.get("state") != "unknown":
-                continue
-            ats = [
-                float(step["error"].get("at") or 0)
-                for step in (doc.get("clone") or {}, *(doc.get("audios") or []))
-                if step.get("state") == "unknown"
-                and isinstance(step.get("error"), dict)
-                and step["error"].get("kind") == "lost_worker"
-            ]
-            if ats and now - max(ats) < settle_s:
+        for out in self._retry_each(batch_id, "unknown", now=now, settle_s=settle_s, check=True):
+            if out[0] == "settling":
                 found.settling += 1
-                found.settled_at = max(found.settled_at, max(ats) + settle_s)
+                found.settled_at = max(found.settled_at, float(out[1]))
         return found
 
     def lookup(self, job_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
@@ -179,6 +171,19 @@ class BatchStore:
         An unknown job whose worker may only be frozen (``lost_worker`` less than
         ``settle_s`` ago) is left: its answer may still come (retry_job.lua)."""
         retried = Retried()
+        for out in self._retry_each(batch_id, what, now=now, settle_s=settle_s):
+            if out[0] == "ok":
+                retried.jobs += 1
+                retried.dispatches += [Dispatch.parse(e) for e in out[1:]]
+            elif out[0] == "settling":
+                retried.settling += 1
+                retried.settled_at = max(retried.settled_at, float(out[1]))
+        return retried
+
+    def _retry_each(
+        self, batch_id: str, what: str, *, now: float, settle_s: float, check: bool = False
+    ) -> Iterator[list[Any]]:
+        """retry_job.lua's answer for each of the batch's jobs, a chunk per round trip."""
         limits = self.jobs.limits
         for ids in self.job_ids(batch_id):
             pipe = self.client.pipeline(transaction=False)
@@ -186,17 +191,11 @@ class BatchStore:
                 self.jobs._scripts.run(
                     "retry_job",
                     [self.keys.ns, repr(now), job_id, what, limits.grace_s,
-                     limits.job_deadline_s, limits.retention_s, repr(settle_s)],
+                     limits.job_deadline_s, limits.retention_s, repr(settle_s),
+                     "1" if check else "0"],
                     client=pipe,
                 )  # fmt: skip
-            for out in pipe.execute():
-                if out[0] == "ok":
-                    retried.jobs += 1
-                    retried.dispatches += [Dispatch.parse(e) for e in out[1:]]
-                elif out[0] == "settling":
-                    retried.settling += 1
-                    retried.settled_at = max(retried.settled_at, float(out[1]))
-        return retried
+            yield from pipe.execute()
 
     def cancel(self, batch_id: str, *, now: float, by: str = "") -> dict[str, int]:
         """Cancel every unfinished job; counts of 'cancelled' (at once) and 'requested'.

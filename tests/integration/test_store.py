@@ -786,11 +786,12 @@ def test_an_unknown_probe_restarts_the_probe_interval_of_an_unknown_answers_paus
     assert pause["reason"].startswith("6 creates in a row")
 
 
-def test_a_reclone_by_retry_failed_waits_for_an_audio_whose_worker_may_be_frozen(
+def test_a_reclone_by_retry_failed_leaves_an_unknown_audio_for_retry_unknown(
     jobs: JobStore,
 ) -> None:
-    """The re-clone of an expired model resets every audio not completed, so an unknown
-    (lost_worker) one went out again inside the settle window, without --unknown."""
+    """The re-clone of an expired model reset every audio not completed, and the new
+    clone's completion queued them all: an unknown one (its create may exist and be
+    billed) went out again without --unknown, and inside the settle window."""
     add(jobs, spec("k", audios=2))
     d = doc(jobs, "k")
     d["state"] = "failed"
@@ -799,8 +800,30 @@ def test_a_reclone_by_retry_failed_waits_for_an_audio_whose_worker_may_be_frozen
     d["audios"][1].update(state="unknown", error={"kind": "lost_worker", "at": NOW, "msg": "x"})
     jobs.client.set(jobs.keys.job("k"), json.dumps(d))
     batches = BatchStore(jobs)
-    waiting = batches.retry("b1", "failed", now=NOW + 10, settle_s=600)
-    assert (waiting.jobs, waiting.settling, waiting.settled_at) == (0, 1, NOW + 600)
+    recloned = batches.retry("b1", "failed", now=NOW + 10, settle_s=600)
+    assert [(s.item, s.gen) for s in recloned.dispatches] == [("c", 1)]
+    assert recloned.settling == 0  # nothing unknown is sent: nothing to wait for
     assert doc(jobs, "k")["audios"][1]["state"] == "unknown"
-    later = batches.retry("b1", "failed", now=NOW + 601, settle_s=600)
-    assert later.jobs == 1
+    claim = jobs.claim_create("k", "c", 1, now=NOW + 10, lease_s=60)
+    assert isinstance(claim, Claimed)
+    jobs.record_created("k", "c", 1, "clone-2", now=NOW + 10, next_due=NOW + 15)
+    done = jobs.record_poll(
+        "k", "c", 2, "completed", {"model_id": "m2", "audio_url": "https://cdn/p.mp3"},
+        now=NOW + 15, next_due=NOW + 25,
+    )  # fmt: skip
+    (audio,) = done.dispatches
+    assert audio.item == "0"  # the failed audio only
+    assert doc(jobs, "k")["audios"][1]["state"] == "unknown"
+    jobs.claim_create("k", "0", audio.gen, now=NOW + 15, lease_s=60)
+    jobs.record_created("k", "0", audio.gen, "audio-0", now=NOW + 15, next_due=NOW + 20)
+    jobs.record_poll(
+        "k", "0", audio.gen + 1, "completed", {"audio_url": "https://cdn/0.mp3"},
+        now=NOW + 20, next_due=NOW + 30,
+    )  # fmt: skip
+    assert doc(jobs, "k")["state"] == "unknown"
+    waiting = batches.retry("b1", "unknown", now=NOW + 20, settle_s=600)
+    assert (waiting.jobs, waiting.settling, waiting.settled_at) == (0, 1, NOW + 600)
+    settling = batches.settling_unknowns("b1", now=NOW + 20, settle_s=600)
+    assert (settling.settling, settling.settled_at) == (1, NOW + 600)
+    later = batches.retry("b1", "unknown", now=NOW + 601, settle_s=600)
+    assert [s.item for s in later.dispatches] == ["1"]

@@ -97,8 +97,9 @@ if status == 'completed' then
   if item == 'c' then
     step.model_id = result.model_id
     for i, audio in ipairs(doc.audios or {}) do
-      if audio.state == 'completed' then
-        -- made with an earlier clone of this voice (a re-clone after expiry): keep it
+      if audio.state == 'completed' or audio.state == 'unknown' then
+        -- made with an earlier clone of this voice (a re-clone after expiry): keep it;
+        -- an unknown one may exist and be billed: sent again only by `retry --unknown`
       elseif doc.cancel_requested then
         audio.state = 'cancelled'
       else

@@ -3,27 +3,29 @@
 -- audio failed because its modelId expired, the voice is cloned again first. A
 -- cancelled step was never sent (cancel_job.lua cancels only pending ones).
 -- ARGV: ns, now, job_id, what ('failed'|'unknown'|'cancelled'), grace_s, deadline_s, retention,
---       settle_s
+--       settle_s, check ('1': only say whether an unknown job is settling; purge and
+--       `status` ask, so the rule is written once)
 -- Returns {'ok', entries...} (steps to dispatch, 'gen|item|job') | {'skipped', state} | {'gone'}
 --       | {'settling', until}: an unknown step whose worker may only be frozen
 --       (`lost_worker` less than settle_s ago) is left alone: its answer may still come,
 --       and sending again then pays twice (QA: a SIGSTOPped worker's 18 creates, retried
---       as its status advised, were all made twice when it woke).
+--       as its status advised, were all made twice when it woke) | {'clear'} (check only).
 local job_id, what = ARGV[3], ARGV[4]
 local grace, deadline_s, retention = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
 local settle = tonumber(ARGV[8]) or 0
+local check_only = ARGV[9] == '1'
 local job_key = key('job', job_id)
 local doc = load_doc(job_key)
 if not doc then
   return {'gone'}
 end
 local old_state = doc.state
-if not TERMINAL[old_state] or old_state == 'completed' then
+if not TERMINAL[old_state] or old_state == 'completed' or (check_only and old_state ~= 'unknown') then
   return {'skipped', old_state}
 end
-local clone_first = doc.clone.state == what or (doc.clone.state == 'completed'
-  and not doc.clone.activated) -- a re-clone resets the unknown audios too
-if (what == 'unknown' or clone_first) and settle > 0 then
+-- Only a retry of unknown work sends an unknown step again (a re-clone for `failed`
+-- leaves the unknown audios as they are), so only it waits for them to settle.
+if what == 'unknown' and settle > 0 then
   local latest = 0
   for _, step in ipairs({doc.clone, unpack(doc.audios or {})}) do
     local err = step.error
@@ -34,6 +36,9 @@ if (what == 'unknown' or clone_first) and settle > 0 then
   if NOW - latest < settle then
     return {'settling', tostring(latest + settle)}
   end
+end
+if check_only then
+  return {'clear'}
 end
 
 local function reset(step)
@@ -75,7 +80,9 @@ if reclone then
   clone.activated = nil
   doc.deadline = nil
   for _, audio in ipairs(doc.audios or {}) do
-    if audio.state ~= 'completed' then
+    -- an unknown audio's create may exist and be billed: sent again only when asked
+    -- (`retry --unknown`), never as a side effect of re-cloning for a failed one
+    if audio.state ~= 'completed' and (audio.state ~= 'unknown' or what == 'unknown') then
       reset(audio)
     end
   end
