@@ -91,6 +91,7 @@ class Released:
     result: str  # retry | parked | failed | unknown | stale | gone
     gen: int = 0
     dispatches: list[Dispatch] = field(default_factory=list)
+    paused: str = ""  # the reason of the unknown_answers pause this release set, if it did
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,7 +320,7 @@ class JobStore:
         out = self._run("release_create", now, *args)
         if out[0] in ("stale", "gone"):
             return Released(out[0])
-        return Released(out[0], int(out[1]), [Dispatch.parse(e) for e in out[2:]])
+        return Released(out[0], int(out[1]), [Dispatch.parse(e) for e in out[3:]], str(out[2]))
 
     def _release_args(
         self,

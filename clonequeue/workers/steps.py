@@ -280,9 +280,7 @@ def _handle_create_error(ctx: WorkerContext, step: Dispatch, claim: Claimed, exc
             exc.msg,
             extra={"job": step.job_id},
         )
-        released = _release(ctx, step, "unknown", error)
-        _say_if_unknowns_paused(ctx)
-        return released
+        return _release(ctx, step, "unknown", error)
     if isinstance(exc, TransientApiError):
         if isinstance(exc, RateLimitedError):
             ctx.limiter.cool_down(exc.retry_after_s or 1.0)
@@ -315,16 +313,6 @@ def _handle_create_error(ctx: WorkerContext, step: Dispatch, claim: Claimed, exc
     if isinstance(exc, RejectedError) and "expire" in exc.msg.lower() and not step.is_clone:
         error["kind"] = ErrorKind.MODEL_EXPIRED
     return _release(ctx, step, "rejected", error)
-
-
-def _say_if_unknowns_paused(ctx: WorkerContext) -> None:
-    """Log the pause a run of unknown creates began (release_create.lua sets it)."""
-    raw = ctx.jobs.client.get(ctx.jobs.keys.paused)
-    if not raw:
-        return
-    pause = json.loads(raw)
-    if pause.get("kind") == "unknown_answers" and ctx.clock() - float(pause["since"]) < 1.0:
-        log.error("creates paused fleet-wide: %s", pause.get("reason"))
 
 
 def api_error_record(exc: ApiError) -> dict[str, Any]:
@@ -362,6 +350,8 @@ def _release(
     if released.result == "retry" and queued:
         ctx.dispatcher.create(Dispatch(step.job_id, step.item, released.gen), countdown=delay)
     send_all(ctx.dispatcher, released.dispatches)
+    if released.paused:  # a run of unknown creates began a pause (release_create.lua)
+        log.error("creates paused fleet-wide: %s", released.paused)
     if released.result in ("failed", "unknown"):
         STEPS_FINISHED.labels(_kind(step), released.result).inc()
     if released.result == "failed":

@@ -178,7 +178,7 @@ def test_creates_that_all_end_unknown_pause_the_fleet_until_one_gets_its_task(
     with serving(api, "HTTP/1.1") as url:
         system = System(tmp_path / "system", redis_url, url)
         try:
-            system.start_worker("--concurrency", "4")
+            worker = system.start_worker("--concurrency", "4")
             rows = [
                 {
                     "custom_id": f"w-{i}",
@@ -200,6 +200,8 @@ def test_creates_that_all_end_unknown_pause_the_fleet_until_one_gets_its_task(
                                 pause["reason"])  # fmt: skip
             assert in_a_row is not None, pause["reason"]
             assert int(in_a_row.group(1)) >= 5
+            said = worker.log_path.read_text(errors="replace")  # the operator is told, once
+            assert said.count("creates paused fleet-wide: 5 creates in a row") == 1, said[-2000:]
             time.sleep(2)  # creates in the air when it paused come back; no more go out
             unknown = system.info("web").counts["unknown"]
             assert 5 <= unknown <= 5 + 4, unknown  # the run, and what 4 threads had in the air

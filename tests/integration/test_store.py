@@ -769,9 +769,11 @@ def test_an_unknown_probe_restarts_the_probe_interval_of_an_unknown_answers_paus
     add(jobs, *(spec(f"u{i}", audios=0) for i in range(6)))
     for i in range(5):
         jobs.claim_create(f"u{i}", "c", 0, now=NOW + i, lease_s=60)
-        jobs.release_create(
+        released = jobs.release_create(
             f"u{i}", "c", 0, "unknown", {"kind": "no_answer", "msg": "x"}, now=NOW + i
         )
+        # the release that began the pause says so (the worker logs it; no read after)
+        assert released.paused.startswith("5 creates in a row") == (i == 4), released
     pause = json.loads(jobs.client.get(jobs.keys.paused) or "{}")
     assert (pause["kind"], pause["since"]) == ("unknown_answers", NOW + 4)
     assert isinstance(jobs.claim_create("u5", "c", 0, now=NOW + 5, lease_s=60), Skipped)

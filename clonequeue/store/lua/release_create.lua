@@ -11,8 +11,9 @@
 -- its task): unknown_pause_after of them in a row pause creates ('unknown_answers'),
 -- as an API that answers every create unreadably (a wrong base URL serving a web
 -- page, a proxy's error page) left a whole batch unknown, each maybe billed.
--- Returns {result, new_gen, unparked...} with result 'retry' | 'parked' |
--- 'failed' | 'unknown', or {'stale'} | {'gone'}.
+-- Returns {result, new_gen, pause, unparked...} with result 'retry' | 'parked' |
+-- 'failed' | 'unknown' and pause the reason of an unknown_answers pause this release
+-- set (else ''), or {'stale'} | {'gone'}.
 local job_id, item, gen = ARGV[3], ARGV[4], tonumber(ARGV[5])
 local outcome, err = ARGV[6], cjson.decode(ARGV[7])
 local retry_at, queued, max_attempts = tonumber(ARGV[8]), ARGV[9] == '1', tonumber(ARGV[10])
@@ -35,6 +36,7 @@ else
   step.error = err
 end
 local result = outcome
+local paused = ''
 local tries = step.attempts - (step.attempts_before or 0) -- since the last `retry`
 if outcome == 'retry' and tries >= max_attempts then
   err.msg = 'gave up after ' .. tries .. ' attempts; last error: ' .. err.msg
@@ -65,11 +67,12 @@ elseif outcome == 'unknown' then
     -- set, or set again: a probe that also ended unknown restarts the probe interval
     -- (as a blocked probe does); probes had gone out at the watchdog's pace
     if streak >= pause_after and (not current or ours) then
+      paused = string.format('%d creates in a row were sent and got no readable answer '
+        .. '(the last: %s): each may exist and be billed, so creates pause; one is tried '
+        .. 'every CLONEQUEUE_PAUSE_PROBE_INTERVAL_S, or `clonequeue resume` lifts it',
+        streak, tostring(err.msg))
       redis.call('SET', key('paused'), cjson.encode({kind = 'unknown_answers', since = NOW,
-        reason = string.format('%d creates in a row were sent and got no readable answer '
-          .. '(the last: %s): each may exist and be billed, so creates pause; one is tried '
-          .. 'every CLONEQUEUE_PAUSE_PROBE_INTERVAL_S, or `clonequeue resume` lifts it',
-          streak, tostring(err.msg))}))
+        reason = paused}))
     end
   end
 else
@@ -78,7 +81,7 @@ else
   result = 'failed'
 end
 commit(job_key, doc, old_state, retention)
-local out = {result, step.gen}
+local out = {result, step.gen, paused}
 for _, entry in ipairs(unpark(cap, grace, 50)) do
   out[#out + 1] = entry
 end
