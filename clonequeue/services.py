@@ -14,7 +14,7 @@ from clonequeue.config.redis_urls import mask_url
 from clonequeue.dispatch.dispatcher import CeleryDispatcher, send_all
 from clonequeue.dispatch.due import DueIndex
 from clonequeue.errors import StoreError
-from clonequeue.redis_refusals import write_refusal
+from clonequeue.redis_refusals import refusal_line
 from clonequeue.store.batches import BatchStore
 from clonequeue.store.clock import FleetClock
 from clonequeue.store.connect import job_store, store_client
@@ -37,9 +37,9 @@ class Services:
             try:
                 probe.ping()
             except redis.exceptions.RedisError as exc:
-                refused = write_refusal(exc)
+                refused = refusal_line(exc)
                 if refused is not None:  # up, and reads work: say it, and go on
-                    log.warning("%s (%s)", refused, str(exc).splitlines()[0][:200])
+                    log.warning("%s", refused)
                     return store_client(self.settings)
                 raise StoreError(
                     f"cannot reach Redis at {mask_url(self.settings.redis_url)} "

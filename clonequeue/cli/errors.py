@@ -17,7 +17,7 @@ import typer
 import typer.core
 
 from clonequeue.errors import ClonequeueError, ConfigError, InputError
-from clonequeue.redis_refusals import write_refusal
+from clonequeue.redis_refusals import error_line, refusal_line
 from clonequeue.store.unreachable import unreachable_hint, unreachable_reason
 
 EXIT_OK = 0
@@ -64,21 +64,16 @@ def explain(exc: BaseException) -> tuple[str, int] | None:
             f"{unreachable_hint(exc)}",
             EXIT_FATAL,
         )
-    refused = write_refusal(exc)
+    refused = refusal_line(exc)
     if refused is not None:
-        return f"{refused} ({_first_line(exc)})", EXIT_FATAL
+        return refused, EXIT_FATAL
     if isinstance(exc, redis.exceptions.RedisError):
-        return f"Redis error: {_first_line(exc)}", EXIT_FATAL
+        return f"Redis error: {error_line(exc)}", EXIT_FATAL
     if isinstance(exc, ClonequeueError):  # StoreError and ProducerError among them
         return str(exc), EXIT_FATAL
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted", 130
     return None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else exc.__class__.__name__
 
 
 class JsonCommand(typer.core.TyperCommand):

@@ -43,6 +43,7 @@ from clonequeue.producers.estimate import check_limit
 from clonequeue.producers.intake import Checked
 from clonequeue.producers.rows import RowError
 from clonequeue.producers.sources import InputFile, RowSource, temp_dir
+from clonequeue.redis_refusals import refusal_line
 from clonequeue.services import Services
 from clonequeue.store.batches import BatchStore
 from clonequeue.wording import plural
@@ -474,7 +475,23 @@ def _check_broker(services: Services) -> None:
         with services.app.connection_for_write() as connection:
             connection.ensure_connection(max_retries=1, timeout=5)
     except (kombu.exceptions.KombuError, OSError) as exc:
+        refused = _refusal_within(exc)
+        if refused is not None:  # it answered: "cannot reach … start it" sent users astray
+            raise ProducerError(f"{refused}; nothing was submitted") from None
         raise ProducerError(
             f"cannot reach the broker ({type(exc).__name__}: {exc}); nothing was submitted: "
             "start it or set CLONEQUEUE_BROKER_URL"
         ) from None
+
+
+def _refusal_within(exc: BaseException) -> str | None:
+    """A Redis broker's refusal (MISCONF, OOM) that kombu re-raised as its own error."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return None
+        refused = refusal_line(seen)
+        if refused is not None:
+            return refused
+        seen = seen.__cause__ or seen.__context__
+    return None

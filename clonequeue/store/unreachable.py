@@ -11,6 +11,8 @@ import re
 
 from redis.sentinel import MasterNotFoundError
 
+from clonequeue.redis_refusals import error_line
+
 _MASTER = re.compile(r"No master found for '([^']*)'")
 _ENTRY_START = re.compile(r", (?=<redis\.)")
 _WHERE = re.compile(r"host=([^,]+),port=(\d+)")
@@ -20,9 +22,9 @@ _REFUSED = re.compile(r"connecting to \S+?\.\s+(.*?)\.?$")
 
 def unreachable_reason(exc: BaseException) -> str:
     """Why Redis could not be reached, in one line."""
-    text = str(exc).strip()
     if not isinstance(exc, MasterNotFoundError):
-        return text.splitlines()[0] if text else exc.__class__.__name__
+        return error_line(exc)
+    text = str(exc).strip()
     found = _MASTER.search(text)
     master = found.group(1) if found else "?"
     if " : " not in text:  # every sentinel answered

@@ -46,7 +46,7 @@ from clonequeue.errors import (
 )
 from clonequeue.logs import add_log_context
 from clonequeue.metrics import CHARS_SUBMITTED, CREATE_RETRIES, STEPS_FINISHED
-from clonequeue.redis_refusals import refuses_writes
+from clonequeue.redis_refusals import clip, error_line, refuses_writes
 from clonequeue.store.jobs import Claimed, Created, Dispatch, PollCheck, Skipped
 from clonequeue.store.records import ErrorKind
 from clonequeue.workers.context import WorkerContext
@@ -259,7 +259,7 @@ def _persist_created(
                     "holding it and trying again for up to %.0f s",
                     remote_id,
                     type(exc).__name__,
-                    str(exc).splitlines()[0][:200],
+                    clip(error_line(exc), 200),
                     PERSIST_FOR_S,
                 )
             time.sleep(delay)

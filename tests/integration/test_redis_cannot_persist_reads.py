@@ -1,9 +1,12 @@
 """A Redis that cannot persist (MISCONF: its disk full, its folder gone) refuses writes and
 PING, and serves reads: the commands that only read must go on (QA pass: status, batches
-and results all failed, as redis-py's health-check PING on each new connection did)."""
+and results all failed, as redis-py's health-check PING on each new connection did), and
+say so in one line each (QA pass: a paragraph, Redis's own reply in it cut mid-word); a
+command that writes fails with that line."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from pathlib import Path
@@ -42,13 +45,29 @@ def test_reads_go_on_while_redis_cannot_persist(tmp_path: Path) -> None:
         with pytest.raises(redis.exceptions.ResponseError, match="MISCONF"):
             client.ping()  # what redis-py's health check sends on every new connection
         settings = {"CLONEQUEUE_REDIS_URL": url, "CLONEQUEUE_NAMESPACE": "mc"}
+        said = (
+            "Redis cannot save to disk and refuses writes until it can: check the disk it "
+            "saves to (`CONFIG GET dir` on the Redis server); nothing is lost (Redis: MISCONF "
+            "Redis is configured to save RDB snapshots, but it is currently not able to "
+            "persist on disk. …)"
+        )
         for args, shown in (
             (("status", "m"), "m: 1 job: pending 1"),
+            (("batches",), "1 job: pending 1"),
             (("results", "m"), '"custom_id": "m1"'),
         ):
             out = clonequeue_cli(*args, cwd=tmp_path, settings=settings)
             assert out.returncode == 0, out.stderr
             assert shown in out.stdout
-            assert out.stderr.count("cannot write its AOF or snapshot") == 1  # said once
+            assert out.stderr.splitlines() == [said]  # once, in one line
+        out = clonequeue_cli("cancel", "m", cwd=tmp_path, settings=settings)
+        assert out.returncode == 1, out.stderr
+        assert f"error: {said}" in out.stderr.splitlines()
+        # the broker is this Redis: it answered, so not "cannot reach the broker … start it"
+        rows = tmp_path / "rows.jsonl"
+        rows.write_text(json.dumps({**row, "custom_id": "m2"}) + "\n")
+        out = clonequeue_cli("submit", str(rows), cwd=tmp_path, settings=settings)
+        assert out.returncode == 1, out.stderr
+        assert f"error: {said}; nothing was submitted" in out.stderr.splitlines(), out.stderr
         gone.mkdir()
         client.config_set("stop-writes-on-bgsave-error", "no")
