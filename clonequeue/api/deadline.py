@@ -15,10 +15,11 @@ import select
 import socket
 import time
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 _NO_WAIT_S = 0.05  # past the deadline, a read of bytes already there (never a wait)
 _LATE_READ_S = 0.5  # how long reads past the deadline may go on, bytes being there
+_T = TypeVar("_T")
 
 
 class DeadlineSocket:
@@ -88,12 +89,23 @@ class DeadlineSocket:
         return self._timeout
 
     def recv(self, *args: Any) -> bytes:
-        self._arm(reading=True)
-        return self._sock.recv(*args)
+        return self._read(self._sock.recv, *args)
 
     def recv_into(self, *args: Any) -> int:
+        return self._read(self._sock.recv_into, *args)
+
+    def _read(self, read: Callable[..., _T], *args: Any) -> _T:
+        """A signal handled on this thread (SIGHUP before SIGCONT wakes a frozen worker)
+        breaks a wait whose time ran out while frozen, and CPython then raises a timeout
+        without looking at the socket again: the answer there is read as it would be."""
         self._arm(reading=True)
-        return self._sock.recv_into(*args)
+        try:
+            return read(*args)
+        except TimeoutError:
+            if not self._readable_now():
+                raise
+            self._arm(reading=True)
+            return read(*args)
 
     def send(self, *args: Any) -> int:
         self._arm()
