@@ -73,15 +73,17 @@ class ChaosRun:
         *,
         jobs: int = JOBS,
         batch: str = "chaos",
+        audios: int = 1,
     ) -> None:
         self.name, self.system, self.simulator = name, system, simulator
         self.chaos_report, self.jobs, self.batch = chaos_report, jobs, batch
+        self.audios = audios
         self.started = time.monotonic()
         self.fault_end: float | None = None
         simulator.configure(failure_rate=0.05, seed=sum(map(ord, name)) % 1000)
 
     def rows(self) -> list[dict[str, Any]]:
-        return make_rows(self.jobs, audios=1, prefix=self.batch)
+        return make_rows(self.jobs, audios=self.audios, prefix=self.batch)
 
     def submit(self) -> None:
         self.system.submit(self.rows(), batch=self.batch)
