@@ -58,6 +58,7 @@ of a halved pace left the API idle for 4 s (issue 15's drop to 20/s).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import threading
@@ -130,10 +131,18 @@ def ceiling_per_s(rate: str) -> float | None:
     return item.amount * PACING_MARGIN / item.get_expiry()
 
 
+@functools.lru_cache(maxsize=8)
 def token_id(token: str | None) -> str:
-    """A short, one-way name for a token: the learned rate is the token's, not the fleet's."""
-    digest = hashlib.sha256(b"clonequeue-rate\0" + (token or "").encode()).hexdigest()
-    return digest[:16]
+    """A short, one-way name for a token: the learned rate is the token's, not the fleet's.
+
+    A slow hash (scrypt, ~60 ms once per process and token): the name sits in a Redis key
+    that anyone who reads Redis sees, and a fast unsalted one let them confirm a guessed
+    token offline at GPU speed (security QA pass), which matters for tokens with a known
+    prefix and a short random part."""
+    digest = hashlib.scrypt(
+        (token or "").encode(), salt=b"clonequeue-rate", n=2**14, r=8, p=1, dklen=8
+    )
+    return digest.hex()
 
 
 def rate_limiter(settings: Settings, client: redis.Redis, keys: Keys) -> ApiRateLimiter:
@@ -146,11 +155,12 @@ class ApiRateLimiter:
     """Reserve a slot for one API call, waiting a bounded time for it."""
 
     def __init__(
-        self, client: redis.Redis, keys: Keys, rate: str, *, token: str = token_id(None)
+        self, client: redis.Redis, keys: Keys, rate: str, *, token: str | None = None
     ) -> None:
+        """``token``: the token's :func:`token_id` (None: no token's)."""
         self._client = client
         self._keys = keys
-        self._state_key = keys.rate_state(token)
+        self._state_key = keys.rate_state(token or token_id(None))
         self._ceiling = ceiling_per_s(rate)
         self._start = self._ceiling or AUTO_START_RATE
         self._reserve = client.register_script(RESERVE)
