@@ -299,16 +299,38 @@ class Batch(str):
         With an artifact store, each file's record gains ``artifact``: ``{state,
         url, bytes, sha256}`` (or ``{state: failed, error}``).
         """
-        self.status()
+        total = self.status().total
+        read = 0
         docs = self._services.batches.docs(self.id)
         if not self._results().has_artifacts(self.id):
             for doc in docs:
+                read += 1
                 yield result_record(doc)
-            return
-        from clonequeue.outputs.operate import with_artifacts
+        else:
+            from clonequeue.outputs.operate import with_artifacts
 
-        pairs = ((doc, result_record(doc)) for doc in docs)
-        yield from with_artifacts(self._services.redis, self._services.settings.namespace, pairs)
+            pairs = ((doc, result_record(doc)) for doc in docs)
+            for record in with_artifacts(
+                self._services.redis, self._services.settings.namespace, pairs
+            ):
+                read += 1
+                yield record
+        if read < total:
+            self._records_gone(read, total)
+
+    def _records_gone(self, read: int, total: int) -> None:
+        """Records went while they were read: a stream that just ended early read as the
+        whole batch (QA pass: a purge, or a Redis restarted without its data, mid-read)."""
+        gone = (
+            "the batch is gone"
+            if self._services.batches.info(self.id) is None
+            else ("the batch is still there but the other job records are gone")
+        )
+        raise BatchNotFoundError(
+            self.id,
+            reason=f"only {read:,} of its {plural(total, 'job record')} could be read: {gone} "
+            "(purged, or a Redis that restarted without its data lost them)",
+        )
 
     def results_frame(self, kind: FrameKind = "pandas") -> Any:
         """The results as a DataFrame, one row per job: ``kind="pandas"`` or ``"polars"``.

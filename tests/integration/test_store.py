@@ -829,3 +829,29 @@ def test_a_reclone_by_retry_failed_leaves_an_unknown_audio_for_retry_unknown(
     assert (settling.settling, settling.settled_at) == (1, NOW + 600)
     later = batches.retry("b1", "unknown", now=NOW + 601, settle_s=600)
     assert [s.item for s in later.dispatches] == ["1"]
+
+
+def test_finished_jobs_expire_with_their_batch_not_before_it(jobs: JobStore) -> None:
+    """A job's record expired RETENTION_S after the job finished, its batch's after the
+    batch did: a retry days later finished the batch again, and results() returned fewer
+    records than status counted, without a word (QA pass)."""
+    batches = add(jobs, spec("early", audios=0), spec("late", audios=0))
+    jobs.claim_create("early", "c", 0, now=NOW, lease_s=60)
+    jobs.release_create("early", "c", 0, "rejected", {"kind": "remote", "msg": "no"}, now=NOW)
+    assert jobs.client.ttl(jobs.keys.job("early")) == -1  # kept while its batch runs
+    run_clone(jobs, "late", now=NOW + 100)
+    ttls = {j: jobs.client.ttl(jobs.keys.job(j)) for j in ("early", "late")}
+    assert all(3590 < ttl <= 3600 for ttl in ttls.values()), ttls  # both with the batch
+    assert 3590 < jobs.client.ttl(jobs.keys.batch("b1")) <= 3600
+    # a retry un-finishes the batch: the finished job's record no longer runs out
+    jobs.client.expire(jobs.keys.job("late"), 5)  # (as if the retention had nearly run)
+    again = batches.retry("b1", "failed", now=NOW + 200)
+    assert again.jobs == 1
+    assert jobs.client.ttl(jobs.keys.job("late")) == -1
+    assert jobs.client.ttl(jobs.keys.batch("b1")) == -1
+    (step,) = again.dispatches
+    jobs.claim_create("early", "c", step.gen, now=NOW + 200, lease_s=60)
+    jobs.release_create(
+        "early", "c", step.gen, "rejected", {"kind": "remote", "msg": "no"}, now=NOW + 200
+    )
+    assert all(3590 < jobs.client.ttl(jobs.keys.job(j)) <= 3600 for j in ("early", "late"))

@@ -137,7 +137,27 @@ local function check_batch_finished(doc, retention)
     redis.call('HSET', bkey, 'finished_at', NOW)
     redis.call('EXPIRE', bkey, retention)
     redis.call('EXPIRE', lkey, retention)
+    -- its jobs' records live as long as it does: kept while it ran (commit), they expire
+    -- with it. One pass over its job list (QA pass: a job that finished days before a
+    -- retry finished the batch expired first, and results() returned fewer records than
+    -- status counted, without a word)
+    for _, id in ipairs(redis.call('LRANGE', lkey, 0, -1)) do
+      redis.call('EXPIRE', key('job', id), retention)
+    end
   end
+end
+
+-- A retry took a finished batch back: it and its jobs' records are kept again until it
+-- finishes (else a retry that outlasted what was left of the retention lost them).
+local function keep_batch(doc)
+  local bkey, lkey = batch_keys(doc)
+  if redis.call('HDEL', bkey, 'finished_at') == 1 then
+    for _, id in ipairs(redis.call('LRANGE', lkey, 0, -1)) do
+      redis.call('PERSIST', key('job', id))
+    end
+  end
+  redis.call('PERSIST', bkey)
+  redis.call('PERSIST', lkey)
 end
 
 -- Save the document, keep the batch counters and the event stream in step with
@@ -165,13 +185,16 @@ local function commit(job_key, doc, old_state, retention)
         'job', doc.id, 'batch', doc.batch, 'state', new_state, 'at', tostring(NOW))
       check_batch_finished(doc, retention)
     elseif was_terminal and not is_terminal then
-      redis.call('HDEL', bkey, 'finished_at')
-      redis.call('PERSIST', bkey)
-      redis.call('PERSIST', lkey)
+      keep_batch(doc)
     end
   end
+  -- SET cleared the record's TTL: a finished job's expires with its batch
+  -- (check_batch_finished); until the batch finishes it is kept, as the batch is
   if is_terminal then
-    redis.call('EXPIRE', job_key, retention)
+    local bkey = batch_keys(doc)
+    if redis.call('HEXISTS', bkey, 'finished_at') == 1 then
+      redis.call('EXPIRE', job_key, retention)
+    end
   end
   return new_state
 end
