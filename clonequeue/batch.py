@@ -239,7 +239,9 @@ class Batch(str):
         ``ValueError``, before anything is read. A Redis outage (a restart, a failover)
         is ridden out: each read retries for ~30 s, then the wait goes on reading for up
         to ``redis_outage_s`` more (a warning logged at its start and end), and only
-        then raises Redis's error (sooner when ``timeout`` ends first).
+        then raises Redis's own error (``redis.exceptions.ConnectionError``, not a
+        ``ClonequeueError``). ``timeout`` ends that sooner, but only once the read under
+        way gives up: up to ~30 s past it.
         """
         check_arg("Batch.wait", "timeout", timeout, (*SECONDS, NONE), "a number of seconds or None")
         check_arg("Batch.wait", "poll_interval", poll_interval, SECONDS, "a number of seconds")
