@@ -289,6 +289,15 @@ class Submission:
                 f"{type(exc).__name__}: {exc}); run the same command again "
                 "once Redis answers: rows already recorded are skipped, not sent twice"
             ) from None
+        except Exception as exc:  # the caller's rows (a generator that raised, say)
+            if with_docs is not None and report.new:
+                exc.add_note(
+                    f"clonequeue: {report.new:,} new jobs were recorded in batch "
+                    f"{self.batch_id} before this error, and will be sent; submit the same "
+                    "rows to that batch again to send the rest (rows already recorded are "
+                    "skipped, not sent twice)"
+                )
+            raise
         return report
 
     def _check_still_within_limit(self, report: SubmitReport, chunk: intake.Chunk) -> None:

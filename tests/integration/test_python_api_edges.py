@@ -193,3 +193,25 @@ def test_results_whose_records_go_mid_read_raise_instead_of_ending_early(
     # a whole read says nothing
     whole = clonequeue.submit([row(f"w{i}") for i in range(10)], batch="whole", services=services)
     assert len(list(whole.results())) == 10
+
+
+def test_rows_that_raise_mid_submit_say_which_batch_holds_what_was_recorded(
+    services: Services,
+) -> None:
+    """A generator that raised half-way propagated bare: the jobs recorded before it would
+    be billed, and the caller of submit(batch=None) never learned the batch id (QA pass)."""
+
+    def rows() -> Any:  # two chunks of 500 are recorded before it raises
+        for i in range(1100):
+            if i == 1050:
+                raise RuntimeError("upstream DB went away")
+            yield row(f"r{i}")
+
+    with pytest.raises(RuntimeError, match="upstream DB went away") as raised:
+        clonequeue.submit(rows(), batch="half", services=services)
+    assert raised.value.__notes__ == [
+        "clonequeue: 1,000 new jobs were recorded in batch half before this error, and will be "
+        "sent; submit the same rows to that batch again to send the rest (rows already "
+        "recorded are skipped, not sent twice)"
+    ]
+    assert services.batches.info("half").total == 1000  # type: ignore[union-attr]
