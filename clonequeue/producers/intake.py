@@ -121,7 +121,7 @@ def _dedupe(chunk: Chunk, seen: SeenIds) -> Chunk:
                     checked.line,
                     checked.custom_id,
                     [
-                        f"custom_id is already used by line {before.line} with different "
+                        f"custom_id: already used by line {before.line} with different "
                         "content; give each job its own custom_id"
                     ],
                     checked.original,

@@ -141,7 +141,7 @@ def test_a_big_file_checked_in_the_helper_process_gives_the_same_outcome(
     assert report is not None
     assert (report.rows, report.new, report.rejected) == (1200, 1198, 2)
     assert errors[0].startswith("line 6 (bad): clone.fileUrl: extension .txt")
-    assert errors[1].startswith("line 701 (h3): custom_id is already used by line 4")
+    assert errors[1].startswith("line 701 (h3): custom_id: already used by line 4")
     assert len(queued(services)) == 1198
 
 

@@ -159,8 +159,9 @@ def test_the_real_api_notice_says_to_start_the_simulator_with_the_token(
     monkeypatch.delenv("CLONEQUEUE_API_BASE_URL", raising=False)
     monkeypatch.setenv("CLONEQUEUE_API_TOKEN", "sk-mine")
     notice = real_api_notice(load_settings(env_file=None)) or ""
-    assert 'run `clonequeue simulator --token "$CLONEQUEUE_API_TOKEN"`' in notice
-    assert "accepts only the token sim-token" in notice
+    assert "run `clonequeue simulator --token-from-env`" in notice
+    assert "without it only the token sim-token" in notice
+    assert "--token " not in notice  # a command line is readable by every local user
 
 
 # --- 1, 2, 3, 13, 15. the README's first examples as a new user copies them ---------------------
@@ -182,13 +183,13 @@ def test_using_it_starts_a_redis_and_points_the_url_at_its_port() -> None:
     assert "clonequeue redis &" in first
     urls = re.findall(r"^export CLONEQUEUE_REDIS_URL=(\S+)", first, re.M)
     assert urls == ["redis://127.0.0.1:6390/0"]  # `clonequeue redis`'s default port
-    assert 'clonequeue simulator --token "$CLONEQUEUE_API_TOKEN"' in first
+    assert "clonequeue simulator --token-from-env &" in first
 
 
 def test_using_it_says_the_simulator_takes_only_its_tokens() -> None:
     text = " ".join(section("## Using it").split())
     assert "without one only `sim-token`" in text
-    assert 'clonequeue simulator --token "$CLONEQUEUE_API_TOKEN"` (port 8765)' in text
+    assert "clonequeue simulator --token-from-env` (port 8765" in text
 
 
 def test_the_jsonl_example_is_one_valid_job_per_line(tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ def test_the_corpus_covers_every_kind_of_bad_input() -> None:
         "not valid JSON",
         "not UTF-8",
         "custom_id: is required",
-        "custom_id is already used by line",
+        "custom_id: already used by line",
         "CSV header",
         "extension .txt is not an audio or video type",
         "pause marker",

@@ -16,6 +16,7 @@ from clonequeue.producers import estimate as estimates
 from clonequeue.producers.dedupe import SeenBefore, SeenIds
 from clonequeue.producers.errors import EstimateTooHighError
 from clonequeue.producers.export import CSV_COLUMNS, csv_rows, job_row, neutralised, write_csv
+from clonequeue.producers.rows import RowError
 from clonequeue.producers.sources import IterableSource
 from clonequeue.producers.submission import Submission, SubmitReport
 
@@ -45,14 +46,19 @@ def test_seen_ids_remembers_first_lines_across_and_within_chunks(tmp_path: Path)
 def test_repeats_are_skipped_and_conflicting_repeats_rejected() -> None:
     rows = [row("a"), row("b"), row("a"), row("b", text="Different"), row("c")]
     errors: list[str] = []
-    report = Submission(
-        IterableSource(rows), services=None, on_error=lambda e: errors.append(str(e))
-    ).run()
+    fields: list[str | None] = []
+
+    def on_error(error: RowError) -> None:
+        errors.append(str(error))
+        fields.append(error.field)
+
+    report = Submission(IterableSource(rows), services=None, on_error=on_error).run()
     assert (report.rows, report.new, report.repeats, report.rejected) == (5, 3, 1, 1)
     assert errors == [
-        "line 4 (b): custom_id is already used by line 2 with different content; "
+        "line 4 (b): custom_id: already used by line 2 with different content; "
         "give each job its own custom_id"
     ]
+    assert fields == ["custom_id"]  # the field is named, as for any other rule
 
 
 def test_estimate_counts_preview_and_production_separately() -> None:
