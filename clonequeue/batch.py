@@ -154,6 +154,7 @@ class Batch(str):
         submission: SubmitReport | None = None,
     ) -> Batch:
         check_arg("Batch", "batch_id", batch_id, (str,), "a batch id (str)")
+        check_value("Batch", "batch_id", batch_id, bool(batch_id.strip()), "a batch id (not empty)")
         check_arg("Batch", "settings", settings, (Settings, NONE), "a clonequeue.Settings or None")
         check_arg(
             "Batch",

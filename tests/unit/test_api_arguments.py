@@ -83,6 +83,8 @@ def test_estimate_results_and_batch_check_theirs_too(services: Services) -> None
     assert message(lambda: Batch(5, services=services)) == (  # type: ignore[arg-type]
         "Batch(batch_id=...): expected a batch id (str); got int 5"
     )
+    with pytest.raises(ValueError, match=r"expected a batch id \(not empty\); got str '  '"):
+        Batch("  ", services=services)  # it read as a batch not found (QA pass)
     batch = Batch("b", services=services)
     assert message(lambda: batch.wait(timeout="10")) == (  # type: ignore[arg-type]
         "Batch.wait(timeout=...): expected a number of seconds or None; got str '10'"
