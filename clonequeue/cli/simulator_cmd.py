@@ -6,14 +6,19 @@ name and help text, and can be changed later with ``PATCH /_sim/config``.
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from dotenv import dotenv_values
 from pydantic import ValidationError
 
 from clonequeue.api.models import describe_validation_error
 from clonequeue.cli.errors import EXIT_USAGE, fail
+from clonequeue.config.token import clean_token, read_token_file
+from clonequeue.redaction import register_secrets
 from clonequeue.simulator import SimConfig, run_simulator
 
 DEFAULT_PORT = 8765
@@ -37,8 +42,28 @@ def simulator(
     ),
     token: Annotated[
         list[str] | None,
-        typer.Option(help="An accepted bearer token (repeat for several). Default: sim-token."),
+        typer.Option(
+            help="An accepted bearer token (repeat for several). Default: sim-token. A "
+            "command line is readable by every local user (ps, /proc): give a real token "
+            "with --token-file or --token-from-env."
+        ),
     ] = None,
+    token_file: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--token-file",
+            help="A file holding an accepted bearer token (repeat for several), e.g. "
+            '"$CLONEQUEUE_API_TOKEN_FILE".',
+        ),
+    ] = None,
+    token_from_env: Annotated[
+        bool,
+        typer.Option(
+            "--token-from-env",
+            help="Accept the token the workers send: CLONEQUEUE_API_TOKEN, or the file in "
+            "CLONEQUEUE_API_TOKEN_FILE (the environment, else ./.env).",
+        ),
+    ] = False,
     balance: Annotated[float, typer.Option(help=_help("initial_balance"))] = _default(
         "initial_balance"
     ),
@@ -99,8 +124,9 @@ def simulator(
     """Run a local, fault-injecting JimmyAI SoundClone API until Ctrl-C or SIGTERM.
 
     Point clonequeue at it with CLONEQUEUE_API_BASE_URL=http://HOST:PORT and
-    CLONEQUEUE_API_TOKEN=sim-token. The admin API (knobs, clock, balances, ledger)
-    is under /_sim/.
+    CLONEQUEUE_API_TOKEN=sim-token (or start it with --token-from-env: it accepts
+    your token, read from the environment, not the command line). The admin API
+    (knobs, clock, balances, ledger) is under /_sim/.
     """
     knobs: dict[str, Any] = {
         "initial_balance": balance,
@@ -126,8 +152,12 @@ def simulator(
         "down": down,
         "down_for_s": down_for_s,
     }
-    if token:
-        knobs["tokens"] = tuple(token)
+    tokens = [*(token or ()), *(_file_token(path) for path in token_file or ())]
+    if token_from_env:
+        tokens.append(_env_token())
+    if tokens:
+        register_secrets(tokens)
+        knobs["tokens"] = tuple(dict.fromkeys(tokens))
     try:
         config = SimConfig.model_validate(knobs)
     except ValidationError as exc:
@@ -138,6 +168,42 @@ def simulator(
     except OSError as exc:
         fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
     print("simulator stopped", file=sys.stderr)
+
+
+def _file_token(path: Path) -> str:
+    """The token in ``path``, cleaned as a worker cleans it; a usage error names the file."""
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
+        fail(f"--token-file: cannot read {path}: {reason}", EXIT_USAGE)
+    try:
+        return clean_token(raw, source=f"--token-file {path}")
+    except ValueError as exc:
+        fail(str(exc), EXIT_USAGE)
+
+
+def _env_token() -> str:
+    """The token a worker started here would send: CLONEQUEUE_API_TOKEN or the file in
+    CLONEQUEUE_API_TOKEN_FILE, from the environment or else ./.env (never echoed)."""
+    names = ("CLONEQUEUE_API_TOKEN", "CLONEQUEUE_API_TOKEN_FILE")
+    found = {name: os.environ[name] for name in names if os.environ.get(name)}
+    if not found and Path(".env").is_file():
+        in_file = dotenv_values(".env")
+        found = {name: value for name in names if (value := in_file.get(name))}
+    try:
+        if len(found) == 2:
+            raise ValueError("set CLONEQUEUE_API_TOKEN or CLONEQUEUE_API_TOKEN_FILE, not both")
+        if "CLONEQUEUE_API_TOKEN_FILE" in found:
+            return read_token_file(Path(found["CLONEQUEUE_API_TOKEN_FILE"]))
+        if "CLONEQUEUE_API_TOKEN" in found:
+            return clean_token(found["CLONEQUEUE_API_TOKEN"], source="CLONEQUEUE_API_TOKEN")
+    except ValueError as exc:
+        fail(f"--token-from-env: {exc}", EXIT_USAGE)
+    fail(
+        "--token-from-env: neither CLONEQUEUE_API_TOKEN nor CLONEQUEUE_API_TOKEN_FILE is set",
+        EXIT_USAGE,
+    )
 
 
 def _announce(url: str) -> None:

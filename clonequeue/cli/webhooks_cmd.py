@@ -13,6 +13,8 @@ import typer
 
 from clonequeue.batch import Batch
 from clonequeue.cli import context
+from clonequeue.config.redis_urls import mask_query, mask_url
+from clonequeue.logs import mask_query_values
 from clonequeue.outputs.keys import GROUP, ResultKeys
 from clonequeue.services import Services
 from clonequeue.wording import plural
@@ -45,7 +47,7 @@ def webhooks(
         typer.echo(f"{plural(len(ids), 'delivery', 'deliveries')} queued again", err=True)
     listed = 0
     ended = Counter[str]()
-    for doc in handle.webhooks():
+    for doc in map(_shown, handle.webhooks()):
         listed += 1
         ended[doc["state"]] += 1
         typer.echo(json.dumps(doc) if as_json else _line(doc))
@@ -68,6 +70,19 @@ def _redeliver_hint(batch: str, failed: int, disabled: int) -> str:
         parts.append(f"{count} disabled ({its} answered 410 Gone)")
     them = "it" if failed + disabled == 1 else "them"
     return f"{', '.join(parts)}: `clonequeue webhooks {batch} --redeliver` sends {them} again"
+
+
+def _shown(doc: dict[str, Any]) -> dict[str, Any]:
+    """``doc`` as it may be printed: its URL's userinfo and query values masked, as in
+    the logs (a webhook carries its token in ``?token=…``), and any URL in an error too."""
+    if isinstance(doc.get("url"), str):
+        doc["url"] = mask_query(mask_url(doc["url"]))
+    for attempt in doc.get("attempts") or []:
+        if isinstance(attempt, dict) and isinstance(attempt.get("error"), str):
+            attempt["error"] = mask_query_values(attempt["error"])
+    if isinstance(doc.get("error"), str):
+        doc["error"] = mask_query_values(doc["error"])
+    return doc
 
 
 def _line(doc: dict[str, Any]) -> str:

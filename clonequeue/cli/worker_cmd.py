@@ -42,8 +42,9 @@ def real_api_notice(settings: Settings) -> str | None:
     return (
         f"note: CLONEQUEUE_API_BASE_URL is not set, so this worker sends jobs to the real "
         f"JimmyAI API at {DEFAULT_API_BASE_URL}, billed to your token; to try clonequeue "
-        'without it, run `clonequeue simulator --token "$CLONEQUEUE_API_TOKEN"` (without '
-        "--token it accepts only the token sim-token) and set "
+        "without it, run `clonequeue simulator --token-from-env` (it accepts the token of "
+        "CLONEQUEUE_API_TOKEN or CLONEQUEUE_API_TOKEN_FILE, read from its environment, not "
+        "its command line; without it only the token sim-token) and set "
         "CLONEQUEUE_API_BASE_URL=http://127.0.0.1:8765 (or run `clonequeue demo`)"
     )
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 from dotenv import dotenv_values
 from pydantic import ValidationError
 
-from clonequeue.config.redis_urls import mask_url
+from clonequeue.config.redis_urls import mask_query, mask_url
 from clonequeue.config.settings import (
     ENV_PREFIX,
     Settings,
@@ -78,7 +79,22 @@ def format_validation_error(exc: ValidationError) -> list[str]:
         field = str(loc[0])
         given = error.get("input")
         if field.endswith("_url") and isinstance(given, str):
-            given = mask_url(given)
+            message = _without_parts_of(given, message)
+            given = mask_query(mask_url(given))
         shown = "" if _is_secret(field) else f"={given!r}"
         lines.append(f"{env_name(field)}{shown}: {message}")
     return lines
+
+
+def _without_parts_of(url: str, message: str) -> str:
+    """``message`` with no text of ``url`` but what its masked form shows. Our validators
+    say the rule, never the value; should a parser's text slip through (urlsplit's
+    ``'TOKEN' does not appear to be an IPv4 or IPv6 address``), only the rule is left."""
+    shown = mask_query(mask_url(url))
+    rest = re.sub(r"^[A-Za-z][A-Za-z0-9+.-]*:", "", url)  # the scheme is no secret
+    words = {
+        w
+        for w in re.split(r"[^A-Za-z0-9_~.+%-]+", rest)
+        if len(w) >= 6 and re.search("[A-Za-z]", w) and w not in shown
+    }
+    return "must be a valid URL" if any(w in message for w in words) else message

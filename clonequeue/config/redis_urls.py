@@ -38,8 +38,12 @@ def parse_sentinel_url(url: str) -> SentinelUrl:
     for part in (p.strip() for p in url.split(";")):
         if not part:
             continue
-        parts = urlsplit(part)
-        if parts.scheme != SENTINEL_SCHEME or not parts.hostname:
+        try:
+            parts = urlsplit(part)
+            hostname = parts.hostname
+        except ValueError:  # its text quotes the part: a password, perhaps
+            raise ValueError(f"{mask_url(part)!r} cannot be parsed as a URL") from None
+        if parts.scheme != SENTINEL_SCHEME or not hostname:
             raise ValueError(
                 "each part of a Sentinel URL must read sentinel://host:port "
                 f"(got {mask_url(part)!r})"
@@ -48,7 +52,7 @@ def parse_sentinel_url(url: str) -> SentinelUrl:
             port = parts.port or SENTINEL_PORT
         except ValueError:
             raise ValueError(f"bad port in {mask_url(part)!r}") from None
-        sentinels.append((parts.hostname, port))
+        sentinels.append((hostname, port))
         if password is None and parts.password is not None:
             username = unquote(parts.username) if parts.username else None
             password = unquote(parts.password)
@@ -63,31 +67,39 @@ def parse_sentinel_url(url: str) -> SentinelUrl:
 
 
 def mask_url(url: str) -> str:
-    """``url`` with every password replaced by ``***`` (each ``;``-separated part)."""
+    """``url`` with its userinfo masked, each ``;``-separated part: a password becomes
+    ``***`` (the user name beside it is kept), and a lone userinfo with no password
+    (``http://TOKEN@host``, ``redis://PASSWORD@host``, ``TOKEN:@host``) is ``***`` whole:
+    it is often the secret itself."""
     return ";".join(_mask_one(part) for part in url.split(";"))
 
 
 def mask_query(url: str) -> str:
-    """``url`` with each query value replaced by ``***``, the names kept: a webhook or
-    pre-signed URL carries its token there (``?token=…``, ``X-Amz-Signature=…``)."""
+    """``url`` with each query value replaced by ``***``, the names kept (a parameter
+    with no ``=`` is ``***`` whole), and its fragment ``***``: a webhook or pre-signed
+    URL carries its token there (``?token=…``, ``X-Amz-Signature=…``, ``#access_token=…``)."""
     try:
         parts = urlsplit(url)
     except ValueError:
         return "***"
-    if not parts.query:
+    if not parts.query and not parts.fragment:
         return url
-    names = [pair.partition("=")[0] for pair in parts.query.split("&")]
-    return urlunsplit(parts._replace(query="&".join(f"{name}=***" for name in names)))
+    pairs = (pair.partition("=") for pair in parts.query.split("&")) if parts.query else ()
+    query = "&".join(f"{name}=***" if sep else "***" for name, sep, _ in pairs)
+    fragment = "***" if parts.fragment else ""
+    return urlunsplit(parts._replace(query=query, fragment=fragment))
 
 
 def _mask_one(url: str) -> str:
     try:
         parts = urlsplit(url)
-        password = parts.password
+        username, password = parts.username, parts.password
     except ValueError:
         return "***"  # unparseable: show nothing that could be a secret
-    if not password:
+    _, at, host = parts.netloc.rpartition("@")
+    if not at:
         return url
-    user = parts.username or ""
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    # A user beside a password is no secret; alone (no password, or an empty one) it
+    # may well be one: a token given as the user, or a Redis password without its ':'.
+    shown = f"{username or ''}:***" if password else "***"
+    return urlunsplit(parts._replace(netloc=f"{shown}@{host}"))

@@ -36,10 +36,22 @@ from clonequeue.constants import DEFAULT_API_BASE_URL, DEFAULT_NAMESPACE
 ENV_PREFIX = "CLONEQUEUE_"
 
 
+def _split_url(value: str, rule: str) -> tuple[str, str | None, str]:
+    """``value``'s scheme, host and path; a ValueError saying ``rule`` if it cannot be
+    parsed. urlsplit's own message quotes the bad part (``'TOKEN' does not appear to be
+    an IPv4 or IPv6 address``), which may be a secret: it is never passed on."""
+    try:
+        parts = urlsplit(value)
+        return parts.scheme, parts.hostname, parts.path
+    except ValueError:
+        raise ValueError(f"{rule} (this one cannot be parsed)") from None
+
+
 def _http_url(value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("must be an http(s) URL such as https://www.jimmyai.cn")
+    rule = "must be an http(s) URL such as https://www.jimmyai.cn"
+    scheme, hostname, _ = _split_url(value, rule)
+    if scheme not in ("http", "https") or not hostname:
+        raise ValueError(rule)
     return value.rstrip("/")
 
 
@@ -47,12 +59,13 @@ def _redis_url(value: str) -> str:
     if is_sentinel_url(value):
         parse_sentinel_url(value)
         return value
-    parts = urlsplit(value)
-    if parts.scheme not in ("redis", "rediss", "unix") or not (parts.hostname or parts.path):
-        raise ValueError(
-            "must be a Redis URL such as redis://127.0.0.1:6379/0, or Sentinel's "
-            "sentinel://h1:26379;sentinel://h2:26379"
-        )
+    rule = (
+        "must be a Redis URL such as redis://127.0.0.1:6379/0, or Sentinel's "
+        "sentinel://h1:26379;sentinel://h2:26379"
+    )
+    scheme, hostname, path = _split_url(value, rule)
+    if scheme not in ("redis", "rediss", "unix") or not (hostname or path):
+        raise ValueError(rule)
     return value
 
 
@@ -62,12 +75,13 @@ def _broker_url(value: str) -> str:
     if is_sentinel_url(value):
         parse_sentinel_url(value)
         return value
-    scheme = urlsplit(value).scheme.split("+")[0]
+    rule = (
+        "must be a kombu broker URL such as redis://127.0.0.1:6379/0 "
+        "or amqp://guest:guest@127.0.0.1:5672//"
+    )
+    scheme = _split_url(value, rule)[0].split("+")[0]
     if scheme not in TRANSPORT_ALIASES:
-        raise ValueError(
-            "must be a kombu broker URL such as redis://127.0.0.1:6379/0 "
-            "or amqp://guest:guest@127.0.0.1:5672//"
-        )
+        raise ValueError(rule)
     return value
 
 
@@ -439,7 +453,7 @@ def _check_webhook_url(url: str) -> None:
 def _check_store_url(url: str) -> None:
     problem = store_url_problem(url)
     if problem is not None:
-        raise ValueError(f"CLONEQUEUE_ARTIFACTS_URL={url!r}: {problem}")
+        raise ValueError(f"CLONEQUEUE_ARTIFACTS_URL={mask_query(mask_url(url))!r}: {problem}")
 
 
 STORE_PROTOCOLS = ("file", "local", "s3", "s3a")

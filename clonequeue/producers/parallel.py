@@ -15,16 +15,18 @@ import functools
 import json
 import os
 import pickle
+import re
 import signal
 import subprocess
 import sys
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+from clonequeue.config.settings import ENV_PREFIX
 from clonequeue.jobspec import JobSpec
 from clonequeue.producers import intake
 from clonequeue.producers.dedupe import SeenIds
@@ -82,10 +84,6 @@ def _child_chunks(
     re-import the caller's ``__main__``, which a pipeline's script may not guard.
     """
     assert source.path is not None
-    package_root = str(Path(__file__).resolve().parents[2])  # where clonequeue/ is
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        p for p in (package_root, os.environ.get("PYTHONPATH")) if p
-    )}  # fmt: skip
     request = json.dumps(
         {
             "path": str(source.path),
@@ -102,7 +100,7 @@ def _child_chunks(
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=log,
-            env=env,
+            env=child_env(os.environ),
         )
     try:
         yield _receive(process, log_path)
@@ -112,6 +110,31 @@ def _child_chunks(
         assert process.stdout is not None
         process.stdout.close()
         process.wait()
+
+
+# A variable whose name says it holds a secret (AWS_SECRET_ACCESS_KEY, GITHUB_TOKEN, ...).
+_SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSW|CREDENTIAL|API_?KEY|ACCESS_?KEY|PRIVATE|AUTH", re.I)
+# A value holding a URL with a password (``redis://:pw@host``, ``amqp://user:pw@host``).
+_URL_WITH_PASSWORD = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/\s@]*:[^/\s@]*@")
+
+
+def child_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The helper's environment: ``environ`` without what it does not read and must not
+    hold (every process of the user can read another's environment through ps or /proc
+    for as long as it runs): no CLONEQUEUE_* variable (it reads no setting: the API
+    token, the webhook secret, Flower's logins, a Redis URL with its password, their
+    _FILE paths), no variable named for a secret and no URL with a password. The
+    package's own root leads PYTHONPATH, so it imports this very clonequeue."""
+    env = {
+        name: value
+        for name, value in environ.items()
+        if not name.upper().startswith(ENV_PREFIX)
+        and not (_SECRET_NAME.search(name) and not name.upper().startswith("PYTHON"))
+        and not _URL_WITH_PASSWORD.search(value)
+    }
+    package_root = str(Path(__file__).resolve().parents[2])  # where clonequeue/ is
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    return env
 
 
 def _receive(process: subprocess.Popen[bytes], log_path: Path) -> Iterator[Piece]:

@@ -80,8 +80,7 @@ def test_mixed_file_rejects_bad_rows_and_the_good_ones_complete(
         "(allowed: aac, m4a, mp3, ogg, wav, avi, flv, mkv, mov, mp4)"
     ]
     assert errors[3]["errors"] == [
-        "custom_id: already used by line 1 with different content; "
-        "give each job its own custom_id"
+        "custom_id: already used by line 1 with different content; give each job its own custom_id"
     ]
 
     watched = run_cli(system, tmp_path, "status", "mixed", "--watch", "--interval", "0.5")
