@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 import redis.exceptions
 import typer
 
@@ -62,13 +59,6 @@ def redis_warnings(settings: Settings) -> list[str]:
         return []
     finally:
         client.close()
-
-
-def _schedule_file(namespace: str) -> str:
-    """Beat's schedule state lives outside the working directory."""
-    directory = Path(tempfile.gettempdir()) / "clonequeue"
-    directory.mkdir(exist_ok=True)
-    return str(directory / f"{namespace}-beat-schedule")
 
 
 def worker(
@@ -148,7 +138,7 @@ def worker(
     if events:
         argv.append("--task-events")
     if beat:
-        argv += ["--beat", f"--schedule={_schedule_file(settings.namespace)}"]
+        argv.append("--beat")
     app.worker_main(argv + list(ctx.args))
 
 
@@ -169,7 +159,6 @@ def beat(
         [
             "beat",
             f"--loglevel={loglevel or settings.log_level}",
-            f"--schedule={_schedule_file(settings.namespace)}",
             *ctx.args,
         ]
     )

@@ -93,6 +93,11 @@ def create_app(settings: Settings) -> Celery:
         worker_concurrency=settings.worker_concurrency,
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
+        # The schedule is fixed intervals: no last-run times worth a file. Celery's default
+        # kept them in a shelve file per namespace under /tmp, shared by every beat of
+        # that namespace on the host (two fleets, or two `worker --beat`): dbm is not
+        # safe for two writers (QA pass). In memory, each beat has its own.
+        beat_scheduler="celery.beat:Scheduler",
         beat_schedule={
             "watchdog": {
                 "task": "clonequeue.watchdog",
