@@ -351,12 +351,15 @@ def submit_specs(
 
 
 def results(batch: str | Batch, *, settings: Settings | None = None) -> Iterator[dict[str, Any]]:
-    """The result record of every job of ``batch``, in submission order (streaming)."""
+    """The result record of every job of ``batch``, in submission order (streaming).
+
+    ``settings`` name the Redis to read; given with a ``Batch``, they win over its own
+    (they were ignored, without a word)."""
     from clonequeue.batch import Batch
 
     check_arg("results", "batch", batch, (str,), "a batch id (str or Batch)")
     check_arg("results", "settings", settings, (Settings, NONE), "a clonequeue.Settings or None")
-    if isinstance(batch, Batch):
+    if isinstance(batch, Batch) and settings is None:
         return batch.results()
     return Batch(batch, services=_services(settings)).results()
 

@@ -215,3 +215,12 @@ def test_rows_that_raise_mid_submit_say_which_batch_holds_what_was_recorded(
         "recorded are skipped, not sent twice)"
     ]
     assert services.batches.info("half").total == 1000  # type: ignore[union-attr]
+
+
+def test_results_of_a_batch_with_settings_read_where_the_settings_say(services: Services) -> None:
+    """results(batch, settings=...) ignored the settings when given a Batch (QA pass)."""
+    batch = clonequeue.submit([row("s1")], batch="where", services=services)
+    elsewhere = services.settings.model_copy(update={"namespace": "elsewhere"})
+    with pytest.raises(BatchNotFoundError, match="no batch 'where'"):
+        list(clonequeue.results(batch, settings=elsewhere))
+    assert [r["custom_id"] for r in clonequeue.results(batch)] == ["s1"]
