@@ -259,10 +259,11 @@ class Batch(str):
         deadline = None if timeout is None else time.monotonic() + timeout
         outage = self._outage_logged(redis_outage_s)
         while True:
+            read_began = time.monotonic()
             try:
                 status = self.status()
             except REDIS_DOWN as exc:
-                pause = outage.next_wait(exc)
+                pause = outage.next_wait(exc, read_began=read_began)
                 if deadline is not None and time.monotonic() + pause > deadline:
                     raise
                 time.sleep(pause)

@@ -38,13 +38,19 @@ class RedisOutage:
         self.limit_s = limit_s
         self._started_cb, self._ended_cb = started, ended
         self._started: float | None = None
+        self._began = 0.0  # when the first failed read began (it may have retried a while)
         self._tries = 0
 
-    def next_wait(self, exc: BaseException) -> float:
-        """Seconds to wait before reading again; re-raises ``exc`` once past the bound."""
+    def next_wait(self, exc: BaseException, *, read_began: float | None = None) -> float:
+        """Seconds to wait before reading again; re-raises ``exc`` once past the bound.
+
+        ``read_began``: when the read that failed began (monotonic), so the outage said
+        at its end counts the time that read spent retrying (QA pass: "unreachable for
+        12 s" of a 40 s outage); the bound still counts from its failure."""
         now = time.monotonic()
         if self._started is None:
             self._started, self._tries = now, 0
+            self._began = now if read_began is None else min(read_began, now)
             self._started_cb(exc)
         left = self._started + self.limit_s - now
         if left <= 0:
@@ -55,5 +61,5 @@ class RedisOutage:
     def end(self) -> None:
         """Redis answered: say so if it had not, and start afresh for the next outage."""
         if self._started is not None:
-            self._ended_cb(time.monotonic() - self._started)
+            self._ended_cb(time.monotonic() - self._began)
             self._started = None
