@@ -27,7 +27,9 @@ _CHINESE = re.compile(
 )
 _WINDOWS_PATH = re.compile(r"^[A-Za-z]:[\\/]")
 _PAUSE_MARKER = re.compile(r"<#(.*?)#>", re.DOTALL)
-_PAUSE_NUMBER = re.compile(r"^\d+(?:\.(\d+))?$")
+# ASCII digits only: \d and float() take any script's (৯৯.৯৯, １.５), which the API will
+# read as text and bill, while the estimate did not count them (QA pass)
+_PAUSE_NUMBER = re.compile(r"^[0-9]+(?:\.([0-9]+))?$")
 _ALLOWED_EXTENSIONS = ", ".join(sorted(AUDIO_EXTENSIONS) + sorted(VIDEO_EXTENSIONS))
 
 

@@ -89,6 +89,15 @@ def validate_row(row: Row) -> JobSpec | RowError:
     if row.data is None:
         reasons = [row.error or "unreadable row"]
         return RowError(row.line, row.custom_id, reasons, row.original, row.last_line)
+    broken = _unpaired_surrogate(row.data)
+    if broken is not None:  # no UTF-8 for it: hashing the row crashed the whole submit
+        custom_id = row.data.get("custom_id")
+        shown_id = custom_id if isinstance(custom_id, str) and broken != "custom_id" else None
+        reason = (
+            f"{broken}: holds an unpaired surrogate (a JSON escape such as \\ud800 with no "
+            "pair), which is not text the API can take; fix or remove it"
+        )
+        return RowError(row.line, shown_id, [reason], row.original)
     try:
         return JobSpec.model_validate(whole_pitches(row.data))
     except ValidationError as exc:
@@ -96,6 +105,27 @@ def validate_row(row: Row) -> JobSpec | RowError:
         shown_id = custom_id if isinstance(custom_id, str) and custom_id else None
         explain = row.explain or describe
         return RowError(row.line, shown_id, explain(exc), row.original)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _unpaired_surrogate(value: Any, path: str = "") -> str | None:
+    """The field path (``audios[0].contentText``) of the first string in ``value`` with a
+    lone surrogate, else None."""
+    if isinstance(value, str):
+        return path if _SURROGATE.search(value) else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _unpaired_surrogate(item, f"{path}.{key}" if path else str(key))
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _unpaired_surrogate(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+    return None
 
 
 def whole_pitches(data: dict[str, Any]) -> dict[str, Any]:

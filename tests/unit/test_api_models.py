@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from pydantic import ValidationError
 
@@ -184,7 +186,12 @@ def test_pause_markers_out_of_range_or_too_precise(marker: str) -> None:
     assert "out of range" in message or "more than two decimals" in message
 
 
-@pytest.mark.parametrize("marker", ["<#abc#>", "<#-1#>", "<# 1 #>", "<#1,5#>", "<##>"])
+# ...and digits of other scripts: \d took them, the estimate counted the marker as 0
+# characters, and the API will read it as text and bill it (QA pass)
+@pytest.mark.parametrize(
+    "marker",
+    ["<#abc#>", "<#-1#>", "<# 1 #>", "<#1,5#>", "<##>", "<#৯৯.৯৯#>", "<#١#>", "<#１.５#>"],
+)
 def test_malformed_pause_markers(marker: str) -> None:
     assert "is malformed" in only_error(AudioSpec, contentText=f"Hi {marker} there")
 
@@ -335,3 +342,18 @@ def test_too_many_audios_says_how_many_and_what_to_do() -> None:
         f"audios: {MAX_AUDIOS_PER_JOB + 1} given; a job has at most {MAX_AUDIOS_PER_JOB} audios "
         "(clonequeue's limit): split it into several jobs, each with its own custom_id"
     ]
+
+
+def test_a_lone_surrogate_is_a_rejected_row_not_a_crash() -> None:
+    """A JSON `\\ud800` escape with no pair crashed estimate and submit with a traceback
+    (hashing the row), and the good rows went down with it (QA pass)."""
+    from clonequeue.producers.rows import Row, RowError, validate_row
+
+    data = json.loads(
+        '{"custom_id": "s1", "clone": {"fileUrl": "https://v.example.com/s.mp3"},'
+        ' "audios": [{"contentText": "ab\\ud800cd"}]}'
+    )
+    error = validate_row(Row(3, data=data))
+    assert isinstance(error, RowError)
+    assert (error.line, error.custom_id, error.field) == (3, "s1", "audios[0].contentText")
+    assert "unpaired surrogate" in error.rule
