@@ -272,7 +272,9 @@ class Settings(BaseSettings):
         None, description="Fleet-wide cap on billed characters; creates stop when it is reached."
     )
     retention_s: PositiveFloat = Field(
-        7 * 24 * 3600.0, description="Finished jobs' records expire after this."
+        7 * 24 * 3600.0,
+        description="A finished batch's records (its jobs' too) expire this long after it "
+        "finishes.",
     )
 
     # --- Results: webhooks and artifact copies (clonequeue/outputs) -----------------------
