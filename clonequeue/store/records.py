@@ -176,7 +176,7 @@ def audio_result(doc: dict[str, Any], audio: dict[str, Any]) -> dict[str, Any]:
 def result_record(doc: dict[str, Any]) -> dict[str, Any]:
     """The record ``clonequeue results`` prints for a job (one JSONL line)."""
     clone = doc["clone"]
-    return {
+    record = {
         "custom_id": doc["id"],
         "batch": doc["batch"],
         "status": doc["state"],
@@ -189,3 +189,6 @@ def result_record(doc: dict[str, Any]) -> dict[str, Any]:
         "created_at": doc.get("created_at"),
         "finished_at": doc.get("finished_at"),
     }
+    if doc.get("untracked"):  # paid tasks of creates whose step had moved on (record_created)
+        record["untracked_tasks"] = [t["task"] for t in doc["untracked"]]
+    return record

@@ -203,7 +203,8 @@ def _record_created(ctx: WorkerContext, step: Dispatch, task: RemoteTask) -> str
     created = _persist_created(ctx, step, task.id, now=now, next_due=latest_first_poll)
     if created.gen is None:
         log.warning(
-            "created remote task %s but job %s moved on; it is not tracked",
+            "created remote task %s but job %s moved on (sent again meanwhile): a paid task "
+            "its record keeps only as untracked_tasks",
             task.id,
             step.job_id,
             extra={"job": step.job_id, "remote_id": task.id},

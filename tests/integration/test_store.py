@@ -855,3 +855,21 @@ def test_finished_jobs_expire_with_their_batch_not_before_it(jobs: JobStore) -> 
         "early", "c", step.gen, "rejected", {"kind": "remote", "msg": "no"}, now=NOW + 200
     )
     assert all(3590 < jobs.client.ttl(jobs.keys.job(j)) <= 3600 for j in ("early", "late"))
+
+
+def test_a_create_answered_after_its_step_moved_on_is_kept_on_the_record(jobs: JobStore) -> None:
+    """A forced retry sent the create again while the first one's answer was still to come
+    (a frozen worker): the first task, paid, was only a log line (money QA pass)."""
+    batches = add(jobs, spec("f", audios=0))
+    jobs.claim_create("f", "c", 0, now=NOW, lease_s=60)
+    assert redrive(jobs, "f", now=NOW + 200) == ("unknown", None)  # lost_worker
+    sent_again = batches.retry("b1", "unknown", now=NOW + 210)  # --force: no settle time
+    (step,) = sent_again.dispatches
+    assert step.gen > 0
+    late = jobs.record_created("f", "c", 0, "task-first", now=NOW + 220, next_due=NOW + 225)
+    assert late.gen is None  # stale: the job moved on
+    assert result_record(doc(jobs, "f"))["untracked_tasks"] == ["task-first"]
+    assert doc(jobs, "f")["clone"]["state"] == "pending"  # the retry's create goes on
+    add(jobs, spec("g", audios=0), batch="b2")
+    run_clone(jobs, "g")
+    assert "untracked_tasks" not in result_record(doc(jobs, "g"))  # only when there are any

@@ -9,6 +9,14 @@ local remote_id, next_due = ARGV[6], tonumber(ARGV[7])
 local deadline_s, retention = tonumber(ARGV[8]), ARGV[9]
 local doc, step, job_key, reply = open_step(job_id, item, gen, {submitting = true, unknown = true})
 if reply then
+  local moved = reply[1] == 'stale' and load_doc(job_key)
+  if moved and #(moved.untracked or {}) < 20 then
+    -- the step moved on (a forced retry sent it again) and this create got its task
+    -- anyway: paid, so kept on the record (`untracked_tasks`), not only in a log line
+    moved.untracked = moved.untracked or {}
+    table.insert(moved.untracked, {item = item, task = remote_id, at = NOW})
+    redis.call('SET', job_key, cjson.encode(moved), 'KEEPTTL')
+  end
   return reply
 end
 local member = member_of(item, job_id)
