@@ -9,6 +9,7 @@ artifact ``<job>|preview``, ``<job>|<audio index>``, ``<job>|<audio index>.sub``
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -87,7 +88,7 @@ class Planner:
             return []
         doc = json.loads(raw)
         new: list[tuple[str, str]] = []
-        if targets.webhook_url:
+        if targets.webhook_url and not superseded(doc, fields):
             state = fields.get("state") or doc["state"]
             data = wh.job_event_data(result_record(doc))
             item_id = f"msg_{entry_id}"
@@ -144,6 +145,22 @@ class Planner:
                 )
                 new.append((self.artifacts.kind, item_id))
         return new
+
+
+def superseded(doc: dict[str, Any], fields: dict[str, str]) -> bool:
+    """The finish a stream entry records is no longer the job's: it was retried (or its
+    late answer came) and finished again, or is running again, before the pass read the
+    entry. Its event would carry the later record under the earlier type (QA pass: 14
+    `job.failed` whose data said completed); the later finish's entry sends it."""
+    if doc.get("state") != fields.get("state"):
+        return True
+    try:
+        at, finished_at = float(fields.get("at") or "nan"), float(doc.get("finished_at") or "nan")
+    except ValueError:
+        return False
+    if math.isnan(at) or math.isnan(finished_at):  # an entry or a record from before these
+        return False
+    return abs(at - finished_at) >= 1e-3
 
 
 def artifact_items(doc: dict[str, Any], store_url: str) -> list[tuple[str, dict[str, Any]]]:

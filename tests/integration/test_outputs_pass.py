@@ -143,3 +143,24 @@ def test_a_flood_of_entries_is_taken_in_by_one_pass_not_500_at_a_time(
     assert f"events {flood + 1}" in summary
     assert [i for k, i in published if k == "webhook"] != []
     assert client.xpending("ns:events", GROUP)["pending"] == 0
+
+
+def test_a_finish_superseded_before_the_pass_read_it_sends_only_the_later_one(
+    redis_client: redis.Redis, redis_url: str
+) -> None:
+    """Read late (no beat for a while), a job that failed and then completed after a
+    retry sent `job.failed` carrying the completed record (QA pass: 14 of them)."""
+    published: list[tuple[str, str]] = []
+    ctx = context(redis_url, published)
+    client = ctx.client
+    set_batch_targets(client, ctx.keys, "s", webhook="http://127.0.0.1:9/h", artifacts=None)
+    runner.ensure_group(ctx)
+    client.hset("ns:batch:s", mapping={"total": 1, "completed": 1, "finished_at": "20.0"})
+    client.xadd("ns:events", {"job": "r1", "batch": "s", "state": "failed", "at": "10.0"})
+    client.set("ns:job:r1", json.dumps({**job_doc("r1", "s"), "finished_at": 20.0}))
+    client.xadd("ns:events", {"job": "r1", "batch": "s", "state": "completed", "at": "20.0"})
+    runner.run_pass(ctx)
+    types = sorted(json.loads(d["body"])["type"] for d in ctx.webhooks.of_batch("s"))
+    assert types == ["batch.completed", "job.completed"]
+    (job_event,) = (d for d in ctx.webhooks.of_batch("s") if d["type"] == "job.completed")
+    assert json.loads(job_event["body"])["data"]["status"] == "completed"
