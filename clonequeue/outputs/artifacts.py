@@ -33,6 +33,7 @@ from fsspec.implementations.local import LocalFileSystem
 CHUNK_BYTES = 1 << 20
 S3_PART_BYTES = 5 << 20  # S3's smallest multipart part: what one upload holds in memory
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
+PREVIEW_STEM = "preview"  # the clone's preview file: <job>/preview.<ext>
 
 
 class DownloadError(Exception):
@@ -66,6 +67,16 @@ def safe_name(value: str) -> str:
     if cleaned != value:
         cleaned = f"{cleaned}_{hashlib.sha1(value.encode()).hexdigest()[:8]}"
     return cleaned
+
+
+def audio_stem(custom_id: str) -> str:
+    """An audio's file name without extension: :func:`safe_name`, and never the preview's
+    (an audio named ``preview`` overwrote the clone's preview file; QA pass): that name
+    gets the hash a changed id gets."""
+    stem = safe_name(custom_id)
+    if stem.lower() == PREVIEW_STEM:
+        stem = f"{stem}_{hashlib.sha1(custom_id.encode()).hexdigest()[:8]}"
+    return stem
 
 
 def extension(source_url: str, default: str) -> str:

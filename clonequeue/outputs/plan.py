@@ -170,7 +170,7 @@ def artifact_items(doc: dict[str, Any], store_url: str) -> list[tuple[str, dict[
     items = []
     preview = doc["clone"].get("audio_url")
     if preview:
-        name = "preview" + art.extension(preview, ".mp3")
+        name = art.PREVIEW_STEM + art.extension(preview, ".mp3")
         items.append(
             (
                 f"{job}|preview",
@@ -183,7 +183,7 @@ def artifact_items(doc: dict[str, Any], store_url: str) -> list[tuple[str, dict[
             )
         )
     for index, audio in enumerate(doc_audios(doc)):
-        stem = art.safe_name(str(audio["custom_id"]))
+        stem = art.audio_stem(str(audio["custom_id"]))
         for suffix, field, default, what in (
             ("", "audio_url", ".mp3", "audio"),
             (".sub", "subtitle_file", ".srt", "subtitle"),

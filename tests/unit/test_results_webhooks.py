@@ -13,7 +13,8 @@ from clonequeue.config import load_settings
 from clonequeue.config.webhook_url import UnsafeTargetError, check_url
 from clonequeue.errors import ConfigError
 from clonequeue.outputs import webhooks as wh
-from clonequeue.outputs.artifacts import destination, safe_name
+from clonequeue.outputs.artifacts import audio_stem, destination, safe_name
+from clonequeue.outputs.plan import artifact_items
 from clonequeue.outputs.targets import resolve
 
 SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
@@ -137,6 +138,22 @@ def test_artifact_keys_stay_inside_their_folder() -> None:
     assert "/" not in safe_name("../../etc")
     assert safe_name("../../etc") != safe_name("__.._etc")
     assert safe_name("spk-1.a_b") == "spk-1.a_b"
+
+
+@pytest.mark.parametrize("custom_id", ["preview", "Preview", "PREVIEW"])
+def test_an_audio_named_preview_never_takes_the_clone_previews_file(custom_id: str) -> None:
+    """Both wrote <job>/preview.wav, and one record's checksum was the other file's."""
+    doc = {
+        "id": "pv-1", "batch": "b", "state": "completed",
+        "clone": {"state": "completed", "audio_url": "http://127.0.0.1:9/p.wav"},
+        "audios": [{"custom_id": custom_id, "state": "completed",
+                    "audio_url": "http://127.0.0.1:9/a.wav"}],
+    }  # fmt: skip
+    dests = [item["dest"] for _, item in artifact_items(doc, "file:///store")]
+    assert dests[0] == "file:///store/b/pv-1/preview.wav"
+    assert dests[1] == f"file:///store/b/pv-1/{audio_stem(custom_id)}.wav"
+    assert audio_stem(custom_id).lower() != "preview"
+    assert audio_stem("spk-1") == "spk-1"  # any other name as it was
 
 
 @pytest.mark.parametrize("custom_id", ["../evil", ".hidden", ".", "..", "...x"])
