@@ -24,6 +24,7 @@ from clonequeue.dispatch.bounds import watchdog_lock_s
 from clonequeue.dispatch.dispatcher import send_all
 from clonequeue.dispatch.due import HEAD_SLACK_S
 from clonequeue.dispatch.queues import QueueNames
+from clonequeue.metrics import STEPS_FINISHED
 from clonequeue.store.safety import DataMarker
 from clonequeue.workers.context import WorkerContext
 
@@ -110,7 +111,8 @@ def _redrive_overdue(ctx: WorkerContext, queues: QueueNames, token: str) -> Coun
             break
         if step is not None:
             send_all(ctx.dispatcher, [step])
-        if what == "unknown":
+        if what == "unknown":  # counted as a worker's own unknown is (the alert reads it)
+            STEPS_FINISHED.labels("clone" if overdue.item == "c" else "audio", "unknown").inc()
             log.error(
                 "job %s: the worker sending its create was lost; outcome unknown",
                 overdue.job_id,

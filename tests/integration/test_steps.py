@@ -744,3 +744,19 @@ def test_a_pause_the_polls_did_not_set_is_left_by_an_answered_poll(
     api(ctx).answers = [task("processing")]
     steps.run_poll(ctx, Dispatch("j", "c", 2, "audio_r1"))
     assert ctx.jobs.client.get(ctx.jobs.keys.paused) is None
+
+
+def test_a_create_the_watchdog_calls_unknown_is_counted_for_the_alert(ctx: WorkerContext) -> None:
+    """ClonequeueOutcomeUnknown reads clonequeue_steps_finished_total{state="unknown"}: a
+    killed worker's creates, ended by the watchdog, were never counted (operator QA pass)."""
+    from clonequeue.dispatch.queues import QueueNames
+    from clonequeue.metrics import STEPS_FINISHED
+    from clonequeue.workers.watchdog import run_watchdog
+
+    counter = STEPS_FINISHED.labels("clone", "unknown")
+    before = counter._value.get()
+    now = ctx.clock.now  # type: ignore[attr-defined]
+    ctx.jobs.claim_create("j", "c", 0, now=now, lease_s=60)  # sent; its worker died
+    ctx.clock.now = now + 200  # type: ignore[attr-defined]
+    assert "unknown 1" in run_watchdog(ctx, QueueNames.for_namespace("s"), min_gap_s=0)
+    assert counter._value.get() == before + 1
