@@ -62,6 +62,11 @@ TOP_UP = (
     "top up the account: creates start again by themselves within "
     "CLONEQUEUE_PAUSE_PROBE_INTERVAL_S (a probe), or at once with `clonequeue resume`"
 )
+FIX_TOKEN = (
+    "check CLONEQUEUE_API_TOKEN (or the file CLONEQUEUE_API_TOKEN_FILE names: a changed file "
+    "is read again, and the next probe, within CLONEQUEUE_PAUSE_PROBE_INTERVAL_S, starts "
+    "creates again; or at once with `clonequeue resume`)"
+)
 _AUTH_WORDS = re.compile(
     r"unauthori[sz]ed|token (?:is )?(?:invalid|expired|revoked)|token has expired"
     r"|invalid (?:api )?(?:token|key)\b(?!\s+(?:at|in|on|near|after|before)\b)"
@@ -272,7 +277,7 @@ def classify(
             msg or "too many requests", retry_after_s=parse_retry_after(retry_after), **where
         )
     if status in (401, 403) or code_family in (401, 403) or _AUTH_WORDS.search(lowered):
-        return AuthenticationError(f"{msg or 'unauthorized'} — check CLONEQUEUE_API_TOKEN", **where)
+        return AuthenticationError(f"{msg or 'unauthorized'} — {FIX_TOKEN}", **where)
     if status == 402 or code_family == 402 or any(w in lowered for w in _BALANCE_WORDS):
         return InsufficientBalanceError(f"{msg or 'insufficient balance'} — {TOP_UP}", **where)
     if status == 504 and is_create:

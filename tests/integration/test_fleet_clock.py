@@ -89,3 +89,31 @@ def test_a_worker_ahead_of_redis_waits_for_an_eta_by_its_own_clock(
     # This host's "local" clock is AHEAD_S ahead: the ETA moves AHEAD_S later with it.
     assert abs((request.eta - local_now).total_seconds() - 10) < 0.5
     assert abs((request.expires - local_now).total_seconds() - 60) < 0.5
+
+
+def test_a_time_read_that_waited_out_an_outage_measures_nothing(redis_client: redis.Redis) -> None:
+    """The read rode out a restart for 17 s: its midpoint put this host 8.3 s behind
+    Redis's clock on one host (operator QA pass), and the fleet's clock with it."""
+
+    class SlowAfterRestart:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def time(self) -> Any:
+            self.calls += 1
+            if self.calls == 2:  # the second measurement waits out an outage
+                shift["s"] += 17.0
+            return redis_client.time()
+
+    shift = {"s": 0.0}
+    ticks = {"t": 0.0}
+    client = SlowAfterRestart()
+    clock = FleetClock(
+        client, refresh_s=10.0, local=lambda: time.time() + shift["s"], monotonic=lambda: ticks["t"]
+    )
+    assert abs(clock.offset()) < 0.5
+    ticks["t"] = 11.0
+    shift["s"] = 0.0  # (the host's clock itself is right: only the read was slow)
+    clock()
+    assert client.calls == 2
+    assert abs(clock.offset()) < 0.5  # not 8.5 s off

@@ -121,6 +121,15 @@ def test_classification(status: int, code: int | None, msg: str, error: type) ->
     assert info.value.msg.startswith(msg)
 
 
+def test_a_refused_token_names_the_token_file_and_the_probe() -> None:
+    """A worker whose token came from CLONEQUEUE_API_TOKEN_FILE was told to check
+    CLONEQUEUE_API_TOKEN, and not that a probe lifts the pause (operator QA pass)."""
+    with pytest.raises(AuthenticationError) as info:
+        parse(401, body(40100, "unauthorized"))
+    assert "CLONEQUEUE_API_TOKEN_FILE" in info.value.msg
+    assert "the next probe" in info.value.msg
+
+
 def test_429_carries_retry_after() -> None:
     with pytest.raises(RateLimitedError) as info:
         parse(429, body(42900, "slow down"), retry_after="3")
