@@ -22,6 +22,9 @@ _FIELD_REASON = re.compile(
 )
 
 
+SHOWN_ID_CHARS = 80  # a custom_id is cut to this in messages (the errors file keeps it whole)
+
+
 @dataclass(frozen=True, slots=True)
 class RowError:
     """Why one input row (or CSV row group) was rejected, with where it came from."""
@@ -39,6 +42,8 @@ class RowError:
             where = f"line {self.line}"
         if self.custom_id:
             shown = self.custom_id if self.custom_id.isprintable() else repr(self.custom_id)
+            if len(shown) > SHOWN_ID_CHARS:  # a 5,000-character id filled the terminal
+                shown = shown[: SHOWN_ID_CHARS - 1] + "…"
             where += f" ({shown})"
         return f"{where}: " + "; ".join(self.reasons)
 

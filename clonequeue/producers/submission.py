@@ -283,6 +283,13 @@ class Submission:
         except (redis.exceptions.RedisError, kombu.exceptions.KombuError, OSError) as exc:
             if isinstance(exc, OSError) and not _is_connection_error(exc):
                 raise
+            refused = _refusal_within(exc)
+            if refused is not None:  # it answers: "once Redis answers" sent users waiting
+                raise ProducerError(
+                    f"{refused}; {report.new:,} new jobs were recorded in batch "
+                    f"{self.batch_id} before it; run the same command again once it takes "
+                    "writes: rows already recorded are skipped, not sent twice"
+                ) from None
             raise ProducerError(
                 f"Redis (or the broker) failed after {report.new:,} new jobs were recorded in "
                 f"batch {self.batch_id} (the rows being recorded then may be too; "

@@ -71,3 +71,25 @@ def test_reads_go_on_while_redis_cannot_persist(tmp_path: Path) -> None:
         assert f"error: {said}; nothing was submitted" in out.stderr.splitlines(), out.stderr
         gone.mkdir()
         client.config_set("stop-writes-on-bgsave-error", "no")
+
+
+def test_a_submit_into_a_full_redis_says_it_is_full_not_to_wait_for_it(tmp_path: Path) -> None:
+    """Out of memory under noeviction, submit said "run the same command again once Redis
+    answers": it answers; what it needs is memory (operator QA pass)."""
+    port = free_port()
+    with EmbeddedRedis().start(port=port, directory=tmp_path / "redis"):
+        url = f"redis://127.0.0.1:{port}/0"
+        services = Services(load_settings(env_file=None, redis_url=url, namespace="oom"))
+        client = redis.Redis(port=port)
+        client.config_set("maxmemory-policy", "noeviction")
+        client.config_set("maxmemory", str(int(client.info("memory")["used_memory"]) + 1024))
+        row = {"custom_id": "o1", "clone": {"fileUrl": "https://v.example.com/o1.mp3"}}
+        with pytest.raises(clonequeue.ProducerError) as raised:
+            clonequeue.submit([row], batch="full", services=services)
+        message = str(raised.value)
+        assert message.startswith("Redis is full"), message
+        assert "raise maxmemory or free memory" in message
+        assert "once Redis answers" not in message
+        assert "0 new jobs were recorded in batch full" in message  # the recording's, not the
+        # broker check's (which passes: it writes nothing)
+        client.config_set("maxmemory", "0")
