@@ -86,8 +86,11 @@ class Services:
         from clonequeue.workers.limiter import rate_limiter
         from clonequeue.workers.rate_view import read_rate
 
-        key = rate_limiter(self.settings, self.redis, self.jobs.keys).state_key
-        return read_rate(self.redis, key, self.settings.api_rate_limit)
+        keys = self.jobs.keys
+        key = None if self.settings.api_token else self.redis.get(keys.rate_current)
+        if not key:  # with a token, its own state; without, the one the workers named
+            key = rate_limiter(self.settings, self.redis, keys).state_key
+        return read_rate(self.redis, str(key), self.settings.api_rate_limit)
 
     def fleet_state(self) -> dict[str, Any]:
         """Jobs by state, queue depths, slots, parked and overdue steps, the pause, spend,

@@ -83,6 +83,12 @@ class Keys:
         pace, where 429s began, counters. Named by a one-way hash of the token."""
         return f"{self.ns}:rate:state:{token_id}"
 
+    @property
+    def rate_current(self) -> str:
+        """STRING with a TTL: the rate state key the workers last reserved on, so a reader
+        with no token (the exporter, `status --watch` in a shell) finds the fleet's."""
+        return f"{self.ns}:rate:current"
+
     def task_owner(self, remote_id: str) -> str:
         """STRING with the retention as TTL: the step (``job|item``) the API gave this task
         id to. A long or odd id is named by its SHA-256."""

@@ -79,6 +79,7 @@ log = logging.getLogger(__name__)
 AUTO = "auto"
 AUTO_START_RATE = 10.0  # calls/s: where `auto` starts when nothing was learned yet
 STATE_TTL_S = 7 * 86_400  # what was learned is kept this long after the last call
+NAME_EVERY_S = 60.0  # how often a process names its state the fleet's (Keys.rate_current)
 FLEET_PAUSE_MIN_S = 2.0  # a Retry-After this long (or longer) pauses every worker
 COOLDOWN_CHECK_INTERVAL_S = 0.25
 # A step that meets a fleet-wide wait is re-queued to look again this soon, not for the
@@ -183,6 +184,7 @@ class ApiRateLimiter:
         self._queue: deque[threading.Event] = deque()  # threads waiting to reserve, in turn
         self._held_until = float("-inf")  # the latest slot this process reserved
         self._reserving = 0  # threads of this process between the gate and their reply
+        self._named_at = float("-inf")  # when this state was last named the fleet's
         self._sent = threading.local()  # .at: when this thread's last slot came (monotonic)
 
     @property
@@ -296,6 +298,10 @@ class ApiRateLimiter:
         )
         wait_us, interval_us = reply[0], reply[1]
         self._learn_cut(reply[2:])
+        if reserved_at >= self._named_at + NAME_EVERY_S:
+            # readers without the token find this state (the exporter runs without one)
+            self._named_at = reserved_at
+            self._client.set(self._keys.rate_current, self._state_key, ex=STATE_TTL_S)
         if abs(wait_us) >= SCARCE_WAIT_S * 1_000_000:
             self._scarce_at = time.monotonic()
         if wait_us < 0:
