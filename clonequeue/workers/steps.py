@@ -300,6 +300,8 @@ def _handle_create_error(ctx: WorkerContext, step: Dispatch, claim: Claimed, exc
         )
         if limited:  # the fleet's cooldown holds it; `clonequeue resume` may end that early
             delay = min(delay, COOLDOWN_RECHECK_S)
+        else:  # a 429 is the pace's business (said by the limiter); an outage is not
+            _say_create_retried(exc, delay)
         return _release(ctx, step, "retry", error, delay=delay)
     if isinstance(exc, FleetBlockedError):
         kind = "auth" if isinstance(exc, AuthenticationError) else "balance"
@@ -568,24 +570,45 @@ UNANSWERED_SAID_EVERY_S = 60.0
 _unanswered_said: dict[str, list[float]] = {}  # error kind -> [said at, polls since]
 
 
+def _due_to_say(key: str) -> tuple[int, float] | None:
+    """Count one more of ``key``; at most once a minute per key, (how many, over how many
+    seconds) to say now, else None."""
+    now = time.monotonic()
+    said = _unanswered_said.setdefault(key, [-UNANSWERED_SAID_EVERY_S, 0])
+    said[1] += 1
+    if now - said[0] < UNANSWERED_SAID_EVERY_S:
+        return None
+    due = (int(said[1]), min(now - said[0], UNANSWERED_SAID_EVERY_S))
+    said[0], said[1] = now, 0
+    return due
+
+
 def _say_unanswered(exc: ClonequeueError) -> None:
     """Say, at most once a minute per kind of error, that polls get no usable answer: a
     token revoked once every create was made (401 on every poll) or an answer we cannot
     read left tasks polled in silence until the job deadline failed them."""
-    kind = type(exc).__name__
-    now = time.monotonic()
-    said = _unanswered_said.setdefault(kind, [-UNANSWERED_SAID_EVERY_S, 0])
-    said[1] += 1
-    if now - said[0] < UNANSWERED_SAID_EVERY_S:
-        return
-    log.warning(
-        "polls get no usable answer (%d in the last %.0f s; this one: %s); the tasks are "
-        "polled on until they answer or CLONEQUEUE_JOB_DEADLINE_S ends them",
-        said[1],
-        min(now - said[0], UNANSWERED_SAID_EVERY_S),
-        exc,
-    )
-    said[0], said[1] = now, 0
+    due = _due_to_say(f"poll:{type(exc).__name__}")
+    if due is not None:
+        log.warning(
+            "polls get no usable answer (%d in the last %.0f s; this one: %s); the tasks are "
+            "polled on until they answer or CLONEQUEUE_JOB_DEADLINE_S ends them",
+            *due,
+            exc,
+        )
+
+
+def _say_create_retried(exc: ClonequeueError, delay: float) -> None:
+    """Say, at most once a minute per kind, that creates are being retried: an API down
+    (5xx, refused) left every job `pending` with nothing in any log (operator QA pass)."""
+    due = _due_to_say(f"create:{type(exc).__name__}")
+    if due is not None:
+        log.warning(
+            "creates get no task and are retried (%d in the last %.0f s; this one: %s; "
+            "next in %.0f s); each job gives up after CLONEQUEUE_SUBMIT_MAX_ATTEMPTS tries",
+            *due,
+            exc,
+            delay,
+        )
 
 
 def _refused(why: str) -> tuple[str, dict[str, Any], None]:

@@ -760,3 +760,19 @@ def test_a_create_the_watchdog_calls_unknown_is_counted_for_the_alert(ctx: Worke
     ctx.clock.now = now + 200  # type: ignore[attr-defined]
     assert "unknown 1" in run_watchdog(ctx, QueueNames.for_namespace("s"), min_gap_s=0)
     assert counter._value.get() == before + 1
+
+
+def test_creates_retried_through_an_outage_are_said_once_a_minute(
+    ctx: WorkerContext, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An API down (503, refused) left every job pending with nothing in any log; status
+    read as if all were well (operator QA pass)."""
+    monkeypatch.setattr(steps, "_unanswered_said", {})
+    api(ctx).answers = [ApiUnavailableError("service unavailable", http_status=503)] * 2
+    with caplog.at_level("WARNING", logger=steps.__name__):
+        steps.run_create(ctx, Dispatch("j", "c", 0))
+        steps.run_create(ctx, Dispatch("j", "c", 1))
+    said = [r.getMessage() for r in caplog.records if "creates get no task" in r.getMessage()]
+    assert len(said) == 1, said  # once a minute, not per create
+    assert "service unavailable" in said[0]
+    assert "CLONEQUEUE_SUBMIT_MAX_ATTEMPTS" in said[0]
