@@ -75,7 +75,8 @@ def status(
 ) -> None:
     """Show how many jobs of a batch are in each state.
 
-    With --wait or --watch: exit 0 when every job completed, 4 when any failed, is
+    Without --wait/--watch it exits 0 whatever the counts (1: no such batch). With
+    --wait or --watch: exit 0 when every job completed, 4 when any failed, is
     unknown or was cancelled, as `errors` would list it (130 if --watch is stopped with
     Ctrl-C). A Redis restart or outage is ridden out for up to 60 s (said on stderr),
     then exit 1.
@@ -90,14 +91,36 @@ def status(
         typer.echo(json.dumps({**info.to_dict(), "paused": paused}))
     else:
         typer.echo(f"{batch}: {summary(info)}")
+        failed = info.counts.get("failed", 0)
+        if failed:  # as unknown jobs get theirs: what to run next
+            typer.echo(
+                f"{plural(failed, 'job')} failed: `clonequeue errors {batch}` says why, "
+                f"`clonequeue retry {batch}` sends {'it' if failed == 1 else 'them'} again",
+                err=True,
+            )
         unknown = info.counts.get("unknown", 0)
         if unknown:
             typer.echo(_unknown_next_step(batch, unknown, *handle.settling_unknowns()), err=True)
         if paused:
             typer.echo(pause_text(paused), err=True)
+        elif not info.is_finished:
+            _say_parked()
     if wait or watch:
         bad = sum(info.counts.get(state, 0) for state in ("failed", "unknown", "cancelled"))
         raise typer.Exit(EXIT_JOBS_FAILED if bad else EXIT_OK)
+
+
+def _say_parked() -> None:
+    """Creates held for a free slot look like jobs pending for no reason (QA pass)."""
+    fleet = Services(context.settings()).fleet.snapshot()
+    if fleet["parked"]:
+        typer.echo(
+            f"{plural(fleet['parked'], 'create')} of the fleet "
+            f"{'waits' if fleet['parked'] == 1 else 'wait'} for a free slot: "
+            f"{plural(fleet['in_flight'], 'task')} in flight, the workers' "
+            "CLONEQUEUE_MAX_IN_FLIGHT; they go as those finish",
+            err=True,
+        )
 
 
 def _unknown_next_step(batch: str, count: int, settling: int, settled_at: float) -> str:

@@ -30,7 +30,12 @@ app = typer.Typer(
         "Run JimmyAI SoundClone voice-cloning jobs in bulk: validate rows, queue them, "
         "submit each once, poll until done, and collect the results from Redis.\n\n"
         "Settings come from CLONEQUEUE_* environment variables or a .env file; see "
-        "`clonequeue config show`."
+        "`clonequeue config show`.\n\n"
+        "Exit codes, every command: 0 done; 1 a fatal problem, said on stderr with what to "
+        "do (Redis unreachable or refusing writes, no such batch, an unreadable file, the "
+        "API refused); 2 usage or a bad setting; 3 some rows rejected (submit, estimate); "
+        "4 some jobs did not complete (status --wait/--watch); 69 no worker answered "
+        "(inspect); 130 interrupted (Ctrl-C)."
     ),
     no_args_is_help=True,
     add_completion=False,

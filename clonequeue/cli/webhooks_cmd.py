@@ -26,7 +26,7 @@ def webhooks(
         False,
         "--redeliver",
         help="Send the failed deliveries again (and those to an endpoint that answered 410, "
-        "which is enabled again), with their own webhook-id.",
+        "which is enabled again), each with the webhook-id it had (receivers dedupe on it).",
     ),
     as_json: bool = typer.Option(
         False,

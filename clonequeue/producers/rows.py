@@ -22,7 +22,7 @@ _FIELD_REASON = re.compile(
 )
 
 
-SHOWN_ID_CHARS = 80  # a custom_id is cut to this in messages (the errors file keeps it whole)
+SHOWN_ID_CHARS = 140  # a custom_id (128 at most when valid) is cut to this in messages
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,9 @@ import re
 from pathlib import Path
 
 import clonequeue
+from clonequeue.config import load_settings
 from clonequeue.services import Services
+from clonequeue.store.jobs import Skipped
 from tests.integration.test_producers_submit import cli, lose_worker_after_create, row
 
 
@@ -56,3 +58,37 @@ def test_counts_of_one_read_right(services: Services, redis_url: str, tmp_path: 
     assert errors.stderr == "1 job did not complete\n"
     purged = cli(tmp_path, redis_url, "purge", "one")
     assert purged.stdout == "purged batch one: 1 job record removed\n"
+
+
+def test_status_names_the_commands_for_failed_jobs(
+    services: Services, redis_url: str, tmp_path: Path
+) -> None:
+    """Failed jobs got no next step while unknown ones did (operator QA pass)."""
+    clonequeue.submit([row("x1"), row("x2")], batch="fx", services=services)
+    for job in ("x1", "x2"):
+        services.jobs.claim_create(job, "c", 0, now=1.0, lease_s=60)
+        services.jobs.release_create(
+            job, "c", 0, "rejected", {"kind": "remote", "msg": "no"}, now=1.0
+        )
+    out = cli(tmp_path, redis_url, "status", "fx")
+    assert out.stdout == "fx: 2 jobs: failed 2\n"
+    assert out.stderr == (
+        "2 jobs failed: `clonequeue errors fx` says why, `clonequeue retry fx` sends them again\n"
+    )
+
+
+def test_status_says_when_creates_wait_for_a_free_slot(redis_url: str, tmp_path: Path) -> None:
+    """Creates parked at the in-flight cap looked like jobs pending for no reason."""
+    capped = Services(
+        load_settings(env_file=None, redis_url=redis_url, namespace="p", max_in_flight=1)
+    )
+    clonequeue.submit([row("c1"), row("c2")], batch="cap", services=capped)
+    assert not isinstance(capped.jobs.claim_create("c1", "c", 0, now=1.0, lease_s=60), Skipped)
+    parked = capped.jobs.claim_create("c2", "c", 0, now=1.0, lease_s=60)
+    assert isinstance(parked, Skipped)
+    assert parked.reason.startswith("parked")
+    out = cli(tmp_path, redis_url, "status", "cap")
+    assert out.stderr == (
+        "1 create of the fleet waits for a free slot: 1 task in flight, the workers' "
+        "CLONEQUEUE_MAX_IN_FLIGHT; they go as those finish\n"
+    )

@@ -226,5 +226,5 @@ def test_what_nothing_submitted_says_in_a_dry_run_reads_right() -> None:
 def test_a_long_custom_id_is_cut_in_the_message_and_kept_whole_in_the_record() -> None:
     """A 5,002-character custom_id was echoed whole by estimate and submit (QA pass)."""
     error = RowError(3, "p" * 5002, ["custom_id: is 5002 characters long; at most 256"])
-    assert str(error) == f"line 3 ({'p' * 79}…): custom_id: is 5002 characters long; at most 256"
+    assert str(error) == f"line 3 ({'p' * 139}…): custom_id: is 5002 characters long; at most 256"
     assert error.to_record()["custom_id"] == "p" * 5002
