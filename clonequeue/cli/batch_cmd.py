@@ -81,7 +81,8 @@ def status(
     Ctrl-C). A Redis restart or outage is ridden out for up to 60 s (said on stderr),
     then exit 1.
     """
-    handle = _batch(batch)
+    services = Services(context.settings())
+    handle = Batch(batch, services=services)  # one client: a refusal is said once
     info = handle.status()  # Redis not there at all: the usual error at once
     if wait or watch:
         follower = Batch(batch, services=_FollowServices(context.settings()))
@@ -104,15 +105,15 @@ def status(
         if paused:
             typer.echo(pause_text(paused), err=True)
         elif not info.is_finished:
-            _say_parked()
+            _say_parked(services)
     if wait or watch:
         bad = sum(info.counts.get(state, 0) for state in ("failed", "unknown", "cancelled"))
         raise typer.Exit(EXIT_JOBS_FAILED if bad else EXIT_OK)
 
 
-def _say_parked() -> None:
+def _say_parked(services: Services) -> None:
     """Creates held for a free slot look like jobs pending for no reason (QA pass)."""
-    fleet = Services(context.settings()).fleet.snapshot()
+    fleet = services.fleet.snapshot()
     if fleet["parked"]:
         typer.echo(
             f"{plural(fleet['parked'], 'create')} of the fleet "
