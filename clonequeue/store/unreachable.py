@@ -51,4 +51,9 @@ def unreachable_hint(exc: BaseException) -> str:
             "check that the sentinels run and that they watch a master of that name "
             "(CLONEQUEUE_SENTINEL_MASTER) which is up"
         )
-    return "start it (`make redis` or `clonequeue redis`) or set CLONEQUEUE_REDIS_URL"
+    # (not "start it with `clonequeue redis`" alone: that runs an empty Redis on 6390 for
+    # trying things, whatever URL failed; operator QA pass)
+    return (
+        "check that the Redis CLONEQUEUE_REDIS_URL names is running and reachable from here, "
+        "or set CLONEQUEUE_REDIS_URL (to try things: `clonequeue redis` runs one on 6390)"
+    )

@@ -116,7 +116,7 @@ def test_other_errors_are_not_refusals() -> None:
     assert not refuses_writes(redis.exceptions.ResponseError("ERR unknown command"))
     assert refuses_writes(redis.exceptions.ConnectionError("refused"))
     line, _ = explain(redis.exceptions.ConnectionError("refused")) or ("", 0)
-    assert "start it" in line
+    assert "is running and reachable from here" in line  # what to do next
 
 
 @pytest.mark.parametrize(
@@ -133,7 +133,8 @@ def test_an_error_in_one_line_is_the_same_for_the_store_and_the_cli(
     assert error_line(exc) == line
     assert unreachable_reason(exc) == line
     assert explain(exc) == (
-        f"cannot reach Redis ({type(exc).__name__}: {line}); start it (`make redis` or "
-        "`clonequeue redis`) or set CLONEQUEUE_REDIS_URL",
+        f"cannot reach Redis ({type(exc).__name__}: {line}); check that the Redis "
+        "CLONEQUEUE_REDIS_URL names is running and reachable from here, or set "
+        "CLONEQUEUE_REDIS_URL (to try things: `clonequeue redis` runs one on 6390)",
         EXIT_FATAL,
     )
