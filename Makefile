@@ -10,9 +10,10 @@ PORT_REDIS ?= 6390
 # two cores busy with 4 processes): 6 xdist processes on 2 cores, work-stealing so one
 # process never holds a long tail (2026-12-03: 5 m 0 s against 5 m 56 s with 4).
 TEST_WORKERS ?= 6
-# The timing tests measure wall-clock time, so they run after the rest, never beside it;
-# they mostly sleep (21 s of CPU in 89 s alone), so three at once is still a quiet host
-# (2026-12-07: 39 s, was 89 s one at a time).
+# The timing tests measure wall-clock time, so they run after the rest, never beside it.
+# They mostly sleep (21 s of CPU in 89 s alone): three files at once, each file's tests
+# one after another (2026-12-07: 62 s, was 89 s; three tests at once took 39 s, but the
+# limiter's tests beside each other failed 2 runs in ~8).
 
 .PHONY: help install browser test test-fast lint format demo simulator redis worker beat flower bench chaos clean
 
@@ -43,7 +44,7 @@ browser:  ## Install Debian's chromium where missing (for the Flower browser tes
 
 test: $(STAMP) browser  ## Run the whole test suite (own Redis, simulator and workers)
 	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist worksteal -m "not timing"
-	$(BIN)/pytest -q -n 3 --dist worksteal -m timing  # apart from the rest: they measure wall-clock time
+	$(BIN)/pytest -q -n 3 --dist loadfile -m timing  # apart from the rest: they measure wall-clock time
 
 test-fast: $(STAMP)  ## Unit tests only
 	$(BIN)/pytest -q tests/unit
