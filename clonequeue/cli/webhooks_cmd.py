@@ -13,7 +13,7 @@ import typer
 
 from clonequeue.batch import Batch
 from clonequeue.cli import context
-from clonequeue.config.redis_urls import mask_query, mask_url
+from clonequeue.config.redis_urls import shown_url
 from clonequeue.logs import mask_query_values
 from clonequeue.outputs.keys import GROUP, ResultKeys
 from clonequeue.services import Services
@@ -76,7 +76,7 @@ def _shown(doc: dict[str, Any]) -> dict[str, Any]:
     """``doc`` as it may be printed: its URL's userinfo and query values masked, as in
     the logs (a webhook carries its token in ``?token=…``), and any URL in an error too."""
     if isinstance(doc.get("url"), str):
-        doc["url"] = mask_query(mask_url(doc["url"]))
+        doc["url"] = shown_url(doc["url"])
     for attempt in doc.get("attempts") or []:
         if isinstance(attempt, dict) and isinstance(attempt.get("error"), str):
             attempt["error"] = mask_query_values(attempt["error"])

@@ -11,7 +11,7 @@ from typing import Any
 from dotenv import dotenv_values
 from pydantic import ValidationError
 
-from clonequeue.config.redis_urls import mask_query, mask_url
+from clonequeue.config.redis_urls import shown_url
 from clonequeue.config.settings import (
     ENV_PREFIX,
     Settings,
@@ -80,7 +80,7 @@ def format_validation_error(exc: ValidationError) -> list[str]:
         given = error.get("input")
         if field.endswith("_url") and isinstance(given, str):
             message = _without_parts_of(given, message)
-            given = mask_query(mask_url(given))
+            given = shown_url(given)
         shown = "" if _is_secret(field) else f"={given!r}"
         lines.append(f"{env_name(field)}{shown}: {message}")
     return lines
@@ -90,7 +90,7 @@ def _without_parts_of(url: str, message: str) -> str:
     """``message`` with no text of ``url`` but what its masked form shows. Our validators
     say the rule, never the value; should a parser's text slip through (urlsplit's
     ``'TOKEN' does not appear to be an IPv4 or IPv6 address``), only the rule is left."""
-    shown = mask_query(mask_url(url))
+    shown = shown_url(url)
     rest = re.sub(r"^[A-Za-z][A-Za-z0-9+.-]*:", "", url)  # the scheme is no secret
     words = {
         w

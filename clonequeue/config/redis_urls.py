@@ -74,6 +74,12 @@ def mask_url(url: str) -> str:
     return ";".join(_mask_one(part) for part in url.split(";"))
 
 
+def shown_url(url: str) -> str:
+    """``url`` as it may be printed: its userinfo (:func:`mask_url`) and its query values
+    and fragment (:func:`mask_query`) masked."""
+    return mask_query(mask_url(url))
+
+
 def mask_query(url: str) -> str:
     """``url`` with each query value replaced by ``***``, the names kept (a parameter
     with no ``=`` is ``***`` whole), and its fragment ``***``: a webhook or pre-signed

@@ -25,9 +25,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from clonequeue.config.redis_urls import (
     is_sentinel_url,
-    mask_query,
-    mask_url,
     parse_sentinel_url,
+    shown_url,
 )
 from clonequeue.config.token import TokenSource, clean_token, read_token_file
 from clonequeue.config.webhook_url import UnsafeTargetError, check_url
@@ -455,7 +454,7 @@ def _check_webhook_url(url: str) -> None:
 def _check_store_url(url: str) -> None:
     problem = store_url_problem(url)
     if problem is not None:
-        raise ValueError(f"CLONEQUEUE_ARTIFACTS_URL={mask_query(mask_url(url))!r}: {problem}")
+        raise ValueError(f"CLONEQUEUE_ARTIFACTS_URL={shown_url(url)!r}: {problem}")
 
 
 STORE_PROTOCOLS = ("file", "local", "s3", "s3a")
@@ -548,7 +547,7 @@ def describe_setting_value(name: str, value: Any) -> str:
     if value is None:
         return "(not set)"
     if name.endswith("_url") and isinstance(value, str):
-        return mask_query(mask_url(value))
+        return shown_url(value)
     if isinstance(value, StrEnum):
         return value.value
     return str(value)
