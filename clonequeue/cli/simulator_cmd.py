@@ -6,18 +6,17 @@ name and help text, and can be changed later with ``PATCH /_sim/config``.
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from dotenv import dotenv_values
 from pydantic import ValidationError
 
 from clonequeue.api.models import describe_validation_error
+from clonequeue.cli import context
 from clonequeue.cli.errors import EXIT_USAGE, fail
-from clonequeue.config.token import clean_token, read_token_file
+from clonequeue.config.token import clean_token
 from clonequeue.redaction import register_secrets
 from clonequeue.simulator import SimConfig, run_simulator
 
@@ -184,26 +183,16 @@ def _file_token(path: Path) -> str:
 
 
 def _env_token() -> str:
-    """The token a worker started here would send: CLONEQUEUE_API_TOKEN or the file in
-    CLONEQUEUE_API_TOKEN_FILE, from the environment or else ./.env (never echoed)."""
-    names = ("CLONEQUEUE_API_TOKEN", "CLONEQUEUE_API_TOKEN_FILE")
-    found = {name: os.environ[name] for name in names if os.environ.get(name)}
-    if not found and Path(".env").is_file():
-        in_file = dotenv_values(".env")
-        found = {name: value for name in names if (value := in_file.get(name))}
-    try:
-        if len(found) == 2:
-            raise ValueError("set CLONEQUEUE_API_TOKEN or CLONEQUEUE_API_TOKEN_FILE, not both")
-        if "CLONEQUEUE_API_TOKEN_FILE" in found:
-            return read_token_file(Path(found["CLONEQUEUE_API_TOKEN_FILE"]))
-        if "CLONEQUEUE_API_TOKEN" in found:
-            return clean_token(found["CLONEQUEUE_API_TOKEN"], source="CLONEQUEUE_API_TOKEN")
-    except ValueError as exc:
-        fail(f"--token-from-env: {exc}", EXIT_USAGE)
-    fail(
-        "--token-from-env: neither CLONEQUEUE_API_TOKEN nor CLONEQUEUE_API_TOKEN_FILE is set",
-        EXIT_USAGE,
-    )
+    """The token a worker started here would send: its own settings' reading of
+    CLONEQUEUE_API_TOKEN or CLONEQUEUE_API_TOKEN_FILE (the environment and ./.env; a bad
+    setting is the usual one-line error), never echoed."""
+    token = context.settings().api_token
+    if token is None or not token.get_secret_value():
+        fail(
+            "--token-from-env: neither CLONEQUEUE_API_TOKEN nor CLONEQUEUE_API_TOKEN_FILE is set",
+            EXIT_USAGE,
+        )
+    return token.get_secret_value()
 
 
 def _announce(url: str) -> None:
