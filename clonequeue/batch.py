@@ -304,32 +304,26 @@ class Batch(str):
         url, bytes, sha256}`` (or ``{state: failed, error}``).
         """
         total = self.status().total
-        read = 0
         docs = self._services.batches.docs(self.id)
-        if not self._results().has_artifacts(self.id):
-            for doc in docs:
-                read += 1
-                yield result_record(doc)
-        else:
+        records: Iterator[dict[str, Any]] = (result_record(doc) for doc in docs)
+        if self._results().has_artifacts(self.id):
             from clonequeue.outputs.operate import with_artifacts
 
             pairs = ((doc, result_record(doc)) for doc in docs)
-            for record in with_artifacts(
-                self._services.redis, self._services.settings.namespace, pairs
-            ):
-                read += 1
-                yield record
+            records = with_artifacts(self._services.redis, self._services.settings.namespace, pairs)
+        read = 0
+        for record in records:
+            read += 1
+            yield record
         if read < total:
             self._records_gone(read, total)
 
     def _records_gone(self, read: int, total: int) -> None:
         """Records went while they were read: a stream that just ended early read as the
         whole batch (QA pass: a purge, or a Redis restarted without its data, mid-read)."""
-        gone = (
-            "the batch is gone"
-            if self._services.batches.info(self.id) is None
-            else ("the batch is still there but the other job records are gone")
-        )
+        gone = "the batch is gone"
+        if self._services.batches.info(self.id) is not None:
+            gone = "the batch is still there but the other job records are gone"
         raise BatchNotFoundError(
             self.id,
             reason=f"only {read:,} of its {plural(total, 'job record')} could be read: {gone} "

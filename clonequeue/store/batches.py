@@ -139,15 +139,10 @@ class BatchStore:
         """The batch's unknown jobs whose worker may only be frozen (``lost_worker`` less
         than ``settle_s`` ago): ``settling`` and ``settled_at``, as a retry leaves them
         (the same script decides, asked only to check)."""
-        found = Retried()
         info = self.info(batch_id)
         if settle_s <= 0 or info is None or not info.counts.get("unknown"):
-            return found
-        for out in self._retry_each(batch_id, "unknown", now=now, settle_s=settle_s, check=True):
-            if out[0] == "settling":
-                found.settling += 1
-                found.settled_at = max(found.settled_at, float(out[1]))
-        return found
+            return Retried()
+        return self._retried(batch_id, "unknown", now=now, settle_s=settle_s, check=True)
 
     def lookup(self, job_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
         """Which of ``job_ids`` exist: id → (batch holding it, content hash). Read-only."""
@@ -170,8 +165,15 @@ class BatchStore:
 
         An unknown job whose worker may only be frozen (``lost_worker`` less than
         ``settle_s`` ago) is left: its answer may still come (retry_job.lua)."""
+        return self._retried(batch_id, what, now=now, settle_s=settle_s)
+
+    def _retried(
+        self, batch_id: str, what: str, *, now: float, settle_s: float, check: bool = False
+    ) -> Retried:
+        """retry_job.lua over the batch's jobs, a chunk per round trip, its answers added
+        up (``check``: only which are settling; nothing is queued)."""
         retried = Retried()
-        for out in self._retry_each(batch_id, what, now=now, settle_s=settle_s):
+        for out in self._retry_each(batch_id, what, now=now, settle_s=settle_s, check=check):
             if out[0] == "ok":
                 retried.jobs += 1
                 retried.dispatches += [Dispatch.parse(e) for e in out[1:]]
@@ -181,9 +183,8 @@ class BatchStore:
         return retried
 
     def _retry_each(
-        self, batch_id: str, what: str, *, now: float, settle_s: float, check: bool = False
+        self, batch_id: str, what: str, *, now: float, settle_s: float, check: bool
     ) -> Iterator[list[Any]]:
-        """retry_job.lua's answer for each of the batch's jobs, a chunk per round trip."""
         limits = self.jobs.limits
         for ids in self.job_ids(batch_id):
             pipe = self.client.pipeline(transaction=False)

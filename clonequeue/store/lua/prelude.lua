@@ -126,6 +126,13 @@ local function batch_keys(doc)
   return bkey, bkey .. ':jobs'
 end
 
+-- ``command`` (EXPIRE, PERSIST) on the record of every job in the batch's list
+local function call_on_jobs(lkey, command, ...)
+  for _, id in ipairs(redis.call('LRANGE', lkey, 0, -1)) do
+    redis.call(command, key('job', id), ...)
+  end
+end
+
 local function check_batch_finished(doc, retention)
   local bkey, lkey = batch_keys(doc)
   local c = redis.call('HMGET', bkey, 'total', 'completed', 'failed', 'unknown', 'cancelled')
@@ -141,9 +148,7 @@ local function check_batch_finished(doc, retention)
     -- with it. One pass over its job list (QA pass: a job that finished days before a
     -- retry finished the batch expired first, and results() returned fewer records than
     -- status counted, without a word)
-    for _, id in ipairs(redis.call('LRANGE', lkey, 0, -1)) do
-      redis.call('EXPIRE', key('job', id), retention)
-    end
+    call_on_jobs(lkey, 'EXPIRE', retention)
   end
 end
 
@@ -152,9 +157,7 @@ end
 local function keep_batch(doc)
   local bkey, lkey = batch_keys(doc)
   if redis.call('HDEL', bkey, 'finished_at') == 1 then
-    for _, id in ipairs(redis.call('LRANGE', lkey, 0, -1)) do
-      redis.call('PERSIST', key('job', id))
-    end
+    call_on_jobs(lkey, 'PERSIST')
   end
   redis.call('PERSIST', bkey)
   redis.call('PERSIST', lkey)
