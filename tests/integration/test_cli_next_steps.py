@@ -79,15 +79,17 @@ def test_status_names_the_commands_for_failed_jobs(
 
 def test_status_says_when_creates_wait_for_a_free_slot(redis_url: str, tmp_path: Path) -> None:
     """Creates parked at the in-flight cap looked like jobs pending for no reason."""
+    # a namespace of its own: the fleet's slots and parked creates are per namespace, and
+    # other tests of this process leave theirs in "p"
     capped = Services(
-        load_settings(env_file=None, redis_url=redis_url, namespace="p", max_in_flight=1)
+        load_settings(env_file=None, redis_url=redis_url, namespace="cap", max_in_flight=1)
     )
     clonequeue.submit([row("c1"), row("c2")], batch="cap", services=capped)
     assert not isinstance(capped.jobs.claim_create("c1", "c", 0, now=1.0, lease_s=60), Skipped)
     parked = capped.jobs.claim_create("c2", "c", 0, now=1.0, lease_s=60)
     assert isinstance(parked, Skipped)
     assert parked.reason.startswith("parked")
-    out = cli(tmp_path, redis_url, "status", "cap")
+    out = cli(tmp_path, redis_url, "status", "cap", settings={"CLONEQUEUE_NAMESPACE": "cap"})
     assert out.stderr == (
         "1 create of the fleet waits for a free slot: 1 task in flight, the workers' "
         "CLONEQUEUE_MAX_IN_FLIGHT; they go as those finish\n"
