@@ -456,8 +456,13 @@ def _reason(error: dict[str, Any] | None) -> str:
     return f"{msg} (code {error['code']})" if error.get("code") is not None else msg
 
 
+def step_kind(item: str) -> str:
+    """``clone`` or ``audio``: a step's kind as logs and metrics name it."""
+    return "clone" if item == "c" else "audio"
+
+
 def _kind(step: Dispatch) -> str:
-    return "clone" if step.is_clone else "audio"
+    return step_kind(step.item)
 
 
 # The query answer's ``model`` for each kind of task (the API reference's names).
@@ -566,19 +571,19 @@ def _lift_pause_of_refused_polls(ctx: WorkerContext) -> None:
         send_all(ctx.dispatcher, ctx.jobs.unpark(now=ctx.clock()))
 
 
-UNANSWERED_SAID_EVERY_S = 60.0
-_unanswered_said: dict[str, list[float]] = {}  # error kind -> [said at, polls since]
+SAY_EVERY_S = 60.0  # a repeated warning (polls or creates getting no answer) at most this often
+_said: dict[str, list[float]] = {}  # what -> [when last said, how many since]
 
 
 def _due_to_say(key: str) -> tuple[int, float] | None:
     """Count one more of ``key``; at most once a minute per key, (how many, over how many
     seconds) to say now, else None."""
     now = time.monotonic()
-    said = _unanswered_said.setdefault(key, [-UNANSWERED_SAID_EVERY_S, 0])
+    said = _said.setdefault(key, [-SAY_EVERY_S, 0])
     said[1] += 1
-    if now - said[0] < UNANSWERED_SAID_EVERY_S:
+    if now - said[0] < SAY_EVERY_S:
         return None
-    due = (int(said[1]), min(now - said[0], UNANSWERED_SAID_EVERY_S))
+    due = (int(said[1]), min(now - said[0], SAY_EVERY_S))
     said[0], said[1] = now, 0
     return due
 

@@ -27,6 +27,7 @@ from clonequeue.dispatch.queues import QueueNames
 from clonequeue.metrics import STEPS_FINISHED
 from clonequeue.store.safety import DataMarker
 from clonequeue.workers.context import WorkerContext
+from clonequeue.workers.steps import step_kind
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +113,7 @@ def _redrive_overdue(ctx: WorkerContext, queues: QueueNames, token: str) -> Coun
         if step is not None:
             send_all(ctx.dispatcher, [step])
         if what == "unknown":  # counted as a worker's own unknown is (the alert reads it)
-            STEPS_FINISHED.labels("clone" if overdue.item == "c" else "audio", "unknown").inc()
+            STEPS_FINISHED.labels(step_kind(overdue.item), "unknown").inc()
             log.error(
                 "job %s: the worker sending its create was lost; outcome unknown",
                 overdue.job_id,

@@ -767,7 +767,7 @@ def test_creates_retried_through_an_outage_are_said_once_a_minute(
 ) -> None:
     """An API down (503, refused) left every job pending with nothing in any log; status
     read as if all were well (operator QA pass)."""
-    monkeypatch.setattr(steps, "_unanswered_said", {})
+    monkeypatch.setattr(steps, "_said", {})
     api(ctx).answers = [ApiUnavailableError("service unavailable", http_status=503)] * 2
     with caplog.at_level("WARNING", logger=steps.__name__):
         steps.run_create(ctx, Dispatch("j", "c", 0))
