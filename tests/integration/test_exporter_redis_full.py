@@ -29,13 +29,32 @@ def gauges(collector: FleetCollector) -> dict[str, float]:
     return {m.name: m.samples[0].value for m in collector.collect() if m.samples}
 
 
-def test_a_full_redis_is_a_gauge_not_a_failed_scrape(services: Services, full: redis.Redis) -> None:
+def queue_gauges(collector: FleetCollector) -> dict[str, float]:
+    (depth,) = [m for m in collector.collect() if m.name == "clonequeue_queue_depth"]
+    return {sample.labels["queue"]: sample.value for sample in depth.samples}
+
+
+@pytest.fixture
+def waiting(services: Services, redis_client: redis.Redis) -> str:
+    """Three messages on the submit queue (one at a priority of its own, kombu's list for it)."""
+    submit = services.dispatcher.queues.submit
+    redis_client.lpush(submit, b"m1", b"m2")
+    redis_client.lpush(f"{submit}\x06\x163", b"m3")
+    return submit
+
+
+def test_a_full_redis_is_a_gauge_not_a_failed_scrape(
+    services: Services, waiting: str, full: redis.Redis
+) -> None:
     assert (
         write_refusal_now(full) == "out of memory: used_memory has reached maxmemory (noeviction)"
     )
-    seen = gauges(FleetCollector(services.fleet_state, ping=services.redis.ping))
+    collector = FleetCollector(services.fleet_state, ping=services.redis.ping)
+    seen = gauges(collector)
     assert seen["clonequeue_redis_up"] == 1.0
     assert seen["clonequeue_redis_refuses_writes"] == 1.0
+    # kombu reads depths inside MULTI, which a full Redis refuses even for reads
+    assert queue_gauges(collector)[waiting] == 3.0
 
 
 def test_a_redis_that_takes_writes_says_so(services: Services, redis_client: redis.Redis) -> None:
