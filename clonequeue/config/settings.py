@@ -331,7 +331,8 @@ class Settings(BaseSettings):
     artifact_lease_s: PositiveFloat = Field(
         900.0,
         description="A download not finished this long after it started is taken as lost "
-        "(its worker died) and started again; longer than the largest file takes.",
+        "(its worker died) and started again; longer than the largest file takes. A "
+        "download gives up itself (and is retried) by this less ARTIFACT_TIMEOUT_S and 5 s.",
     )
     results_interval_s: PositiveFloat = Field(
         2.0,

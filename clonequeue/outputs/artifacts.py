@@ -131,8 +131,20 @@ def store_error(exc: BaseException) -> DownloadError:
     return DownloadError(f"cannot write to the store ({type(exc).__name__}: {exc})", retry=retry)
 
 
-def download(http: urllib3.PoolManager, source: str, dest: str, *, timeout_s: float) -> Stored:
-    """Stream ``source`` into ``dest``; :class:`DownloadError` when it cannot be trusted."""
+def download(
+    http: urllib3.PoolManager,
+    source: str,
+    dest: str,
+    *,
+    timeout_s: float,
+    give_up_after_s: float | None = None,
+) -> Stored:
+    """Stream ``source`` into ``dest``; :class:`DownloadError` when it cannot be trusted.
+
+    ``give_up_after_s`` bounds the whole download (``timeout_s`` only the wait for each
+    read): a server that drips its body a byte inside every read timeout is given up
+    before the claim's lease runs out, so no second copy starts beside a live one.
+    """
     started = time.monotonic()
     try:
         response = http.request(
@@ -161,18 +173,26 @@ def download(http: urllib3.PoolManager, source: str, dest: str, *, timeout_s: fl
                 # was made and filled in silence (QA pass); object stores need no folders
                 fs.makedirs(posixpath.dirname(path), exist_ok=True)
             with fs.open(part, "wb", **_open_options(fs)) as sink:
-                chunks = response.stream(CHUNK_BYTES, decode_content=False)
                 while True:
+                    # read1: what has come, not a full chunk (which a drip fills for ever),
+                    # so the time is checked as each piece arrives
                     try:
-                        chunk = next(chunks, None)
+                        chunk = response.read1(CHUNK_BYTES, decode_content=False)
                     except (urllib3.exceptions.HTTPError, OSError) as exc:
                         got = f"{size:,} of {expected_size:,}" if expected_size else f"{size:,}"
                         raise DownloadError(
                             f"body cut short after {got} bytes ({type(exc).__name__})",
                             retry=True,
                         ) from None
-                    if chunk is None:
+                    if not chunk:
                         break
+                    elapsed = time.monotonic() - started
+                    if give_up_after_s is not None and elapsed > give_up_after_s:
+                        raise DownloadError(
+                            f"too slow: {size:,} bytes in {elapsed:.0f} s, given up before "
+                            "the claim's lease (CLONEQUEUE_ARTIFACT_LEASE_S) runs out",
+                            retry=True,
+                        )
                     digest.update(chunk)
                     size += len(chunk)
                     sink.write(chunk)

@@ -57,18 +57,21 @@ end
 if (doc.next_at or 0) > now + 1 then return {'early'} end
 doc.state = 'sending'
 doc.lease_until = now + tonumber(ARGV[3])
+doc.claim = (doc.claim or 0) + 1
 redis.call('SET', KEYS[1], cjson.encode(doc), 'KEEPTTL')
 redis.call('ZADD', KEYS[2], doc.lease_until + tonumber(ARGV[4]), ARGV[1])
 return {'ok', cjson.encode(doc)}
 """
 
 # KEYS: item, due zset. ARGV: item id, attempt JSON, state, next_at ('' = none),
-# due score ('' = none), fields JSON (merged into the document), max attempts kept.
+# due score ('' = none), fields JSON (merged into the document), max attempts kept,
+# the claim's number. Only the latest claim finishes: one whose lease ran out (a worker
+# frozen, a download slower than its lease) and was claimed again is stale.
 _FINISH = """
 local raw = redis.call('GET', KEYS[1])
 if not raw then return 'gone' end
 local doc = cjson.decode(raw)
-if doc.state ~= 'sending' then return 'stale' end
+if doc.state ~= 'sending' or (doc.claim or 0) ~= tonumber(ARGV[8]) then return 'stale' end
 local attempts = doc.attempts
 if type(attempts) ~= 'table' then attempts = {} end
 attempts[#attempts + 1] = cjson.decode(ARGV[2])
@@ -176,7 +179,10 @@ class ItemStore:
     def claim(
         self, item_id: str, *, now: float, lease_s: float, grace_s: float
     ) -> dict[str, Any] | None:
-        """Move the item to ``sending`` under a lease; None when another holds it or it is done."""
+        """Move the item to ``sending`` under a lease; None when another holds it or it is done.
+
+        The document returned carries the claim's number (``claim``): :meth:`finish` needs it.
+        """
         out = cast(
             list[str],
             self._claim(
@@ -191,12 +197,14 @@ class ItemStore:
         item_id: str,
         attempt: dict[str, Any],
         *,
+        claim: int,
         state: str,
         next_at: float | None = None,
         due_at: float | None = None,
         fields: dict[str, Any] | None = None,
     ) -> bool:
-        """Record an attempt and the item's next state (``pending`` with ``next_at`` to retry)."""
+        """Record an attempt and the item's next state (``pending`` with ``next_at`` to retry);
+        False, recording nothing, unless ``claim`` (the claimed document's) is the latest."""
         out = self._finish(
             keys=[self.keys.item(self.kind, item_id), self.due_key],
             args=[
@@ -207,6 +215,7 @@ class ItemStore:
                 "" if due_at is None else repr(due_at),
                 json.dumps(fields or {}),
                 MAX_ATTEMPTS_KEPT,
+                claim,
             ],
         )
         return bool(out == "ok")

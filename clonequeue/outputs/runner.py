@@ -86,6 +86,13 @@ class ResultsContext:
         message held longer is delivered twice, kombu #337), at most a minute."""
         return min(MAX_COUNTDOWN_S, self.settings.visibility_timeout_s / 5)
 
+    @property
+    def download_budget_s(self) -> float:
+        """How long one download may run: its lease less a read's timeout (the longest a
+        check between reads can come late) and 5 s to record it, at least half the lease."""
+        lease = self.settings.artifact_lease_s
+        return max(lease - self.settings.artifact_timeout_s - 5, lease / 2)
+
     def lease_s(self, kind: str) -> float:
         """A claim's lease. A webhook attempt ends within WEBHOOK_TIMEOUT_S whatever the
         receiver does (webhooks.send: one deadline), so twice that plus 5 s is left for
@@ -182,6 +189,7 @@ def _retry_later(
     ctx: ResultsContext,
     kind: str,
     item_id: str,
+    claim: int,
     record: dict[str, Any],
     wait: float,
     error: str | None,
@@ -193,8 +201,9 @@ def _retry_later(
     countdown = wait <= ctx.max_countdown_s
     due = next_at + ctx.grace_s if countdown else next_at
     ctx.store(kind).finish(
-        item_id, record, state="pending", next_at=next_at, due_at=due, fields={"error": error}
-    )
+        item_id, record, claim=claim, state="pending", next_at=next_at, due_at=due,
+        fields={"error": error},
+    )  # fmt: skip
     if countdown:
         ctx.publish(kind, item_id, wait)
 
@@ -229,7 +238,7 @@ def _attempt_and_record(ctx: ResultsContext, item_id: str, doc: dict[str, Any]) 
         # Nothing is sent: recorded as disabled, with no attempt and no try counted.
         reason = "endpoint disabled: it answered 410 Gone before"
         store.finish(
-            item_id, {}, state="disabled",
+            item_id, {}, claim=doc["claim"], state="disabled",
             fields={"error": f"{reason}; nothing sent", "tries": doc.get("tries", 0),
                     "round_tries": doc.get("round_tries", 0), "attempts": doc.get("attempts")},
         )  # fmt: skip
@@ -251,14 +260,22 @@ def _attempt_and_record(ctx: ResultsContext, item_id: str, doc: dict[str, Any]) 
     verdict: wh.Verdict = attempt.verdict
     if attempt.verdict == "delivered":
         store.finish(  # the body is not needed any more: ~0.5-20 KB less per job
-            item_id, record, state="done", fields={"delivered_at": ctx.clock(), "body": None}
+            item_id,
+            record,
+            claim=doc["claim"],
+            state="done",
+            fields={"delivered_at": ctx.clock(), "body": None},
         )
     elif attempt.verdict == "disable":
         ctx.client.sadd(ctx.keys.disabled_endpoints, url)
-        store.finish(item_id, record, state="disabled", fields={"error": attempt.error})
+        store.finish(
+            item_id, record, claim=doc["claim"], state="disabled", fields={"error": attempt.error}
+        )
         log.warning("%s: endpoint disabled (410 Gone); nothing more is sent to it", to)
     elif attempt.verdict == "stop":
-        store.finish(item_id, record, state="failed", fields={"error": attempt.error})
+        store.finish(
+            item_id, record, claim=doc["claim"], state="failed", fields={"error": attempt.error}
+        )
         log.warning("%s: not delivered: %s", to, attempt.error)
     else:
         wait = wh.next_wait(
@@ -267,10 +284,12 @@ def _attempt_and_record(ctx: ResultsContext, item_id: str, doc: dict[str, Any]) 
         if wait is None:
             verdict = record["verdict"] = "gave_up"
             reason = f"gave up after {doc.get('tries', 0) + 1} attempts; last: {attempt.error}"
-            store.finish(item_id, record, state="failed", fields={"error": reason})
+            store.finish(
+                item_id, record, claim=doc["claim"], state="failed", fields={"error": reason}
+            )
             log.warning("%s: %s", to, reason)
         else:
-            _retry_later(ctx, WEBHOOK, item_id, record, wait, attempt.error)
+            _retry_later(ctx, WEBHOOK, item_id, doc["claim"], record, wait, attempt.error)
     WEBHOOK_ATTEMPTS.labels(verdict).inc()
     return f"{verdict} {attempt.status or attempt.error or ''}".strip()
 
@@ -334,13 +353,18 @@ def _fetch(ctx: ResultsContext, item_id: str) -> str:
                 "verdict": "stored",
                 "note": "already stored, checksum matches",
             },
+            claim=doc["claim"],
             state="done",
         )
         ARTIFACT_DOWNLOADS.labels("kept").inc()
         return "already stored"
     try:
         stored = art.download(
-            ctx.http, doc["source"], doc["dest"], timeout_s=ctx.settings.artifact_timeout_s
+            ctx.http,
+            doc["source"],
+            doc["dest"],
+            timeout_s=ctx.settings.artifact_timeout_s,
+            give_up_after_s=ctx.download_budget_s,
         )
     except art.DownloadError as exc:
         record = {
@@ -361,17 +385,19 @@ def _fetch(ctx: ResultsContext, item_id: str) -> str:
                 if not exc.retry
                 else f"gave up after {doc.get('tries', 0) + 1} attempts; last: {exc.reason}"
             )
-            store.finish(item_id, record, state="failed", fields={"error": reason})
+            store.finish(
+                item_id, record, claim=doc["claim"], state="failed", fields={"error": reason}
+            )
             log.warning("artifact %s: failed: %s", item_id, reason)
             ARTIFACT_DOWNLOADS.labels("failed").inc()
             return f"failed: {reason}"
-        _retry_later(ctx, ARTIFACT, item_id, record, wait, exc.reason)
+        _retry_later(ctx, ARTIFACT, item_id, doc["claim"], record, wait, exc.reason)
         ARTIFACT_DOWNLOADS.labels("retry").inc()
         return f"retry in {wait:g} s: {exc.reason}"
     except (ImportError, ValueError) as exc:  # a store this worker cannot open (no s3fs?)
         reason = f"store: {exc}"
         store.finish(item_id, {"at": round(started, 3), "verdict": "stop", "error": reason},
-                     state="failed", fields={"error": reason})  # fmt: skip
+                     claim=doc["claim"], state="failed", fields={"error": reason})  # fmt: skip
         ARTIFACT_DOWNLOADS.labels("failed").inc()
         log.error("artifact %s: %s", item_id, reason)
         return f"failed: {reason}"
@@ -381,10 +407,16 @@ def _fetch(ctx: ResultsContext, item_id: str) -> str:
             ctx.settings.artifact_retry_schedule_s, doc.get("round_tries", 0) + 1, None
         )
         if wait is None:
-            store.finish(item_id, record, state="failed", fields={"error": f"store: {exc}"})
+            store.finish(
+                item_id,
+                record,
+                claim=doc["claim"],
+                state="failed",
+                fields={"error": f"store: {exc}"},
+            )
             ARTIFACT_DOWNLOADS.labels("failed").inc()
             return "failed: store"
-        _retry_later(ctx, ARTIFACT, item_id, record, wait, f"store: {exc}")
+        _retry_later(ctx, ARTIFACT, item_id, doc["claim"], record, wait, f"store: {exc}")
         ARTIFACT_DOWNLOADS.labels("retry").inc()
         return "retry: store"
     record = {
@@ -393,7 +425,9 @@ def _fetch(ctx: ResultsContext, item_id: str) -> str:
         "bytes": stored.bytes,
         "ms": int(stored.seconds * 1000),
     }
-    store.finish(item_id, record, state="done", fields={**stored.fields(), "error": None})
+    store.finish(
+        item_id, record, claim=doc["claim"], state="done", fields={**stored.fields(), "error": None}
+    )
     ARTIFACT_DOWNLOADS.labels("stored").inc()
     ARTIFACT_BYTES.inc(stored.bytes)
     return f"stored {stored.bytes} bytes"

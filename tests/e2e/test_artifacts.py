@@ -174,7 +174,8 @@ def test_a_worker_killed_mid_download_loses_nothing(
 ) -> None:
     simulator.configure(file_bytes=3_000_044, file_bytes_per_s=1_000_000)  # 3 s per file
     store = tmp_path / "store"
-    system = make_system(artifact_lease_s="4", **FAST)
+    # a lease of 9 s gives each download 4.5 s (its own bound, runner.download_budget_s)
+    system = make_system(artifact_lease_s="9", **FAST)
     victim = system.start_worker(name="victim")
     batch = clonequeue.submit(
         make_rows(1, audios=0, prefix="kill"), batch="kill", services=system.services,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from clonequeue.local.stack import SIMULATOR_TOKEN
 from clonequeue.outputs import artifacts
 from clonequeue.simulator.config import SimConfig
 from clonequeue.simulator.server import serve_in_thread
+from tests.integration.slow_receivers import TrickleReceiver
 
 SIZE = 2_000_044
 
@@ -96,3 +98,26 @@ def test_a_store_that_cannot_be_written_is_a_failed_attempt_not_a_crash(
             urllib3.PoolManager(), url, f"file://{tmp_path}/taken/j/x.wav", timeout_s=5
         )
     assert info.value.retry is True  # a full disk or a missing folder may be fixed
+
+
+def test_a_body_dripped_inside_every_read_timeout_is_given_up_in_time(tmp_path: Path) -> None:
+    """A server that sends a byte every 20 ms never trips the 5 s read timeout; the
+    download must still end by its own bound (before its claim's lease runs out and a
+    second copy starts beside it). Before, 1 MB chunks were filled before any check."""
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: 4000\r\n\r\n"
+    with TrickleReceiver(
+        answer=head + b"x" * 4000, fast_bytes=len(head) + 100, delay_s=0.02
+    ) as server:
+        started = time.monotonic()
+        with pytest.raises(artifacts.DownloadError, match=r"too slow: \d+ bytes in 1 s") as info:
+            artifacts.download(
+                urllib3.PoolManager(),
+                server.url,
+                f"file://{tmp_path}/x.wav",
+                timeout_s=5,
+                give_up_after_s=1.0,
+            )
+        took = time.monotonic() - started
+    assert info.value.retry is True
+    assert 1.0 <= took < 3.0  # not the 78 s the whole drip takes
+    assert list(tmp_path.iterdir()) == []  # no half file, no .part left

@@ -95,9 +95,13 @@ def test_an_overdue_item_is_re_driven_and_a_claim_is_exclusive(
     assert store.claim("msg_1", now=105.0, lease_s=10, grace_s=1) is None  # leased
     again = store.claim("msg_1", now=111.0, lease_s=10, grace_s=1)  # the holder died
     assert again is not None
-    assert store.finish("msg_1", {"at": 111.0}, state="done")
-    assert store.finish("msg_1", {"at": 112.0}, state="done") is False  # the late one: stale
+    # or froze, or its download outlived the lease: woken first, it records nothing
+    assert store.finish("msg_1", {"at": 111.5}, claim=first["claim"], state="done") is False
+    assert store.get("msg_1")["state"] == "sending"  # type: ignore[index]
+    assert store.finish("msg_1", {"at": 112.0}, claim=again["claim"], state="done")
+    assert store.finish("msg_1", {"at": 113.0}, claim=first["claim"], state="done") is False
     assert store.get("msg_1")["tries"] == 1  # type: ignore[index]
+    assert store.get("msg_1")["attempts"] == [{"at": 112.0}]  # type: ignore[index]
 
 
 def test_a_pass_that_read_an_item_overdue_leaves_a_worker_s_new_schedule_alone(
@@ -115,7 +119,9 @@ def test_a_pass_that_read_an_item_overdue_leaves_a_worker_s_new_schedule_alone(
     assert store.overdue(now=101.0, limit=10) == ["msg_2"]  # what the pass read
     claimed = store.claim("msg_2", now=101.0, lease_s=10, grace_s=1)  # a worker, meanwhile
     assert claimed is not None
-    assert store.finish("msg_2", {"at": 101.0}, state="pending", next_at=113.0, due_at=113.0)
+    assert store.finish(
+        "msg_2", {"at": 101.0}, claim=claimed["claim"], state="pending", next_at=113.0, due_at=113.0
+    )
     assert not store.postpone_if_overdue("msg_2", now=101.0, due_at=131.0)
     assert redis_client.zscore("ns:webhooks:due", "msg_2") == 113.0
     ctx.clock = lambda: 101.0

@@ -100,5 +100,7 @@ def test_a_results_pass_or_an_attempt_racing_the_purge_records_nothing_after_it(
     batch_hook = {**job_hook, "job": None, "type": "batch.completed"}
     assert not ctx.webhooks.add("msg_batch_pw_late", batch_hook, now=time.time())
     assert ctx.planner.plan_artifacts(doc, f"file://{tmp_path}/store", now=time.time()) == []
-    assert not ctx.webhooks.finish(claimed["id"], {"at": time.time()}, state="done")
+    assert not ctx.webhooks.finish(
+        claimed["id"], {"at": time.time()}, claim=claimed["claim"], state="done"
+    )
     assert output_keys(services) == []
