@@ -120,6 +120,22 @@ def _expected_digest(headers: Any) -> str | None:
     return None
 
 
+WAV_HEADER_BYTES = 12
+
+
+def wav_declared_size(head: bytes) -> int | None:
+    """The file size a WAV's RIFF header declares, if it declares one.
+
+    A body sent without ``Content-Length`` (or chunked framing) ends where the server
+    closes the connection, so one cut short looks whole; a WAV says its own length.
+    Streaming encoders write 0 or 0xFFFFFFFF when they do not know it: no size then.
+    """
+    if len(head) < WAV_HEADER_BYTES or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    declared = int.from_bytes(head[4:8], "little")
+    return None if declared in (0, 0xFFFFFFFF) else declared + 8
+
+
 # What the store raises (a full disk, a permission, a missing bucket, a read-only
 # protocol): an attempt that failed, said so, not a crash that left the item "sending"
 # and re-driven after every lease (QA pass).
@@ -166,7 +182,7 @@ def download(
         expected_sha = _expected_digest(response.headers)
         fs, path = fsspec.core.url_to_fs(dest)
         part = f"{path}.{uuid.uuid4().hex[:8]}.part"  # two racing copies never share one
-        digest, size = hashlib.sha256(), 0
+        digest, size, head = hashlib.sha256(), 0, b""
         try:
             if isinstance(fs, LocalFileSystem):
                 # only a folder: on S3 makedirs creates the bucket, so a mistyped one
@@ -193,12 +209,21 @@ def download(
                             "the claim's lease (CLONEQUEUE_ARTIFACT_LEASE_S) runs out",
                             retry=True,
                         )
+                    if len(head) < WAV_HEADER_BYTES:
+                        head += chunk[: WAV_HEADER_BYTES - len(head)]
                     digest.update(chunk)
                     size += len(chunk)
                     sink.write(chunk)
             if expected_size is not None and size != expected_size:
                 raise DownloadError(
                     f"body truncated: {size:,} of {expected_size:,} bytes", retry=True
+                )
+            declared = wav_declared_size(head) if expected_size is None else None
+            if declared is not None and size < declared:  # only the close ended it
+                raise DownloadError(
+                    f"body cut short: {size:,} bytes of the {declared:,} its WAV header "
+                    "declares (the server sent no Content-Length)",
+                    retry=True,
                 )
             if expected_sha is not None and digest.hexdigest() != expected_sha:
                 raise DownloadError(

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import socket
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -121,3 +125,42 @@ def test_a_body_dripped_inside_every_read_timeout_is_given_up_in_time(tmp_path: 
     assert info.value.retry is True
     assert 1.0 <= took < 3.0  # not the 78 s the whole drip takes
     assert list(tmp_path.iterdir()) == []  # no half file, no .part left
+
+
+def wav(total: int) -> bytes:
+    """A WAV file of ``total`` bytes whose RIFF header says so."""
+    return b"RIFF" + (total - 8).to_bytes(4, "little") + b"WAVE" + b"\0" * (total - 12)
+
+
+@contextmanager
+def closing_server(body: bytes) -> Iterator[str]:
+    """Answers every GET with ``body`` and no Content-Length, then closes the
+    connection: all that ends such a body, whole or cut short."""
+
+    def serve(listener: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = listener.accept()
+                with conn:
+                    while b"\r\n\r\n" not in conn.recv(65536):
+                        pass
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + body)
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        threading.Thread(target=serve, args=(listener,), daemon=True).start()
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/a.wav"
+
+
+def test_a_wav_cut_short_without_content_length_is_not_stored(tmp_path: Path) -> None:
+    """QA: a body with no length of its own, cut by a closed connection, was stored as
+    the whole file; a WAV says its own length in its header."""
+    cut = pytest.raises(artifacts.DownloadError, match="6,000 bytes of the 10,000")
+    with closing_server(wav(10_000)[:6_000]) as url, cut as info:
+        artifacts.download(urllib3.PoolManager(), url, f"file://{tmp_path}/x.wav", timeout_s=5)
+    assert info.value.retry is True
+    assert list(tmp_path.iterdir()) == []
+    with closing_server(wav(10_000) + b"trailing") as url:  # longer than declared: kept
+        stored = artifacts.download(
+            urllib3.PoolManager(), url, f"file://{tmp_path}/y.wav", timeout_s=5
+        )
+    assert stored.bytes == 10_008
