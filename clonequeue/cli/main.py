@@ -34,7 +34,8 @@ app = typer.Typer(
         "Exit codes, every command: 0 done; 1 a fatal problem, said on stderr with what to "
         "do (Redis unreachable or refusing writes, no such batch, an unreadable file, the "
         "API refused); 2 usage or a bad setting; 3 some rows rejected (submit, estimate); "
-        "4 some jobs did not complete (status --wait/--watch); 69 no worker answered "
+        "4 some jobs did not complete (status --wait/--watch) or some webhook deliveries failed "
+        "(webhooks); 69 no worker answered "
         "(inspect); 130 interrupted (Ctrl-C)."
     ),
     no_args_is_help=True,

@@ -13,6 +13,7 @@ import typer
 
 from clonequeue.batch import Batch
 from clonequeue.cli import context
+from clonequeue.cli.errors import EXIT_JOBS_FAILED
 from clonequeue.config.redis_urls import shown_url
 from clonequeue.logs import mask_query_values
 from clonequeue.outputs.keys import GROUP, ResultKeys
@@ -38,7 +39,8 @@ def webhooks(
     """List a batch's webhook deliveries: event, job, state, attempts, the last answer.
 
     States: pending (next attempt due at `next`), sending, done, failed (gave up or a
-    4xx: see `error`), disabled (the endpoint answered 410 Gone).
+    4xx: see `error`), disabled (the endpoint answered 410 Gone). Exit code 4 when any
+    delivery is failed or disabled (after `--redeliver`: any still listed so).
     """
     services = Services(context.settings())
     handle = Batch(batch, services=services)
@@ -56,6 +58,7 @@ def webhooks(
         typer.echo(f"note: {why}" if as_json else why, err=as_json)
     if ended["failed"] or ended["disabled"]:
         typer.echo(_redeliver_hint(handle.id, ended["failed"], ended["disabled"]), err=True)
+        raise typer.Exit(EXIT_JOBS_FAILED)  # a script that checks deliveries must see it
 
 
 def _redeliver_hint(batch: str, failed: int, disabled: int) -> str:

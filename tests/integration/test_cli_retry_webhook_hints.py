@@ -118,7 +118,7 @@ def test_webhooks_with_failed_or_disabled_deliveries_names_redeliver(
         "`clonequeue webhooks wh --redeliver` sends them again\n"
     )
     listed = cli(tmp_path, redis_url, "webhooks", "wh")
-    assert listed.returncode == 0, listed.stderr
+    assert listed.returncode == 4, listed.stderr  # a script checking deliveries sees it
     assert len(listed.stdout.splitlines()) == 3
     assert listed.stderr == hint
 
@@ -127,9 +127,11 @@ def test_webhooks_with_failed_or_disabled_deliveries_names_redeliver(
         "disabled"
     ) == 2
     assert as_json.stderr == hint  # stdout stays JSON Lines
+    assert as_json.returncode == 4
 
     again = cli(tmp_path, redis_url, "webhooks", "wh", "--redeliver")
     assert again.stderr == "3 deliveries queued again\n"  # pending now: nothing to hint
+    assert again.returncode == 0
 
 
 def test_webhooks_with_only_disabled_ones_reads_right(
