@@ -33,6 +33,7 @@ from clonequeue.producers.submission import SubmitReport
 from clonequeue.services import Services
 from clonequeue.store.batches import BatchInfo
 from clonequeue.store.outage import REDIS_DOWN, RedisOutage
+from clonequeue.store.presence import note_kind
 from clonequeue.store.records import result_record
 from clonequeue.wording import plural
 
@@ -224,6 +225,11 @@ class Batch(str):
         or a long Retry-After every worker waits out (kind ``retry_after``); else None."""
         return self._services.fleet.pause_reason()
 
+    def workers_note(self) -> str | None:
+        """What keeps every batch from moving, if anything: no worker running in this
+        namespace, or no watchdog pass lately (no beat), said with what to start; else None."""
+        return self._services.workers_note()
+
     def wait(
         self,
         timeout: float | None = None,
@@ -258,10 +264,12 @@ class Batch(str):
         check_value("Batch.wait", "redis_outage_s", redis_outage_s, usable, SECONDS_EXPECTED)
         deadline = None if timeout is None else time.monotonic() + timeout
         outage = self._outage_logged(redis_outage_s)
+        said: str | None = None  # the last note on workers logged (when it changes)
         while True:
             read_began = time.monotonic()
             try:
                 status = self.status()
+                note = None if status.is_finished else self.workers_note()
             except REDIS_DOWN as exc:
                 pause = outage.next_wait(exc, read_began=read_began)
                 if deadline is not None and time.monotonic() + pause > deadline:
@@ -269,6 +277,9 @@ class Batch(str):
                 time.sleep(pause)
                 continue
             outage.end()
+            if not status.is_finished and note_kind(note) != note_kind(said):
+                log.warning("batch %s: %s", self.id, note or "workers and the watchdog run again")
+                said = note
             if on_progress is not None:
                 on_progress(status)
             if status.is_finished:

@@ -245,4 +245,10 @@ _FLEET_GAUGES: Iterable[tuple[str, str, str]] = (
         "Seconds left of a long Retry-After that every worker waits out (0: none).",
     ),
     ("clonequeue_chars_spent", "chars_spent", "Billed characters submitted minus refunds."),
+    ("clonequeue_workers_running", "workers_running", "Workers seen in the last 20 s."),
+    (
+        "clonequeue_watchdog_age_seconds",
+        "watchdog_age_s",
+        "Seconds since the last watchdog pass (a day when none in the last day).",
+    ),
 )

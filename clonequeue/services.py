@@ -20,6 +20,7 @@ from clonequeue.store.clock import FleetClock
 from clonequeue.store.connect import job_store, store_client
 from clonequeue.store.fleet import Fleet
 from clonequeue.store.jobs import Dispatch, JobStore
+from clonequeue.store.presence import FORGET_AFTER_S, Presence, absence_note
 from clonequeue.store.safety import write_refusal_now
 from clonequeue.store.unreachable import unreachable_hint, unreachable_reason
 
@@ -81,6 +82,18 @@ class Services:
     def now(self) -> float:
         return self.clock()
 
+    @cached_property
+    def presence(self) -> Presence:
+        """Which workers run, and when the watchdog last did (store/presence.py)."""
+        return Presence(self.redis, self.jobs.keys)
+
+    def workers_note(self) -> str | None:
+        """Why nothing would move: no worker running, or no watchdog pass; else None."""
+        seen = self.presence.seen(now=self.now())
+        return absence_note(
+            seen, now=self.now(), watchdog_interval_s=self.settings.watchdog_interval_s
+        )
+
     def rate_snapshot(self) -> Any:
         """The fleet's adaptive API rate (a ``RateSnapshot``): pace, ceiling, totals."""
         from clonequeue.workers.limiter import rate_limiter
@@ -115,4 +128,14 @@ class Services:
             "chars_spent": fleet["chars_submitted"] - fleet["chars_refunded"],
             "rate": self.rate_snapshot(),
             "redis_refuses_writes": 1 if write_refusal_now(self.redis) else 0,
+            **self._presence_gauges(),
+        }
+
+    def _presence_gauges(self) -> dict[str, float]:
+        now = self.now()
+        seen = self.presence.seen(now=now)
+        return {
+            "workers_running": len(seen.running(now)),
+            # none in the last day: as old as the retention of the mark (never, for alerts)
+            "watchdog_age_s": now - seen.watchdog_at if seen.watchdog_at else FORGET_AFTER_S,
         }

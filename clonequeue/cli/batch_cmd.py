@@ -18,6 +18,7 @@ from clonequeue.services import Services
 from clonequeue.store.batches import BatchInfo
 from clonequeue.store.connect import store_client
 from clonequeue.store.outage import REDIS_DOWN, RedisOutage
+from clonequeue.store.presence import note_kind
 from clonequeue.wording import plural
 
 EXIT_INTERRUPTED = 130
@@ -102,6 +103,8 @@ def status(
         unknown = info.counts.get("unknown", 0)
         if unknown:
             typer.echo(_unknown_next_step(batch, unknown, *handle.settling_unknowns()), err=True)
+        if not info.is_finished:
+            _say_workers(services)
         if paused:
             typer.echo(pause_text(paused), err=True)
         elif not info.is_finished:
@@ -109,6 +112,13 @@ def status(
     if wait or watch:
         bad = sum(info.counts.get(state, 0) for state in ("failed", "unknown", "cancelled"))
         raise typer.Exit(EXIT_JOBS_FAILED if bad else EXIT_OK)
+
+
+def _say_workers(services: Services) -> None:
+    """Jobs pending with no worker to run them look like a slow fleet (QA pass)."""
+    note = services.workers_note()
+    if note:
+        typer.echo(note, err=True)
 
 
 def _say_parked(services: Services) -> None:
@@ -148,12 +158,17 @@ def _follow(handle: Batch, info: BatchInfo, interval: float, *, quiet: bool) -> 
     on stderr) for up to FOLLOW_REDIS_OUTAGE_S, then its error ends the command."""
     view = BatchWatch(enabled=not quiet)
     outage = _outage_said_on(handle.id, view)
+    said: str | None = None  # the last note on workers, said when it changes
     try:
         with view:
             while True:
                 try:
                     info = handle.status()
                     view.update(info, handle.pause_reason(), handle.api_rate())
+                    note = None if info.is_finished else handle.workers_note()
+                    if note_kind(note) != note_kind(said) and not (quiet or info.is_finished):
+                        view.print(note or "workers and the watchdog run again")
+                    said = note
                 except REDIS_DOWN as exc:
                     time.sleep(outage.next_wait(exc))
                     continue

@@ -101,6 +101,17 @@ class Keys:
         return f"{self.ns}:lock:watchdog"
 
     @property
+    def workers(self) -> str:
+        """HASH: worker name → JSON (``at``: fleet time last seen, ``pid``); written every
+        few seconds by each running worker (store/presence.py)."""
+        return f"{self.ns}:workers"
+
+    @property
+    def watchdog_last(self) -> str:
+        """STRING with a TTL of a day: the fleet time the last watchdog pass ran."""
+        return f"{self.ns}:watchdog:last"
+
+    @property
     def rate_timeline(self) -> str:
         """STRING with a TTL: the next free API call slot (µs, Redis clock) of the rate limit."""
         return f"{self.ns}:rate"

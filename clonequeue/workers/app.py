@@ -12,6 +12,7 @@ from clonequeue.dispatch import fetch_order
 from clonequeue.dispatch.delayed import is_rabbitmq_url
 from clonequeue.dispatch.queues import QueueNames, broker_queue
 from clonequeue.dispatch.scheduled import ScheduledMover, uses_scheduled_delay
+from clonequeue.workers.presence_step import PresenceStep
 
 # Longer than kombu's 1 s BRPOP, far shorter than anyone waits for a failover.
 BROKER_SOCKET_TIMEOUT_S = 10.0
@@ -118,6 +119,7 @@ def create_app(settings: Settings) -> Celery:
     )
     if uses_scheduled_delay(app):
         app.steps["worker"].add(ScheduledMoverStep)
+    app.steps["worker"].add(PresenceStep)  # `status` tells "no worker running" (presence.py)
     app.clonequeue_settings = settings
     app.clonequeue_queues = queues
     app.clonequeue_tasks = register_tasks(app, settings, queues)

@@ -25,6 +25,7 @@ from clonequeue.dispatch.dispatcher import send_all
 from clonequeue.dispatch.due import HEAD_SLACK_S
 from clonequeue.dispatch.queues import QueueNames
 from clonequeue.metrics import STEPS_FINISHED
+from clonequeue.store.presence import Presence
 from clonequeue.store.safety import DataMarker
 from clonequeue.workers.context import WorkerContext
 from clonequeue.workers.steps import step_kind
@@ -47,6 +48,7 @@ def run_watchdog(ctx: WorkerContext, queues: QueueNames, *, min_gap_s: float | N
     if token is None:
         return "another watchdog pass is running or just ran"
     try:
+        Presence(ctx.jobs.client, ctx.jobs.keys).watchdog_ran(now=ctx.clock())
         _say_if_data_lost(ctx)
         counts = _redrive_overdue(ctx, queues, token)
         now = ctx.clock()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import signal
 import time
+from collections.abc import Callable
 
 import psutil
 import pytest
@@ -143,3 +144,36 @@ def test_a_dead_embedded_beat_is_started_again(make_system: type[System]) -> Non
     system.stop()
     _, alive = psutil.wait_procs(again, timeout=10)
     assert not alive  # and it stops with its worker
+
+
+def test_status_tells_when_no_worker_or_no_watchdog_runs(make_system: type[System]) -> None:
+    """QA: a batch pending with no worker at all looked like a slow fleet. Real workers
+    mark themselves in Redis; a clean stop says so at once; a worker without --beat has
+    no watchdog, and that is said too."""
+    system = make_system()
+    services = system.services
+    assert "no worker has run in this namespace" in (services.workers_note() or "")
+
+    def note_becomes(check: Callable[[str | None], bool], what: str) -> str | None:
+        deadline = time.monotonic() + 40
+        while not check(note := services.workers_note()):
+            assert time.monotonic() < deadline, f"not {what}: {note}"
+            time.sleep(0.2)
+        return note
+
+    plain = system.start_worker(name="plain", beat=False)
+    note = note_becomes(lambda n: n is not None and n.startswith("no watchdog pass"), "no beat")
+    assert "`clonequeue worker --beat` on one worker, or `clonequeue beat`" in (note or "")
+    with_beat = system.start_worker(name="with-beat")
+    note_becomes(lambda n: n is None, "all well")
+    running = services.presence.seen(now=services.now()).running(services.now())
+    assert len(running) == 2, running
+    assert all("@" in w.name for w in running), running
+
+    for worker in (plain, with_beat):
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(30) == 0
+    # at once, not 20 s later: each marked itself stopped on the way out
+    note = services.workers_note()
+    assert note is not None
+    assert note.startswith("no worker running: the last one seen ("), note

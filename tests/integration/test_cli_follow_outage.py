@@ -27,6 +27,7 @@ from clonequeue.local import EmbeddedRedis
 from clonequeue.services import Services
 from clonequeue.store.connect import store_client
 from clonequeue.store.outage import outage_backoff_s
+from tests.integration.conftest import workers_running
 from tests.integration.test_producers_submit import row
 
 pytestmark = pytest.mark.slow
@@ -181,6 +182,7 @@ def test_python_wait_rides_out_a_redis_outage_and_gives_up_after_its_bound(
     """Batch.wait as status --wait: a restart is ridden out (said in the log), an outage
     past ``redis_outage_s`` raises Redis's error. It raised at the first failed read."""
     clonequeue.submit([row("w1")], batch="pywait", services=services_on(redis_url))
+    workers_running(services_on(redis_url))  # the log is about the outage only
     batch = clonequeue.Batch("pywait", services=_FastFail(redis_url))
 
     def outage_then_cancel() -> None:

@@ -10,6 +10,7 @@ import clonequeue
 from clonequeue.config import load_settings
 from clonequeue.services import Services
 from clonequeue.store.jobs import Skipped
+from tests.integration.conftest import workers_running
 from tests.integration.test_producers_submit import cli, lose_worker_after_create, row
 
 
@@ -20,6 +21,7 @@ def test_status_names_the_commands_for_unknown_jobs_and_a_balance_pause(
     now = lose_worker_after_create(services, "u1")
     reason = "insufficient balance — top up the account: … or at once with `clonequeue resume`"
     services.fleet.pause(reason, now=now, kind="balance")
+    workers_running(services)
 
     out = cli(tmp_path, redis_url, "status", "nx")
     assert out.returncode == 0, out.stderr
@@ -89,6 +91,7 @@ def test_status_says_when_creates_wait_for_a_free_slot(redis_url: str, tmp_path:
     parked = capped.jobs.claim_create("c2", "c", 0, now=1.0, lease_s=60)
     assert isinstance(parked, Skipped)
     assert parked.reason.startswith("parked")
+    workers_running(capped)
     out = cli(tmp_path, redis_url, "status", "cap", settings={"CLONEQUEUE_NAMESPACE": "cap"})
     assert out.stderr == (
         "1 create of the fleet waits for a free slot: 1 task in flight, the workers' "

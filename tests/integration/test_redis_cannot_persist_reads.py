@@ -19,6 +19,7 @@ from clonequeue.config import load_settings
 from clonequeue.local import EmbeddedRedis, free_port
 from clonequeue.services import Services
 from tests.cli_run import clonequeue_cli
+from tests.integration.conftest import workers_running
 
 pytestmark = pytest.mark.slow
 
@@ -30,6 +31,7 @@ def test_reads_go_on_while_redis_cannot_persist(tmp_path: Path) -> None:
         services = Services(load_settings(env_file=None, redis_url=url, namespace="mc"))
         row = {"custom_id": "m1", "clone": {"fileUrl": "https://v.example.com/m1.mp3"}}
         clonequeue.submit([row], batch="m", services=services)
+        workers_running(services)  # this test is about the refusal's one line
         client = redis.Redis(port=port)
         gone = tmp_path / "gone"
         gone.mkdir()

@@ -1,0 +1,65 @@
+"""Each worker says it runs, every few seconds, in Redis (store/presence.py)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import redis
+from celery import bootsteps
+
+from clonequeue.store.keys import Keys
+from clonequeue.store.presence import BEAT_EVERY_S, Presence
+
+log = logging.getLogger(__name__)
+
+
+class PresenceStep(bootsteps.StartStopStep):  # type: ignore[misc]
+    """A thread that marks the worker as seen; a clean stop marks it stopped at once."""
+
+    def __init__(self, worker: Any, **kwargs: Any) -> None:
+        super().__init__(worker, **kwargs)
+        self._stop = threading.Event()
+        self._presence: Presence | None = None
+        self._clock: Callable[[], float] = time.time
+        self._thread: threading.Thread | None = None
+        self._written = False  # the last mark went through
+        self._name = ""
+
+    def start(self, worker: Any) -> None:
+        from clonequeue.store.connect import store_client
+
+        app = worker.app
+        settings = app.clonequeue_settings
+        # no riding out an outage: a stop must not wait on it, and a beat missed is fine
+        self._presence = Presence(store_client(settings, ride_out_s=0), Keys(settings.namespace))
+        self._name = str(worker.hostname)
+        self._clock = app.clonequeue_clock
+        args = (self._presence, self._clock)
+        self._thread = threading.Thread(target=self._run, args=args, name="presence", daemon=True)
+        self._thread.start()
+
+    def _run(self, presence: Presence, clock: Any) -> None:
+        while not self._stop.is_set():
+            try:
+                presence.mark(self._name, now=clock(), pid=os.getpid())
+                self._written = True
+            except redis.exceptions.RedisError as exc:  # Redis away: the next one will do
+                self._written = False
+                log.debug("presence not written: %s", exc)
+            self._stop.wait(BEAT_EVERY_S)
+
+    def stop(self, worker: Any) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)  # its last mark must not come after this one
+        # Not when Redis was away at the last mark: the fleet clock might wait out the
+        # outage, and this worker then shows as gone 20 s later anyway.
+        if self._presence is not None and self._written:
+            with contextlib.suppress(redis.exceptions.RedisError):
+                self._presence.mark(self._name, now=self._clock(), pid=os.getpid(), stopped=True)
