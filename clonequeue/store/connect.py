@@ -18,6 +18,11 @@ from clonequeue.store.health_ping import connection_class_for, tolerant
 from clonequeue.store.jobs import JobStore, StoreLimits
 from clonequeue.store.keys import Keys
 
+# A command's read waits this long on a Sentinel-managed master before the connection is
+# dropped and the sentinels asked again (30 s on a plain Redis, which has no other): a
+# hung master stalled the fleet that long after its failover (QA pass).
+SENTINEL_SOCKET_TIMEOUT_S = 10.0
+
 
 def redis_client(
     url: str,
@@ -58,15 +63,49 @@ def redis_client(
             ),
         )
     if is_sentinel_url(url):
+        if timeouts is None:  # a master that hangs is given up sooner: another may be there
+            options["socket_timeout"] = SENTINEL_SOCKET_TIMEOUT_S
         sentinel = sentinel_for(url, sentinel_password)
         client: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call,unused-ignore]
             sentinel_master,
-            connection_class=tolerant(SentinelManagedConnection),
+            connection_class=FollowsTheMaster,
             **sentinel_master_options(url),
             **options,
         )
         return client
     return redis.Redis.from_url(url, connection_class=connection_class_for(url), **options)
+
+
+class _AsksWhereTheMasterIs:
+    """Mixin for redis-py's SentinelManagedConnection: every reconnect asks the sentinels.
+
+    redis-py reconnects a dropped connection inside a command's retries through
+    ``connect_check_health``, which its Sentinel connection does not override (only
+    ``connect``): the connection came back to the address it had. A master that hangs
+    (SIGSTOP, a paused VM, a black-holed host) still completes TCP handshakes, so each
+    retry waited out its read timeout on the old master, long after the sentinels had
+    promoted another: writes stopped until the old one woke (QA pass; and a killed
+    master was refused until the retries ran out).
+    """
+
+    _sock: Any
+    connection_pool: Any
+    host: str
+    port: int
+
+    def connect_check_health(
+        self, check_health: bool = True, retry_socket_connect: bool = True
+    ) -> None:
+        if not self._sock and self.connection_pool.is_master:
+            self.host, self.port = self.connection_pool.get_master_address()
+        super().connect_check_health(  # type: ignore[misc]
+            check_health=check_health, retry_socket_connect=retry_socket_connect
+        )
+
+
+FollowsTheMaster = type(
+    "FollowsTheMaster", (_AsksWhereTheMasterIs, tolerant(SentinelManagedConnection)), {}
+)
 
 
 @dataclass(frozen=True)
