@@ -218,7 +218,22 @@ def parse_response(
     endpoint: str,
     is_create: bool,
 ) -> RemoteTask:
-    """The task in a successful answer, or raise the error the answer means."""
+    """The task in a successful answer, or raise the error the answer means.
+
+    An answer the parsers give up on (JSON nested thousands deep: RecursionError; a
+    number of thousands of digits: ValueError) is unreadable like any other, never an
+    exception of its own: one escaped the poll task, which raised at every re-drive,
+    and the job never reached its deadline (QA pass).
+    """
+    try:
+        return _parse(status, body, retry_after, endpoint, is_create)
+    except (RecursionError, ValueError) as exc:
+        _unreadable(status, endpoint, is_create, f"the parser gave up on it: {type(exc).__name__}")
+
+
+def _parse(
+    status: int, body: bytes, retry_after: str | None, endpoint: str, is_create: bool
+) -> RemoteTask:
     envelope = _decode(body)
     if 300 <= status < 400 and not (envelope is not None and envelope.get("data")):
         _redirected(status, endpoint, is_create)

@@ -331,3 +331,26 @@ def test_an_answer_without_a_task_says_what_is_wrong() -> None:
 def test_a_failed_tasks_reason_reads_as_text(error: object, text: str) -> None:
     data = {"id": "a", "status": "failed", "error": error}
     assert parse(200, body(20000, data=data), create=False).error_text() == text
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"[" * 200_000 + b"]" * 200_000,  # the JSON parser's recursion
+        b'{"code": "' + b"9" * 5000 + b'", "msg": "x"}',  # int() of 5,000 digits
+        # ~600 deep in a field nobody reads, in an otherwise good answer (the redactor's walk)
+        b'{"code": 20000, "msg": "ok", "data": {"id": "audio_1", "status": "queued", "x": '
+        + b'{"a": ' * 1200
+        + b"1"
+        + b"}" * 1200
+        + b"}}",
+    ],
+    ids=["deep-json", "huge-code", "deep-extra-field"],
+)
+def test_an_answer_the_parsers_give_up_on_is_unreadable_not_a_crash(answer: bytes) -> None:
+    """QA: a RecursionError or ValueError escaped the poll task at every re-drive, and
+    the job never reached its deadline; on a create the step waited for its lease."""
+    with pytest.raises(ApiUnavailableError, match=r"unreadable answer .*parser gave up"):
+        parse_response(status=200, body=answer, retry_after=None, endpoint="GET t", is_create=False)
+    with pytest.raises(OutcomeUnknownError, match=r"unreadable .*parser gave up"):
+        parse_response(status=200, body=answer, retry_after=None, endpoint="POST c", is_create=True)
