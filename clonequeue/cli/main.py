@@ -63,7 +63,7 @@ app.command("worker", context_settings=worker_cmd.PASS_THROUGH)(worker_cmd.worke
 app.command("beat", context_settings=worker_cmd.PASS_THROUGH)(worker_cmd.beat)
 app.command("redis")(redis_cmd.redis)
 app.command("demo")(demo_cmd.demo)
-app.command("simulator")(simulator_cmd.simulator)
+app.command("simulator", epilog=simulator_cmd.EPILOG)(simulator_cmd.simulator)
 app.command("exporter")(metrics_cmd.exporter)
 app.command("flower", context_settings=worker_cmd.PASS_THROUGH)(flower_cmd.flower)
 app.command("inspect", context_settings=worker_cmd.PASS_THROUGH)(celery_cmd.inspect)

@@ -1,7 +1,8 @@
 """``clonequeue simulator``: the JimmyAI SoundClone API simulator in the foreground.
 
-Every knob of :class:`clonequeue.simulator.SimConfig` is a flag here, with the same
-name and help text, and can be changed later with ``PATCH /_sim/config``.
+The knobs of :class:`clonequeue.simulator.SimConfig` a run starts with are flags here,
+with the same name and help text; every knob (the rest too: :data:`EPILOG` lists them
+in ``--help``) can be changed later with ``PATCH /_sim/config``.
 """
 
 from __future__ import annotations
@@ -212,3 +213,21 @@ def _schedule(text: str) -> list[tuple[float, int]]:
         except ValueError:
             fail(f"--rate-limit-schedule: {part!r} is not AFTER_S:LIMIT", EXIT_USAGE)
     return entries
+
+
+def _runtime_only_knobs() -> list[str]:
+    """SimConfig's knobs with no flag here: set with ``PATCH /_sim/config`` only."""
+    import inspect
+
+    flags = set(inspect.signature(simulator).parameters) | {"initial_balance", "tokens"}
+    return [name for name in _FIELDS if name not in flags]
+
+
+EPILOG = (
+    "**Admin API** (no auth; JSON): GET/PATCH /_sim/config (every knob, by its name "
+    "with underscores; PATCH changes some), POST /_sim/reset, POST /_sim/clock/advance "
+    '{"seconds": N}, GET /_sim/balance, POST /_sim/balance {"token", "balance"}, GET '
+    "/_sim/ledger, GET /_sim/ledger/summary, GET /_sim/tasks/ID.\n\n"
+    "**Knobs with no flag** (PATCH /_sim/config only): "
+    + "; ".join(f"{name}: {_help(name)}" for name in _runtime_only_knobs())
+)
