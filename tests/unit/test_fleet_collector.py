@@ -22,6 +22,8 @@ STATE: dict[str, Any] = {
     "paused": 0,
     "api_wait_s": 0,
     "chars_spent": 10,
+    "workers_running": 1,
+    "watchdog_age_s": 4.0,
     "rate": None,
 }
 
