@@ -67,10 +67,15 @@ FIX_TOKEN = (
     "is read again, and the next probe, within CLONEQUEUE_PAUSE_PROBE_INTERVAL_S, starts "
     "creates again; or at once with `clonequeue resume`)"
 )
+# Under HTTP 200 a wrong word costs a pause that the next probe lifts (the token works);
+# a missed one failed every job of a batch in seconds, "rejected" (QA pass: "API key has
+# expired", "Invalid Authorization header", "鉴权失败，令牌无效").
 _AUTH_WORDS = re.compile(
     r"unauthori[sz]ed|token (?:is )?(?:invalid|expired|revoked)|token has expired"
     r"|invalid (?:api )?(?:token|key)\b(?!\s+(?:at|in|on|near|after|before)\b)"
-    r"|invalid api key|api key (?:is )?invalid|access denied|permission denied"
+    r"|invalid api key|api key (?:is |has )?(?:invalid|expired|revoked|been revoked)"
+    r"|invalid authori[sz]ation|authentication failed|access denied|permission denied"
+    r"|鉴权|令牌(?:无效|过期|已过期|错误)|认证失败|未授权|未认证|密钥(?:无效|错误|过期)"
 )
 _RATE_WORDS = ("rate limit", "too many requests", "频繁", "限流")
 

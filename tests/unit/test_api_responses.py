@@ -112,6 +112,12 @@ def test_non_20000_code_is_an_error_even_on_http_200() -> None:
         (400, None, "token invalid", RejectedError),  # a 400 is about the request
         (200, 40010, "Invalid token", AuthenticationError),
         (200, 40011, "insufficient funds", InsufficientBalanceError),
+        # QA pass: a 200 with an unfamiliar code and these words failed a whole batch
+        (200, 10001, "API key has expired", AuthenticationError),
+        (200, 10001, "Invalid Authorization header", AuthenticationError),
+        (200, 10001, "鉴权失败，令牌无效", AuthenticationError),
+        (200, 10001, "未授权的访问", AuthenticationError),
+        (200, 10002, "modelId has expired", RejectedError),  # expired, but not the key
         (410, None, "", RejectedError),
     ],
 )
