@@ -60,8 +60,10 @@ def log_context(**fields: str | None) -> Iterator[None]:
 # A URL (scheme://…?query) or a request target after an HTTP method or at the start of
 # a word (`"POST /hook?token=…`, urllib3's `url='/hook?token=…'`): group 1 is what
 # precedes the query, group 2 the query, up to a space, quote, bracket or fragment.
+# A URL with a host (a bare "https://?" is prose: an advice's "sends on to https://?)"
+# lost its words to the mask, QA pass), or a request path.
 _QUERY = re.compile(
-    r"""((?:\b[a-zA-Z][a-zA-Z0-9+.-]*://|(?:^|(?<=[\s"'(=\[]))/)[^\s?#"'<>\\]*)"""
+    r"""((?:\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s?#"'<>\\/]|(?:^|(?<=[\s"'(=\[]))/)[^\s?#"'<>\\]*)"""
     r"""\?([^\s#"'<>\\]+)"""
 )
 

@@ -233,3 +233,18 @@ def test_a_listed_delivery_shows_its_url_and_errors_masked() -> None:
     assert TOKEN not in shown, shown
     assert _shown(doc)["url"] == "https://***@hooks.example.com/in?token=***&***"
     assert re.search(r"/in\?token=\*\*\* 500", shown)
+
+
+def test_log_lines_mask_query_values_but_not_prose_after_a_bare_scheme() -> None:
+    """QA: "…sends on to https://?), then `clonequeue resume`" lost its words to the
+    mask: a scheme with no host is prose, not a URL."""
+    from clonequeue.logs import mask_query_values
+
+    prose = "an http:// address the site sends on to https://?), then `clonequeue resume`"
+    assert mask_query_values(prose) == prose
+    assert (
+        mask_query_values("GET https://h.example/a?token=abc&x")
+        == "GET https://h.example/a?token=***&***"
+    )
+    assert mask_query_values("GET /api/x?sig=1 HTTP/1.1") == "GET /api/x?sig=*** HTTP/1.1"
+    assert mask_query_values("at https://u:p@h/x?sig=1") == "at https://u:p@h/x?sig=***"
