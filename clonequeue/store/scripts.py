@@ -26,8 +26,11 @@ from clonequeue.constants import REDIS_RIDE_OUT_S
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-# What a demoted master answers a script, or the WAIT after one (see above).
-DEMOTED_MASTER_ERRORS = ("READONLY", "WAIT cannot be used with replica")
+# What a demoted master answers a script, or the WAIT after one (see above); and what a
+# master answers that has fewer replicas than its `min-replicas-to-write` (an old master
+# woken from a hang, its replicas gone to the new one: a write it took was lost at its
+# demotion, QA pass), where the sentinels may already name another.
+DEMOTED_MASTER_ERRORS = ("READONLY", "WAIT cannot be used with replica", "NOREPLICAS")
 
 SCRIPT_NAMES = (
     "create_jobs",
@@ -79,7 +82,11 @@ class Scripts:
                 demoted = any(text in str(exc) for text in DEMOTED_MASTER_ERRORS)
                 if not demoted or time.monotonic() >= deadline:
                     raise
-            log.warning("script %s met a demoted master (a replica); running it again", name)
+            log.warning(
+                "script %s met a master that refuses writes (demoted, or without the replicas "
+                "its min-replicas-to-write asks); running it again",
+                name,
+            )
             self._client.connection_pool.disconnect(inuse_connections=False)
             time.sleep(delay)
             delay = min(delay * 2, 1.0)

@@ -495,6 +495,9 @@ def check_durable(flags: dict[str, list[str]], where: str) -> None:
     assert flags["--appendonly"] == ["yes"], where
     assert flags["--appendfsync"] == ["everysec"], where
     assert flags["--maxmemory-policy"] == ["noeviction"], where
+    # an old master woken from a hang refuses writes its demotion would drop
+    assert flags["--min-replicas-to-write"] in (["1"], ['"1"']), where
+    assert flags["--min-replicas-max-lag"] in (["10"], ['"10"']), where
 
 
 def test_compose_sentinel_setup_agrees_with_itself() -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -873,3 +875,27 @@ def test_a_create_answered_after_its_step_moved_on_is_kept_on_the_record(jobs: J
     add(jobs, spec("g", audios=0), batch="b2")
     run_clone(jobs, "g")
     assert "untracked_tasks" not in result_record(doc(jobs, "g"))  # only when there are any
+
+
+def test_a_script_refused_for_want_of_replicas_runs_again_until_they_are_back(
+    redis_client: redis.Redis, redis_url: str
+) -> None:
+    """A master with fewer replicas than its min-replicas-to-write (an old master woken
+    from a hang, its replicas gone to the new one) refuses a script's writes with
+    NOREPLICAS: run again through the ride-out (on a new connection, which asks the
+    sentinels), never a task's exception, and never a write the demotion then drops."""
+    from clonequeue.config import load_settings
+    from clonequeue.store.connect import job_store, store_client
+
+    settings = load_settings(env_file=None, redis_url=redis_url, namespace="nr")
+    jobs = job_store(settings, store_client(settings))
+    redis_client.config_set("min-replicas-to-write", 1)
+    back = threading.Timer(1.0, redis_client.config_set, ("min-replicas-to-write", 0))
+    back.start()
+    try:
+        started = time.monotonic()
+        assert jobs.lock_watchdog(now=1000.0, lock_ms=5000) is not None
+        assert time.monotonic() - started >= 0.9  # it waited for the replicas
+    finally:
+        back.join()
+        redis_client.config_set("min-replicas-to-write", 0)
