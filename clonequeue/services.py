@@ -10,7 +10,7 @@ from typing import Any
 import redis
 
 from clonequeue.config import Settings, load_settings
-from clonequeue.config.redis_urls import mask_url
+from clonequeue.config.redis_urls import is_sentinel_url, mask_url
 from clonequeue.dispatch.dispatcher import CeleryDispatcher, send_all
 from clonequeue.dispatch.due import DueIndex
 from clonequeue.errors import StoreError
@@ -44,7 +44,8 @@ class Services:
                     return store_client(self.settings)
                 raise StoreError(
                     f"cannot reach Redis at {mask_url(self.settings.redis_url)} "
-                    f"({unreachable_reason(exc)}); {unreachable_hint(exc)}"
+                    f"({unreachable_reason(exc)}); "
+                    f"{unreachable_hint(exc, sentinel=is_sentinel_url(self.settings.redis_url))}"
                 ) from None
         return store_client(self.settings)
 

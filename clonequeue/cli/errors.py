@@ -61,7 +61,7 @@ def explain(exc: BaseException) -> tuple[str, int] | None:
     if isinstance(exc, redis.exceptions.ConnectionError):
         return (
             f"cannot reach Redis ({exc.__class__.__name__}: {unreachable_reason(exc)}); "
-            f"{unreachable_hint(exc)}",
+            f"{unreachable_hint(exc, sentinel=_uses_sentinel())}",
             EXIT_FATAL,
         )
     refused = refusal_line(exc)
@@ -149,3 +149,14 @@ def _parent_names(parent: Any) -> list[str]:
         names.insert(0, parent.info_name or "")
         parent = parent.parent
     return ["clonequeue", *names]
+
+
+def _uses_sentinel() -> bool:
+    """Whether the store's URL is a ``sentinel://`` one (False if the settings fail)."""
+    from clonequeue.cli import context
+    from clonequeue.config.redis_urls import is_sentinel_url
+
+    try:
+        return is_sentinel_url(context.settings().redis_url)
+    except ClonequeueError:
+        return False

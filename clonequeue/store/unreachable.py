@@ -44,12 +44,19 @@ def _sentinel_failure(entry: str) -> str:
     return f"{where.group(1)}:{where.group(2)}: {why[:200]}" if where else why[:200]
 
 
-def unreachable_hint(exc: BaseException) -> str:
-    """What to do next: start Redis, or for Sentinel check the sentinels and the name."""
+def unreachable_hint(exc: BaseException, *, sentinel: bool = False) -> str:
+    """What to do next: start Redis, or for Sentinel check the sentinels and the name
+    (``sentinel``: the URL is a ``sentinel://`` one, whose master may be failing over)."""
     if isinstance(exc, MasterNotFoundError):
         return (
             "check that the sentinels run and that they watch a master of that name "
             "(CLONEQUEUE_SENTINEL_MASTER) which is up"
+        )
+    if sentinel:  # the sentinels named a master that did not answer (QA pass)
+        return (
+            "the master the sentinels named does not answer: a failover may be under way "
+            "(down-after-milliseconds, then a few seconds): try again shortly, and if it "
+            "lasts, check the master and `SENTINEL get-master-addr-by-name` on a sentinel"
         )
     # (not "start it with `clonequeue redis`" alone: that runs an empty Redis on 6390 for
     # trying things, whatever URL failed; operator QA pass)

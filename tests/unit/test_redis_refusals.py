@@ -17,7 +17,7 @@ from clonequeue.redis_refusals import (
     refuses_writes,
     write_refusal,
 )
-from clonequeue.store.unreachable import unreachable_reason
+from clonequeue.store.unreachable import unreachable_hint, unreachable_reason
 
 MISCONF = redis.exceptions.ResponseError(
     "MISCONF Errors writing to the AOF file: No space left on device"
@@ -138,3 +138,13 @@ def test_an_error_in_one_line_is_the_same_for_the_store_and_the_cli(
         "CLONEQUEUE_REDIS_URL (to try things: `clonequeue redis` runs one on 6390)",
         EXIT_FATAL,
     )
+
+
+def test_a_sentinel_master_that_does_not_answer_is_said_as_a_possible_failover() -> None:
+    """QA: during a failover a plain `status` said to check that the Redis runs, and to
+    try `clonequeue redis` on 6390, which helps no one on Sentinel."""
+    refused = redis.exceptions.ConnectionError("Error 111 connecting to 10.0.0.5:6379.")
+    said = unreachable_hint(refused, sentinel=True)
+    assert said.startswith("the master the sentinels named does not answer: a failover")
+    assert "6390" not in said
+    assert "clonequeue redis" in unreachable_hint(refused)  # a plain Redis URL
