@@ -218,6 +218,11 @@ class FleetCollector(Collector):
             ),
             ("clonequeue_api_429_per_minute", figures.http_429_per_min, "429s, last minute."),
             (
+                "clonequeue_api_failed_per_minute",
+                figures.failed_per_min,
+                "Calls with no usable answer (5xx, timeouts, no connection), last minute.",
+            ),
+            (
                 "clonequeue_api_useful_share",
                 figures.useful_share,
                 "Share of the last minute's calls that moved work on (create accepted, task done).",
@@ -230,6 +235,7 @@ class FleetCollector(Collector):
             ("clonequeue_rate_calls", rate.calls, "API call slots taken by the fleet."),
             ("clonequeue_rate_useful_calls", rate.useful, "Calls that moved work on."),
             ("clonequeue_rate_429", rate.http_429, "Calls the API answered 429."),
+            ("clonequeue_rate_failed_calls", rate.failed, "Calls with no usable answer."),
         ):
             yield CounterMetricFamily(name, help_text, value=float(value))
 

@@ -165,6 +165,11 @@ class BatchWatch(_View):
             parts[0] += f" (429s began at {snapshot.learned:,.1f}/s)"
         if figures.http_429_per_min is not None:
             parts.append(f"{figures.http_429_per_min:,.1f} x 429/min")
+        if figures.failed_per_min:  # an outage is not slow tasks (QA pass)
+            parts.append(
+                f"{figures.failed_per_min:,.0f} calls/min failed (5xx, timeouts, no "
+                "connection: the API may be down; the workers' logs say more)"
+            )
         if figures.useful_share is not None:
             parts.append(f"{figures.useful_share:.0%} of calls useful")
         return ", ".join(parts)

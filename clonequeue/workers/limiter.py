@@ -177,6 +177,7 @@ class ApiRateLimiter:
         self._demand: deque[float] = deque()  # when acquire was called, the last second
         self._scarce_at = float("-inf")  # when a slot was last far off or a 429 came
         self._useful = 0  # useful calls not yet counted in Redis (sent with the next lease)
+        self._failed = 0  # calls with no usable answer, not yet counted (the same way)
         self._cuts: deque[Cut] = deque(maxlen=16)  # the latest cuts, oldest first
         self._cut_learned = threading.Condition(self._lock)  # notified with each new cut
         self._cuts_checked_at = float("-inf")
@@ -282,6 +283,7 @@ class ApiRateLimiter:
         reserved_at = time.monotonic()
         with self._lock:
             useful, self._useful = self._useful, 0
+            failed, self._failed = self._failed, 0
         reply = cast(
             list[int],
             self._reserve(
@@ -293,6 +295,7 @@ class ApiRateLimiter:
                     useful,
                     self._start,
                     STATE_TTL_S,
+                    failed,
                 ],
             ),
         )
@@ -395,6 +398,13 @@ class ApiRateLimiter:
         """
         with self._lock:
             self._useful += 1
+
+    def failed(self) -> None:
+        """Count a call that got no usable answer (a 5xx, a timeout, no connection, an
+        unreadable or refused answer; not a 429): `status --watch` and the exporter show
+        them a minute, so an API outage is not read as slow tasks. Sent as ``useful`` is."""
+        with self._lock:
+            self._failed += 1
 
     def scarce(self, within_s: float = SCARCE_HOLD_S) -> bool:
         """True while calls are the bottleneck: a slot was far off or a 429 came within

@@ -17,7 +17,8 @@ The state is one hash per namespace and token (``Keys.rate_state``):
 ``l429``  when the last stray 429 came (µs; below); ``c429``: ``calls`` at the last 429;
 ``edge``  the share of the window's count that the pace keeps with no 429 (arrival
           jitter's toll: 1 / (1 + J) against a sliding window), learned at the plateau;
-``calls`` / ``useful`` / ``n429``: totals for the exporter and ``status --watch``.
+``calls`` / ``useful`` / ``n429`` / ``nfail``: totals for the exporter and ``status
+          --watch`` (``nfail``: calls with no usable answer: 5xx, timeouts, no connection).
 
 How ``r`` moves (the shape of CUBIC's window: concave back, a plateau, a convex probe):
 
@@ -325,9 +326,9 @@ end
 # sends log.
 # ARGV: the ceiling (calls/s, paced; 0 = auto), the longest wait the caller accepts
 # (µs), how many consecutive slots to reserve, useful calls to count, the start rate,
-# the state's TTL (s). Returns {the wait before the first reserved slot (>= 0), or
-# -(the wait) when it is longer than that and nothing was reserved; the interval
-# (µs) used; then cut_info's four numbers}.
+# the state's TTL (s), failed calls to count. Returns {the wait before the first
+# reserved slot (>= 0), or -(the wait) when it is longer than that and nothing was
+# reserved; the interval (µs) used; then cut_info's four numbers}.
 RESERVE = (
     _PARAMS
     + _ADVANCE
@@ -341,6 +342,7 @@ advance(st, now, slot - now > BINDING, cap_of(ceiling))
 save(KEYS[2], st, tonumber(ARGV[6]))
 redis.call('HSET', KEYS[2], 'ceil', num(ceiling)) -- the workers' own: status shows it
 if tonumber(ARGV[4]) > 0 then redis.call('HINCRBY', KEYS[2], 'useful', ARGV[4]) end
+if tonumber(ARGV[7] or 0) > 0 then redis.call('HINCRBY', KEYS[2], 'nfail', ARGV[7]) end
 local interval = math.max(math.floor(1000000 / st.r), 1)
 local wait = slot - now
 local c = cut_info(KEYS[2], now)

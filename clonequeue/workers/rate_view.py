@@ -28,6 +28,7 @@ class RateSnapshot:
     useful: int
     http_429: int
     at: float  # time.monotonic() of the read
+    failed: int = 0  # calls with no usable answer (5xx, timeouts, no connection)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -37,6 +38,7 @@ class RateSnapshot:
             "calls": self.calls,
             "useful": self.useful,
             "http_429": self.http_429,
+            "failed": self.failed,
         }
 
 
@@ -56,6 +58,7 @@ def read_rate(client: Any, key: str, setting: str) -> RateSnapshot:
         useful=int(fields.get("useful") or 0),
         http_429=int(fields.get("n429") or 0),
         at=time.monotonic(),
+        failed=int(fields.get("nfail") or 0),
     )
 
 
@@ -70,6 +73,7 @@ class RateFigures:
     http_429_per_min: float | None  # 429s in the last minute (since the first sample, if later)
     useful_share: float | None  # useful calls / calls; None when no call was made
     calls_per_s: float | None
+    failed_per_min: float | None = None  # calls with no usable answer, last minute
 
 
 class RateHistory:
@@ -93,9 +97,10 @@ class RateHistory:
         # counted over the span seen, up to a minute; scaled only down, to a minute, when
         # two samples lie further apart (one 429 two seconds after the exporter started
         # was shown as 30 a minute)
+        scale = min(self._window_s / span, 1.0)
         return RateFigures(
-            http_429_per_min=max(snapshot.http_429 - first.http_429, 0)
-            * min(self._window_s / span, 1.0),
+            http_429_per_min=max(snapshot.http_429 - first.http_429, 0) * scale,
             useful_share=min(max(useful / calls, 0.0), 1.0) if calls > 0 else None,
             calls_per_s=max(calls, 0) / span,
+            failed_per_min=max(snapshot.failed - first.failed, 0) * scale,
         )

@@ -270,6 +270,7 @@ def _persist_created(
 def _handle_create_error(ctx: WorkerContext, step: Dispatch, claim: Claimed, exc: ApiError) -> str:
     error = api_error_record(exc)
     if isinstance(exc, OutcomeUnknownError):
+        ctx.limiter.failed()
         error["kind"] = ErrorKind.NO_ANSWER
         error["msg"] = (  # never re-sent by us: the operator decides, so name the command
             f"{exc.msg}; check the provider's records, then "
@@ -285,6 +286,8 @@ def _handle_create_error(ctx: WorkerContext, step: Dispatch, claim: Claimed, exc
     if isinstance(exc, TransientApiError):
         if isinstance(exc, RateLimitedError):
             ctx.limiter.cool_down(exc.retry_after_s or 1.0)
+        else:
+            ctx.limiter.failed()
         limited = isinstance(exc, RateLimitedError)
         kind = (ErrorKind.RATE_LIMITED if limited else ErrorKind.UNAVAILABLE).value
         error["kind"] = kind  # retried, not refused (a pipeline reads the kind)
@@ -488,6 +491,7 @@ def _poll_once(ctx: WorkerContext, step: Dispatch) -> tuple[Any, dict[str, Any],
             retry_after_s = exc.retry_after_s or 1.0
             ctx.limiter.cool_down(retry_after_s)
         else:
+            ctx.limiter.failed()
             _say_unanswered(exc)
             if isinstance(exc, AuthenticationError):
                 _pause_for_refused_polls(ctx, exc)
