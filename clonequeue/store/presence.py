@@ -96,9 +96,11 @@ def absence_note(seen: Seen, *, now: float, watchdog_interval_s: float) -> str |
     running = seen.running(now)
     if not running:
         if not seen.workers:
+            # workers older than this code run and say nothing (a rolling upgrade): said
             return (
                 "no worker has run in this namespace (CLONEQUEUE_NAMESPACE) in the last day: "
-                f"nothing moves until one does; {start}"
+                f"nothing moves until one does; {start} (workers from before 2026-12-07 do "
+                "not say they run: if yours do, upgrade them)"
             )
         last = seen.workers[0]
         return (

@@ -35,7 +35,8 @@ def test_status_says_when_no_worker_ever_ran(own: Services, redis_url: str, tmp_
     clonequeue.submit([row("n1")], batch="wb", services=own)
     assert status_stderr(own, redis_url, tmp_path) == (
         "no worker has run in this namespace (CLONEQUEUE_NAMESPACE) in the last day: nothing "
-        "moves until one does; start one with `clonequeue worker --beat`\n"
+        "moves until one does; start one with `clonequeue worker --beat` (workers from "
+        "before 2026-12-07 do not say they run: if yours do, upgrade them)\n"
     )
 
 
