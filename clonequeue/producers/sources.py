@@ -141,11 +141,11 @@ class InputFile:
                 )
             return cls(None, fmt, stdin=stream)
         path = Path(arg)
-        fmt = detect_format(path.name, explicit_format, option=format_option)
+        # the path first: a mistyped name was told its extension was unknown (QA pass)
         if not path.is_file():
             problem = "no such file" if not path.exists() else "not a regular file"
             raise UnreadableInputError(f"cannot read {arg}: {problem}; check the path")
-        return cls(path, fmt)
+        return cls(path, detect_format(path.name, explicit_format, option=format_option))
 
     @property
     def rereadable(self) -> bool:

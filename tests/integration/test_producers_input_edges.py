@@ -167,6 +167,7 @@ def test_with_json_every_failed_submit_is_one_json_object_with_the_same_exit_cod
     (tmp_path / "mc.jsonl").write_bytes(jsonl([row("mc-1"), row("mc-2")]))  # 152 characters
     (tmp_path / "empty.jsonl").write_bytes(b"")
     (tmp_path / "bad.jsonl").write_bytes(jsonl([{"custom_id": "b1"}]))
+    (tmp_path / "rows.txt").write_bytes(jsonl([row("t-1")]))
     cap = ("--max-chars", "100")
     cases: list[tuple[str, tuple[str, ...], int, str]] = [
         (redis_url, ("mc.jsonl", *cap), 1, "the batch would bill 152 characters, more than"),
@@ -175,6 +176,8 @@ def test_with_json_every_failed_submit_is_one_json_object_with_the_same_exit_cod
         (redis_url, ("bad.jsonl",), 1, "1 of 1 row rejected: line 1 (b1): clone: is required"),
         (redis_url, ("missing.jsonl",), 1, "cannot read missing.jsonl: no such file"),
         (redis_url, ("rows.txt",), 2, "cannot tell the format of rows.txt"),
+        # a mistyped name is missing, not of an unknown format (QA pass)
+        (redis_url, ("rows-typo.txt",), 1, "cannot read rows-typo.txt: no such file"),
         ("redis://127.0.0.1:1/0", ("mc.jsonl",), 1, "cannot reach Redis at redis://127.0.0.1:1/0"),
     ]
     for url, args, code, error in cases:
