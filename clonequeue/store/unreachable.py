@@ -52,6 +52,20 @@ def unreachable_hint(exc: BaseException, *, sentinel: bool = False) -> str:
             "check that the sentinels run and that they watch a master of that name "
             "(CLONEQUEUE_SENTINEL_MASTER) which is up"
         )
+    text = str(exc).lower()
+    # It answered: running and reachable, but the URL's login or database is refused
+    # (each was told to check that Redis runs, and to try `clonequeue redis`; QA pass).
+    if any(w in text for w in ("username-password", "wrongpass", "noauth", "authenticat")):
+        return (
+            "Redis answers but refuses the login: check the password (and user) in "
+            "CLONEQUEUE_REDIS_URL, `redis://:PASSWORD@HOST:6379/0` (or "
+            "`redis://USER:PASSWORD@…` with ACLs)"
+        )
+    if "db index" in text or "invalid db" in text:
+        return (
+            "Redis answers but has no such database: check the number at the end of "
+            "CLONEQUEUE_REDIS_URL (`…:6379/0`; a Redis has `databases` of them, 16 by default)"
+        )
     if sentinel:  # the sentinels named a master that did not answer (QA pass)
         return (
             "the master the sentinels named does not answer: a failover may be under way "

@@ -148,3 +148,30 @@ def test_a_sentinel_master_that_does_not_answer_is_said_as_a_possible_failover()
     assert said.startswith("the master the sentinels named does not answer: a failover")
     assert "6390" not in said
     assert "clonequeue redis" in unreachable_hint(refused)  # a plain Redis URL
+
+
+@pytest.mark.parametrize(
+    ("error", "said"),
+    [
+        (
+            redis.exceptions.AuthenticationError(
+                "invalid username-password pair or user is disabled."
+            ),
+            "Redis answers but refuses the login: check the password",
+        ),
+        (
+            redis.exceptions.AuthenticationError(
+                "HELLO must be called with the client already authenticated"
+            ),
+            "Redis answers but refuses the login",
+        ),
+        (redis.exceptions.ConnectionError("DB index is out of range"), "has no such database"),
+    ],
+)
+def test_a_redis_that_answers_but_refuses_the_url_says_what_to_fix(
+    error: Exception, said: str
+) -> None:
+    """QA: a wrong password or database number was told to check that Redis runs."""
+    hint = unreachable_hint(error)
+    assert hint.startswith(said) or said in hint
+    assert "6390" not in hint
