@@ -30,7 +30,7 @@ from pydantic import SecretStr
 from clonequeue._version import __version__
 from clonequeue.api.connections import begin_request, pool_for, request_was_sent
 from clonequeue.api.models import AudioRequest, CloneRequest, RemoteTask
-from clonequeue.api.responses import network_error, parse_response
+from clonequeue.api.responses import AnswerTooLargeError, network_error, parse_response
 from clonequeue.config.token import TokenSource
 from clonequeue.constants import AUDIO_PATH, CLONE_PATH, TASK_PATH_PREFIX
 from clonequeue.errors import AuthenticationError
@@ -38,10 +38,6 @@ from clonequeue.metrics import API_CALLS, API_SECONDS, outcome_of
 
 MAX_ANSWER_BYTES = 1 << 20  # an answer is a JSON envelope of a few hundred bytes
 _READ_CHUNK = 64 * 1024
-
-
-class AnswerTooLargeError(urllib3.exceptions.ProtocolError):
-    """The answer's body went past MAX_ANSWER_BYTES."""
 
 
 def read_answer(response: urllib3.BaseHTTPResponse, *, deadline: float, limit: int) -> bytes:
@@ -60,7 +56,7 @@ def read_answer(response: urllib3.BaseHTTPResponse, *, deadline: float, limit: i
             return b"".join(parts)
         size += len(chunk)
         if size > limit:
-            raise AnswerTooLargeError(f"the answer is larger than {limit} bytes")
+            raise AnswerTooLargeError(f"the answer is larger than {limit:,} bytes")
         parts.append(chunk)
 
 

@@ -175,8 +175,14 @@ def network_error(
     return ApiUnavailableError(f"the API could not be reached ({reason})", endpoint=endpoint)
 
 
+class AnswerTooLargeError(u3.ProtocolError):
+    """The answer's body went past the client's MAX_ANSWER_BYTES."""
+
+
 def _short_reason(exc: BaseException) -> str:
     name = type(exc).__name__
+    if isinstance(exc, AnswerTooLargeError):  # the class's name told a user nothing (QA)
+        return f"{exc}, past any answer of the API's: not read to its end"
     if isinstance(exc, u3.ReadTimeoutError):
         return "read timeout"
     if isinstance(exc, u3.ConnectTimeoutError) and not isinstance(exc, u3.NewConnectionError):
@@ -213,6 +219,14 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     """Seconds to wait from the API's ``Retry-After``, at most ``MAX_RETRY_AFTER_S``."""
     seconds = retry_after_seconds(value, now=now)
     return None if seconds is None else min(seconds, MAX_RETRY_AFTER_S)
+
+
+def retry_after_text(seconds: float) -> str:
+    """``"30 s"``; at the cap, what it stands for (a Retry-After of 99999999 was said as
+    "Retry-After 600 s", which the API never sent: QA pass)."""
+    if seconds >= MAX_RETRY_AFTER_S:
+        return f"{MAX_RETRY_AFTER_S:.0f} s or more (the longest waited out)"
+    return f"{seconds:.0f} s"
 
 
 def parse_response(

@@ -7,6 +7,7 @@ from typing import Any, cast
 
 import redis
 
+from clonequeue.api.responses import retry_after_text
 from clonequeue.store.jobs import Dispatch, JobStore
 
 
@@ -79,8 +80,9 @@ def _retry_after_wait(raw: bytes | str, remaining_s: float) -> dict[str, Any]:
     retry_after_s = float(told.get("retry_after_s") or remaining_s)
     return {
         "kind": "retry_after",
-        "reason": f"the API answered 429 with Retry-After {retry_after_s:.0f} s: no worker "
-        f"calls it for {remaining_s:.0f} s more (`clonequeue resume` ends the wait now)",
+        "reason": f"the API answered 429 with Retry-After {retry_after_text(retry_after_s)}: "
+        f"no worker calls it for {remaining_s:.0f} s more (`clonequeue resume` ends the wait "
+        "now)",
         "since": told.get("since"),
         "remaining_s": round(remaining_s, 1),
     }

@@ -70,6 +70,7 @@ from typing import cast
 import redis
 from limits import parse
 
+from clonequeue.api.responses import retry_after_text
 from clonequeue.config import Settings
 from clonequeue.store.keys import Keys
 from clonequeue.workers.rate_lua import COOL_DOWN, CUT_INFO, CUT_KEEP_S, RESERVE
@@ -467,9 +468,9 @@ class ApiRateLimiter:
         self._learn_cut([int(x) for x in reply[1:]])
         if seconds >= FLEET_PAUSE_MIN_S:
             log.warning(
-                "the API answered 429 with Retry-After %.0f s: no worker calls it until "
+                "the API answered 429 with Retry-After %s: no worker calls it until "
                 "%s (`clonequeue resume` ends the wait now)",
-                seconds,
+                retry_after_text(seconds),
                 time.strftime("%H:%M:%S", time.localtime(time.time() + seconds)),
             )
         now = time.monotonic()
