@@ -67,9 +67,12 @@ elseif outcome == 'unknown' then
     -- set, or set again: a probe that also ended unknown restarts the probe interval
     -- (as a blocked probe does); probes had gone out at the watchdog's pace
     if streak >= pause_after and (not current or ours) then
+      -- answers that are web pages or not the envelope mean the wrong address more
+      -- often than a broken API: name the setting (QA pass)
       paused = string.format('%d creates in a row were sent and got no readable answer '
-        .. '(the last: %s): each may exist and be billed, so creates pause; one is tried '
-        .. 'every CLONEQUEUE_PAUSE_PROBE_INTERVAL_S, or `clonequeue resume` lifts it',
+        .. '(the last: %s): each may exist and be billed, so creates pause; check '
+        .. 'CLONEQUEUE_API_BASE_URL (a proxy or a web page answers?) and the provider; one '
+        .. 'is tried every CLONEQUEUE_PAUSE_PROBE_INTERVAL_S, or `clonequeue resume` lifts it',
         streak, tostring(err.msg))
       redis.call('SET', key('paused'), cjson.encode({kind = 'unknown_answers', since = NOW,
         reason = paused}))
