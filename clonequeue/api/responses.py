@@ -337,10 +337,11 @@ def _redirected(status: int, endpoint: str, is_create: bool) -> NoReturn:
             endpoint=endpoint,
             http_status=status,
         )
+    # only creates pause (a poll is polled again): `resume` is theirs to name (QA pass)
+    then = ", then `clonequeue resume`" if is_create else "; polls go on meanwhile"
     raise ConfigError(
         f"{endpoint}: HTTP {status}: the API redirected the request (not followed); check "
-        "CLONEQUEUE_API_BASE_URL (an http:// address the site sends on to https://?), "
-        "then `clonequeue resume`"
+        "CLONEQUEUE_API_BASE_URL (an http:// address the site sends on to https://?)" + then
     )
 
 

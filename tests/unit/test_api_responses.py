@@ -264,8 +264,10 @@ def test_a_redirect_is_our_address_and_a_303_to_a_create_is_unknown(status: int)
         with pytest.raises(ConfigError) as info:
             parse(status, raw)
         assert "check CLONEQUEUE_API_BASE_URL" in str(info.value)
-    with pytest.raises(ConfigError):
+        assert str(info.value).endswith("then `clonequeue resume`")  # creates pause
+    with pytest.raises(ConfigError) as info:
         parse(status, b"", create=False)
+    assert str(info.value).endswith("; polls go on meanwhile")  # nothing to resume (QA)
     with pytest.raises(OutcomeUnknownError):
         parse(303, b"")
     with pytest.raises(ConfigError):
