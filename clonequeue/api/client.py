@@ -197,6 +197,7 @@ class ApiClient:
             status=response.status,
             body=data,
             retry_after=response.headers.get("Retry-After"),
+            content_type=response.headers.get("Content-Type"),
             endpoint=endpoint,
             is_create=is_create,
         )

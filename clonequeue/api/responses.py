@@ -236,8 +236,12 @@ def parse_response(
     retry_after: str | None,
     endpoint: str,
     is_create: bool,
+    content_type: str | None = None,
 ) -> RemoteTask:
     """The task in a successful answer, or raise the error the answer means.
+
+    ``content_type``'s charset is honoured where the body is not UTF-8 JSON (a balance
+    refusal in GBK was read as an unreadable answer, and its job as maybe billed).
 
     An answer the parsers give up on (JSON nested thousands deep: RecursionError; a
     number of thousands of digits: ValueError) is unreadable like any other, never an
@@ -245,7 +249,7 @@ def parse_response(
     and the job never reached its deadline (QA pass).
     """
     try:
-        return _parse(status, body, retry_after, endpoint, is_create)
+        return _parse(status, _as_utf8(body, content_type), retry_after, endpoint, is_create)
     except (RecursionError, ValueError) as exc:
         _unreadable(status, endpoint, is_create, f"the parser gave up on it: {type(exc).__name__}")
 
@@ -362,6 +366,26 @@ def _unreadable(status: int, endpoint: str, is_create: bool, why: str) -> NoRetu
             http_status=status,
         )
     raise ApiUnavailableError(f"unreadable answer ({why})", endpoint=endpoint, http_status=status)
+
+
+_CHARSET = re.compile(r"charset\s*=\s*\"?([A-Za-z0-9._-]+)", re.IGNORECASE)
+
+
+def _as_utf8(body: bytes, content_type: str | None) -> bytes:
+    """``body`` re-encoded as UTF-8 when its ``Content-Type`` names another charset
+    (GBK, GB18030, Big5, …) and it is not UTF-8 already; else as it is."""
+    found = _CHARSET.search(content_type or "")
+    if found is None or found.group(1).lower().replace("_", "-") in ("utf-8", "utf8"):
+        return body
+    try:
+        body.decode("utf-8")
+        return body  # already UTF-8, whatever the header says
+    except UnicodeDecodeError:
+        pass
+    try:
+        return body.decode(found.group(1)).encode("utf-8")
+    except (LookupError, UnicodeDecodeError):
+        return body  # an unknown charset, or not that one: read as it came
 
 
 def _decode(body: bytes) -> dict[str, Any] | None:

@@ -362,3 +362,21 @@ def test_an_answer_the_parsers_give_up_on_is_unreadable_not_a_crash(answer: byte
         parse_response(status=200, body=answer, retry_after=None, endpoint="GET t", is_create=False)
     with pytest.raises(OutcomeUnknownError, match=r"unreadable .*parser gave up"):
         parse_response(status=200, body=answer, retry_after=None, endpoint="POST c", is_create=True)
+
+
+@pytest.mark.parametrize("charset", ["GBK", "gb18030", '"GB2312"'])
+def test_an_answer_in_the_charset_its_content_type_names_is_read(charset: str) -> None:
+    """QA: HTTP 200 {"code": 10086, "msg": "账户余额不足"} in GBK was unreadable: the
+    create ended `unknown` (maybe billed) instead of pausing for the balance."""
+    raw = json.dumps({"code": 10086, "msg": "账户余额不足"}, ensure_ascii=False).encode("gbk")
+    with pytest.raises(InsufficientBalanceError, match="账户余额不足"):
+        parse_response(
+            status=200,
+            body=raw,
+            retry_after=None,
+            endpoint="POST c",
+            is_create=True,
+            content_type=f"application/json; charset={charset}",
+        )
+    with pytest.raises(OutcomeUnknownError, match="unreadable"):  # no charset said: unreadable
+        parse(200, raw)
