@@ -394,7 +394,28 @@ def test_a_task_the_api_no_longer_knows_fails_as_lost(ctx: WorkerContext) -> Non
     error = doc(ctx)["clone"]["error"]
     assert error["kind"] == "task_lost"
     assert "task not found" in error["msg"]
+    assert "it no longer holds it" in error["msg"]
     assert doc(ctx)["state"] == "failed"
+
+
+def test_a_task_only_ever_answered_about_another_is_not_said_to_be_gone(
+    ctx: WorkerContext,
+) -> None:
+    """QA: ids that came back without their prefix were said "no longer held", with
+    `retry --failed` (billed again) as the next step, though every poll was answered."""
+    other = task(id="R1")  # the same task, perhaps, its id in another form
+    api(ctx).answers = [task(), other, other]
+    steps.run_create(ctx, Dispatch("j", "c", 0))
+    assert steps.run_poll(ctx, Dispatch("j", "c", 1, "audio_r1")).startswith("refused:")
+    ctx.clock.now = NOW + ctx.settings.task_lost_after_s + 1  # type: ignore[attr-defined]
+    assert steps.run_poll(ctx, Dispatch("j", "c", 2, "audio_r1")) == "failed"
+    error = doc(ctx)["clone"]["error"]
+    assert error["kind"] == "task_lost"
+    assert error["msg"].startswith("every poll of this task for ")
+    assert (
+        "was answered about another (last: refused: the API answered for task R1" in (error["msg"])
+    )
+    assert "ask the provider about it before `clonequeue retry" in error["msg"]
 
 
 def test_remote_failure_keeps_the_reason(ctx: WorkerContext) -> None:

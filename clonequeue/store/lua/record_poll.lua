@@ -35,10 +35,21 @@ if status == 'running' and result.refused then
   step.refused = (step.refused or 0) + 1
   if NOW - step.refused_since >= lost_after then
     status = 'failed'
-    result.error = {kind = 'task_lost', msg = string.format('the API refused every poll of '
-      .. 'this task for %d s (last: %s): it no longer holds it; `clonequeue retry %s '
-      .. '--failed` creates it again, billed again', NOW - step.refused_since,
-      tostring(result.last_status), tostring(doc.batch))}
+    local last = tostring(result.last_status)
+    if string.find(last, 'refused: the API answered', 1, true) then
+      -- it answered, about another task: not "no longer holds it" (QA pass: ids that
+      -- came back without their prefix, or in upper case, read as a lost task)
+      result.error = {kind = 'task_lost', msg = string.format('every poll of this task '
+        .. 'for %d s was answered about another (last: %s): no answer can be taken as '
+        .. 'its own; ask the provider about it before `clonequeue retry %s --failed`, '
+        .. 'which creates it again, billed again', NOW - step.refused_since, last,
+        tostring(doc.batch))}
+    else
+      result.error = {kind = 'task_lost', msg = string.format('the API refused every poll '
+        .. 'of this task for %d s (last: %s): it no longer holds it; `clonequeue retry %s '
+        .. '--failed` creates it again, billed again', NOW - step.refused_since, last,
+        tostring(doc.batch))}
+    end
   end
 elseif not result.unanswered then
   step.refused_since, step.refused = nil, nil
