@@ -138,7 +138,8 @@ def _unknown_next_step(batch: str, count: int, settling: int, settled_at: float)
     """Unknown jobs are never sent again by us: the operator decides, so say with what,
     and which of them that still leaves for now (their worker may only be frozen)."""
     return (
-        f"{plural(count, 'job')} unknown (a create went out and no answer came back: it may be "
+        f"{plural(count, 'job')} unknown (a create went out and no answer we could take "
+        "came back: it may be "
         f"billed); check `clonequeue errors {batch}`, then `clonequeue retry {batch} --unknown` "
         "sends again" + settling_clause(count, settling, settled_at, "`--force` too")
     )

@@ -85,8 +85,8 @@ def _unknown_not_retried(batch: str, outcome: RetryOutcome) -> str:
     count = outcome.unknown_left
     one = count == 1
     return (
-        f"{plural(count, 'job')} unknown, not retried: a create went out and no answer came "
-        f"back, so {'it' if one else 'each'} may exist and be billed already; "
+        f"{plural(count, 'job')} unknown, not retried: a create went out and no answer we "
+        f"could take came back, so {'it' if one else 'each'} may exist and be billed already; "
         f"`clonequeue retry {batch} --unknown` sends {'it' if one else 'them'} again "
         f"({'it' if one else 'they'} may be billed twice)"
         + settling_clause(count, outcome.settling, outcome.settled_at, "`--force` too")

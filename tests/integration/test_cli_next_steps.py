@@ -30,7 +30,8 @@ def test_status_names_the_commands_for_unknown_jobs_and_a_balance_pause(
     # its worker may only be frozen: `retry --unknown` alone would leave it (it used to be
     # advised plainly, and then said it left the job)
     assert re.fullmatch(
-        r"1 job unknown \(a create went out and no answer came back: it may be billed\); check "
+        r"1 job unknown \(a create went out and no answer we could take came back: it may be "
+        r"billed\); check "
         r"`clonequeue errors nx`, then `clonequeue retry nx --unknown` sends again; not before "
         r"\d\d:\d\d:\d\d UTC: the worker that sent its create did not store the answer within "
         r"its lease and may only be frozen \(a stopped process, a paused VM\), so its answer "
@@ -42,7 +43,8 @@ def test_status_names_the_commands_for_unknown_jobs_and_a_balance_pause(
         tmp_path, redis_url, "status", "nx", settings={"CLONEQUEUE_UNKNOWN_SETTLE_S": "0"}
     )
     assert settled.stderr.splitlines()[0] == (
-        "1 job unknown (a create went out and no answer came back: it may be billed); check "
+        "1 job unknown (a create went out and no answer we could take came back: it may be "
+        "billed); check "
         "`clonequeue errors nx`, then `clonequeue retry nx --unknown` sends again"
     )
     as_json = cli(tmp_path, redis_url, "status", "nx", "--json")

@@ -24,7 +24,8 @@ def test_retry_of_failed_names_the_unknown_jobs_it_left(
     assert out.returncode == 0, out.stderr
     assert out.stdout == "failed: 0 jobs queued again (0 creates)\n"
     assert out.stderr.startswith(
-        "4 jobs unknown, not retried: a create went out and no answer came back, so each may "
+        "4 jobs unknown, not retried: a create went out and no answer we could take came back, "
+        "so each may "
         "exist and be billed already; `clonequeue retry ru --unknown` sends them again (they "
         "may be billed twice); not before "
     )  # their worker may only be frozen: `retry --unknown` alone would still leave them
@@ -42,7 +43,8 @@ def test_retry_of_one_unknown_job_reads_right_and_none_says_nothing(
     lose_worker_after_create(services, "v1")
     out = cli(tmp_path, redis_url, "retry", "rv")
     assert out.stderr.startswith(
-        "1 job unknown, not retried: a create went out and no answer came back, so it may "
+        "1 job unknown, not retried: a create went out and no answer we could take came back, "
+        "so it may "
         "exist and be billed already; `clonequeue retry rv --unknown` sends it again (it "
         "may be billed twice); not before "
     )

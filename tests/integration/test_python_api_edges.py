@@ -151,7 +151,8 @@ def test_retry_without_unknown_says_how_many_it_left(services: Services) -> None
     # CLONEQUEUE_UNKNOWN_SETTLE_S has passed (a retry of unknown work used to be advised)
     assert outcome.note is not None
     assert re.fullmatch(
-        r"2 jobs unknown, not retried: a create went out and no answer came back, so each "
+        r"2 jobs unknown, not retried: a create went out and no answer we could take came back, "
+        r"so each "
         r"may exist and be billed already; batch\.retry\(unknown=True\) sends them again "
         r"\(they may be billed twice\); not before \d\d:\d\d:\d\d UTC: the worker that sent "
         r"their creates did not store the answer within its lease and may only be frozen "
