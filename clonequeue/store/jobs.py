@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -23,6 +25,62 @@ from clonequeue.store.scripts import Scripts
 log = logging.getLogger(__name__)
 
 UNREPLICATED = "unreplicated"  # Skipped reason: the claim did not reach enough replicas
+SAY_EVERY_S = 60.0  # undone claims are summed up in one line a minute
+
+
+class _UndoneClaims:
+    """Undone claims, said at most once a minute with their count (the rest of a minute's
+    by a timer). One line each (a warning and an error) came by the hundred after every
+    failover, for a state the replica window makes expected (QA pass: 195 pairs a minute)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._said_at = float("-inf")
+        self._count = self._master_only = 0
+        self._last = ("", "", "")  # job id, why, the release's result
+        self._timer: threading.Timer | None = None
+
+    def said(self, job_id: str, why: str, release: str, *, master_only: bool) -> None:
+        with self._lock:
+            self._count += 1
+            self._master_only += master_only
+            self._last = (job_id, why, release)
+            wait = self._said_at + SAY_EVERY_S - time.monotonic()
+            if wait > 0:
+                if self._timer is None:
+                    self._timer = threading.Timer(wait, self._say)
+                    self._timer.daemon = True
+                    self._timer.start()
+                return
+        self._say()
+
+    def _say(self) -> None:
+        with self._lock:
+            count, master, (job_id, why, release) = self._count, self._master_only, self._last
+            self._count = self._master_only = 0
+            self._said_at, self._timer = time.monotonic(), None
+        if not count:
+            return
+        more = f"; {count - 1} more like it in the last minute" if count > 1 else ""
+        log.warning(
+            "create of job %s not sent: %s (release: %s)%s",
+            job_id,
+            why,
+            release,
+            more,
+            extra={"job": job_id},
+        )
+        if master:
+            log.error(
+                "%d undone claim(s), the last of job %s, are on the Redis master only: a "
+                "failover now may report them unknown, though no create was sent",
+                master,
+                job_id,
+                extra={"job": job_id},
+            )
+
+
+_UNDONE = _UndoneClaims()
 RECORD_WAITS = 3  # WAITs for a stored task id (or an undone claim) before it is logged as at risk
 
 
@@ -248,17 +306,7 @@ class JobStore:
             again = self._run("release_create", now, *args)[0]
             result = result if again in ("stale", "gone") else again
             short_of = self.wait_replicas()
-        log.warning("create of job %s not sent: %s (release: %s)", job_id, error["msg"], result)
-        if short_of:
-            log.error(
-                "job %s (step %s): the undone claim is on the Redis master only (fewer than "
-                "%d replicas acknowledged): a failover now may report it unknown, though no "
-                "create was sent",
-                job_id,
-                item,
-                short_of,
-                extra={"job": job_id},
-            )
+        _UNDONE.said(job_id, error["msg"], result, master_only=bool(short_of))
         return Skipped(UNREPLICATED)
 
     def record_created(
