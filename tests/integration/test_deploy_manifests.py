@@ -598,7 +598,7 @@ def defined_metric_names() -> set[str]:
     import flower.events
 
     ours = (ROOT / "clonequeue" / "metrics.py").read_text()
-    names = set(re.findall(r'"(clonequeue_[a-z_]+)"', ours))
+    names = set(re.findall(r'"(clonequeue_[a-z0-9_]+)"', ours))
     names |= set(re.findall(r"'(flower_[a-z_]+)'", Path(flower.events.__file__).read_text()))
     return names
 
@@ -614,7 +614,7 @@ def test_alert_rules_use_real_metrics_and_are_documented() -> None:
         assert rule["labels"]["severity"] in ("warning", "critical")
         assert rule["annotations"]["summary"], rule["alert"]
         assert rule["annotations"]["action"], rule["alert"]
-        for name in re.findall(r"\b((?:clonequeue|flower)_[a-z_]+)", rule["expr"]):
+        for name in re.findall(r"\b((?:clonequeue|flower)_[a-z0-9_]+)", rule["expr"]):
             base = re.sub(r"_(total|bucket|count|sum)$", "", name)
             assert base in defined, f"{rule['alert']}: no metric {name}"
         assert f"`{rule['alert']}`" in documented, f"{rule['alert']} is not in the docs"
