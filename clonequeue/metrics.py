@@ -253,6 +253,11 @@ _FLEET_GAUGES: Iterable[tuple[str, str, str]] = (
     ("clonequeue_chars_spent", "chars_spent", "Billed characters submitted minus refunds."),
     ("clonequeue_workers_running", "workers_running", "Workers seen in the last 20 s."),
     (
+        "clonequeue_unknown_jobs_kept",
+        "unknown_kept",
+        "Jobs unknown in every batch kept, finished or not (the newest 1,000 batches).",
+    ),
+    (
         "clonequeue_watchdog_age_seconds",
         "watchdog_age_s",
         "Seconds since the last watchdog pass (a day when none in the last day).",

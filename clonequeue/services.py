@@ -112,7 +112,9 @@ class Services:
         from clonequeue.store.records import JobState
 
         jobs = dict.fromkeys((s.value for s in JobState), 0)
+        unknown_kept = 0  # in every batch kept, finished or not: each awaits a decision
         for info in self.batches.list_batches(limit=1000):
+            unknown_kept += info.counts.get(JobState.UNKNOWN.value, 0)
             if not info.is_finished:
                 for state, count in info.counts.items():
                     jobs[state] += count
@@ -120,6 +122,7 @@ class Services:
         due = DueIndex(self.redis, self.jobs.keys, self.settings.watchdog_grace_s)
         return {
             "jobs": jobs,
+            "unknown_kept": unknown_kept,
             "queues": self.dispatcher.queue_depths(),
             "in_flight": fleet["in_flight"],
             "parked": fleet["parked"],

@@ -102,3 +102,20 @@ def test_the_exporter_gauges_workers_and_the_watchdog_s_age(own: Services) -> No
     assert state["workers_running"] == 1
     assert 5 <= state["watchdog_age_s"] < 7
     assert absence_note(own.presence.seen(now=now), now=now, watchdog_interval_s=10) is None
+
+
+def test_unknown_jobs_stay_counted_after_their_batch_finishes(own: Services) -> None:
+    """QA: 24 unknown jobs (each paid at the provider) left clonequeue_jobs when their
+    batch finished, and nothing kept saying they await a decision."""
+    clonequeue.submit([row("u1"), row("u2")], batch="ub", services=own)
+    now = own.now()
+    for job in ("u1", "u2"):
+        claimed = own.jobs.claim_create(job, "c", 0, now=now, lease_s=60)
+        assert not isinstance(claimed, str)
+        own.jobs.release_create(job, "c", 0, "unknown", {"kind": "no_answer", "msg": "x"}, now=now)
+    info = own.batches.info("ub")
+    assert info is not None
+    assert info.is_finished
+    state = own.fleet_state()
+    assert state["jobs"]["unknown"] == 0  # its batch is finished
+    assert state["unknown_kept"] == 2

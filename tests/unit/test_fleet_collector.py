@@ -23,6 +23,7 @@ STATE: dict[str, Any] = {
     "api_wait_s": 0,
     "chars_spent": 10,
     "workers_running": 1,
+    "unknown_kept": 0,
     "watchdog_age_s": 4.0,
     "rate": None,
 }
