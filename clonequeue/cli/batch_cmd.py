@@ -171,7 +171,16 @@ def _follow(handle: Batch, info: BatchInfo, interval: float, *, quiet: bool) -> 
                         view.print(note or "workers and the watchdog run again")
                     said = note
                 except REDIS_DOWN as exc:
-                    time.sleep(outage.next_wait(exc))
+                    try:
+                        time.sleep(outage.next_wait(exc))
+                    except REDIS_DOWN:  # past the bound: say what this does and does not mean
+                        view.print(
+                            f"gave up following batch {handle.id} after "
+                            f"{FOLLOW_REDIS_OUTAGE_S:.0f} s without Redis; the batch itself "
+                            "goes on once the workers reach Redis again: follow it again "
+                            f"with `clonequeue status {handle.id} --watch`"
+                        )
+                        raise
                     continue
                 outage.end()
                 if info.is_finished:

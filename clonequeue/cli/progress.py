@@ -147,7 +147,7 @@ class BatchWatch(_View):
             return
         line = f"{info.batch_id}: {summary(info)}"
         if rate and not info.is_finished:
-            line += f"; {rate:,.1f} jobs/s, ETA {_duration(info.open_jobs / rate)}"
+            line += f"; {jobs_per_s(rate)}, ETA {_duration(info.open_jobs / rate)}"
         if paused:
             line += f"; {pause_text(paused)}"
         if api:
@@ -197,7 +197,7 @@ class BatchWatch(_View):
             f"{info.finished_jobs:,}/{info.total:,} finished ({share:.0%})",
         )
         eta = _duration(info.open_jobs / rate) if rate else "—"
-        lines: list[Any] = [bar, table, Text(f"{rate:,.1f} jobs/s   ETA {eta}")]
+        lines: list[Any] = [bar, table, Text(f"{jobs_per_s(rate)}   ETA {eta}")]
         if api:
             lines.append(Text(api))
         if paused:
@@ -205,6 +205,13 @@ class BatchWatch(_View):
         if info.is_finished:
             lines.append(Text("finished", style="bold"))
         return Group(*lines)
+
+
+def jobs_per_s(rate: float) -> str:
+    """``12.3 jobs/s``; a slow rate in jobs a minute (it read "0.0 jobs/s, ETA 1h59m")."""
+    if 0 < rate < 0.1:
+        return f"{rate * 60:,.1f} jobs/min"
+    return f"{rate:,.1f} jobs/s"
 
 
 def pause_text(paused: dict[str, Any]) -> str:

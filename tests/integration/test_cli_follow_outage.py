@@ -150,6 +150,11 @@ def test_status_wait_gives_up_after_its_bound(
     stderr = capsys.readouterr().err.splitlines()
     assert [UNREACHABLE in line for line in stderr].count(True) == 2, stderr  # note, error
     assert stderr[-1].startswith(f"error: {UNREACHABLE} (ConnectionError: "), stderr
+    # QA: what giving up means, and does not: the batch goes on
+    assert stderr[-2] == (
+        "gave up following batch gone after 3 s without Redis; the batch itself goes on once "
+        "the workers reach Redis again: follow it again with `clonequeue status gone --watch`"
+    ), stderr
     assert bound_s <= waited <= bound_s + 10
 
 

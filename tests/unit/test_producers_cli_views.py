@@ -73,3 +73,12 @@ def test_submit_summary_says_what_became_of_every_row() -> None:
         "estimate: 176 characters billed (76 preview + 100 production) in 10 submissions "
         "(5 clones, 5 production audios)"
     )
+
+
+def test_a_slow_batch_shows_its_rate_in_jobs_a_minute() -> None:
+    """QA: "0.0 jobs/s   ETA 1h59m": a rate rounded to nothing beside an ETA made of it."""
+    from clonequeue.cli.progress import jobs_per_s
+
+    assert jobs_per_s(0.0165) == "1.0 jobs/min"
+    assert jobs_per_s(2.0) == "2.0 jobs/s"
+    assert jobs_per_s(0.0) == "0.0 jobs/s"
