@@ -68,11 +68,29 @@ def check_header(cells: list[str]) -> list[str]:
     missing = [c for c in REQUIRED_COLUMNS if c not in names]
     if missing:
         problems.append("missing column " + ", ".join(f"'{c}'" for c in missing))
+    separator = _other_separator(names)
+    if separator:  # an export in a locale that separates with ';' (QA pass)
+        problems.insert(
+            0,
+            f"the header seems separated by {separator!r}, not commas: save the file "
+            'with commas (in Excel: Save As, "CSV UTF-8 (Comma delimited)")',
+        )
     if problems:
         raise ValueError(
             "CSV header: " + "; ".join(problems) + "; the columns are " + ",".join(KNOWN_COLUMNS)
         )
     return names
+
+
+def _other_separator(names: list[str]) -> str | None:
+    """``;``, tab or ``|`` when a one-column header holds known column names split by it."""
+    if len(names) != 1:
+        return None
+    for separator in (";", "\t", "|"):
+        parts = [p.strip() for p in names[0].split(separator)]
+        if len(parts) > 1 and sum(p in KNOWN_COLUMNS for p in parts) >= 2:
+            return separator
+    return None
 
 
 def _looks_like_json(header: str) -> str | None:

@@ -102,6 +102,25 @@ def test_csv_header_may_hold_only_the_documented_columns() -> None:
     )
 
 
+@pytest.mark.parametrize("separator", [";", "\t", "|"])
+def test_a_csv_header_split_by_another_separator_says_so(separator: str) -> None:
+    """QA: a ';'-separated export (a European Excel) got only "unknown column
+    'custom_id;fileUrl'" and a list of the columns."""
+    header = separator.join(["custom_id", "fileUrl", "contentText"])
+    (row,) = read_csv(io.StringIO(f"{header}\nx{separator}y{separator}z\n"))
+    assert row.error is not None
+    assert row.error.startswith(
+        f"CSV header: the header seems separated by {separator!r}, not commas: save the file "
+        'with commas (in Excel: Save As, "CSV UTF-8 (Comma delimited)")'
+    )
+
+
+def test_a_one_column_header_with_a_semicolon_in_no_known_name_is_no_separator() -> None:
+    (row,) = read_csv(io.StringIO("custom;id\nx\n"))
+    assert row.error is not None
+    assert "seems separated" not in row.error
+
+
 def test_csv_with_a_byte_order_mark_and_crlf_reads_like_any_other(tmp_path: Path) -> None:
     path = tmp_path / "excel.csv"
     path.write_bytes(
