@@ -63,8 +63,9 @@ TOP_UP = (
     "CLONEQUEUE_PAUSE_PROBE_INTERVAL_S (a probe), or at once with `clonequeue resume`"
 )
 FIX_TOKEN = (
-    "check CLONEQUEUE_API_TOKEN (or the file CLONEQUEUE_API_TOKEN_FILE names: a changed file "
-    "is read again, and the next probe, within CLONEQUEUE_PAUSE_PROBE_INTERVAL_S, starts "
+    "check CLONEQUEUE_API_TOKEN (a token in the environment is read at start: restart the "
+    "workers with the right one) or the file CLONEQUEUE_API_TOKEN_FILE names (a changed "
+    "file is read again, and the next probe, within CLONEQUEUE_PAUSE_PROBE_INTERVAL_S, starts "
     "creates again; or at once with `clonequeue resume`)"
 )
 # Under HTTP 200 a wrong word costs a pause that the next probe lifts (the token works);

@@ -134,6 +134,8 @@ def test_a_refused_token_names_the_token_file_and_the_probe() -> None:
         parse(401, body(40100, "unauthorized"))
     assert "CLONEQUEUE_API_TOKEN_FILE" in info.value.msg
     assert "the next probe" in info.value.msg
+    # QA: fixed in the environment, the workers still sent the old one until restarted
+    assert "a token in the environment is read at start: restart the workers" in info.value.msg
 
 
 def test_429_carries_retry_after() -> None:
