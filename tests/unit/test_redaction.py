@@ -84,3 +84,20 @@ def test_log_lines_mask_every_form_in_message_args_and_traceback(log_format: str
         lines = [json.loads(line) for line in written.splitlines() if line.startswith("{")]
         assert any("Traceback" in entry["msg"] or "exc" in entry for entry in lines)
         assert all(p not in line for p in PLAIN for line in written.splitlines())
+
+
+def test_beat_s_sends_are_not_logged_but_its_other_lines_are() -> None:
+    """QA: beat said every send at INFO, 36 lines a minute of nothing."""
+    stream = io.StringIO()
+    setup_logging(Settings(_env_file=None), stream=stream)
+    beat = logging.getLogger("celery.beat")
+    try:
+        beat.info("beat: Starting...")
+        beat.info("Scheduler: Sending due task %s (%s)", "results", "clonequeue.results")
+        beat.error("Message Error: Couldn't apply scheduled task results")
+    finally:
+        logging.getLogger().handlers.clear()
+    written = stream.getvalue()
+    assert "beat: Starting..." in written
+    assert "Sending due task" not in written
+    assert "Couldn't apply scheduled task results" in written
