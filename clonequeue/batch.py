@@ -101,8 +101,8 @@ class RetryOutcome:
         return (
             f"{plural(self.unknown_left, 'job')} unknown, not retried: a create went out and "
             f"no answer we could take came back, so {'it' if one else 'each'} may exist and "
-            f"be billed "
-            f"already; batch.retry(unknown=True) sends {'it' if one else 'them'} again "
+            f"be billed already; batch.retry(unknown=True) sends {'it' if one else 'them'} "
+            "again "
             f"({'it' if one else 'they'} may be billed twice)"
             + settling_clause(self.unknown_left, self.settling, self.settled_at, "force=True")
         )

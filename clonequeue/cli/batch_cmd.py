@@ -139,8 +139,8 @@ def _unknown_next_step(batch: str, count: int, settling: int, settled_at: float)
     and which of them that still leaves for now (their worker may only be frozen)."""
     return (
         f"{plural(count, 'job')} unknown (a create went out and no answer we could take "
-        "came back: it may be "
-        f"billed); check `clonequeue errors {batch}`, then `clonequeue retry {batch} --unknown` "
+        f"came back: it may be billed); check `clonequeue errors {batch}`, then "
+        f"`clonequeue retry {batch} --unknown` "
         "sends again" + settling_clause(count, settling, settled_at, "`--force` too")
     )
 
