@@ -89,8 +89,12 @@ class ContextFilter(logging.Filter):
         return True
 
 
+_NUMBERS_AND_IDS = re.compile(r"\[[0-9a-f-]{8,}\]|\b\d+\b")
+
+
 class RepeatFilter(logging.Filter):
-    """At most one line a window for each warning a library repeats word for word.
+    """At most one line a window for each warning a library repeats word for word (but
+    for numbers and task ids).
 
     Celery's consumer restarts in a loop when the broker refuses it for good (a
     deleted RabbitMQ vhost: "Cannot connect …" and "Frequent restarts detected" with a
@@ -112,7 +116,9 @@ class RepeatFilter(logging.Filter):
         if record.levelno < logging.WARNING or record.name.partition(".")[0] == "clonequeue":
             return True
         message = record.getMessage()
-        key = (record.name, record.levelno, message[:500])
+        # repeats that differ only in a delivery tag or a task id are repeats too
+        # ("Couldn't ack 382, reason: … connection already closed", 41 in a burst: QA)
+        key = (record.name, record.levelno, _NUMBERS_AND_IDS.sub("#", message[:500]))
         now = self._clock()
         with self._lock:
             seen = self._seen.get(key)

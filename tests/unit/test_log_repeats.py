@@ -52,5 +52,33 @@ def test_it_keeps_at_most_max_keys_messages() -> None:
     repeats = RepeatFilter(window_s=60, clock=clock)
     for i in range(RepeatFilter.MAX_KEYS * 3):
         clock.now = i * 0.01
-        assert repeats.filter(record("kombu", f"task {i} failed"))
+        assert repeats.filter(record("kombu", f"task {word(i)} failed"))
     assert len(repeats._seen) <= RepeatFilter.MAX_KEYS
+
+
+def word(i: int) -> str:
+    """``i`` in letters (numbers are folded: see below)."""
+    letters = ""
+    while True:
+        i, rest = divmod(i, 26)
+        letters += chr(ord("a") + rest)
+        if not i:
+            return letters
+
+
+def test_repeats_that_differ_only_in_numbers_or_task_ids_are_repeats() -> None:
+    """QA: 41 "Couldn't ack N, reason: …connection already closed" lines at CRITICAL in a
+    burst, each with another delivery tag, after a broker connection was closed."""
+    clock = Clock()
+    repeats = RepeatFilter(window_s=60, clock=clock)
+    acks = [
+        repeats.filter(record("celery.worker.request", "Couldn't ack %r, reason:%r", tag, "closed"))
+        for tag in range(380, 421)
+    ]
+    assert acks == [True] + [False] * 40
+    tasks = [
+        repeats.filter(record("celery.app.trace", f"Task clonequeue.poll_clone[{uid}] raised: x"))
+        for uid in ("4f0c1d2e-aaaa-bbbb-cccc-000000000001", "9e8d7c6b-aaaa-bbbb-cccc-000000000002")
+    ]
+    assert tasks == [True, False]
+    assert repeats.filter(record("celery.worker.request", "Couldn't ack %r, reason:%r", 1, "other"))
