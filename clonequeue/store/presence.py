@@ -92,7 +92,7 @@ def _decoded(value: Any) -> dict[str, Any] | None:
 
 def absence_note(seen: Seen, *, now: float, watchdog_interval_s: float) -> str | None:
     """What to tell someone waiting on a batch when no worker, or no watchdog, runs."""
-    start = "start one with `clonequeue worker --beat`"
+    start = "start one with `clonequeue worker` (with --beat unless a `clonequeue beat` runs)"
     running = seen.running(now)
     if not running:
         if not seen.workers:
@@ -112,10 +112,13 @@ def absence_note(seen: Seen, *, now: float, watchdog_interval_s: float) -> str |
         since = (
             "in the last day" if seen.watchdog_at is None else f"for {now - seen.watchdog_at:.0f} s"
         )
+        # a beat may run while the workers that took its messages cannot run them (one
+        # frozen with them prefetched, one cut from Redis): said, not "start a beat" (QA)
         return (
-            f"no watchdog pass {since}: no beat runs, so lost messages are not sent again "
-            "and waiting creates are not released; run one: `clonequeue worker --beat` on "
-            "one worker, or `clonequeue beat`"
+            f"no watchdog pass {since}, so lost messages are not sent again and waiting "
+            "creates are not released: no beat runs (run one: `clonequeue worker --beat` on "
+            "one worker, or `clonequeue beat`), or the workers that took its messages cannot "
+            "run them (frozen, or cut from Redis: check their logs)"
         )
     return None
 

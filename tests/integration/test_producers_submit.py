@@ -222,6 +222,7 @@ def test_cli_exit_codes_and_errors_file(services: Services, redis_url: str, tmp_
     assert json.loads(dry.stdout)["new"] == 1
     assert services.redis.exists(services.jobs.keys.job("f1")) == 0
 
+    (tmp_path / "rows.txt").write_text(fresh.read_text())  # a file, of no known format
     usage = cli(tmp_path, redis_url, "submit", str(tmp_path / "rows.txt"))
     assert usage.returncode == 2
     missing = cli(tmp_path, redis_url, "submit", str(tmp_path / "missing.jsonl"))

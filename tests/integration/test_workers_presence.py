@@ -35,8 +35,9 @@ def test_status_says_when_no_worker_ever_ran(own: Services, redis_url: str, tmp_
     clonequeue.submit([row("n1")], batch="wb", services=own)
     assert status_stderr(own, redis_url, tmp_path) == (
         "no worker has run in this namespace (CLONEQUEUE_NAMESPACE) in the last day: nothing "
-        "moves until one does; start one with `clonequeue worker --beat` (workers from "
-        "before 2026-12-07 do not say they run: if yours do, upgrade them)\n"
+        "moves until one does; start one with `clonequeue worker` (with --beat unless a "
+        "`clonequeue beat` runs) (workers from before 2026-12-07 do not say they run: if "
+        "yours do, upgrade them)\n"
     )
 
 
@@ -46,13 +47,14 @@ def test_status_names_the_last_worker_seen_and_when(
     clonequeue.submit([row("n1")], batch="wb", services=own)
     now = own.now()
     own.presence.mark("w1@old-host", now=now - 300, pid=7)
-    own.presence.mark("w2@gone-host", now=now - 120, pid=8)
+    own.presence.mark("w2@gone-host", now=now - 120, pid=8)  # the CLI takes seconds to start
     own.presence.mark("w3@ancient", now=now - FORGET_AFTER_S - 10, pid=9)  # dropped
     own.presence.watchdog_ran(now=now - 120)
     said = status_stderr(own, redis_url, tmp_path)
     assert re.fullmatch(
-        r"no worker running: the last one seen \(w2@gone-host\) stopped 12\d s ago; nothing "
-        r"moves until one does: start one with `clonequeue worker --beat`\n",
+        r"no worker running: the last one seen \(w2@gone-host\) stopped 1[2-9]\d s ago; nothing "
+        r"moves until one does: start one with `clonequeue worker` \(with --beat unless a "
+        r"`clonequeue beat` runs\)\n",
         said,
     ), said
     assert sorted(own.redis.hkeys(own.jobs.keys.workers)) == ["w1@old-host", "w2@gone-host"]
@@ -65,9 +67,10 @@ def test_status_says_when_workers_run_but_no_watchdog(
     now = own.now()
     own.presence.mark("w1@host", now=now, pid=7)
     assert status_stderr(own, redis_url, tmp_path) == (
-        "no watchdog pass in the last day: no beat runs, so lost messages are not sent again "
-        "and waiting creates are not released; run one: `clonequeue worker --beat` on one "
-        "worker, or `clonequeue beat`\n"
+        "no watchdog pass in the last day, so lost messages are not sent again and waiting "
+        "creates are not released: no beat runs (run one: `clonequeue worker --beat` on one "
+        "worker, or `clonequeue beat`), or the workers that took its messages cannot run "
+        "them (frozen, or cut from Redis: check their logs)\n"
     )
     own.presence.watchdog_ran(now=now - 100)  # more than 3 intervals and 20 s ago
     assert "no watchdog pass for 10" in status_stderr(own, redis_url, tmp_path)
