@@ -13,6 +13,7 @@ from typing import Any
 import redis
 from celery import bootsteps
 
+from clonequeue.redis_refusals import error_line
 from clonequeue.store.keys import Keys
 from clonequeue.store.presence import BEAT_EVERY_S, Presence
 
@@ -45,13 +46,30 @@ class PresenceStep(bootsteps.StartStopStep):  # type: ignore[misc]
         self._thread.start()
 
     def _run(self, presence: Presence, clock: Any) -> None:
+        away_since: float | None = None
         while not self._stop.is_set():
             try:
                 presence.mark(self._name, now=clock(), pid=os.getpid())
                 self._written = True
+                if away_since is not None:
+                    log.warning(
+                        "Redis answers this worker again (unreachable for %.0f s)",
+                        time.monotonic() - away_since,
+                    )
+                    away_since = None
             except redis.exceptions.RedisError as exc:  # Redis away: the next one will do
                 self._written = False
-                log.debug("presence not written: %s", exc)
+                if away_since is None:
+                    # A worker cut off from Redis otherwise logged nothing: its tasks wait
+                    # inside their retries, in silence (QA pass)
+                    away_since = time.monotonic()
+                    log.warning(
+                        "cannot reach Redis (%s: %s): this worker's tasks wait and retry, "
+                        "and steps they hold are re-driven by the others' watchdog; check "
+                        "this host's route to Redis",
+                        type(exc).__name__,
+                        error_line(exc),
+                    )
             self._stop.wait(BEAT_EVERY_S)
 
     def stop(self, worker: Any) -> None:

@@ -177,3 +177,31 @@ def test_status_tells_when_no_worker_or_no_watchdog_runs(make_system: type[Syste
     note = services.workers_note()
     assert note is not None
     assert note.startswith("no worker running: the last one seen ("), note
+
+
+def test_a_worker_cut_off_from_redis_says_so_in_its_log(
+    make_system: type[System], redis_server: object
+) -> None:
+    """QA: a worker cut from Redis for 60 s wrote nothing at all to its log; its tasks
+    waited inside their retries in silence. It says so, and when Redis is back."""
+    system = make_system()
+    worker = system.start_worker(name="cut")
+    deadline = time.monotonic() + 30
+    while system.services.workers_note() is not None:  # marked itself once at least
+        assert time.monotonic() < deadline, system.services.workers_note()
+        time.sleep(0.2)
+    redis_server.stop()  # type: ignore[attr-defined]
+    try:
+        deadline = time.monotonic() + 30
+        while "cannot reach Redis (" not in worker.log_path.read_text():
+            assert time.monotonic() < deadline, worker.log_tail(20)
+            time.sleep(0.2)
+    finally:
+        redis_server.restart()  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 30
+    while "Redis answers this worker again (unreachable for" not in worker.log_path.read_text():
+        assert time.monotonic() < deadline, worker.log_tail(20)
+        time.sleep(0.2)
+    said = worker.log_path.read_text()
+    assert said.count("cannot reach Redis (") == 1  # once an outage, not each 5 s
+    assert "check this host's route to Redis" in said
