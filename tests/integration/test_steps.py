@@ -384,18 +384,24 @@ def test_an_answer_about_another_task_is_never_taken_as_this_ones(
     assert caplog.text.count("the API refused the poll") == 1  # said once, not per poll
 
 
-def test_a_task_the_api_no_longer_knows_fails_as_lost(ctx: WorkerContext) -> None:
-    not_found = RejectedError("task not found", http_status=404, code=40400)
-    api(ctx).answers = [task(), not_found, not_found]
+def lost_after_refused_polls(ctx: WorkerContext, answer: object) -> dict[str, Any]:
+    """Create, then polls answered ``answer`` until the task counts as lost: its error."""
+    api(ctx).answers = [task(), answer, answer]
     steps.run_create(ctx, Dispatch("j", "c", 0))
     assert steps.run_poll(ctx, Dispatch("j", "c", 1, "audio_r1")).startswith("refused:")
     ctx.clock.now = NOW + ctx.settings.task_lost_after_s + 1  # type: ignore[attr-defined]
     assert steps.run_poll(ctx, Dispatch("j", "c", 2, "audio_r1")) == "failed"
-    error = doc(ctx)["clone"]["error"]
+    assert doc(ctx)["state"] == "failed"
+    error: dict[str, Any] = doc(ctx)["clone"]["error"]
     assert error["kind"] == "task_lost"
+    return error
+
+
+def test_a_task_the_api_no_longer_knows_fails_as_lost(ctx: WorkerContext) -> None:
+    not_found = RejectedError("task not found", http_status=404, code=40400)
+    error = lost_after_refused_polls(ctx, not_found)
     assert "task not found" in error["msg"]
     assert "it no longer holds it" in error["msg"]
-    assert doc(ctx)["state"] == "failed"
 
 
 def test_a_task_only_ever_answered_about_another_is_not_said_to_be_gone(
@@ -403,14 +409,7 @@ def test_a_task_only_ever_answered_about_another_is_not_said_to_be_gone(
 ) -> None:
     """QA: ids that came back without their prefix were said "no longer held", with
     `retry --failed` (billed again) as the next step, though every poll was answered."""
-    other = task(id="R1")  # the same task, perhaps, its id in another form
-    api(ctx).answers = [task(), other, other]
-    steps.run_create(ctx, Dispatch("j", "c", 0))
-    assert steps.run_poll(ctx, Dispatch("j", "c", 1, "audio_r1")).startswith("refused:")
-    ctx.clock.now = NOW + ctx.settings.task_lost_after_s + 1  # type: ignore[attr-defined]
-    assert steps.run_poll(ctx, Dispatch("j", "c", 2, "audio_r1")) == "failed"
-    error = doc(ctx)["clone"]["error"]
-    assert error["kind"] == "task_lost"
+    error = lost_after_refused_polls(ctx, task(id="R1"))  # its id in another form, perhaps
     assert error["msg"].startswith("every poll of this task for ")
     assert (
         "was answered about another (last: refused: the API answered for task R1" in (error["msg"])
