@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
-from collections.abc import Iterable
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -26,7 +29,11 @@ FORMAT_OPT = typer.Option(
     "job, `audios` a list of structs; needs -o and the parquet extra: pyarrow).",
 )
 OUTPUT_OPT = typer.Option(
-    None, "--output", "-o", help="Write here, not to stdout (required for parquet)."
+    None,
+    "--output",
+    "-o",
+    help="Write here, not to stdout (required for parquet); replaced only by a whole "
+    "export (an export that fails leaves the file as it was).",
 )
 
 
@@ -72,12 +79,34 @@ def _write(records: Iterable[dict[str, Any]], format_name: str, output: Path | N
         except BrokenPipeError:
             _reader_gone()
         return count
+    with _replaced_on_success(output) as path:
+        try:
+            sink = path.open("w", encoding="utf-8", newline="")
+        except OSError as exc:
+            fail(f"cannot write {output}: {exc.strerror or exc}")
+        with sink:
+            return write_records(records, sink, fmt)
+
+
+@contextmanager
+def _replaced_on_success(output: Path) -> Iterator[Path]:
+    """A file beside ``output`` to write, moved onto it only when the writing ended well.
+
+    An export that failed halfway (the batch purged meanwhile, a Redis outage) left a
+    shorter file that read as whole, in place of the good one it overwrote (QA pass).
+    A path that is no regular file (``/dev/stdout``, a pipe) is written as it is.
+    """
+    if output.exists() and not output.is_file():
+        yield output
+        return
+    part = output.with_name(f".{output.name}.{uuid.uuid4().hex[:8]}.part")
     try:
-        sink = output.open("w", encoding="utf-8", newline="")
-    except OSError as exc:
-        fail(f"cannot write {output}: {exc.strerror or exc}")
-    with sink:
-        return write_records(records, sink, fmt)
+        yield part
+        if part.exists():
+            os.replace(part, output)
+    finally:
+        with contextlib.suppress(OSError):
+            part.unlink()
 
 
 def _reader_gone() -> NoReturn:
@@ -98,6 +127,7 @@ def _write_parquet(records: Iterable[dict[str, Any]], output: Path | None) -> in
     if output is None:
         fail("--format parquet writes a file: add -o FILE.parquet", EXIT_USAGE)
     try:
-        return write_parquet(records, output)
+        with _replaced_on_success(output) as path:
+            return write_parquet(records, path)
     except OSError as exc:
         fail(f"cannot write {output}: {exc.strerror or exc}")
