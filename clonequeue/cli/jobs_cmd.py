@@ -108,7 +108,11 @@ def purge(
         False, "--force", help="Cancel an unfinished batch first (in-flight jobs must finish)."
     ),
 ) -> None:
-    """Delete a finished batch and its job records (export them first with `results`)."""
+    """Delete a finished batch and its job records (export them first with `results`).
+
+    Its custom_ids are then new to clonequeue: a later submit of the same rows creates
+    (and pays for) each job again.
+    """
     try:
         removed = _batch(batch).purge(force=force)
     except ProducerError as exc:
