@@ -75,6 +75,7 @@ class Enqueuer:
         self.batch_id = batch_id
         self._clock = clock  # the fleet's: first creates are due by Redis's time
         self.unsent = 0  # recorded jobs whose first message the broker refused
+        self._since: float | None = None  # when the first chunk was placed (fleet time)
 
     def place(self, chunk: Sequence[Checked]) -> Placement:
         """Record the chunk's jobs and publish a create message for each new one."""
@@ -82,8 +83,10 @@ class Enqueuer:
         if not chunk:
             return placement
         now = self._clock()
+        if self._since is None:
+            self._since = now  # a cancel or purge of the batch after this stops the submit
         docs = [(c.custom_id, c.doc or "") for c in chunk]
-        result = self._batches.create_jobs(self.batch_id, docs, now=now)
+        result = self._batches.create_jobs(self.batch_id, docs, now=now, since=self._since)
         existing = {job_id: (batch, same) for job_id, batch, same in result.existing}
         for checked in chunk:
             found = existing.get(checked.custom_id)

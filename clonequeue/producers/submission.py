@@ -45,7 +45,7 @@ from clonequeue.producers.rows import RowError
 from clonequeue.producers.sources import InputFile, RowSource, temp_dir
 from clonequeue.redis_refusals import refusal_line
 from clonequeue.services import Services
-from clonequeue.store.batches import BatchStore
+from clonequeue.store.batches import BatchClosedError, BatchStore
 from clonequeue.wording import plural
 
 log = logging.getLogger(__name__)
@@ -296,6 +296,8 @@ class Submission:
                 f"{type(exc).__name__}: {exc}); run the same command again "
                 "once Redis answers: rows already recorded are skipped, not sent twice"
             ) from None
+        except BatchClosedError:
+            raise  # it says what was recorded and what to do (not "will be sent")
         except Exception as exc:  # the caller's rows (a generator that raised, say)
             if with_docs is not None and report.new:
                 exc.add_note(

@@ -9,6 +9,7 @@ from typing import Any, cast
 
 import redis
 
+from clonequeue.errors import StoreError
 from clonequeue.store.jobs import Dispatch, JobStore
 from clonequeue.store.keys import Keys
 from clonequeue.store.records import TERMINAL_STATES, JobState
@@ -64,6 +65,25 @@ class Retried:
     settled_at: float = 0.0  # when the last of them may be retried (epoch s)
 
 
+PURGED_MARK_S = 86_400  # how long a purge's mark stops submits that began before it
+
+
+class BatchClosedError(StoreError):
+    """A submit met its batch cancelled or purged after it began: nothing more recorded."""
+
+    def __init__(self, batch_id: str, how: str, at: float) -> None:
+        self.batch_id, self.how, self.at = batch_id, how, at
+        if how == "cancelled":
+            then = (
+                f"the rows recorded before were cancelled with it, the rest not recorded; "
+                f"`clonequeue retry {batch_id} --cancelled` takes the cancel back (then run "
+                "the same submit again to record the rest), or submit them to another batch"
+            )
+        else:
+            then = "nothing more is recorded; to submit the rows again, run the submit again"
+        super().__init__(f"batch {batch_id} was {how} while this submit ran: {then}")
+
+
 class BatchStore:
     """Reads and bulk operations on batches. Shares the scripts of :class:`JobStore`."""
 
@@ -78,15 +98,21 @@ class BatchStore:
         docs: Sequence[tuple[str, str]],
         *,
         now: float,
+        since: float | None = None,
     ) -> CreateResult:
         """Record new jobs (id, JSON document) atomically; existing ids are reported only.
 
         Each new job's first create gets its entry in the due-index in the same call.
+        ``since``: when the submit began; :class:`BatchClosedError` (nothing recorded)
+        if the batch was cancelled or purged since.
         """
         args: list[str] = []
         for job_id, doc in docs:
             args += [job_id, doc]
-        out = self.jobs._run("create_jobs", now, batch_id, *args)
+        mark = "" if since is None else repr(since)
+        out = self.jobs._run("create_jobs", now, batch_id, mark, *args)
+        if int(out[0]) == -1:
+            raise BatchClosedError(batch_id, str(out[1]), float(out[2]))
         existing_at = {
             int(out[i]) - 1: (str(out[i + 1]), out[i + 2] == 1) for i in range(1, len(out), 3)
         }
@@ -164,7 +190,10 @@ class BatchStore:
         """Retry the batch's ``what`` ('failed' | 'unknown' | 'cancelled') steps.
 
         An unknown job whose worker may only be frozen (``lost_worker`` less than
-        ``settle_s`` ago) is left: its answer may still come (retry_job.lua)."""
+        ``settle_s`` ago) is left: its answer may still come (retry_job.lua). Taking a
+        cancel back lets submits record into the batch again."""
+        if what == "cancelled":
+            self.client.hdel(self.keys.batch(batch_id), "cancelled_at")
         return self._retried(batch_id, what, now=now, settle_s=settle_s)
 
     def _retried(
@@ -202,8 +231,11 @@ class BatchStore:
         """Cancel every unfinished job; counts of 'cancelled' (at once) and 'requested'.
 
         ``by`` (who asked) and ``now`` are kept in each job, so its result says who
-        cancelled it and when.
+        cancelled it and when. The batch keeps when (``cancelled_at``): a submit still
+        recording into it stops (create_jobs.lua), until ``retry --cancelled``.
         """
+        if self.client.exists(self.keys.batch(batch_id)):
+            self.client.hset(self.keys.batch(batch_id), "cancelled_at", repr(now))
         counts = {"cancelled": 0, "requested": 0}
         for ids in self.job_ids(batch_id):
             pipe = self.client.pipeline(transaction=False)
@@ -225,6 +257,12 @@ class BatchStore:
         recorded only while the batch and its job exist (clonequeue/outputs/items.py),
         so a results pass racing the purge cannot add one once these are gone.
         """
+        # first: a submit still recording into the batch stops (create_jobs.lua), and
+        # says so, instead of bringing it back half (QA pass)
+        seconds, micros = self.client.time()  # Redis's clock, as a submit's `since` is
+        self.client.set(
+            self.keys.batch_purged(batch_id), repr(seconds + micros / 1e6), ex=PURGED_MARK_S
+        )
         removed = 0
         for ids in self.job_ids(batch_id):
             removed += self.client.delete(*[self.keys.job(j) for j in ids])

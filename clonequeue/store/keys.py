@@ -20,6 +20,11 @@ class Keys:
         """HASH: created_at, total, a counter per job state, finished_at."""
         return f"{self.ns}:batch:{batch_id}"
 
+    def batch_purged(self, batch_id: str) -> str:
+        """STRING with a TTL of a day: when the batch was purged; a submit that began
+        before it stops (create_jobs.lua)."""
+        return f"{self.ns}:batch:{batch_id}:purged"
+
     def batch_jobs(self, batch_id: str) -> str:
         """LIST: the batch's job ids in submission order."""
         return f"{self.ns}:batch:{batch_id}:jobs"
