@@ -82,7 +82,7 @@ def counts(jobs: JobStore, batch: str = "b1") -> dict[str, int]:
     return {
         k: int(float(v))
         for k, v in raw.items()  # type: ignore[union-attr]
-        if k not in ("created_at", "finished_at") and int(float(v))
+        if k not in ("created_at", "finished_at", "cancelled_at") and int(float(v))
     }
 
 
@@ -788,6 +788,34 @@ def test_an_unknown_probe_restarts_the_probe_interval_of_an_unknown_answers_paus
     pause = json.loads(jobs.client.get(jobs.keys.paused) or "{}")
     assert pause["since"] == NOW + 30
     assert pause["reason"].startswith("6 creates in a row")
+
+
+def test_unknowns_sent_before_a_create_that_got_its_task_are_not_in_a_row(jobs: JobStore) -> None:
+    """QA: slow creates time out 30 s after they went; at a batch's end (or a cancel) the
+    last of them ended one after another with no success between, though creates sent
+    after each had got their tasks, and a healthy fleet paused as 'unknown answers'."""
+    add(jobs, *(spec(f"s{i}", audios=0) for i in range(12)))
+    for i in range(6):  # six slow creates go out, then six that get their tasks at once
+        jobs.claim_create(f"s{i}", "c", 0, now=NOW + i, lease_s=60)
+    for i in range(6, 12):
+        jobs.claim_create(f"s{i}", "c", 0, now=NOW + i, lease_s=60)
+        jobs.record_created(f"s{i}", "c", 0, f"r{i}", now=NOW + i, next_due=NOW + 60)
+    for i in range(6):  # the slow ones time out, in a row by when they ended
+        released = jobs.release_create(
+            f"s{i}", "c", 0, "unknown", {"kind": "no_answer", "msg": "read timeout"},
+            now=NOW + 30 + i,
+        )  # fmt: skip
+        assert released.paused == ""
+    assert jobs.client.get(jobs.keys.paused) is None
+    # creates sent after the last success that all end unknown still pause the fleet
+    add(jobs, *(spec(f"t{i}", audios=0) for i in range(5)))
+    for i in range(5):
+        jobs.claim_create(f"t{i}", "c", 0, now=NOW + 40 + i, lease_s=60)
+    for i in range(5):
+        released = jobs.release_create(
+            f"t{i}", "c", 0, "unknown", {"kind": "no_answer", "msg": "x"}, now=NOW + 70 + i
+        )
+    assert released.paused.startswith("5 creates in a row")
 
 
 def test_a_reclone_by_retry_failed_leaves_an_unknown_audio_for_retry_unknown(

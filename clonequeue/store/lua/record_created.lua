@@ -21,6 +21,12 @@ if reply then
 end
 local member = member_of(item, job_id)
 local old_state = doc.state
+-- the latest claim whose create got its task: unknowns claimed before it are not "in a
+-- row" with the ones after (release_create.lua)
+local claimed_at = tonumber(step.claimed_at)
+if claimed_at and claimed_at > (tonumber(redis.call('GET', key('unknown_streak_ok'))) or 0) then
+  redis.call('SET', key('unknown_streak_ok'), tostring(claimed_at), 'EX', 86400)
+end
 if step.state == 'unknown' then
   redis.call('SADD', key('inflight'), member)
 end

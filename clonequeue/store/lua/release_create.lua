@@ -8,7 +8,8 @@
 -- ARGV: ns, now, job_id, item, gen, outcome, error_json, retry_at, queued(0|1),
 --       max_attempts, pause_json, cap, grace_s, retention, unknown_pause_after
 -- An `unknown` is counted fleet-wide (`unknown_streak`, cleared by any create that gets
--- its task): unknown_pause_after of them in a row pause creates ('unknown_answers'),
+-- its task; one claimed before the latest create that got its task does not count):
+-- unknown_pause_after of them in a row pause creates ('unknown_answers'),
 -- as an API that answers every create unreadably (a wrong base URL serving a web
 -- page, a proxy's error page) left a whole batch unknown, each maybe billed.
 -- Returns {result, new_gen, pause, unparked...} with result 'retry' | 'parked' |
@@ -59,7 +60,13 @@ elseif outcome == 'unknown' then
   step.state = 'unknown'
   redis.call('ZREM', key('due'), member)
   local pause_after = tonumber(ARGV[15]) or 0
-  if pause_after > 0 then
+  -- "In a row" by when creates were sent, not by when their answers ended: a slow
+  -- create times out 30 s after it went, so the last slow ones of a batch (or of a
+  -- cancel) ended one after another with no success between them, though creates sent
+  -- after each had got their tasks, and paused a healthy fleet (QA pass).
+  local last_ok = tonumber(redis.call('GET', key('unknown_streak_ok'))) or 0
+  local in_a_row = (tonumber(step.claimed_at) or NOW) >= last_ok
+  if pause_after > 0 and in_a_row then
     local streak = redis.call('INCR', key('unknown_streak'))
     redis.call('EXPIRE', key('unknown_streak'), 86400)
     local current = redis.call('GET', key('paused'))
