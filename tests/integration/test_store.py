@@ -763,6 +763,28 @@ def test_retrying_cancelled_work_sends_only_what_never_went_out(jobs: JobStore) 
     assert (again.jobs, again.dispatches) == (0, [])  # nothing left
 
 
+def test_retry_cancelled_takes_back_a_cancel_whose_clone_is_still_in_flight(
+    jobs: JobStore,
+) -> None:
+    """QA: `cancel` then `retry --cancelled` at once left every job whose clone was in
+    flight cancelled: its audios were cancelled when the clone was done, and the clone
+    paid for and unused (142 of 200 jobs)."""
+    batches = add(jobs, spec("f", audios=2))
+    jobs.claim_create("f", "c", 0, now=NOW, lease_s=60)
+    jobs.record_created("f", "c", 0, "r", now=NOW, next_due=NOW + 5)
+    assert batches.cancel("b1", now=NOW + 1, by="ops") == {"cancelled": 0, "requested": 1}
+    assert [a["state"] for a in doc(jobs, "f")["audios"]] == ["cancelled", "cancelled"]
+    retried = batches.retry("b1", "cancelled", now=NOW + 2)
+    assert (retried.jobs, retried.dispatches) == (1, [])  # nothing to send yet
+    assert "cancelled" not in doc(jobs, "f")
+    polled = jobs.record_poll(
+        "f", "c", 1, "completed", {"model_id": "m"}, now=NOW + 5, next_due=NOW + 15
+    )
+    assert sorted(s.item for s in polled.dispatches) == ["0", "1"]  # its audios go
+    assert doc(jobs, "f")["state"] == "producing"
+    assert counts(jobs) == {"total": 1, "producing": 1}
+
+
 def test_an_unknown_probe_restarts_the_probe_interval_of_an_unknown_answers_pause(
     jobs: JobStore,
 ) -> None:

@@ -20,6 +20,35 @@ if not doc then
   return {'gone'}
 end
 local old_state = doc.state
+if what == 'cancelled' and not check_only and not TERMINAL[old_state] and doc.cancel_requested then
+  -- A cancel that has not ended the job yet (its clone still in flight) is taken back
+  -- too: it had kept its request, and its audios were cancelled when the clone was done,
+  -- paid for and left unused (QA pass: 142 of 200 jobs after cancel + retry --cancelled).
+  -- Its cancelled audios are pending again: sent now if the clone is done, else when it
+  -- is (record_poll fans out the pending ones).
+  local entries = {}
+  for i, audio in ipairs(doc.audios or {}) do
+    if audio.state == 'cancelled' then
+      audio.state = 'pending'
+      audio.gen = (audio.gen or 0) + 1
+      if doc.clone.state == 'completed' then
+        local member = member_of(tostring(i - 1), job_id)
+        audio.queued_at = NOW
+        redis.call('ZADD', key('due'), NOW + grace, member)
+        entries[#entries + 1] = audio.gen .. '|' .. member
+      end
+    end
+  end
+  doc.cancel_requested = nil
+  doc.cancelled = nil
+  doc.retries = (doc.retries or 0) + 1
+  commit(job_key, doc, old_state, retention)
+  local out = {'ok'}
+  for _, entry in ipairs(entries) do
+    out[#out + 1] = entry
+  end
+  return out
+end
 if not TERMINAL[old_state] or old_state == 'completed' or (check_only and old_state ~= 'unknown') then
   return {'skipped', old_state}
 end
