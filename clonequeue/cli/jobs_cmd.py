@@ -31,7 +31,8 @@ def retry(
         False,
         "--cancelled",
         help="Take a cancel back: send the cancelled creates (never sent: a clone made "
-        "before the cancel is kept and only its audios go).",
+        "before the cancel is kept and only its audios go; a clone still in flight goes on "
+        "and its audios go when it is done). Submits into the batch work again.",
     ),
     artifacts: bool = typer.Option(
         False,
