@@ -63,9 +63,11 @@ def errors(
     The same formats and columns as `results`; the count goes to stderr.
     """
     handle = Batch(batch, services=Services(context.settings()))
-    handle.status()
+    info = handle.status()
     count = _write(handle.errors(), output_format_name, output)
-    typer.echo(f"{plural(count, 'job')} did not complete", err=True)
+    # not "did not complete" alone: with the batch still running it read as all done
+    running = f"; {info.open_jobs:,} not finished yet" if info.open_jobs else ""
+    typer.echo(f"{plural(count, 'job')} failed, unknown or cancelled{running}", err=True)
 
 
 def _write(records: Iterable[dict[str, Any]], format_name: str, output: Path | None) -> int:

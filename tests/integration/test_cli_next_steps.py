@@ -54,12 +54,15 @@ def test_status_names_the_commands_for_unknown_jobs_and_a_balance_pause(
 
 def test_counts_of_one_read_right(services: Services, redis_url: str, tmp_path: Path) -> None:
     clonequeue.submit([row("o1")], batch="one", services=services)
+    early = cli(tmp_path, redis_url, "errors", "one")
+    # QA: "0 jobs did not complete" while every job was still pending read as all done
+    assert early.stderr == "0 jobs failed, unknown or cancelled; 1 not finished yet\n"
     status = cli(tmp_path, redis_url, "status", "one")
     assert status.stdout == "one: 1 job: pending 1\n"
     cancelled = cli(tmp_path, redis_url, "cancel", "one")
     assert cancelled.stdout.startswith("cancelled 1 job; 0 in flight will finish")
     errors = cli(tmp_path, redis_url, "errors", "one")
-    assert errors.stderr == "1 job did not complete\n"
+    assert errors.stderr == "1 job failed, unknown or cancelled\n"
     purged = cli(tmp_path, redis_url, "purge", "one")
     assert purged.stdout == "purged batch one: 1 job record removed\n"
 
