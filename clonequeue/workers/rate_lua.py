@@ -59,8 +59,9 @@ How ``r`` moves (the shape of CUBIC's window: concave back, a plateau, a convex 
 * after a cut, ``r`` climbs back towards ``PLATEAU * w`` (just under where 429s began)
   with time constant ``RECOVER_TAU_S`` (~2 s to get there);
 * there it holds for ``HOLD_S`` seconds of binding demand (twice as long each time
-  429s began within 3 % of where they did last time, up to ``HOLD_MAX_S``: a limit
-  that stays put is probed less often), then probes upwards, slowly
+  429s began within 3 % of where they did last time, up to ``HOLD_MAX_S`` or
+  ``HOLD_MAX_CALLS`` calls at ``w``, whichever is longer: a limit that stays put is
+  probed less often, and a low one no more often per call), then probes upwards, slowly
   at first (``PROBE_START`` per s) and faster the longer no 429 comes (+``PROBE_ACCEL``
   per s each second: a limit that doubled is found in ~8 s), doubling every
   ``FRESH_DOUBLING_S`` while no 429 was ever seen (auto's start), until the next 429
@@ -135,7 +136,12 @@ STREAK_PAUSE_S = 1.0 - DEEP
 PLATEAU = 0.99
 RECOVER_TAU_S = 0.6  # time constant of that climb
 HOLD_S = 4.0  # seconds held there (while demand binds) before probing upwards...
-HOLD_MAX_S = 12.0  # ...doubling, up to this, each time 429s begin where they did before
+HOLD_MAX_S = 12.0  # ...doubling, up to this, each time 429s begin where they did before,
+# or up to this many calls at the learned limit if that is longer: each probe costs a
+# 429, so a hold in seconds made the 429s' share grow as the limit shrank (2-3 % at an
+# 8/s limit, against ~0.3 % at 40/s: one per probe either way; the QA pass saw 12-20 a
+# minute at 7/s). At 40/s the two are the same 12 s.
+HOLD_MAX_CALLS = 480
 SAME_LIMIT = 0.97  # "where they did before": at this share of the last episode's pace or more
 NO_ROOM = 0.99  # a probe's 429 this near above the learned limit found no more room
 PROBE_START = 0.005  # the probe's growth (per s, logarithmic) when it begins...
@@ -184,6 +190,7 @@ local BINDING = {BINDING_WAIT_S * 1_000_000:.0f}
 local STREAK_PAUSE = {STREAK_PAUSE_S * 1_000_000:.0f}
 local HOLD, PROBE0, ACCEL, FRESH = {HOLD_S}, {PROBE_START}, {PROBE_ACCEL}, {FRESH_DOUBLING_S}
 local HOLD_MAX, SAME, NO_ROOM = {HOLD_MAX_S}, {SAME_LIMIT}, {NO_ROOM}
+local HOLD_MAX_CALLS = {HOLD_MAX_CALLS}
 local FRESH_BACK = {2 ** (-1.0 / FRESH_DOUBLING_S)}
 local EPISODE, MIN_RATE, MAX_RATE = {EPISODE_S * 1_000_000:.0f}, {MIN_RATE}, {MAX_RATE}
 local BACK, BACK_KEEP = {math.log(2) / BACK_DOUBLING_S}, {BACK_KEEP_S * 1_000_000:.0f}
@@ -425,7 +432,8 @@ if now - st.cut >= EPISODE then
     -- 429s where they began last time: the limit stays put, so probe it less often
     -- (below where a fall began, the limit may come back any time: no doubling)
     local same = st.w > 0 and st.r >= SAME * st.w and st.hi == 0
-    st.hb = same and math.min(2 * st.hb, HOLD_MAX) or (st.hi > 0 and HOLD_BACK or HOLD)
+    local hold_max = same and math.max(HOLD_MAX, HOLD_MAX_CALLS / st.w) or HOLD_MAX
+    st.hb = same and math.min(2 * st.hb, hold_max) or (st.hi > 0 and HOLD_BACK or HOLD)
     -- near where the last episode began: an arrival jittered over the edge; cut a
     -- little, and learn the edge as a little lower (the plateau follows it down)
     local near = st.w > 0 and st.fresh == 0 and st.r >= NEAR * st.w

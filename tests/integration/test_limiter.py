@@ -801,3 +801,21 @@ def test_a_light_episode_followed_by_another_only_cuts_again(redis_client: redis
     second = limiter.cool_down(1.0)
     assert second >= first * rate_lua.BETA * 0.99
     assert second < first
+
+
+@pytest.mark.parametrize(
+    ("w", "held"), [(40.0, rate_lua.HOLD_MAX_S), (8.0, 2 * rate_lua.HOLD_MAX_S)]
+)
+def test_a_low_limit_that_stays_put_is_probed_no_more_often_per_call(
+    redis_client: redis.Redis, w: float, held: float
+) -> None:
+    """Each probe costs a 429: with the hold capped in seconds, an 8/s limit drew 2-3 %
+    of its calls as 429s (12-20 a minute at 7/s in a QA pass), 40/s ~0.3 %. The hold
+    doubles up to HOLD_MAX_CALLS calls at the learned limit when that is longer."""
+    limiter = ApiRateLimiter(redis_client, Keys(f"lowhold{w:.0f}"), "auto", token=token_id("t"))
+    probing(redis_client, limiter, w, 2.0)
+    redis_client.hset(limiter.state_key, "hb", repr(rate_lua.HOLD_MAX_S))
+    redis_client.hset(limiter.state_key, "r", repr(probe_path(rate_lua.PLATEAU * w, 2.0)))
+    limiter.cool_down(1.0)  # the probe found no more room: the limit stays put
+    assert float(redis_client.hget(limiter.state_key, "hb")) == pytest.approx(held)  # type: ignore[arg-type]
+    assert rate_lua.HOLD_MAX_CALLS / 40.0 == rate_lua.HOLD_MAX_S  # the same 12 s at 40/s
