@@ -20,6 +20,22 @@ if not doc then
   return {'gone'}
 end
 local old_state = doc.state
+
+-- The retry recorded: the job's document written, and the steps to dispatch returned.
+local function retried(entries)
+  doc.cancel_requested = nil
+  if what == 'cancelled' then
+    doc.cancelled = nil -- taken back: its result no longer says who cancelled it
+  end
+  doc.retries = (doc.retries or 0) + 1
+  commit(job_key, doc, old_state, retention)
+  local out = {'ok'}
+  for _, entry in ipairs(entries) do
+    out[#out + 1] = entry
+  end
+  return out
+end
+
 if what == 'cancelled' and not check_only and not TERMINAL[old_state] and doc.cancel_requested then
   -- A cancel that has not ended the job yet (its clone still in flight) is taken back
   -- too: it had kept its request, and its audios were cancelled when the clone was done,
@@ -39,15 +55,7 @@ if what == 'cancelled' and not check_only and not TERMINAL[old_state] and doc.ca
       end
     end
   end
-  doc.cancel_requested = nil
-  doc.cancelled = nil
-  doc.retries = (doc.retries or 0) + 1
-  commit(job_key, doc, old_state, retention)
-  local out = {'ok'}
-  for _, entry in ipairs(entries) do
-    out[#out + 1] = entry
-  end
-  return out
+  return retried(entries)
 end
 if not TERMINAL[old_state] or old_state == 'completed' or (check_only and old_state ~= 'unknown') then
   return {'skipped', old_state}
@@ -128,14 +136,4 @@ end
 if #entries == 0 then
   return {'skipped', old_state}
 end
-doc.cancel_requested = nil
-if what == 'cancelled' then
-  doc.cancelled = nil -- taken back: its result no longer says who cancelled it
-end
-doc.retries = (doc.retries or 0) + 1
-commit(job_key, doc, old_state, retention)
-local out = {'ok'}
-for _, entry in ipairs(entries) do
-  out[#out + 1] = entry
-end
-return out
+return retried(entries)
