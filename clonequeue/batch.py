@@ -33,7 +33,7 @@ from clonequeue.producers.submission import SubmitReport
 from clonequeue.services import Services
 from clonequeue.store.batches import BatchInfo
 from clonequeue.store.outage import REDIS_DOWN, RedisOutage
-from clonequeue.store.presence import note_kind
+from clonequeue.store.presence import NoteChanges
 from clonequeue.store.records import result_record
 from clonequeue.wording import plural
 
@@ -265,7 +265,7 @@ class Batch(str):
         check_value("Batch.wait", "redis_outage_s", redis_outage_s, usable, SECONDS_EXPECTED)
         deadline = None if timeout is None else time.monotonic() + timeout
         outage = self._outage_logged(redis_outage_s)
-        said: str | None = None  # the last note on workers logged (when it changes)
+        notes = NoteChanges()  # on workers, logged when it changes
         while True:
             read_began = time.monotonic()
             try:
@@ -278,9 +278,9 @@ class Batch(str):
                 time.sleep(pause)
                 continue
             outage.end()
-            if not status.is_finished and note_kind(note) != note_kind(said):
-                log.warning("batch %s: %s", self.id, note or "workers and the watchdog run again")
-                said = note
+            news = None if status.is_finished else notes.news(note)
+            if news:
+                log.warning("batch %s: %s", self.id, news)
             if on_progress is not None:
                 on_progress(status)
             if status.is_finished:

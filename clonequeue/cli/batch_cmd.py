@@ -18,7 +18,7 @@ from clonequeue.services import Services
 from clonequeue.store.batches import BatchInfo
 from clonequeue.store.connect import store_client
 from clonequeue.store.outage import REDIS_DOWN, RedisOutage
-from clonequeue.store.presence import note_kind
+from clonequeue.store.presence import NoteChanges
 from clonequeue.wording import plural
 
 EXIT_INTERRUPTED = 130
@@ -159,17 +159,16 @@ def _follow(handle: Batch, info: BatchInfo, interval: float, *, quiet: bool) -> 
     on stderr) for up to FOLLOW_REDIS_OUTAGE_S, then its error ends the command."""
     view = BatchWatch(enabled=not quiet)
     outage = _outage_said_on(handle.id, view)
-    said: str | None = None  # the last note on workers, said when it changes
+    notes = NoteChanges()  # on workers, said when it changes
     try:
         with view:
             while True:
                 try:
                     info = handle.status()
                     view.update(info, handle.pause_reason(), handle.api_rate())
-                    note = None if info.is_finished else handle.workers_note()
-                    if note_kind(note) != note_kind(said) and not (quiet or info.is_finished):
-                        view.print(note or "workers and the watchdog run again")
-                    said = note
+                    news = notes.news(None if info.is_finished else handle.workers_note())
+                    if news and not (quiet or info.is_finished):
+                        view.print(news)
                 except REDIS_DOWN as exc:
                     try:
                         time.sleep(outage.next_wait(exc))

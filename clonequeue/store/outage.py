@@ -2,7 +2,9 @@
 
 Used by ``status --wait/--watch`` (cli/batch_cmd.py) and :meth:`clonequeue.Batch.wait`:
 a restart or a failover is often over in seconds, and a wait of hours should not end
-for it; one that lasts longer than the bound ends the wait with Redis's own error.
+for it; one that lasts longer than the bound ends the wait with Redis's own error. A
+worker's presence thread (workers/presence_step.py) uses it unbounded, to say once
+that the worker cannot reach Redis, and when it can again.
 """
 
 from __future__ import annotations

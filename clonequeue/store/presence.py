@@ -123,6 +123,19 @@ def absence_note(seen: Seen, *, now: float, watchdog_interval_s: float) -> str |
     return None
 
 
-def note_kind(note: str | None) -> str | None:
+def _note_kind(note: str | None) -> str | None:
     """A note without its figures: the same kind of note, said again, is not news."""
     return None if note is None else re.sub(r"\d+", "N", note)
+
+
+class NoteChanges:
+    """The notes of a follower (``status --watch``, ``Batch.wait``), said when they change."""
+
+    def __init__(self) -> None:
+        self._said: str | None = None
+
+    def news(self, note: str | None) -> str | None:
+        """What to say for ``note`` (the note, or that it ended), or None: no change."""
+        changed = _note_kind(note) != _note_kind(self._said)
+        self._said = note
+        return (note or "workers and the watchdog run again") if changed else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import threading
 import time
@@ -15,6 +16,7 @@ from celery import bootsteps
 
 from clonequeue.redis_refusals import error_line
 from clonequeue.store.keys import Keys
+from clonequeue.store.outage import RedisOutage
 from clonequeue.store.presence import BEAT_EVERY_S, Presence
 
 log = logging.getLogger(__name__)
@@ -46,30 +48,18 @@ class PresenceStep(bootsteps.StartStopStep):  # type: ignore[misc]
         self._thread.start()
 
     def _run(self, presence: Presence, clock: Any) -> None:
-        away_since: float | None = None
+        # A worker cut off from Redis otherwise logged nothing: its tasks wait inside
+        # their retries, in silence (QA pass). Said once an outage, and its end.
+        outage = RedisOutage(math.inf, _say_cut_off, _say_back)
         while not self._stop.is_set():
             try:
                 presence.mark(self._name, now=clock(), pid=os.getpid())
-                self._written = True
-                if away_since is not None:
-                    log.warning(
-                        "Redis answers this worker again (unreachable for %.0f s)",
-                        time.monotonic() - away_since,
-                    )
-                    away_since = None
             except redis.exceptions.RedisError as exc:  # Redis away: the next one will do
                 self._written = False
-                if away_since is None:
-                    # A worker cut off from Redis otherwise logged nothing: its tasks wait
-                    # inside their retries, in silence (QA pass)
-                    away_since = time.monotonic()
-                    log.warning(
-                        "cannot reach Redis (%s: %s): this worker's tasks wait and retry, "
-                        "and steps they hold are re-driven by the others' watchdog; check "
-                        "this host's route to Redis",
-                        type(exc).__name__,
-                        error_line(exc),
-                    )
+                outage.next_wait(exc)
+            else:
+                self._written = True
+                outage.end()
             self._stop.wait(BEAT_EVERY_S)
 
     def stop(self, worker: Any) -> None:
@@ -81,3 +71,16 @@ class PresenceStep(bootsteps.StartStopStep):  # type: ignore[misc]
         if self._presence is not None and self._written:
             with contextlib.suppress(redis.exceptions.RedisError):
                 self._presence.mark(self._name, now=self._clock(), pid=os.getpid(), stopped=True)
+
+
+def _say_cut_off(exc: BaseException) -> None:
+    log.warning(
+        "cannot reach Redis (%s: %s): this worker's tasks wait and retry, and steps they "
+        "hold are re-driven by the others' watchdog; check this host's route to Redis",
+        type(exc).__name__,
+        error_line(exc),
+    )
+
+
+def _say_back(down_s: float) -> None:
+    log.warning("Redis answers this worker again (unreachable for %.0f s)", down_s)
